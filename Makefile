@@ -1,0 +1,44 @@
+# syncvp-pipeline: every target sets itself up (creates .venv and installs the pinned project on first use).
+#   make repro   run the default pipeline (dvc repro) and print where metrics, plots and samples are
+#   make test    run the test suite (what CI runs)
+#   make ui      start the Prefect server on 127.0.0.1 and print its URL; `make ui-stop` stops it
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Prefect: project-local state, no telemetry, patient ephemeral start-up (see README, "Prefect").
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_RESULTS_LOCAL_STORAGE_PATH ?= $(PREFECT_HOME)/storage
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export DVC_NO_ANALYTICS := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: repro test ui ui-stop install clean-prefect
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' --config-settings editable_mode=compat
+	@touch $(STAMP)
+
+repro: $(STAMP)
+	@if dvc status -q >/dev/null 2>&1; then dvc repro; \
+	else $(BIN)/python -m pipelines.server run -- dvc repro; fi
+	@$(BIN)/python -m pipelines.summary
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+ui: $(STAMP)
+	@$(BIN)/python -m pipelines.server start
+
+ui-stop: $(STAMP)
+	@$(BIN)/python -m pipelines.server stop
+
+clean-prefect:
+	rm -rf $(PREFECT_HOME)/storage

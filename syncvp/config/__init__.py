@@ -1,0 +1,16 @@
+"""Typed, strictly loaded configuration: one frozen dataclass per `params.yaml` section.
+
+Imports only the standard library and PyYAML (no torch), so params can be validated cheaply.
+"""
+
+from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
+from syncvp.config.loader import FieldError, ParamsError, require, to_plain
+from syncvp.config.params import Params, load_params, params_from_dict, replace
+from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
+from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
+
+__all__ = [
+    "ROLES", "SPLITS", "DatasetConfig", "FieldError", "Params", "ParamsError", "PathsConfig",
+    "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source", "SyntheticVideoSource",
+    "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require", "to_plain",
+]

@@ -1,0 +1,161 @@
+"""The `datasets` section: what each dataset is made from and what the models learn on it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Union
+
+from syncvp.config.loader import require
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_name(key: str, name: str) -> None:
+    """Dataset and modality names are lowercase identifiers, so `<dataset>-<modality>` parses."""
+    require(bool(NAME_PATTERN.match(name)), key, f"{name!r} must match [a-z][a-z0-9_]* (no '-')")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitCounts:
+    """Number of videos in each split."""
+
+    train: int
+    val: int
+    test: int
+
+    def __post_init__(self) -> None:
+        require(self.train >= 1, "train", f"must be >= 1, got {self.train}")
+        require(self.val >= 1, "val", f"must be >= 1, got {self.val}")
+        require(self.test >= 1, "test", f"must be >= 1, got {self.test}")
+
+    def as_dict(self) -> dict[str, int]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticVideoSource:
+    """Procedural 3-D scenes (spheres and boxes on a checkered ground) rendered by ray casting.
+
+    Attributes:
+        seed: generator seed; the same seed gives byte-identical files.
+        resolution: rendered frame size in pixels (square).
+        frames: frames per video.
+        videos: videos per split.
+        objects: (min, max) objects per scene.
+        speed: scale of object speeds, in world units per frame.
+        camera_pan: largest camera yaw rate, degrees per frame.
+        supersample: RGB anti-aliasing factor per axis (depth and class maps are exact, unfiltered).
+        depth_range: (near, far) in metres; depth is stored as uint8 inverse depth over this range.
+    """
+
+    kind: Literal["synthetic_video"]
+    seed: int
+    resolution: int
+    frames: int
+    videos: SplitCounts
+    objects: tuple[int, int]
+    speed: float
+    camera_pan: float
+    supersample: int
+    depth_range: tuple[float, float]
+
+    provides = ("rgb", "depth", "semantic")
+
+    def __post_init__(self) -> None:
+        require(self.resolution >= 8, "resolution", f"must be >= 8, got {self.resolution}")
+        require(self.frames >= 2, "frames", f"must be >= 2, got {self.frames}")
+        lo, hi = self.objects
+        require(1 <= lo <= hi, "objects", f"must be (min, max) with 1 <= min <= max, got {self.objects}")
+        require(self.speed >= 0, "speed", f"must be >= 0, got {self.speed}")
+        require(self.camera_pan >= 0, "camera_pan", f"must be >= 0, got {self.camera_pan}")
+        require(self.supersample >= 1, "supersample", f"must be >= 1, got {self.supersample}")
+        near, far = self.depth_range
+        require(0 < near < far, "depth_range", f"must be (near, far) with 0 < near < far, got {self.depth_range}")
+
+    @property
+    def video_frames(self) -> int:
+        return self.frames
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticEra5Source:
+    """Smooth ERA5-Land-like t2m (K) and sp (Pa) fields with a fixed sea mask, written month by
+    month exactly as a CDS download (see `syncvp.data.synthetic_era5`).
+
+    Attributes:
+        seed: generator seed.
+        months: months to write, "YYYY-MM", hourly steps.
+        grid: (latitude, longitude) grid points.
+        step: grid spacing in degrees (ERA5-Land: 0.1).
+        north, west: the north-west corner of the area, degrees.
+        layout: "new" (float32, `valid_time`) or "legacy" (int16 packing, `time`) CDS files.
+    """
+
+    kind: Literal["synthetic_era5"]
+    seed: int
+    months: tuple[str, ...]
+    grid: tuple[int, int]
+    step: float
+    north: float
+    west: float
+    layout: Literal["new", "legacy"]
+
+    provides = ("t2m", "sp")
+
+    def __post_init__(self) -> None:
+        require(len(self.months) >= 1, "months", "must list at least one month")
+        for i, month in enumerate(self.months):
+            require(bool(re.match(r"^\d{4}-(0[1-9]|1[0-2])$", month)), f"months[{i}]",
+                    f"must look like 2020-01, got {month!r}")
+        require(len(set(self.months)) == len(self.months), "months", "has duplicates")
+        require(min(self.grid) >= 4, "grid", f"needs at least 4 points per axis, got {self.grid}")
+        require(self.step > 0, "step", f"must be > 0, got {self.step}")
+        require(-90 <= self.north - self.step * (self.grid[0] - 1) and self.north <= 90, "north",
+                "the area must lie within latitudes -90..90")
+
+
+Source = Union[SyntheticVideoSource, SyntheticEra5Source]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetConfig:
+    """One dataset: its source and the prediction task the models learn on it.
+
+    Attributes:
+        source: where the frames come from (a `kind`-tagged mapping).
+        modalities: the modalities the models learn, in order (K >= 2; the paper uses 2).
+        resolution: (height, width) of the processed clips.
+        context_frames: observed frames given to the model.
+        future_frames: frames generated per chunk (the length of the future autoencoder).
+        rollout_frames: frames predicted per test video at evaluation (chunks are chained).
+    """
+
+    source: Source
+    modalities: tuple[str, ...]
+    resolution: tuple[int, int]
+    context_frames: int
+    future_frames: int
+    rollout_frames: int
+
+    def __post_init__(self) -> None:
+        require(len(self.modalities) >= 2, "modalities", f"needs at least 2 modalities, got {list(self.modalities)}")
+        require(len(set(self.modalities)) == len(self.modalities), "modalities", "has duplicates")
+        for i, name in enumerate(self.modalities):
+            check_name(f"modalities[{i}]", name)
+            provides = getattr(self.source, "provides", None)
+            require(provides is None or name in provides, f"modalities[{i}]",
+                    f"{name!r} is not provided by source kind {self.source.kind!r} (it provides {list(provides or ())})")
+        require(min(self.resolution) >= 8, "resolution", f"must be >= 8 pixels per side, got {self.resolution}")
+        for key in ("context_frames", "future_frames", "rollout_frames"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        available = getattr(self.source, "video_frames", None)
+        if available is not None:
+            need = self.context_frames + max(self.future_frames, self.rollout_frames)
+            require(need <= available, "rollout_frames",
+                    f"context_frames + max(future_frames, rollout_frames) = {need} exceeds the {available} frames per video")
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames of one training clip: context followed by one future chunk."""
+        return self.context_frames + self.future_frames

@@ -1,0 +1,83 @@
+"""The root of `params.yaml`: one attribute per top-level section, loaded strictly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncvp.config.data import DatasetConfig, check_name
+from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
+from syncvp.config.pipeline import PipelineConfig, expected_units
+from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """Everything in `params.yaml`, validated. Derived values are methods; nothing mutates."""
+
+    run: RunConfig
+    paths: PathsConfig
+    weights: WeightsConfig
+    pipeline: PipelineConfig
+    datasets: dict[str, DatasetConfig]
+
+    def __post_init__(self) -> None:
+        for name in self.datasets:
+            check_name(f"datasets.{name}", name)
+        self._check_fanout()
+
+    def _check_fanout(self) -> None:
+        kinds = {name: ds.source.kind for name, ds in self.datasets.items()}
+        expect = {
+            "synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
+            "download_era5": [n for n, k in kinds.items() if k == "era5"],
+            "pseudo_depth": [n for n, ds in self.datasets.items() if getattr(ds, "pseudo_depth", None) is not None],
+            "prepare": list(self.datasets),
+        }
+        for key, names in expect.items():
+            got = list(getattr(self.pipeline, key))
+            require(sorted(got) == sorted(names), f"pipeline.{key}",
+                    f"must list exactly {names} (from `datasets`), got {got}")
+        for ds in self.pipeline.train:
+            require(ds in self.datasets, "pipeline.train", f"{ds!r} is not a dataset (known: {list(self.datasets)})")
+        modalities = {n: ds.modalities for n, ds in self.datasets.items()}
+        autoencoders, single = expected_units(self.pipeline.train, modalities)
+        for key, want in (("autoencoders", autoencoders), ("single", single)):
+            got = getattr(self.pipeline, key)
+            require(got == want, f"pipeline.{key}",
+                    f"must map every trained unit to its dataset; expected\n{_yaml_map(want)}\ngot\n{_yaml_map(got)}")
+
+    def section(self, dotted: str) -> Any:
+        """The config object at a dotted key, e.g. `datasets.synthetic`."""
+        obj: Any = self
+        for part in dotted.split("."):
+            obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+        return obj
+
+
+def _yaml_map(mapping: dict) -> str:
+    return "\n".join(f"    {k}: {v}" for k, v in mapping.items()) or "    {}"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate `params.yaml`; any problem raises `ParamsError` naming file and key."""
+    path = Path(path)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return build(Params, data, "", str(path))
+
+
+def params_from_dict(data: dict, source: str = "<params>") -> Params:
+    """Build `Params` from an already-parsed mapping (tests, experiments)."""
+    return build(Params, data, "", source)
+
+
+def replace(params: Params, **changes: Any) -> Params:
+    """`dataclasses.replace` that reports validation errors like the loader does."""
+    try:
+        return dataclasses.replace(params, **changes)
+    except FieldError as exc:
+        raise ParamsError(f"<replace>: {exc}") from None

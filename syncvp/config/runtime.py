@@ -1,0 +1,88 @@
+"""Sections every stage may read: `run`, `paths`, `weights`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from syncvp.config.loader import require
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Process-wide settings.
+
+    Attributes:
+        seed: base seed of every random stream (models, data windows, sampling).
+        device: "auto" uses CUDA when present, else CPU.
+        threads: torch CPU threads; 0 leaves torch's default.
+    """
+
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    threads: int
+
+    def __post_init__(self) -> None:
+        require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathsConfig:
+    """Every artifact location (relative to the repository root). `dvc.yaml` templates these.
+
+    Attributes:
+        raw: downloaded or generated inputs, one folder per dataset.
+        interim: intermediate per-item products (pseudo-depth maps), one folder per dataset.
+        processed: clip stores, `<processed>/<dataset>/<split>.nc`.
+        models: checkpoints, one folder per trained unit.
+        eval: evaluation outputs, one folder per dataset.
+    """
+
+    raw: Path
+    interim: Path
+    processed: Path
+    models: Path
+    eval: Path
+
+    def raw_dir(self, dataset: str) -> Path:
+        return self.raw / dataset
+
+    def interim_dir(self, dataset: str) -> Path:
+        return self.interim / dataset
+
+    def processed_dir(self, dataset: str) -> Path:
+        return self.processed / dataset
+
+    def store(self, dataset: str, split: str) -> Path:
+        """Path of the clip store of one dataset and split."""
+        require(split in SPLITS, "split", f"must be one of {SPLITS}, got {split!r}")
+        return self.processed / dataset / f"{split}.nc"
+
+    def model_dir(self, unit: str) -> Path:
+        return self.models / unit
+
+    def eval_dir(self, dataset: str) -> Path:
+        return self.eval / dataset
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightsConfig:
+    """Local paths of pretrained weights (null = not available). Nothing is downloaded.
+
+    Attributes:
+        depth_anything_vits / _vitb / _vitl: official `depth_anything_v2_vit{s,b,l}.pth`.
+        i3d: `i3d_pretrained_400.pt` for FVD.
+        lpips_alexnet: torchvision `alexnet-owt-7be5be79.pth`, the trunk of evaluation LPIPS.
+        lpips_vgg16: torchvision `vgg16-397923af.pth`, the trunk of the training perceptual loss.
+    """
+
+    depth_anything_vits: Path | None
+    depth_anything_vitb: Path | None
+    depth_anything_vitl: Path | None
+    i3d: Path | None
+    lpips_alexnet: Path | None
+    lpips_vgg16: Path | None

@@ -1,0 +1,69 @@
+"""Shared fixtures: the repo's params, tiny configs, an isolated Prefect home, the harness."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Isolate Prefect state (database, result cache) per test session, before prefect is imported.
+_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="syncvp-test-prefect-"))
+os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_PREFECT_HOME / "storage")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+from syncvp.config import Params, load_params  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def repo_params() -> Params:
+    """The repository's params.yaml, loaded strictly."""
+    return load_params(REPO / "params.yaml")
+
+
+def tiny_dataset(params: Params, name: str = "synthetic", **source_changes):
+    """The synthetic dataset shrunk to a few 16-pixel videos of 12 frames."""
+    ds = params.datasets[name]
+    videos = dataclasses.replace(ds.source.videos, train=3, val=1, test=2)
+    changes = dict(resolution=16, frames=12, videos=videos, supersample=1)
+    changes.update(source_changes)
+    source = dataclasses.replace(ds.source, **changes)
+    return dataclasses.replace(ds, source=source, resolution=(16, 16), rollout_frames=8)
+
+
+@pytest.fixture
+def tiny_params(repo_params: Params, tmp_path: Path) -> Params:
+    """Repo params with every path under tmp_path and a tiny synthetic dataset."""
+    paths = dataclasses.replace(repo_params.paths, raw=tmp_path / "raw", interim=tmp_path / "interim",
+                                processed=tmp_path / "processed", models=tmp_path / "models", eval=tmp_path / "eval")
+    datasets = dict(repo_params.datasets)
+    datasets["synthetic"] = tiny_dataset(repo_params)
+    return dataclasses.replace(repo_params, paths=paths, datasets=datasets)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API (one per session; it takes seconds to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -1,0 +1,103 @@
+"""Strict params loading: every error names the file and the dotted key."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncvp.config import ParamsError, load_params, params_from_dict, to_plain
+from syncvp.config.loader import read_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def raw_params() -> dict:
+    return read_yaml(REPO / "params.yaml")
+
+
+def load_modified(tmp_path: Path, edit) -> None:
+    data = raw_params()
+    edit(data)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    load_params(path)
+
+
+def test_repo_params_load_and_round_trip(repo_params):
+    assert repo_params.datasets["synthetic"].modalities == ("rgb", "depth")
+    assert params_from_dict(to_plain(repo_params)) == repo_params
+
+
+@pytest.mark.parametrize("edit, key, words", [
+    (lambda d: d["datasets"]["synthetic"]["source"].update(colour=3), "datasets.synthetic.source.colour", "not a known key"),
+    (lambda d: d["run"].pop("seed"), "run.seed", "is missing"),
+    (lambda d: d["datasets"]["synthetic"]["source"].update(frames="30"), "datasets.synthetic.source.frames", "expected an integer"),
+    (lambda d: d["datasets"]["synthetic"]["source"].update(frames=-3), "datasets.synthetic.source.frames", "must be >= 2"),
+    (lambda d: d["datasets"]["synthetic"].update(context_frames=True), "datasets.synthetic.context_frames", "expected an integer"),
+    (lambda d: d["datasets"]["synthetic"]["source"].update(kind="nope"), "datasets.synthetic.source.kind", "must be one of"),
+    (lambda d: d["run"].update(device="tpu"), "run.device", "must be one of"),
+    (lambda d: d["datasets"]["synthetic"].update(resolution=[32]), "datasets.synthetic.resolution", "list of 2 items"),
+    (lambda d: d["datasets"]["synthetic"].update(modalities=["rgb", "rgb"]), "datasets.synthetic.modalities", "duplicates"),
+    (lambda d: d["datasets"]["synthetic"].update(modalities=["rgb", "flow"]), "datasets.synthetic.modalities[1]", "not provided"),
+    (lambda d: d["datasets"]["synthetic"].update(rollout_frames=40), "datasets.synthetic.rollout_frames", "exceeds"),
+    (lambda d: d["pipeline"].update(prepare=[]), "pipeline.prepare", "must list exactly ['synthetic']"),
+    (lambda d: d["pipeline"].update(train=["synthetic"]), "pipeline.autoencoders", "synthetic-rgb-context: synthetic"),
+    (lambda d: d["weights"].update(i3d=5), "weights.i3d", "expected a path string"),
+])
+def test_bad_params_name_the_key(tmp_path, edit, key, words):
+    with pytest.raises(ParamsError) as err:
+        load_modified(tmp_path, edit)
+    message = str(err.value)
+    assert str(tmp_path / "params.yaml") in message
+    assert f": {key}:" in message, message
+    assert words in message, message
+
+
+def test_yaml12_floats_and_int_promotion(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("a: 1e-4\nb: 3\nc: .5\n")
+    assert read_yaml(path) == {"a": 1e-4, "b": 3, "c": 0.5}
+
+    def edit(d):
+        d["datasets"]["synthetic"]["source"]["speed"] = 1  # int for a float field is fine
+
+    load_modified(tmp_path, edit)
+
+
+def test_configs_are_frozen(repo_params):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        repo_params.run.seed = 1
+
+
+def test_replace_revalidates(repo_params):
+    with pytest.raises(ParamsError, match="must be >= 1"):
+        from syncvp.config import replace
+
+        replace(repo_params.datasets["synthetic"], context_frames=0)
+
+
+def test_derived_values(repo_params):
+    ds = repo_params.datasets["synthetic"]
+    assert ds.clip_frames == ds.context_frames + ds.future_frames
+    assert repo_params.paths.store("synthetic", "test") == Path("data/processed/synthetic/test.nc")
+    with pytest.raises(ValueError):
+        repo_params.paths.store("synthetic", "dev")
+
+
+def test_config_imports_no_torch():
+    code = "import sys, syncvp.config; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: [1, 2\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)

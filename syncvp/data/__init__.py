@@ -1,0 +1,1 @@
+"""Data: the clip store, datasets, synthetic generators, source importers."""

@@ -1,0 +1,86 @@
+"""`prepare`: raw inputs -> clip stores, per source kind; plus a preview and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from syncvp import viz
+from syncvp.config import DatasetConfig
+from syncvp.config.loader import to_plain
+from syncvp.data import store, transforms
+from syncvp.data.synthetic_video import CLASSES
+
+
+def inverse_depth_uint8(depth: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Metric depth -> uint8 inverse depth over [near, far] (255 = near, 0 = far; disparity-like)."""
+    inv = (1.0 / np.clip(depth, near, far) - 1.0 / far) / (1.0 / near - 1.0 / far)
+    return np.round(np.clip(inv, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def class_gray(ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class ids 0..n-1 -> gray 0..255 (id / (n - 1) * 255, the SYNTHIA convention for n = 16)."""
+    return np.round(ids.astype(np.float64) * 255.0 / (num_classes - 1)).astype(np.uint8)
+
+
+def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str) -> xr.Dataset:
+    """Raw synthetic split (rgb, metric depth, class ids) -> clip store of `cfg.modalities`."""
+    src = cfg.source
+    near, far = src.depth_range
+    with xr.open_dataset(raw, engine="netcdf4", mask_and_scale=False) as ds:
+        ds.load()
+    size = tuple(cfg.resolution)
+    arrays, attrs = {}, {}
+    for m in cfg.modalities:
+        frames = ds[m].values.reshape((-1,) + ds[m].shape[2:])  # [V*F, H, W(, C)]
+        if m == "rgb":
+            out = transforms.resize_frames(frames, size, "area")
+            attrs[m] = {"encoding": "rgb"}
+        elif m == "depth":
+            out = inverse_depth_uint8(transforms.resize_frames(frames, size, "nearest"), near, far)
+            attrs[m] = {"encoding": "inverse_depth", "depth_near": near, "depth_far": far,
+                        "meaning": "255 * (1/z - 1/far) / (1/near - 1/far), z = planar camera depth in metres"}
+        else:
+            out = class_gray(transforms.resize_frames(frames, size, "nearest"), len(CLASSES))
+            attrs[m] = {"encoding": "class_gray", "num_classes": len(CLASSES), "classes": ",".join(CLASSES)}
+        arrays[m] = out.reshape(ds[m].shape[:2] + out.shape[1:])
+    prov = {"source": to_plain(src), "resolution": list(size), "raw": str(raw)}
+    return store.build_dataset(arrays, dataset=name, split=split, modality_attrs=attrs,
+                               video_ids=[str(v) for v in ds["video_id"].values], provenance=prov)
+
+
+def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> Path:
+    """A PNG with, for a few videos, one row per modality over the first frames."""
+    info = store.read_info(store_path)
+    rows = []
+    with xr.open_dataset(store_path, engine="netcdf4", mask_and_scale=False) as ds:
+        valid = ds["valid"].values if info.has_valid else None
+        for v in range(min(videos, info.videos)):
+            for name, meta in info.modalities.items():
+                x = ds[name].values[v, :frames]
+                lo, hi = (float(meta.attrs.get("norm_min", 0)), float(meta.attrs.get("norm_max", 1)))
+                rows.append(viz.to_rgb(x, meta.kind, lo, hi, None if valid is None else valid[v, :frames]))
+    scale = max(1, 96 // max(info.height, 1))
+    return viz.save_png(out, viz.grid(rows, scale=scale))
+
+
+def summary(stores: dict[str, Path]) -> dict:
+    """Per split: videos, frames, size, and each modality's attributes (a JSON-able dict)."""
+    out = {}
+    for split, path in stores.items():
+        info = store.read_info(path)
+        out[split] = {"videos": info.videos, "frames": info.frames, "height": info.height, "width": info.width,
+                      "modalities": {n: {"kind": m.kind, "channels": m.channels,
+                                         **{k: _plain(v) for k, v in m.attrs.items()}}
+                                     for n, m in info.modalities.items()}}
+    return out
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

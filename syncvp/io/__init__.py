@@ -1,0 +1,1 @@
+"""File-level helpers: atomic writes, checkpoints, pretrained-weight resolution."""

@@ -1,0 +1,57 @@
+"""Cache policies for per-item tasks (one ERA5 month, one video's depth maps, ...).
+
+A cached task is keyed by its inputs, the content of its input files and its own source, never
+by the run id, so a rerun in a new process (the next `dvc repro`) skips finished items. Tasks
+return small things (paths, stats), never tensors.
+
+DVC deletes a stage's non-persistent outputs before rerunning it, and a cache hit does not
+recreate a deleted file: `run_item` therefore refreshes the cache whenever the item's target
+file is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """md5 of a file's bytes."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class InputFileContents(CachePolicy):
+    """Adds the content hash of the files named by the given task arguments to the key."""
+
+    arguments: tuple[str, ...] = ()
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+        parts = []
+        for name in self.arguments:
+            value = inputs.get(name)
+            paths = value if isinstance(value, (list, tuple)) else [value]
+            parts += [f"{p}:{file_digest(p) if p is not None and Path(p).is_file() else 'missing'}" for p in paths]
+        return hashlib.md5("|".join(parts).encode()).hexdigest()
+
+
+def item_policy(*file_arguments: str, exclude: tuple[str, ...] = ()) -> CachePolicy:
+    """Inputs (minus `exclude`) + content of the files in `file_arguments` + task source."""
+    inputs = INPUTS
+    for name in exclude:
+        inputs = inputs - name
+    policy = inputs + TASK_SOURCE
+    return policy + InputFileContents(arguments=file_arguments) if file_arguments else policy
+
+
+def run_item(task, target: str | Path, *args: Any, **kwargs: Any) -> Any:
+    """Call a cached task, refreshing its cache when its output `target` does not exist."""
+    return task.with_options(refresh_cache=not Path(target).exists())(*args, **kwargs)

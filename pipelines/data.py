@@ -1,0 +1,85 @@
+"""Data flows: `synthesize` (generate a synthetic dataset) and `prepare` (raw -> clip stores).
+
+Both write into a temporary sibling of their output folder and rename it at the end, so an
+interrupted run leaves nothing DVC would take for a finished output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from pipelines.reporting import PrefectProgress, publish_table
+from syncvp.config import SPLITS, DatasetConfig, PathsConfig
+from syncvp.data import prepare as prep
+from syncvp.data import store, synthetic_era5, synthetic_video
+from syncvp.io.atomic import atomic_dir, write_json
+
+
+# --------------------------------------------------------------------------------------------
+# synthesize
+
+
+@task(task_run_name="render-{split}")
+def render_video_split(name: str, source, split: str, out: Path) -> dict:
+    progress = PrefectProgress(f"{name}-render-{split}", f"{name}: rendering the {split} split")
+    ds = synthetic_video.render_split(name, source, split, progress=progress)
+    info = store.write_store(out, ds)
+    return {"split": split, "videos": info.videos, "frames": info.frames, "file": str(out)}
+
+
+@task(task_run_name="era5-month-{month}")
+def write_era5_month(source, month: str, out: Path) -> dict:
+    synthetic_era5.write_month(out, source.seed, month, grid=tuple(source.grid), step=source.step,
+                               north=source.north, west=source.west, layout=source.layout)
+    return {"month": month, "file": str(out), "layout": source.layout}
+
+
+@flow(name="synthesize", log_prints=True)
+def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
+    """Generate one synthetic dataset from its seed into `<paths.raw>/<dataset>/`."""
+    source = config.source
+    final = paths.raw_dir(dataset)
+    with atomic_dir(final) as tmp:
+        if source.kind == "synthetic_video":
+            rows = [render_video_split(dataset, source, s, tmp / f"{s}.nc") for s in SPLITS]
+        elif source.kind == "synthetic_era5":
+            rows = [write_era5_month(source, m, tmp / synthetic_era5.month_filename(m)) for m in source.months]
+        else:
+            raise ValueError(f"dataset {dataset!r}: source kind {source.kind!r} is not synthetic")
+    publish_table(f"{dataset}-synthesize", rows, f"Synthetic dataset {dataset!r}")
+    get_run_logger().info(f"wrote {len(rows)} files to {final}")
+    return str(final)
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+
+
+@task(task_run_name="prepare-{split}")
+def prepare_split(name: str, config: DatasetConfig, raw: Path, split: str, out: Path) -> dict:
+    if config.source.kind == "synthetic_video":
+        ds = prep.prepare_synthetic_video(name, config, raw / f"{split}.nc", split)
+    else:
+        raise NotImplementedError(f"prepare does not handle source kind {config.source.kind!r} yet")
+    info = store.write_store(out, ds)
+    return {"split": split, "videos": info.videos, "frames": info.frames,
+            "size": f"{info.height}x{info.width}", "modalities": ",".join(info.modalities)}
+
+
+@flow(name="prepare", log_prints=True)
+def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
+    """Turn `<paths.raw>/<dataset>/` into clip stores `<paths.processed>/<dataset>/<split>.nc`,
+    with `summary.json` and `preview.png` beside them."""
+    raw = paths.raw_dir(dataset)
+    if not raw.is_dir():
+        raise FileNotFoundError(f"{raw} does not exist: run the stage that produces it first "
+                                f"(`dvc repro synthesize@{dataset}`)")
+    final = paths.processed_dir(dataset)
+    with atomic_dir(final) as tmp:
+        rows = [prepare_split(dataset, config, raw, s, tmp / f"{s}.nc") for s in SPLITS]
+        write_json(tmp / "summary.json", prep.summary({s: tmp / f"{s}.nc" for s in SPLITS}))
+        prep.preview(tmp / "test.nc", tmp / "preview.png")
+    publish_table(f"{dataset}-prepare", rows, f"Clip stores of {dataset!r}")
+    return str(final)

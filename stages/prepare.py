@@ -1,0 +1,16 @@
+"""DVC stage `prepare@<dataset>`: raw inputs -> clip stores (+ summary.json, preview.png)."""
+
+import sys
+
+from stages._entry import StageSpec, run
+
+SPEC = StageSpec(
+    name="prepare",
+    fanout="prepare",
+    sections=lambda ds: (f"datasets.{ds}", "paths"),
+    flow="pipelines.data:prepare",
+    arguments=lambda p, ds: {"dataset": ds, "config": p(f"datasets.{ds}"), "paths": p("paths")},
+)
+
+if __name__ == "__main__":
+    sys.exit(run(SPEC))

@@ -1,0 +1,85 @@
+"""`dvc repro` of the default pipeline in a fresh copy of the repository, shrunk to CI size."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncvp.config.loader import read_yaml
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shrink(params: dict) -> dict:
+    """The default params with every dataset and model cut to a few seconds of work."""
+    for ds in params["datasets"].values():
+        src = ds["source"]
+        if src["kind"] == "synthetic_video":
+            src.update(resolution=16, frames=12, videos={"train": 4, "val": 1, "test": 2}, supersample=1)
+            ds.update(resolution=[16, 16], context_frames=2, future_frames=4, rollout_frames=8)
+    return params
+
+
+def copy_repo(dst: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dst / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=dst, check=True)
+
+
+@pytest.fixture
+def workdir(tmp_path, prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    copy_repo(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(shrink(read_yaml(tmp_path / "params.yaml")), sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
+               PREFECT_API_URL=PREFECT_API_URL.value())
+    return tmp_path, env
+
+
+def dvc(args, cwd, env, check=True):
+    res = subprocess.run(["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def test_repro_then_up_to_date(workdir):
+    root, env = workdir
+    dvc(["repro"], root, env)
+    from syncvp.config import load_params
+    from syncvp.data.store import read_info
+
+    params = load_params(root / "params.yaml")
+    for name in params.pipeline.prepare:
+        for split in ("train", "val", "test"):
+            read_info(root / params.paths.store(name, split), deep=True, require=params.datasets[name].modalities)
+    start = time.monotonic()
+    res = dvc(["repro"], root, env)
+    assert "Data and pipelines are up to date" in res.stdout
+    assert time.monotonic() - start < 30
+
+
+def test_bad_params_fail_naming_the_key(workdir):
+    root, env = workdir
+    data = read_yaml(root / "params.yaml")
+    data["datasets"]["synthetic"]["source"]["frames"] = "many"
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
+    res = dvc(["repro"], root, env, check=False)
+    assert res.returncode != 0
+    assert "datasets.synthetic.source.frames: expected an integer" in res.stderr + res.stdout
+    assert not (root / "data").exists()

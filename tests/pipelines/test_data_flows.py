@@ -1,0 +1,82 @@
+"""The `synthesize` and `prepare` flows under the Prefect test harness, and per-item caching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from syncvp.data import store
+
+pytestmark = pytest.mark.slow
+
+
+def test_synthesize_then_prepare(tiny_params, prefect_harness):
+    from pipelines.data import prepare, synthesize
+
+    cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
+    raw = Path(synthesize("synthetic", cfg, paths))
+    assert sorted(p.name for p in raw.iterdir()) == ["test.nc", "train.nc", "val.nc"]
+    out = Path(prepare("synthetic", cfg, paths))
+    assert {"train.nc", "val.nc", "test.nc", "summary.json", "preview.png"} <= {p.name for p in out.iterdir()}
+    info = store.read_info(out / "train.nc", deep=True, require=cfg.modalities)
+    assert (info.videos, info.frames, info.height, info.width) == (3, 12, 16, 16)
+    assert list(info.modalities) == ["rgb", "depth"]
+    assert info.modalities["depth"].attrs["encoding"] == "inverse_depth"
+    with xr.open_dataset(raw / "train.nc") as r, xr.open_dataset(out / "train.nc") as p:
+        near, far = cfg.source.depth_range
+        z = np.clip(r["depth"].values, near, far)
+        expect = np.round((1 / z - 1 / far) / (1 / near - 1 / far) * 255)
+        np.testing.assert_array_equal(p["depth"].values, expect.astype(np.uint8))
+        np.testing.assert_array_equal(p["rgb"].values, r["rgb"].values)
+    leftovers = [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_prepare_failure_leaves_no_output(tiny_params, prefect_harness, monkeypatch):
+    from pipelines import data
+
+    cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
+    data.synthesize("synthetic", cfg, paths)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(data.prep, "preview", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        data.prepare("synthetic", cfg, paths)
+    assert not paths.processed_dir("synthetic").exists()
+    assert list(paths.processed.iterdir()) == []
+
+
+def test_item_cache_skips_done_items_and_redoes_missing(tmp_path, prefect_harness):
+    from prefect import flow, task
+
+    from pipelines.caching import item_policy, run_item
+
+    calls = []
+    source = tmp_path / "in.txt"
+    source.write_text("a")
+
+    @task(cache_policy=item_policy("src"))
+    def copy_upper(src: Path, dst: Path) -> str:
+        calls.append(dst.name)
+        dst.write_text(src.read_text().upper())
+        return str(dst)
+
+    @flow
+    def many(n: int):
+        return [run_item(copy_upper, tmp_path / f"out{i}.txt", source, tmp_path / f"out{i}.txt") for i in range(n)]
+
+    many(3)
+    assert calls == ["out0.txt", "out1.txt", "out2.txt"]
+    many(3)
+    assert len(calls) == 3, "finished items come from the cache"
+    (tmp_path / "out1.txt").unlink()
+    many(3)
+    assert calls[3:] == ["out1.txt"], "a missing target is redone"
+    source.write_text("b")
+    many(1)
+    assert calls[4:] == ["out0.txt"] and (tmp_path / "out0.txt").read_text() == "B", "new input content, new key"

@@ -1,0 +1,53 @@
+"""Stage entry points: bad params fail fast, naming the key, before Prefect loads; no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from syncvp.config.loader import read_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_stage(args, cwd):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)})
+
+
+def write_params(tmp_path, edit) -> Path:
+    data = read_yaml(REPO / "params.yaml")
+    for key in ("raw", "interim", "processed", "models", "eval"):
+        data["paths"][key] = str(tmp_path / key)
+    edit(data)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_bad_params_fail_before_work(tmp_path):
+    def edit(d):
+        d["datasets"]["synthetic"]["source"]["frames"] = -1
+
+    params = write_params(tmp_path, edit)
+    code = ("import sys, runpy; sys.argv=['x', 'synthetic', '--params', %r];"
+            "import stages.synthesize as s; from stages._entry import run; rc = run(s.SPEC, sys.argv[1:]);"
+            "print('prefect loaded' if 'prefect' in sys.modules or 'torch' in sys.modules else 'clean'); sys.exit(rc)") % str(params)
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "datasets.synthetic.source.frames: must be >= 2" in res.stderr
+    assert res.stdout.strip() == "clean"
+    assert not (tmp_path / "raw").exists()
+
+
+def test_unknown_key_and_unknown_item(tmp_path):
+    params = write_params(tmp_path, lambda d: d["run"].update(seeed=1))
+    res = run_stage(["stages.prepare", "synthetic", "--params", str(params)], REPO)
+    assert res.returncode == 2 and "run.seeed: is not a known key" in res.stderr
+    params = write_params(tmp_path, lambda d: None)
+    res = run_stage(["stages.prepare", "cityscapes", "--params", str(params)], REPO)
+    assert res.returncode == 2 and "'cityscapes' is not listed in pipeline.prepare" in res.stderr
+    assert not (tmp_path / "processed").exists()

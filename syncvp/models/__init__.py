@@ -1,0 +1,1 @@
+"""Networks: triplane geometry, the projected autoencoder, the triplane UNet, the joint model."""

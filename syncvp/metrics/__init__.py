@@ -1,0 +1,1 @@
+"""Metrics: frame metrics (SSIM, PSNR), FVD, LPIPS, depth and weather metrics."""

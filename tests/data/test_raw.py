@@ -1,0 +1,31 @@
+"""Raw RGB videos of the synthetic source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from syncvp.data import store, synthetic_video
+from syncvp.data.raw import raw_videos
+
+
+def test_synthetic_raw_videos(tmp_path, tiny_params):
+    cfg = tiny_params.datasets["synthetic"]
+    for split in ("train", "val", "test"):
+        store.write_store(tmp_path / f"{split}.nc", synthetic_video.render_split("synthetic", cfg.source, split))
+    videos = raw_videos("synthetic", cfg, tmp_path)
+    assert [v.video_id for v in videos][:4] == ["train-0000", "train-0001", "train-0002", "val-0000"]
+    frames = videos[-1].load()
+    assert frames.shape == (12, 16, 16, 3) and frames.dtype == np.uint8
+    again = synthetic_video.render_video(cfg.source.seed, "test", 1, resolution=16, frames=12, objects=cfg.source.objects,
+                                         speed=cfg.source.speed, camera_pan=cfg.source.camera_pan, supersample=1,
+                                         far=cfg.source.depth_range[1])
+    np.testing.assert_array_equal(frames, again["rgb"])
+    with pytest.raises(ValueError, match="no raw RGB videos"):
+        from dataclasses import replace
+
+        from syncvp.config import SyntheticEra5Source
+
+        era = SyntheticEra5Source(kind="synthetic_era5", seed=0, months=("2020-01",), grid=(8, 8), step=0.1,
+                                  north=45.0, west=7.0, layout="new")
+        raw_videos("x", replace(cfg, source=era, modalities=("t2m", "sp")), tmp_path)

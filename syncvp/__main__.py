@@ -11,22 +11,19 @@ import sys
 
 import yaml
 
-from syncvp.config import ParamsError, load_params
-from syncvp.config.loader import read_yaml
-from syncvp.config.pipeline import expected_units
+from syncvp.config import DatasetConfig, ParamsError, PathsConfig, load_params
+from syncvp.config.loader import build, read_yaml
+from syncvp.config.pipeline import expected_pipeline
 
 
 def _fanout_yaml(path: str) -> str:
-    """The pipeline section for the datasets in `path` (works even when the current one is wrong)."""
+    """The pipeline section implied by `datasets`, `paths` and `pipeline.train` in `path`
+    (works while the current `pipeline` section is wrong)."""
     data = read_yaml(path)
-    datasets = data.get("datasets", {})
-    kinds = {n: d.get("source", {}).get("kind", "") for n, d in datasets.items()}
-    train = list(data.get("pipeline", {}).get("train", []))
-    autoencoders, single = expected_units(tuple(train), {n: tuple(d.get("modalities", ())) for n, d in datasets.items()})
-    section = {"synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
-               "download_era5": [n for n, k in kinds.items() if k == "era5"],
-               "pseudo_depth": [n for n, d in datasets.items() if d.get("pseudo_depth") is not None],
-               "prepare": list(datasets), "train": train, "autoencoders": autoencoders, "single": single}
+    datasets = build(dict[str, DatasetConfig], data.get("datasets"), "datasets", path)
+    paths = build(PathsConfig, data.get("paths"), "paths", path)
+    train = tuple(data.get("pipeline", {}).get("train", []))
+    section = expected_pipeline(datasets, paths, tuple(t for t in train if t in datasets))
     return yaml.safe_dump({"pipeline": section}, sort_keys=False, default_flow_style=None)
 
 
@@ -37,17 +34,17 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
     args = parser.parse_args(argv)
-    if args.command == "fanout":
-        print(_fanout_yaml(args.params), end="")
-        return 0
     try:
+        if args.command == "fanout":
+            print(_fanout_yaml(args.params), end="")
+            return 0
         params = load_params(args.params)
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.params}: OK")
     for key in ("synthesize", "download_era5", "pseudo_depth", "prepare", "train"):
-        print(f"  {key:<14} {', '.join(getattr(params.pipeline, key)) or '-'}")
+        print(f"  {key:<14} {', '.join(getattr(params.pipeline, key)) or '-'}")  # dicts list their keys
     return 0
 
 

@@ -70,7 +70,7 @@ def _batches(path, workers: int):
     ds = ClipDataset(path, ["rgb", "t2m"], frames=6, seed=3)
     sampler = EpochSampler(len(ds), seed=3, epochs=3)
     loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=workers,
-                        multiprocessing_context="fork" if workers else None)
+                        multiprocessing_context="spawn" if workers else None)
     return list(loader)
 
 

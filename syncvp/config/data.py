@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Union
 
 from syncvp.config.loader import require
@@ -77,6 +78,10 @@ class SyntheticVideoSource:
     def video_frames(self) -> int:
         return self.frames
 
+    def input_dir(self, name: str, paths) -> Path:
+        """Where `synthesize` writes this dataset (what `prepare` reads)."""
+        return paths.raw_dir(name)
+
 
 @dataclass(frozen=True, kw_only=True)
 class SyntheticEra5Source:
@@ -113,6 +118,10 @@ class SyntheticEra5Source:
         require(self.step > 0, "step", f"must be > 0, got {self.step}")
         require(-90 <= self.north - self.step * (self.grid[0] - 1) and self.north <= 90, "north",
                 "the area must lie within latitudes -90..90")
+
+    def input_dir(self, name: str, paths) -> Path:
+        """Where `synthesize` writes the monthly files (what `prepare` reads)."""
+        return paths.raw_dir(name)
 
 
 Source = Union[SyntheticVideoSource, SyntheticEra5Source]

@@ -9,7 +9,7 @@ from typing import Any
 
 from syncvp.config.data import DatasetConfig, check_name
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
-from syncvp.config.pipeline import PipelineConfig, expected_units
+from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
 
 
@@ -29,25 +29,16 @@ class Params:
         self._check_fanout()
 
     def _check_fanout(self) -> None:
-        kinds = {name: ds.source.kind for name, ds in self.datasets.items()}
-        expect = {
-            "synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
-            "download_era5": [n for n, k in kinds.items() if k == "era5"],
-            "pseudo_depth": [n for n, ds in self.datasets.items() if getattr(ds, "pseudo_depth", None) is not None],
-            "prepare": list(self.datasets),
-        }
-        for key, names in expect.items():
-            got = list(getattr(self.pipeline, key))
-            require(sorted(got) == sorted(names), f"pipeline.{key}",
-                    f"must list exactly {names} (from `datasets`), got {got}")
         for ds in self.pipeline.train:
             require(ds in self.datasets, "pipeline.train", f"{ds!r} is not a dataset (known: {list(self.datasets)})")
-        modalities = {n: ds.modalities for n, ds in self.datasets.items()}
-        autoencoders, single = expected_units(self.pipeline.train, modalities)
-        for key, want in (("autoencoders", autoencoders), ("single", single)):
+        want = expected_pipeline(self.datasets, self.paths, self.pipeline.train)
+        for key, expected in want.items():
             got = getattr(self.pipeline, key)
-            require(got == want, f"pipeline.{key}",
-                    f"must map every trained unit to its dataset; expected\n{_yaml_map(want)}\ngot\n{_yaml_map(got)}")
+            got = dict(got) if isinstance(got, dict) else list(got)
+            same = got == expected if isinstance(expected, dict) else sorted(got) == sorted(expected)
+            require(same, f"pipeline.{key}",
+                    f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "
+                    f"whole section), got {_yaml(got)}")
 
     def section(self, dotted: str) -> Any:
         """The config object at a dotted key, e.g. `datasets.synthetic`."""
@@ -57,8 +48,10 @@ class Params:
         return obj
 
 
-def _yaml_map(mapping: dict) -> str:
-    return "\n".join(f"    {k}: {v}" for k, v in mapping.items()) or "    {}"
+def _yaml(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
+    return str(list(value))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -18,8 +18,10 @@ class PipelineConfig:
     Attributes:
         synthesize: datasets with a synthetic source.
         download_era5: datasets with an `era5` source.
-        pseudo_depth: datasets whose depth is estimated with Depth-Anything-V2.
-        prepare: every dataset.
+        pseudo_depth: dataset -> folder of its raw frames, for datasets whose depth is
+            estimated with Depth-Anything-V2 (the folder is the stage's DVC dependency).
+        prepare: dataset -> the folder its clip stores are made from (the raw frames, or the
+            pseudo-depth output for datasets that need it), for every dataset.
         train: datasets that are trained (stage 1, stage 2) and evaluated.
         autoencoders: `<dataset>-<modality>-<context|future>` -> dataset, for every trained dataset.
         single: `<dataset>-<modality>` -> dataset (stage-1 models), for every trained dataset.
@@ -27,11 +29,33 @@ class PipelineConfig:
 
     synthesize: tuple[str, ...]
     download_era5: tuple[str, ...]
-    pseudo_depth: tuple[str, ...]
-    prepare: tuple[str, ...]
+    pseudo_depth: dict[str, str]
+    prepare: dict[str, str]
     train: tuple[str, ...]
     autoencoders: dict[str, str]
     single: dict[str, str]
+
+
+def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
+    """The whole `pipeline` section implied by `datasets`, `paths` and the trained datasets."""
+    kinds = {name: ds.source.kind for name, ds in datasets.items()}
+
+    def prepare_input(name: str, ds) -> str:
+        if getattr(ds, "pseudo_depth", None) is not None:
+            return str(paths.interim_dir(name))
+        return str(ds.source.input_dir(name, paths))
+
+    autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train})
+    return {
+        "synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
+        "download_era5": [n for n, k in kinds.items() if k == "era5"],
+        "pseudo_depth": {n: str(ds.source.input_dir(n, paths)) for n, ds in datasets.items()
+                         if getattr(ds, "pseudo_depth", None) is not None},
+        "prepare": {n: prepare_input(n, ds) for n, ds in datasets.items()},
+        "train": list(train),
+        "autoencoders": autoencoders,
+        "single": single,
+    }
 
 
 def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]]) -> tuple[dict, dict]:

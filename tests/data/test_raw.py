@@ -29,3 +29,20 @@ def test_synthetic_raw_videos(tmp_path, tiny_params):
         era = SyntheticEra5Source(kind="synthetic_era5", seed=0, months=("2020-01",), grid=(8, 8), step=0.1,
                                   north=45.0, west=7.0, layout="new")
         raw_videos("x", replace(cfg, source=era, modalities=("t2m", "sp")), tmp_path)
+
+
+def test_interim_depth_round_trip(tmp_path):
+    from syncvp.data.interim import depth_file, read_depth, write_depth
+
+    depth = np.random.default_rng(0).integers(0, 256, (3, 5, 7), dtype=np.uint8)
+    path = write_depth(depth_file(tmp_path, "train-0001"), depth, {"encoder": "vitb"})
+    assert path == tmp_path / "depth" / "train-0001.npz"
+    got, attrs = read_depth(path)
+    np.testing.assert_array_equal(got, depth)
+    assert attrs == {"encoder": "vitb"}
+    again = write_depth(tmp_path / "again.npz", depth, {"encoder": "vitb"})
+    assert again.read_bytes() == path.read_bytes()
+    with pytest.raises(ValueError, match="uint8"):
+        write_depth(tmp_path / "bad.npz", depth.astype(np.float32), {})
+    with pytest.raises(FileNotFoundError, match="pseudo_depth"):
+        read_depth(tmp_path / "none.npz")

@@ -57,7 +57,18 @@ def tiny_params(repo_params: Params, tmp_path: Path) -> Params:
                                 processed=tmp_path / "processed", models=tmp_path / "models", eval=tmp_path / "eval")
     datasets = dict(repo_params.datasets)
     datasets["synthetic"] = tiny_dataset(repo_params)
-    return dataclasses.replace(repo_params, paths=paths, datasets=datasets)
+    return with_pipeline(repo_params, paths=paths, datasets=datasets)
+
+
+def with_pipeline(params: Params, **changes) -> Params:
+    """`dataclasses.replace` on Params that also rewrites the derived `pipeline` section."""
+    from syncvp.config.pipeline import PipelineConfig, expected_pipeline
+
+    datasets = changes.get("datasets", params.datasets)
+    paths = changes.get("paths", params.paths)
+    train = tuple(t for t in params.pipeline.train if t in datasets)
+    pipeline = PipelineConfig(**expected_pipeline(datasets, paths, train))
+    return dataclasses.replace(params, pipeline=pipeline, **changes)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from syncvp.__main__ import _fanout_yaml
 from syncvp.config.loader import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,8 +23,10 @@ def write_params(tmp_path, edit) -> Path:
     data = read_yaml(REPO / "params.yaml")
     for key in ("raw", "interim", "processed", "models", "eval"):
         data["paths"][key] = str(tmp_path / key)
-    edit(data)
     path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    data["pipeline"] = yaml.safe_load(_fanout_yaml(str(path)))["pipeline"]  # paths moved: re-derive
+    edit(data)
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -41,14 +41,15 @@ def video_features(extractor: Callable[[Tensor], Tensor], videos: Tensor, chunk:
                    batch_size: int = 8, device: torch.device | str = "cpu") -> Tensor:
     """I3D features of uint8 videos [B, C, T, H, W] (C = 3, or 1 replicated to 3).
 
-    Each chunk of `chunk` frames is preprocessed (`syncvp.metrics.i3d.preprocess`) and embedded
-    by `extractor` ([b, 3, t, 224, 224] in [-1, 1] -> [b, D]) in sub-batches of `batch_size`
-    videos. Returns float32 [n_chunks * B, D] on the CPU, chunk-major.
+    Each chunk of `chunk` frames is moved to `device`, preprocessed there
+    (`syncvp.metrics.i3d.preprocess`) and embedded by `extractor` ([b, 3, t, 224, 224] in
+    [-1, 1] -> [b, D]) in sub-batches of `batch_size` videos. Returns float32
+    [n_chunks * B, D] on the CPU, chunk-major.
     """
     rows = []
     for part in split_chunks(videos, chunk):
         for start in range(0, part.shape[0], batch_size):
-            clip = preprocess(part[start:start + batch_size]).to(device)
+            clip = preprocess(part[start:start + batch_size].to(device))
             rows.append(extractor(clip).float().cpu())
     return torch.cat(rows)
 

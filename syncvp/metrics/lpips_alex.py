@@ -117,7 +117,7 @@ def lpips_frames(model: nn.Module, pred: Tensor, target: Tensor, batch_size: int
     device = next(model.parameters()).device
     out = []
     for start in range(0, b * t, batch_size):
-        x = to_lpips_input(flat_p[start:start + batch_size]).to(device)
-        y = to_lpips_input(flat_t[start:start + batch_size]).to(device)
+        x = to_lpips_input(flat_p[start:start + batch_size].to(device))
+        y = to_lpips_input(flat_t[start:start + batch_size].to(device))
         out.append(model(x, y).flatten().double().cpu())
     return torch.cat(out).reshape(b, t)

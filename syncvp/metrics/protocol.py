@@ -64,6 +64,17 @@ class Protocol:
     scales: tuple[tuple[str, float], ...]
     frechet_dtype: torch.dtype
 
+    def __post_init__(self) -> None:
+        checks = [("name", self.name, bool(self.name) and "." not in self.name, "a non-empty name without '.'"),
+                  ("rounding", self.rounding, self.rounding in ("truncate", "round"), "truncate or round"),
+                  ("scope", self.scope, self.scope in ("batch", "video", "range"), "batch, video or range"),
+                  ("reduce", self.reduce, self.reduce in ("batch_means", "videos"), "batch_means or videos"),
+                  ("trajectories", self.trajectories,
+                   bool(self.trajectories) and set(self.trajectories) <= {"best", "mean"}, "best and/or mean")]
+        for key, value, ok, want in checks:
+            if not ok:
+                raise ValueError(f"Protocol.{key}: expected {want}, got {value!r}")
+
     def scale(self, metric: str) -> float:
         return dict(self.scales).get(metric, 1.0)
 

@@ -52,6 +52,8 @@ def rows(report) -> dict[tuple[str, str, str], float]:
 def test_the_modes_differ_in_exactly_the_documented_fields():
     assert dataclasses.replace(PAPER, name="standard", rounding="round", scope="range", reduce="videos",
                                trajectories=("best", "mean"), scales=(), frechet_dtype=torch.float64) == STANDARD
+    with pytest.raises(ValueError, match=r"Protocol.trajectories: expected best and/or mean, got \('worst',\)"):
+        dataclasses.replace(PAPER, trajectories=("worst",))
 
 
 def test_modes_agree_without_batch_coupling_and_quantisation():
@@ -217,3 +219,22 @@ def test_input_errors_name_the_problem():
         score_batch({"rgb": gt}, [{"rgb": gt[:, :, 2:]}], context_frames=2, metrics={"rgb": ["fvd"]})
     with pytest.raises(ValueError, match="do not apply to a image"):
         score_batch({"rgb": gt}, [{"rgb": gt[:, :, 2:]}], context_frames=2, metrics={"rgb": ["l1"]})
+
+
+@pytest.mark.gpu
+def test_cuda_scoring_matches_cpu(tmp_path, lpips_package, alexnet_file):
+    from syncvp.metrics.i3d import load_i3d
+    from syncvp.metrics.lpips_alex import build_lpips_alex
+    from tests.metrics.conftest import i3d_state
+
+    path = tmp_path / "i3d.pt"
+    torch.save(i3d_state(), path)
+    gt = video(15, b=2, t=18)
+    preds = [{"rgb": noisy(gt[:, :, 2:], 3)}]
+    metrics = {"rgb": ["fvd", "lpips", "ssim"]}
+    out = {}
+    for device in ("cpu", "cuda"):
+        models = MetricModels(i3d=load_i3d(path, device), lpips=build_lpips_alex(alexnet_file, device))
+        out[device] = score_batch({"rgb": gt}, preds, context_frames=2, metrics=metrics, models=models)
+    np.testing.assert_allclose(out["cuda"].real["rgb"], out["cpu"].real["rgb"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(values(out["cuda"], "paper", "lpips"), values(out["cpu"], "paper", "lpips"), atol=1e-4)

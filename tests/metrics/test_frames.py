@@ -1,11 +1,13 @@
-"""SSIM against an independent pure-numpy implementation of the paper's definition; PSNR."""
+"""SSIM against an independent pure-numpy implementation of the paper's definition and against
+the 2-D convolution form; PSNR."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from syncvp.metrics.frames import psnr, ssim
+from syncvp.metrics.frames import C1, C2, gaussian_window, psnr, ssim
 
 
 def numpy_ssim(x: np.ndarray, y: np.ndarray) -> float:
@@ -52,3 +54,26 @@ def test_psnr_closed_form():
     torch.testing.assert_close(psnr(x, y), torch.full((2,), 20.0, dtype=torch.float64))
     y[1] = 0.01
     assert abs(float(psnr(x, y)[1]) - 40.0) < 1e-9
+
+
+def conv_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The 2-D form: one zero-padded 11x11 Gaussian convolution per channel."""
+    c = x.shape[1]
+    w = gaussian_window(dtype=x.dtype).expand(c, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, w, padding=5, groups=c)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
+    s = ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def test_banded_filter_equals_the_2d_convolution_and_chunks_do_not_matter():
+    gen = torch.Generator().manual_seed(1)
+    for shape in [(5, 3, 17, 12), (3, 1, 7, 5), (2, 2, 40, 33)]:
+        x = torch.rand(shape, dtype=torch.float64, generator=gen)
+        y = (x + 0.2 * torch.randn(shape, dtype=torch.float64, generator=gen)).clamp(0, 1)
+        torch.testing.assert_close(ssim(x, y), conv_ssim(x, y), rtol=0, atol=1e-12)
+        torch.testing.assert_close(ssim(x, y, chunk=2), ssim(x, y), rtol=0, atol=1e-15)

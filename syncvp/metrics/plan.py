@@ -1,0 +1,100 @@
+"""Which metrics an evaluation can compute, decided before any sampling starts.
+
+Two metrics need pretrained weights from params.yaml `weights` (nothing is ever downloaded):
+
+| metric | key | file |
+| --- | --- | --- |
+| `fvd` | `weights.i3d` | `i3d_pretrained_400.pt` |
+| `lpips` | `weights.lpips_alexnet` | `alexnet-owt-7be5be79.pth` |
+
+A key set to null means "not available": the metric is skipped and listed with the reason in
+the output, never faked. A key naming a file that does not exist is an error
+(`MissingWeightsError` naming the file, where to get it and where to put it), raised by
+`plan_metrics` before any expensive work. `load_models` then builds the networks, strictly
+loading the files, so a wrong file also fails before sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from syncvp.config.runtime import WeightsConfig
+from syncvp.io.weights import WeightsSpec, resolve_weights
+from syncvp.metrics.i3d import I3D_WEIGHTS, load_i3d
+from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_lpips
+
+IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2")
+FIELD_METRICS = ("l1",)
+METRICS = IMAGE_METRICS + FIELD_METRICS
+NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
+    "fvd": ("i3d", I3D_WEIGHTS),
+    "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),
+}
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """The outcome of `plan_metrics`.
+
+    Attributes:
+        requested: every metric asked for, in order.
+        weights: metric -> resolved weights file, for the weighted metrics that will run.
+        skipped: metric -> why it is not computed.
+    """
+
+    requested: tuple[str, ...]
+    weights: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        return tuple(m for m in self.requested if m not in self.skipped)
+
+    def select(self, metrics: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+        """Per-modality metric lists without the skipped metrics."""
+        return {mod: tuple(m for m in names if m not in self.skipped) for mod, names in metrics.items()}
+
+
+@dataclass
+class MetricModels:
+    """The networks the available metrics need (None where not needed)."""
+
+    i3d: nn.Module | None = None
+    lpips: nn.Module | None = None
+
+
+def plan_metrics(metrics: Iterable[str], weights: WeightsConfig) -> MetricPlan:
+    """Resolve the weights of `metrics`: null key -> skipped; configured but missing -> error."""
+    requested = tuple(dict.fromkeys(metrics))
+    unknown = [m for m in requested if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)}")
+    paths, skipped = {}, {}
+    for metric in requested:
+        if metric not in NEEDS_WEIGHTS:
+            continue
+        attr, spec = NEEDS_WEIGHTS[metric]
+        configured = getattr(weights, attr)
+        if configured is None:
+            skipped[metric] = (f"params.yaml {spec.key} is null: {spec.title} needs {spec.filename} "
+                               f"({spec.url})")
+            continue
+        paths[metric] = resolve_weights(configured, spec)
+        if metric == "lpips":
+            import_lpips()  # a broken lpips/torchvision install fails here, not after sampling
+    return MetricPlan(requested=requested, weights=paths, skipped=skipped)
+
+
+def load_models(plan: MetricPlan, device: torch.device | str = "cpu") -> MetricModels:
+    """Build the networks of the planned metrics from their local files (strict loads)."""
+    models = MetricModels()
+    if "fvd" in plan.weights:
+        models.i3d = load_i3d(plan.weights["fvd"], device)
+    if "lpips" in plan.weights:
+        models.lpips = build_lpips_alex(plan.weights["lpips"], device)
+    return models

@@ -1,0 +1,264 @@
+"""The two reporting modes and the per-batch scoring of one test batch.
+
+`paper` reproduces SyncVP's evaluation (EVAL_AND_DEPTH.md Part B, METHOD.md §6); `standard`
+reports the same metrics without its couplings. They differ exactly here, and nowhere else:
+
+| step | `paper` | `standard` |
+| --- | --- | --- |
+| predictions -> uint8 | truncation (`.type(torch.uint8)`) | rounding |
+| min-max before SSIM and L2 | whole batch tensor, pred and GT separately | none: fixed range x / 255 |
+| over N trajectories | best of N (max SSIM/PSNR, min LPIPS/L2/L1) | best of N and mean over N |
+| over videos | mean of per-batch means (a short last batch weighs as a full one) | mean over videos |
+| scales | LPIPS x1000, L2 x100 | none (raw values) |
+| Fréchet distance | float32, as SyncVP | float64 |
+
+Shared by both: GT frames are uint8 (model-space GT is rounded back exactly); SSIM, LPIPS, L2
+and PSNR score the predicted frames only; FVD compares GT context + predictions (all N
+trajectories) with the GT videos, in 16-frame chunks stacked as samples; per video, SSIM and
+LPIPS are means over frames, L2 is the RMSE over all values, PSNR uses the video's MSE (fixed
+range, never min-max normalised: the paper only reports PSNR for autoencoders); L1 of fields
+is in physical units over valid points. SSIM runs in float32 like SyncVP's (float64 differs
+by ~1e-6); L2, PSNR and L1 in float64. `Protocol(scope="video")` (each video normalised by its
+own min and max) is available for a per-video variant of the min-max.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from syncvp.io.atomic import atomic_path
+from syncvp.metrics import depth
+from syncvp.metrics.fvd import video_features
+from syncvp.metrics.frames import psnr, ssim
+from syncvp.metrics.images import Rounding, Scope, frames_of, ground_truth, normalise, quantise
+from syncvp.metrics.lpips_alex import lpips_frames
+from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricModels
+from syncvp.metrics.weather import FieldSpec, masked_l1
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A reporting mode (see the module table).
+
+    Attributes:
+        name: "paper" or "standard" (any name for a custom variant).
+        rounding: how float predictions become uint8.
+        scope: min-max normalisation before SSIM and L2 ("batch", "video" or "range").
+        reduce: "batch_means" (mean of per-batch means) or "videos" (mean over all videos).
+        trajectories: reductions over the N trajectories: "best" and/or "mean".
+        scales: (metric, factor) pairs applied to reported values.
+        frechet_dtype: precision of the Fréchet distance.
+    """
+
+    name: str
+    rounding: Rounding
+    scope: Scope
+    reduce: Literal["batch_means", "videos"]
+    trajectories: tuple[str, ...]
+    scales: tuple[tuple[str, float], ...]
+    frechet_dtype: torch.dtype
+
+    def __post_init__(self) -> None:
+        checks = [("name", self.name, bool(self.name) and "." not in self.name, "a non-empty name without '.'"),
+                  ("rounding", self.rounding, self.rounding in ("truncate", "round"), "truncate or round"),
+                  ("scope", self.scope, self.scope in ("batch", "video", "range"), "batch, video or range"),
+                  ("reduce", self.reduce, self.reduce in ("batch_means", "videos"), "batch_means or videos"),
+                  ("trajectories", self.trajectories,
+                   bool(self.trajectories) and set(self.trajectories) <= {"best", "mean"}, "best and/or mean")]
+        for key, value, ok, want in checks:
+            if not ok:
+                raise ValueError(f"Protocol.{key}: expected {want}, got {value!r}")
+
+    def scale(self, metric: str) -> float:
+        return dict(self.scales).get(metric, 1.0)
+
+
+PAPER = Protocol(name="paper", rounding="truncate", scope="batch", reduce="batch_means", trajectories=("best",),
+                 scales=(("lpips", 1000.0), ("l2", 100.0)), frechet_dtype=torch.float32)
+STANDARD = Protocol(name="standard", rounding="round", scope="range", reduce="videos", trajectories=("best", "mean"),
+                    scales=(), frechet_dtype=torch.float64)
+PROTOCOLS = {p.name: p for p in (PAPER, STANDARD)}
+
+
+def copy_last_frame(context: Tensor, frames: int) -> Tensor:
+    """The baseline predictor: the last context frame repeated, [B, C, T_c, H, W] -> [B, C, frames, H, W].
+
+    Pass uint8 context for image modalities so the copies are exact in every mode.
+    """
+    if context.ndim != 5 or context.shape[2] < 1 or frames < 1:
+        raise ValueError(f"copy_last_frame needs [B, C, T, H, W] with T >= 1 and frames >= 1, got "
+                         f"{tuple(context.shape)} and {frames}")
+    return context[:, :, -1:].repeat(1, 1, frames, 1, 1)
+
+
+@dataclass
+class MetricValues:
+    """One metric of one modality in one mode: per trajectory, video and predicted frame."""
+
+    video: np.ndarray  # [N, B]
+    frame: np.ndarray  # [N, B, T]
+
+
+@dataclass
+class BatchResult:
+    """Everything one test batch contributes to an evaluation (cached per batch for resuming).
+
+    Attributes:
+        video_ids: the batch's videos, in order.
+        values: (mode, modality, metric) -> per-trajectory/video/frame values (unscaled).
+        real: modality -> I3D features of the GT videos [n_chunks * B, 400].
+        fake: (mode, modality) -> I3D features of GT context + predictions, all trajectories.
+    """
+
+    video_ids: tuple[str, ...]
+    values: dict[tuple[str, str, str], MetricValues] = field(default_factory=dict)
+    real: dict[str, np.ndarray] = field(default_factory=dict)
+    fake: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def save(self, path: Path | str) -> None:
+        """Write one .npz atomically."""
+        arrays = {"video_ids": np.array(self.video_ids, dtype=str)}
+        for (mode, mod, metric), v in self.values.items():
+            arrays[f"values.{mode}.{mod}.{metric}.video"] = v.video
+            arrays[f"values.{mode}.{mod}.{metric}.frame"] = v.frame
+        arrays.update({f"real.{mod}": f for mod, f in self.real.items()})
+        arrays.update({f"fake.{mode}.{mod}": f for (mode, mod), f in self.fake.items()})
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "BatchResult":
+        with np.load(path) as data:
+            out = cls(video_ids=tuple(str(v) for v in data["video_ids"]))
+            for key in data.files:
+                kind, *parts = key.split(".")
+                if kind == "values" and parts[-1] == "video":
+                    stem = ".".join(["values", *parts[:-1]])
+                    out.values[tuple(parts[:-1])] = MetricValues(data[key], data[f"{stem}.frame"])
+                elif kind == "real":
+                    out.real[parts[0]] = data[key]
+                elif kind == "fake":
+                    out.fake[(parts[0], parts[1])] = data[key]
+        return out
+
+
+def _pair(video: Tensor, frame: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    return video.double().numpy(), frame.double().numpy()
+
+
+def frame_metric(name: str, pred: Tensor, target: Tensor, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM, L2 or PSNR of uint8 videos [B, C, T, H, W] -> (per video [B], per frame [B, T])."""
+    b, t = pred.shape[0], pred.shape[2]
+    if name == "ssim":
+        s = ssim(frames_of(normalise(pred, scope)).float(), frames_of(normalise(target, scope)).float())
+        s = s.double().reshape(b, t)
+        return _pair(s.mean(dim=1), s)
+    if name == "l2":
+        return _pair(*depth.l2(pred, target, scope))
+    if name == "psnr":
+        p, g = pred.double() / 255.0, target.double() / 255.0
+        return _pair(psnr(p.reshape(b, -1), g.reshape(b, -1)), psnr(frames_of(p), frames_of(g)).reshape(b, t))
+    raise ValueError(f"{name!r} is not a frame metric (ssim, l2, psnr)")
+
+
+def _stack(pairs: list[tuple[np.ndarray, np.ndarray]]) -> MetricValues:
+    return MetricValues(np.stack([v for v, _ in pairs]), np.stack([f for _, f in pairs]))
+
+
+def _model_scores(preds: list[Tensor], truth: Tensor, context: int, names: Sequence[str],
+                  models: MetricModels, i3d_batch: int) -> dict[str, object]:
+    """LPIPS values and FVD features of uint8 predictions (independent of the min-max scope)."""
+    out: dict[str, object] = {}
+    if "lpips" in names:
+        future = truth[:, :, context:]
+        out["lpips"] = _stack([_pair(s.mean(dim=1), s) for s in (lpips_frames(models.lpips, p, future) for p in preds)])
+    if "fvd" in names:
+        device = next(models.i3d.parameters()).device
+        full = [torch.cat([truth[:, :, :context], p], dim=2) for p in preds]
+        out["fvd"] = np.concatenate([video_features(models.i3d, v, batch_size=i3d_batch, device=device).numpy()
+                                     for v in full])
+    return out
+
+
+def _score_image(result: BatchResult, modality: str, truth: Tensor, trajs: list[Tensor], names: Sequence[str],
+                 context: int, protocols: Sequence[Protocol], models: MetricModels, i3d_batch: int) -> None:
+    truth = ground_truth(truth)
+    future = truth[:, :, context:]
+    if "fvd" in names:
+        device = next(models.i3d.parameters()).device
+        result.real[modality] = video_features(models.i3d, truth, batch_size=i3d_batch, device=device).numpy()
+    cache: dict[str, tuple[list[Tensor], dict]] = {}
+    for protocol in protocols:
+        key = "exact" if all(p.dtype == torch.uint8 for p in trajs) else protocol.rounding
+        if key not in cache:
+            preds = [quantise(p, protocol.rounding) for p in trajs]
+            cache[key] = (preds, _model_scores(preds, truth, context, names, models, i3d_batch))
+        preds, shared = cache[key]
+        for name in names:
+            if name == "fvd":
+                result.fake[(protocol.name, modality)] = shared["fvd"]
+            elif name == "lpips":
+                result.values[(protocol.name, modality, name)] = shared["lpips"]
+            else:
+                result.values[(protocol.name, modality, name)] = _stack(
+                    [frame_metric(name, p, future, protocol.scope) for p in preds])
+
+
+def _check(modality: str, names: Sequence[str], truth: Tensor, trajs: list[Tensor], context: int,
+           is_field: bool, models: MetricModels) -> None:
+    allowed = FIELD_METRICS if is_field else IMAGE_METRICS
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"{modality}: metrics {bad} do not apply to a {'field' if is_field else 'image'} "
+                         f"modality (allowed: {list(allowed)})")
+    for name, model in (("fvd", models.i3d), ("lpips", models.lpips)):
+        if name in names and model is None:
+            raise ValueError(f"{modality}: {name} requested but its network is not loaded (plan_metrics + load_models)")
+    for i, p in enumerate(trajs):
+        b, c, t, h, w = p.shape
+        if truth.shape != (b, c, context + t, h, w):
+            raise ValueError(f"{modality}: trajectory {i} is {tuple(p.shape)}, but GT {tuple(truth.shape)} "
+                             f"must be [B, C, {context} context + {t} predicted, H, W]")
+
+
+def score_batch(gt: Mapping[str, Tensor], predictions: Sequence[Mapping[str, Tensor]], *, context_frames: int,
+                metrics: Mapping[str, Sequence[str]], protocols: Sequence[Protocol] = (PAPER, STANDARD),
+                models: MetricModels | None = None, fields: Mapping[str, FieldSpec] | None = None,
+                valid: Tensor | None = None, video_ids: Sequence[str] | None = None,
+                i3d_batch: int = 8) -> BatchResult:
+    """Score one test batch in every mode of `protocols`.
+
+    Args:
+        gt: modality -> GT videos [B, C, context_frames + T, H, W]: uint8, or model space [-1, 1].
+        predictions: N trajectories, each modality -> [B, C, T, H, W] (model space, or uint8).
+        metrics: modality -> metric names (available ones only, see `MetricPlan.select`).
+        fields: modalities that are physical fields (scored with L1), with their FieldSpec.
+        valid: [B, 1, context_frames + T, H, W] mask of valid field points (None: all valid).
+        video_ids: the videos' ids (default "0".."B-1").
+    """
+    fields, models = fields or {}, models or MetricModels()
+    if not predictions:
+        raise ValueError("score_batch needs at least one trajectory")
+    batch = next(iter(gt.values())).shape[0]
+    result = BatchResult(video_ids=tuple(video_ids) if video_ids is not None else tuple(map(str, range(batch))))
+    if len(result.video_ids) != batch:
+        raise ValueError(f"{len(result.video_ids)} video ids for a batch of {batch}")
+    for modality, names in metrics.items():
+        truth, trajs = gt[modality], [p[modality] for p in predictions]
+        _check(modality, names, truth, trajs, context_frames, modality in fields, models)
+        if modality not in fields:
+            _score_image(result, modality, truth, trajs, names, context_frames, protocols, models, i3d_batch)
+            continue
+        if "l1" in names:
+            mask = None if valid is None else valid[:, :, context_frames:]
+            future = truth[:, :, context_frames:]
+            values = _stack([_pair(*masked_l1(p, future, mask, fields[modality])) for p in trajs])
+            for protocol in protocols:  # fields are not quantised or min-max normalised
+                result.values[(protocol.name, modality, "l1")] = values
+    return result

@@ -1,0 +1,160 @@
+"""From cached per-batch results to the reported numbers: summary rows, per-video rows, per-frame
+curves, skipped metrics; written as metrics.json and CSV tables.
+
+For a mode (`syncvp.metrics.protocol.Protocol`), each metric of each modality is reduced:
+
+1. over the N trajectories per video: "best" (max SSIM / PSNR, min LPIPS / L2 / L1; the
+   per-frame curve follows the trajectory picked for the video) or "mean";
+2. over videos: "batch_means" (mean over batches of each batch's mean, SyncVP's AverageMeter)
+   or "videos" (mean over all videos);
+3. multiplied by the mode's scale (paper: LPIPS x1000, L2 x100).
+
+FVD pools all batches: the GT features against all predicted features (every trajectory),
+reported with trajectories "all". Curves give the value per predicted frame (frame 1 = the
+first predicted frame); for SSIM and LPIPS the curve's mean equals the summary value.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from syncvp.io.atomic import atomic_path, write_json
+from syncvp.metrics.fvd import FeatureAccumulator
+from syncvp.metrics.protocol import BatchResult, MetricValues, Protocol
+
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "l2": False, "l1": False, "fvd": False}
+UNITS = {"psnr": "dB"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One reported number. `video` is set for per-video rows, `frame` for curve points."""
+
+    dataset: str
+    condition: str
+    mode: str
+    modality: str
+    metric: str
+    trajectories: str  # "best" | "mean" | "all" (FVD)
+    value: float
+    scale: float = 1.0
+    units: str = ""
+    video: str | None = None
+    frame: int | None = None
+
+
+@dataclass
+class EvalReport:
+    """Rows of one or more (dataset, condition, mode) summaries, and the metrics left out."""
+
+    rows: list[Row] = field(default_factory=list)
+    videos: list[Row] = field(default_factory=list)
+    curves: list[Row] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, other: "EvalReport") -> "EvalReport":
+        return EvalReport(self.rows + other.rows, self.videos + other.videos, self.curves + other.curves,
+                          {**self.skipped, **other.skipped})
+
+    def metrics_json(self) -> dict:
+        """{dataset: {condition: {mode: {modality: {metric | metric_mean: value}}}}, "skipped": {...}}.
+
+        `metric` is best-of-N (or FVD), `metric_mean` the mean over N; non-finite values are
+        written as the strings "inf", "-inf", "nan".
+        """
+        out: dict = {}
+        for r in self.rows:
+            key = f"{r.metric}_mean" if r.trajectories == "mean" else r.metric
+            leaf = out.setdefault(r.dataset, {}).setdefault(r.condition, {}).setdefault(r.mode, {})
+            leaf.setdefault(r.modality, {})[key] = _json_number(r.value)
+        out["skipped"] = dict(self.skipped)
+        return out
+
+    def write(self, directory: Path | str) -> None:
+        """metrics.json, summary.csv, videos.csv, curves.csv in `directory` (each written atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / "metrics.json", self.metrics_json())
+        for name, rows in (("summary", self.rows), ("videos", self.videos), ("curves", self.curves)):
+            write_rows(directory / f"{name}.csv", rows)
+
+
+def _json_number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def write_rows(path: Path | str, rows: Sequence[Row]) -> None:
+    """Rows as CSV (one column per Row field), written atomically."""
+    names = [f.name for f in dataclasses.fields(Row)]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in rows)
+
+
+def over_trajectories(values: MetricValues, metric: str, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """(per video [B], per frame [B, T]) after reducing N trajectories by "best" or "mean"."""
+    if how == "mean":
+        return values.video.mean(axis=0), values.frame.mean(axis=0)
+    if how != "best":
+        raise ValueError(f"unknown trajectory reduction {how!r}; expected best or mean")
+    pick = (np.argmax if HIGHER_IS_BETTER[metric] else np.argmin)(values.video, axis=0)
+    cols = np.arange(values.video.shape[1])
+    return values.video[pick, cols], values.frame[pick, cols]
+
+
+def over_videos(per_batch: Sequence[np.ndarray], reduce: str) -> np.ndarray:
+    """Reduce per-batch arrays [B, ...] over videos: mean of batch means, or mean over all videos."""
+    if reduce == "batch_means":
+        return np.mean([x.mean(axis=0) for x in per_batch], axis=0)
+    if reduce == "videos":
+        return np.concatenate(per_batch).mean(axis=0)
+    raise ValueError(f"unknown video reduction {reduce!r}; expected batch_means or videos")
+
+
+def _keys(results: Sequence[BatchResult], mode: str) -> list[tuple[str, str]]:
+    keys = {(mod, metric) for (m, mod, metric) in results[0].values if m == mode}
+    keys |= {(mod, "fvd") for (m, mod) in results[0].fake if m == mode}
+    for i, r in enumerate(results[1:], start=1):
+        other = {(mod, metric) for (m, mod, metric) in r.values if m == mode} | {(mod, "fvd") for (m, mod) in r.fake if m == mode}
+        if other != keys:
+            raise ValueError(f"batch {i} holds {sorted(other)} for mode {mode}, batch 0 holds {sorted(keys)}")
+    return sorted(keys)
+
+
+def summarise(results: Sequence[BatchResult], protocol: Protocol, *, dataset: str, condition: str,
+              units: Mapping[str, str] | None = None, skipped: Mapping[str, str] | None = None) -> EvalReport:
+    """Reduce the batches of one (dataset, condition) in one mode; `units` gives each field
+    modality's unit (its L1 is in physical units)."""
+    if not results:
+        raise ValueError("summarise needs at least one batch")
+    report = EvalReport(skipped=dict(skipped or {}))
+    base = dict(dataset=dataset, condition=condition, mode=protocol.name)
+    for modality, metric in _keys(results, protocol.name):
+        scale = protocol.scale(metric)
+        unit = (units or {}).get(modality, "") if metric == "l1" else UNITS.get(metric, "")
+        common = dict(base, modality=modality, metric=metric, scale=scale, units=unit)
+        if metric == "fvd":
+            acc = FeatureAccumulator()
+            for i, r in enumerate(results):
+                acc.add(i, real=r.real[modality], fake=r.fake[(protocol.name, modality)])
+            report.rows.append(Row(**common, trajectories="all", value=scale * acc.distance(protocol.frechet_dtype)))
+            continue
+        for how in protocol.trajectories:
+            picked = [over_trajectories(r.values[(protocol.name, modality, metric)], metric, how) for r in results]
+            videos, frames = [v for v, _ in picked], [f for _, f in picked]
+            report.rows.append(Row(**common, trajectories=how, value=scale * float(over_videos(videos, protocol.reduce))))
+            for r, v in zip(results, videos):
+                report.videos += [Row(**common, trajectories=how, value=scale * float(x), video=vid)
+                                  for vid, x in zip(r.video_ids, v)]
+            curve = over_videos(frames, protocol.reduce)
+            report.curves += [Row(**common, trajectories=how, value=scale * float(x), frame=t + 1)
+                              for t, x in enumerate(curve)]
+    return report

@@ -1,17 +1,7 @@
-"""Fixtures for metric tests: random weights in the official file layouts, and the lpips package.
-
-`lpips` imports torchvision at import time. Where the installed torchvision cannot be imported
-(e.g. a CUDA torchvision wheel beside a CPU-only torch: its C extension needs libc10_cuda.so),
-the `lpips_package` fixture imports the real lpips code against a minimal stand-in
-`torchvision.models.alexnet` that builds torchvision's AlexNet `features` layout (random init,
-and it refuses `pretrained=True`, i.e. any download). With a working torchvision the real one
-is used and the stand-in is never installed.
-"""
+"""Fixtures for metric tests: random weights in the official file layouts, and the lpips package."""
 
 from __future__ import annotations
 
-import sys
-import types
 
 import pytest
 import torch
@@ -30,32 +20,11 @@ def alexnet_features() -> nn.Sequential:
         nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
 
 
-def _standin_torchvision() -> dict[str, types.ModuleType]:
-    def alexnet(pretrained=False, weights=None, **_):
-        if pretrained or weights is not None:
-            raise RuntimeError("stand-in torchvision: pretrained AlexNet requested (that would download)")
-        model = nn.Module()
-        model.features = alexnet_features()
-        return model
-
-    root, models = types.ModuleType("torchvision"), types.ModuleType("torchvision.models")
-    models.alexnet = alexnet
-    root.models = models
-    return {"torchvision": root, "torchvision.models": models}
-
-
 @pytest.fixture(scope="session")
 def lpips_package():
-    """The real `lpips` package (against a stand-in torchvision if the real one cannot import)."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        with pytest.MonkeyPatch.context() as mp:
-            for name, module in _standin_torchvision().items():
-                mp.setitem(sys.modules, name, module)
-            import lpips
-        return lpips
+    """The real `lpips` package (it imports torchvision at import time)."""
     import lpips
+
     return lpips
 
 

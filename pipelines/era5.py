@@ -71,7 +71,10 @@ def download_era5(dataset: str, source: Era5Source, paths: PathsConfig, client_f
                 rows.append({"month": month, "status": status, "file": Path(report["file"]).name})
     publish_table(f"{dataset}-download-era5", rows, f"ERA5-Land months of {dataset!r}")
     if failed:
-        lines = "\n".join(f"  {m}: {e}" for m, e in failed.items())
-        raise era5.Era5Error(f"{len(failed)} of {len(months)} months failed (the others are in {out}; rerun to "
-                             f"fetch only the missing ones):\n{lines}")
+        by_error: dict[str, list[str]] = {}
+        for month, error in failed.items():
+            by_error.setdefault(error, []).append(month)
+        lines = "\n".join(f"  {', '.join(ms)}: {error}" for error, ms in by_error.items())
+        raise era5.Era5Error(f"{len(failed)} of {len(months)} months failed (finished months stay in {out}; a rerun "
+                             f"fetches only the missing ones):\n{lines}")
     return str(out)

@@ -29,7 +29,7 @@ import xarray as xr
 
 from syncvp.config.loader import to_plain
 from syncvp.data import store, transforms
-from syncvp.data.era5 import Era5FileError, open_month
+from syncvp.data.era5 import NETCDF_LOCK, Era5FileError, open_month
 from syncvp.data.synthetic_era5 import VARIABLES, month_filename
 from syncvp.progress import ProgressFn, ProgressEvent, no_progress
 
@@ -62,7 +62,7 @@ def read_month(path: str | Path, names: tuple[str, ...], crop) -> tuple[np.ndarr
 
 def metadata_range(path: str | Path, name: str) -> tuple[float, float]:
     """The value range a file's metadata fixes for one variable (see the module docstring)."""
-    with xr.open_dataset(path, engine="netcdf4", mask_and_scale=False, decode_times=False) as ds:
+    with NETCDF_LOCK, xr.open_dataset(path, engine="netcdf4", mask_and_scale=False, decode_times=False) as ds:
         if name not in ds.data_vars:
             raise Era5FileError(f"{path}: lacks {name!r}")
         attrs, dtype = ds[name].attrs, ds[name].dtype

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import SPLITS, DatasetConfig, PathsConfig
 from syncvp.data import prepare as prep
-from syncvp.data import store, synthetic_era5, synthetic_video
+from syncvp.data import era5, store, synthetic_era5, synthetic_video
 from syncvp.io.atomic import atomic_dir, write_json
 
 
@@ -33,7 +33,8 @@ def render_video_split(name: str, source, split: str, out: Path) -> dict:
 def write_era5_month(source, month: str, out: Path) -> dict:
     synthetic_era5.write_month(out, source.seed, month, grid=tuple(source.grid), step=source.step,
                                north=source.north, west=source.west, layout=source.layout)
-    return {"month": month, "file": str(out), "layout": source.layout}
+    info = era5.check_month_file(out, era5.month_request(source, month))  # the checks a download passes
+    return {"month": month, "file": str(out), "layout": source.layout, "time_steps": info["time_steps"]}
 
 
 @flow(name="synthesize", log_prints=True)

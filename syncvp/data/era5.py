@@ -61,15 +61,21 @@ class Era5FileError(Era5Error):
 
 
 def month_request(source, month: str) -> dict:
-    """The cdsapi request of one month of an `era5` source (every day of the month)."""
+    """The cdsapi request of one month of an `era5` source (every day of the month); for a
+    `synthetic_era5` source, the request its generated file answers (every hour, its grid)."""
     year, mon = month.split("-")
+    if source.kind == "synthetic_era5":
+        (ny, nx), step = source.grid, source.step
+        area, hours = (source.north, source.west, source.north - step * (ny - 1), source.west + step * (nx - 1)), range(24)
+    else:
+        area, hours = source.area, source.hours
     return {
         "variable": [VARIABLES[name]["cds_name"] for name in source.provides],
         "year": year,
         "month": mon,
         "day": month_days(month),
-        "time": [f"{h:02d}:00" for h in source.hours],
-        "area": [float(v) for v in source.area],
+        "time": [f"{h:02d}:00" for h in hours],
+        "area": [float(v) for v in area],
         "grid": [float(source.step), float(source.step)],
         "data_format": "netcdf",
         "download_format": "unarchived",

@@ -134,3 +134,17 @@ def test_partial_downloads_are_removed(tmp_path):
     removed = era5.remove_partial(tmp_path)
     assert sorted(p.name for p in removed) == [".era5-land_2020-01.nc.tmp-abc", ".unzip-xyz"]
     assert [p.name for p in tmp_path.iterdir()] == ["era5-land_2020-02.nc"]
+
+
+@pytest.mark.parametrize("layout", ["new", "legacy"])
+def test_synthetic_months_pass_the_download_checks(tmp_path, repo_params, layout):
+    import dataclasses
+
+    from syncvp.data import synthetic_era5
+
+    source = dataclasses.replace(repo_params.datasets["era5_synthetic"].source, layout=layout, grid=(6, 7))
+    path = synthetic_era5.write_month(tmp_path / "m.nc", source.seed, "2020-02", grid=source.grid, step=source.step,
+                                      north=source.north, west=source.west, layout=layout)
+    request = era5.month_request(source, "2020-02")
+    assert request["area"] == pytest.approx([47.0, 7.0, 46.5, 7.6]) and len(request["time"]) == 24
+    assert era5.check_month_file(path, request) == {"time_steps": 29 * 24, "grid": [6, 7]}

@@ -35,11 +35,11 @@ class WithPseudoDepth(DatasetConfig):
 
 def test_commented_examples_load():
     examples = commented_datasets()
-    assert set(examples) == {"era5", "synthia", "cityscapes", "bair", "opendv"}
+    assert set(examples) == {"era5", "synthia", "cityscapes", "bair", "opendv", "agriculture"}
     for name in ("era5", "synthia", "cityscapes"):
         cfg = build(DatasetConfig, examples[name], f"datasets.{name}", "params.yaml")
         assert cfg.source.kind == examples[name]["source"]["kind"]
-    for name in ("bair", "opendv"):  # depth from Depth-Anything-V2: needs the dataset's `pseudo_depth`
+    for name in ("bair", "opendv", "agriculture"):  # depth from Depth-Anything-V2: needs the dataset's `pseudo_depth`
         with pytest.raises(ParamsError, match=rf"datasets\.{name}\.modalities\[1\]: 'depth' is not provided"):
             build(DatasetConfig, examples[name], f"datasets.{name}", "params.yaml")
         cfg = build(WithPseudoDepth, dict(examples[name], pseudo_depth={"encoder": "vitl"}), f"datasets.{name}", "p")

@@ -110,9 +110,11 @@ def _client(factory: ClientFactory):
     try:
         return factory()
     except Exception as exc:  # cdsapi raises a bare Exception when no credentials are found
-        if "configuration file" in str(exc) or "cdsapirc" in str(exc):
+        text = str(exc)
+        if "configuration file" in text or "cdsapirc" in text or "not the correct format" in text:
+            problem = "a malformed CDS key" if "format" in text else "no CDS credentials"
             raise Era5CredentialsError(
-                "no CDS credentials: create ~/.cdsapirc with the lines `url: https://cds.climate.copernicus.eu/api` "
+                f"{problem}: create ~/.cdsapirc with the lines `url: https://cds.climate.copernicus.eu/api` "
                 "and `key: <your personal access token>` (or set CDSAPI_URL and CDSAPI_KEY), and accept the "
                 "ERA5-Land licence on the dataset's web page once") from None
         raise

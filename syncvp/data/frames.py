@@ -179,7 +179,7 @@ def prepare_split(name: str, cfg, videos: list[FrameVideo], split: str, *, modes
                not (m == PSEUDO_DEPTH_MODALITY and getattr(cfg, "pseudo_depth", None) is not None)]
     if unknown:
         raise ValueError(f"dataset {name!r}: source kind {src.kind!r} does not provide {unknown}")
-    arrays: dict[str, list] = {m: [] for m in cfg.modalities}
+    arrays: dict[str, np.ndarray] = {}  # filled in place: one copy of the split in memory
     depth_attrs = None
     for i, video in enumerate(todo):
         native, got = _native(cfg, video, interim_dir)
@@ -189,13 +189,16 @@ def prepare_split(name: str, cfg, videos: list[FrameVideo], split: str, *, modes
         depth_attrs = got if got is not None else depth_attrs
         for m in cfg.modalities:
             mode = modes[m] if m in modes else modes[src.rgb_modality]
-            arrays[m].append(crop_resize(native[m], size, mode))
+            frames_out = crop_resize(native[m], size, mode)
+            if m not in arrays:
+                arrays[m] = np.empty((len(todo),) + frames_out.shape, frames_out.dtype)
+            arrays[m][i] = frames_out
         progress(ProgressEvent(task=f"prepare {split}", done=i + 1, total=len(todo), message=video.video_id))
     out_attrs = {m: dict(attrs.get(m, {})) for m in cfg.modalities}
     if depth_attrs is not None:
         out_attrs[PSEUDO_DEPTH_MODALITY] = {"encoding": "pseudo_depth", "pseudo_depth": json.dumps(depth_attrs, sort_keys=True)}
     prov = {"source": to_plain(src), "resolution": list(size), "videos": len(todo), **dict(provenance or {})}
-    return store.build_dataset({m: np.stack(a) for m, a in arrays.items()}, dataset=name, split=split,
+    return store.build_dataset({m: arrays[m] for m in cfg.modalities}, dataset=name, split=split,
                                modality_attrs=out_attrs, video_ids=[v.video_id for v in todo], provenance=prov)
 
 

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import SPLITS, DatasetConfig, PathsConfig
 from syncvp.data import prepare as prep
-from syncvp.data import store, synthetic_era5, synthetic_video
+from syncvp.data import era5, store, synthetic_era5, synthetic_video
 from syncvp.io.atomic import atomic_dir, write_json
 
 
@@ -33,7 +33,8 @@ def render_video_split(name: str, source, split: str, out: Path) -> dict:
 def write_era5_month(source, month: str, out: Path) -> dict:
     synthetic_era5.write_month(out, source.seed, month, grid=tuple(source.grid), step=source.step,
                                north=source.north, west=source.west, layout=source.layout)
-    return {"month": month, "file": str(out), "layout": source.layout}
+    info = era5.check_month_file(out, era5.month_request(source, month))  # the checks a download passes
+    return {"month": month, "file": str(out), "layout": source.layout, "time_steps": info["time_steps"]}
 
 
 @flow(name="synthesize", log_prints=True)
@@ -57,28 +58,40 @@ def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
 # prepare
 
 
+@task(task_run_name="constants")
+def dataset_constants(name: str, config: DatasetConfig, paths: PathsConfig) -> dict:
+    constants = prep.dataset_constants(name, config, paths)
+    for field, (lo, hi, how) in constants.get("norm", {}).items():
+        get_run_logger().info(f"{field}: normalisation range [{lo:.6g}, {hi:.6g}] ({how})")
+    return constants
+
+
 @task(task_run_name="prepare-{split}")
-def prepare_split(name: str, config: DatasetConfig, raw: Path, split: str, out: Path) -> dict:
-    if config.source.kind == "synthetic_video":
-        ds = prep.prepare_synthetic_video(name, config, raw / f"{split}.nc", split)
-    else:
-        raise NotImplementedError(f"prepare does not handle source kind {config.source.kind!r} yet")
+def prepare_split(name: str, config: DatasetConfig, paths: PathsConfig, split: str, constants: dict, out: Path) -> dict:
+    progress = PrefectProgress(f"{name}-prepare-{split}", f"{name}: preparing the {split} split")
+    ds = prep.prepare_split(name, config, paths, split, constants, progress=progress)
     info = store.write_store(out, ds)
     return {"split": split, "videos": info.videos, "frames": info.frames,
             "size": f"{info.height}x{info.width}", "modalities": ",".join(info.modalities)}
 
 
+_PRODUCER = {"synthetic_video": "synthesize", "synthetic_era5": "synthesize", "era5": "download_era5"}
+
+
 @flow(name="prepare", log_prints=True)
 def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
-    """Turn `<paths.raw>/<dataset>/` into clip stores `<paths.processed>/<dataset>/<split>.nc`,
-    with `summary.json` and `preview.png` beside them."""
-    raw = paths.raw_dir(dataset)
-    if not raw.is_dir():
-        raise FileNotFoundError(f"{raw} does not exist: run the stage that produces it first "
-                                f"(`dvc repro synthesize@{dataset}`)")
+    """Turn a dataset's input folder (`source.input_dir`: `<paths.raw>/<dataset>/` or the user's
+    folder) into clip stores `<paths.processed>/<dataset>/<split>.nc`, with `summary.json` and
+    `preview.png` beside them."""
+    raw = Path(config.source.input_dir(dataset, paths))
+    if not raw.exists():
+        stage = _PRODUCER.get(config.source.kind)
+        hint = f"run `dvc repro {stage}@{dataset}` first" if stage else "point the dataset's source.root at your data"
+        raise FileNotFoundError(f"{raw} does not exist: {hint}")
     final = paths.processed_dir(dataset)
+    constants = dataset_constants(dataset, config, paths)
     with atomic_dir(final) as tmp:
-        rows = [prepare_split(dataset, config, raw, s, tmp / f"{s}.nc") for s in SPLITS]
+        rows = [prepare_split(dataset, config, paths, s, constants, tmp / f"{s}.nc") for s in SPLITS]
         write_json(tmp / "summary.json", prep.summary({s: tmp / f"{s}.nc" for s in SPLITS}))
         prep.preview(tmp / "test.nc", tmp / "preview.png")
     publish_table(f"{dataset}-prepare", rows, f"Clip stores of {dataset!r}")

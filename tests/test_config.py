@@ -45,8 +45,8 @@ def test_repo_params_load_and_round_trip(repo_params):
     (lambda d: d["datasets"]["synthetic"].update(modalities=["rgb", "rgb"]), "datasets.synthetic.modalities", "duplicates"),
     (lambda d: d["datasets"]["synthetic"].update(modalities=["rgb", "flow"]), "datasets.synthetic.modalities[1]", "not provided"),
     (lambda d: d["datasets"]["synthetic"].update(rollout_frames=40), "datasets.synthetic.rollout_frames", "exceeds"),
-    (lambda d: d["pipeline"].update(prepare={}), "pipeline.prepare", "must be {synthetic: data/raw/synthetic}"),
-    (lambda d: d["pipeline"].update(synthesize=[]), "pipeline.synthesize", "must be ['synthetic']"),
+    (lambda d: d["pipeline"].update(prepare={}), "pipeline.prepare", "must be {era5_synthetic: data/raw/era5_synthetic, synthetic: data/raw/synthetic}"),
+    (lambda d: d["pipeline"].update(synthesize=[]), "pipeline.synthesize", "must be ['era5_synthetic', 'synthetic']"),
     (lambda d: d["pipeline"].update(train=["synthetic"]), "pipeline.autoencoders", "synthetic-rgb-context: synthetic"),
     (lambda d: d["weights"].update(i3d=5), "weights.i3d", "expected a path string"),
 ])

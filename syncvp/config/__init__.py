@@ -8,9 +8,14 @@ from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
 from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
 from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, ImageSequenceSource, MonthSplits,
+                                   NameSplits, SynthiaSource, VideoSegment, VideoSource, VideoSplits)
 
 __all__ = [
-    "ROLES", "SPLITS", "DatasetConfig", "FieldError", "Params", "ParamsError", "PathsConfig",
-    "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source", "SyntheticVideoSource",
-    "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require", "to_plain",
+    "ROLES", "SPLITS", "DatasetConfig", "Era5Processing", "Era5Source", "FieldError",
+    "ImageModality", "ImageSequenceSource", "MonthSplits", "NameSplits", "Params", "ParamsError",
+    "PathsConfig", "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source",
+    "SyntheticVideoSource", "SynthiaSource", "VideoSegment", "VideoSource", "VideoSplits",
+    "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require",
+    "to_plain",
 ]

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Literal, Union
 
 from syncvp.config.loader import require
+from syncvp.config.sources import (Era5Processing, Era5Source, ImageSequenceSource, SynthiaSource, VideoSource,
+                                   check_months)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+PSEUDO_DEPTH_MODALITY = "depth"  # the modality a dataset's `pseudo_depth` supplies
 
 
 def check_name(key: str, name: str) -> None:
@@ -95,6 +98,7 @@ class SyntheticEra5Source:
         step: grid spacing in degrees (ERA5-Land: 0.1).
         north, west: the north-west corner of the area, degrees.
         layout: "new" (float32, `valid_time`) or "legacy" (int16 packing, `time`) CDS files.
+        processing: how the months become clips (shared with the `era5` source).
     """
 
     kind: Literal["synthetic_era5"]
@@ -105,26 +109,29 @@ class SyntheticEra5Source:
     north: float
     west: float
     layout: Literal["new", "legacy"]
+    processing: Era5Processing
 
     provides = ("t2m", "sp")
 
     def __post_init__(self) -> None:
         require(len(self.months) >= 1, "months", "must list at least one month")
-        for i, month in enumerate(self.months):
-            require(bool(re.match(r"^\d{4}-(0[1-9]|1[0-2])$", month)), f"months[{i}]",
-                    f"must look like 2020-01, got {month!r}")
-        require(len(set(self.months)) == len(self.months), "months", "has duplicates")
+        check_months("months", self.months)
         require(min(self.grid) >= 4, "grid", f"needs at least 4 points per axis, got {self.grid}")
         require(self.step > 0, "step", f"must be > 0, got {self.step}")
         require(-90 <= self.north - self.step * (self.grid[0] - 1) and self.north <= 90, "north",
                 "the area must lie within latitudes -90..90")
+        self.processing.check_grid(self.months, self.grid)
+
+    @property
+    def video_frames(self) -> int:
+        return self.processing.video_frames
 
     def input_dir(self, name: str, paths) -> Path:
         """Where `synthesize` writes the monthly files (what `prepare` reads)."""
         return paths.raw_dir(name)
 
 
-Source = Union[SyntheticVideoSource, SyntheticEra5Source]
+Source = Union[SyntheticVideoSource, SyntheticEra5Source, Era5Source, SynthiaSource, ImageSequenceSource, VideoSource]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +160,8 @@ class DatasetConfig:
         for i, name in enumerate(self.modalities):
             check_name(f"modalities[{i}]", name)
             provides = getattr(self.source, "provides", None)
+            if provides is not None and getattr(self, "pseudo_depth", None) is not None:
+                provides = tuple(provides) + (PSEUDO_DEPTH_MODALITY,)  # estimated from the RGB frames
             require(provides is None or name in provides, f"modalities[{i}]",
                     f"{name!r} is not provided by source kind {self.source.kind!r} (it provides {list(provides or ())})")
         require(min(self.resolution) >= 8, "resolution", f"must be >= 8 pixels per side, got {self.resolution}")

@@ -1,4 +1,10 @@
-"""`prepare`: raw inputs -> clip stores, per source kind; plus a preview and a summary."""
+"""`prepare`: raw inputs -> clip stores, dispatched by source kind; plus a preview and a summary.
+
+Each source kind has its own module (`era5_clips` for ERA5 months, `synthia`, `image_sequence`
+and `video_file` for image-based sources; the synthetic video source is handled here).
+`dataset_constants` computes what every split needs once (ERA5 normalisation constants), then
+`prepare_split` builds one split's store.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,18 @@ import xarray as xr
 from syncvp import viz
 from syncvp.config import DatasetConfig
 from syncvp.config.loader import to_plain
-from syncvp.data import store, transforms
+from syncvp.data import era5_clips, image_sequence, store, synthia, transforms, video_file
 from syncvp.data.synthetic_video import CLASSES
+from syncvp.progress import ProgressFn, no_progress
+
+ERA5_KINDS = ("era5", "synthetic_era5")
+FRAME_SOURCES = {"synthia": synthia, "image_sequence": image_sequence, "video": video_file}
 
 
 def inverse_depth_uint8(depth: np.ndarray, near: float, far: float) -> np.ndarray:
     """Metric depth -> uint8 inverse depth over [near, far] (255 = near, 0 = far; disparity-like)."""
     inv = (1.0 / np.clip(depth, near, far) - 1.0 / far) / (1.0 / near - 1.0 / far)
     return np.round(np.clip(inv, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def class_gray(ids: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class ids 0..n-1 -> gray 0..255 (id / (n - 1) * 255, the SYNTHIA convention for n = 16)."""
-    return np.round(ids.astype(np.float64) * 255.0 / (num_classes - 1)).astype(np.uint8)
 
 
 def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str) -> xr.Dataset:
@@ -43,12 +48,34 @@ def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str
             attrs[m] = {"encoding": "inverse_depth", "depth_near": near, "depth_far": far,
                         "meaning": "255 * (1/z - 1/far) / (1/near - 1/far), z = planar camera depth in metres"}
         else:
-            out = class_gray(transforms.resize_frames(frames, size, "nearest"), len(CLASSES))
+            out = transforms.class_gray(transforms.resize_frames(frames, size, "nearest"), len(CLASSES))
             attrs[m] = {"encoding": "class_gray", "num_classes": len(CLASSES), "classes": ",".join(CLASSES)}
         arrays[m] = out.reshape(ds[m].shape[:2] + out.shape[1:])
     prov = {"source": to_plain(src), "resolution": list(size), "raw": str(raw)}
     return store.build_dataset(arrays, dataset=name, split=split, modality_attrs=attrs,
                                video_ids=[str(v) for v in ds["video_id"].values], provenance=prov)
+
+
+def dataset_constants(name: str, cfg: DatasetConfig, paths) -> dict:
+    """Values every split of a dataset needs, computed once: {"norm": {field: [min, max, how]}}
+    for ERA5 sources, {} otherwise (JSON-able)."""
+    if cfg.source.kind in ERA5_KINDS:
+        raw = cfg.source.input_dir(name, paths)
+        return {"norm": era5_clips.norm_constants(cfg.source.processing, tuple(cfg.modalities), raw)}
+    return {}
+
+
+def prepare_split(name: str, cfg: DatasetConfig, paths, split: str, constants: dict,
+                  progress: ProgressFn = no_progress) -> xr.Dataset:
+    """The clip store of one split of any source kind (in memory; `store.write_store` writes it)."""
+    kind = cfg.source.kind
+    if kind == "synthetic_video":
+        return prepare_synthetic_video(name, cfg, paths.raw_dir(name) / f"{split}.nc", split)
+    if kind in ERA5_KINDS:
+        return era5_clips.prepare_split(name, cfg, cfg.source.input_dir(name, paths), split, constants["norm"], progress)
+    if kind in FRAME_SOURCES:
+        return FRAME_SOURCES[kind].prepare_split(name, cfg, split, paths.interim_dir(name), progress)
+    raise ValueError(f"dataset {name!r}: prepare does not handle source kind {kind!r}")
 
 
 def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> Path:

@@ -8,6 +8,7 @@ Each source kind that has RGB frames registers a lister `(name, config, raw_dir)
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,8 +43,14 @@ def register(kind: str) -> Callable[[Lister], Lister]:
     return wrap
 
 
+# Source modules that register listers (imported on first use: they import this module).
+_SOURCE_MODULES = ("syncvp.data.synthia", "syncvp.data.image_sequence", "syncvp.data.video_file")
+
+
 def raw_videos(name: str, config: DatasetConfig, raw_dir: Path) -> list[RawVideo]:
     """Every raw RGB video of a dataset, in split and then video order."""
+    for module in _SOURCE_MODULES:
+        importlib.import_module(module)
     kind = config.source.kind
     if kind not in _LISTERS:
         raise ValueError(f"dataset {name!r}: source kind {kind!r} has no raw RGB videos (known: {sorted(_LISTERS)})")

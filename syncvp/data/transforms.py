@@ -41,6 +41,11 @@ def model_to_field(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return ((np.asarray(v, dtype=np.float64) + 1.0) / 2.0 * (hi - lo) + lo).astype(np.float32)
 
 
+def class_gray(ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class ids 0..n-1 -> gray 0..255 (id / (n - 1) * 255; SYNTHIA's 16 classes give id * 17)."""
+    return np.round(ids.astype(np.float64) * 255.0 / (num_classes - 1)).astype(np.uint8)
+
+
 def center_crop(frames: np.ndarray, aspect: float) -> np.ndarray:
     """Centre-crop [T, H, W] or [T, H, W, C] frames to the largest window of width/height = aspect."""
     h, w = frames.shape[1], frames.shape[2]

@@ -22,13 +22,7 @@ def test_synthetic_raw_videos(tmp_path, tiny_params):
                                          far=cfg.source.depth_range[1])
     np.testing.assert_array_equal(frames, again["rgb"])
     with pytest.raises(ValueError, match="no raw RGB videos"):
-        from dataclasses import replace
-
-        from syncvp.config import SyntheticEra5Source
-
-        era = SyntheticEra5Source(kind="synthetic_era5", seed=0, months=("2020-01",), grid=(8, 8), step=0.1,
-                                  north=45.0, west=7.0, layout="new")
-        raw_videos("x", replace(cfg, source=era, modalities=("t2m", "sp")), tmp_path)
+        raw_videos("era5_synthetic", tiny_params.datasets["era5_synthetic"], tmp_path)
 
 
 def test_interim_depth_round_trip(tmp_path):

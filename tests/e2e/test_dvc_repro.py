@@ -25,6 +25,11 @@ def shrink(params: dict) -> dict:
         if src["kind"] == "synthetic_video":
             src.update(resolution=16, frames=12, videos={"train": 4, "val": 1, "test": 2}, supersample=1)
             ds.update(resolution=[16, 16], context_frames=2, future_frames=4, rollout_frames=8)
+        elif src["kind"] == "synthetic_era5":
+            months = ["2020-01", "2020-02", "2020-03"]
+            src.update(months=months, grid=[12, 12])
+            src["processing"].update(crop=None, splits={"train": months[:1], "val": months[1:2], "test": months[2:]})
+            ds.update(resolution=[12, 12])
     return params
 
 
@@ -68,10 +73,31 @@ def test_repro_then_up_to_date(workdir):
     for name in params.pipeline.prepare:
         for split in ("train", "val", "test"):
             read_info(root / params.paths.store(name, split), deep=True, require=params.datasets[name].modalities)
+    check_era5_masks(root, params)
     start = time.monotonic()
     res = dvc(["repro"], root, env)
     assert "Data and pipelines are up to date" in res.stdout
     assert time.monotonic() - start < 30
+
+
+def check_era5_masks(root: Path, params) -> None:
+    """The prepared synthetic ERA5 stores are invalid exactly over the generator's sea mask."""
+    import numpy as np
+    import xarray as xr
+
+    from syncvp.data.synthetic_era5 import sea_mask
+
+    era5 = [n for n, ds in params.datasets.items() if ds.source.kind == "synthetic_era5"]
+    assert era5, "the default pipeline prepares a synthetic ERA5 dataset"
+    for name in era5:
+        src = params.datasets[name].source
+        sea = sea_mask(src.seed, grid=src.grid, step=src.step, north=src.north, west=src.west)
+        for split in ("train", "val", "test"):
+            with xr.open_dataset(root / params.paths.store(name, split)) as ds:
+                valid = ds["valid"].values
+                assert valid.shape[2:] == sea.shape and (valid == (~sea)[None, None]).all()
+                for field in params.datasets[name].modalities:
+                    assert (np.isnan(ds[field].values) == sea[None, None]).all()
 
 
 def test_bad_params_fail_naming_the_key(workdir):

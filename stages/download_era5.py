@@ -1,0 +1,16 @@
+"""DVC stage `download_era5@<dataset>`: ERA5-Land months through cdsapi (needs CDS credentials)."""
+
+import sys
+
+from stages._entry import StageSpec, run
+
+SPEC = StageSpec(
+    name="download_era5",
+    fanout="download_era5",
+    sections=lambda ds: (f"datasets.{ds}.source", "paths"),
+    flow="pipelines.era5:download_era5",
+    arguments=lambda p, ds: {"dataset": ds, "source": p(f"datasets.{ds}.source"), "paths": p("paths")},
+)
+
+if __name__ == "__main__":
+    sys.exit(run(SPEC))

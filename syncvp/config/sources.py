@@ -1,0 +1,398 @@
+"""Real data sources for `datasets.<name>.source`, and the ERA5 processing settings shared with
+the synthetic ERA5 source.
+
+- `era5`: ERA5-Land `2m_temperature` + `surface_pressure`, downloaded month by month with cdsapi
+  (stage `download_era5`) into `<paths.raw>/<dataset>/`.
+- `synthia`: SYNTHIA-SEQS folders (RGB frames + 16-bit GT/LABELS PNGs) under a local root.
+- `image_sequence`: one local root with one sub-folder per modality (Cityscapes sequences +
+  disparity, BAIR, agricultural image series) and fixed split files.
+- `video`: local video files (OpenDV-YouTube), decoded at a target frame rate.
+
+Every source has `provides` (the modality names it supplies), `video_frames` (frames per stored
+video) and `input_dir(name, paths)` (the folder `prepare` reads, a DVC dependency).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from syncvp.config.loader import require
+
+ERA5_FIELDS = ("t2m", "sp")
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def check_months(key: str, months: tuple[str, ...]) -> None:
+    """Months are "YYYY-MM" strings without duplicates."""
+    for i, month in enumerate(months):
+        require(bool(MONTH_PATTERN.match(month)), f"{key}[{i}]", f"must look like 2020-01, got {month!r}")
+    require(len(set(months)) == len(months), key, f"has duplicates: {list(months)}")
+
+
+def check_clips(video_frames: int, stride: int, frame_step: int = 1) -> None:
+    """How a long sequence is cut into stored videos."""
+    require(video_frames >= 2, "video_frames", f"must be >= 2, got {video_frames}")
+    require(stride >= 1, "stride", f"must be >= 1, got {stride}")
+    require(frame_step >= 1, "frame_step", f"must be >= 1, got {frame_step}")
+
+
+# --------------------------------------------------------------------------------------------
+# ERA5
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonthSplits:
+    """Months of each split ("YYYY-MM"); disjoint, so no clip leaks between splits."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for split, months in self.as_dict().items():
+            require(len(months) >= 1, split, "must list at least one month")
+            check_months(split, months)
+            for month in months:
+                require(month not in seen, split, f"month {month} is also in {seen.get(month)!r} (splits must be disjoint)")
+                seen[month] = split
+
+    def as_dict(self) -> dict[str, tuple[str, ...]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def months(self) -> tuple[str, ...]:
+        """Every month used by a split, sorted."""
+        return tuple(sorted(m for ms in self.as_dict().values() for m in ms))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Era5Processing:
+    """How monthly ERA5-Land files become clips (`prepare`); shared by `era5` and `synthetic_era5`.
+
+    Attributes:
+        normalization: where the min-max constants come from: "metadata" (the range fixed by the
+            int16 `scale_factor`/`add_offset` packing of old CDS files, or CF `actual_range` /
+            `valid_min`/`valid_max`), "train" (min/max over the training months) or "fixed".
+        fixed_range: {t2m: [min, max], sp: [min, max]} in K / Pa when normalization is "fixed",
+            else null.
+        crop: [row, col, height, width] in grid cells from the north-west corner, or null for
+            the whole grid; the crop is then resized to the dataset resolution.
+        resize: "nearest", or "area"/"bilinear" (mask-aware: only valid points are averaged).
+        video_frames: consecutive time steps per stored video.
+        stride: time steps between the starts of consecutive videos of a month (videos never
+            cross a month boundary).
+        splits: months of each split.
+    """
+
+    normalization: Literal["metadata", "train", "fixed"]
+    fixed_range: dict[str, tuple[float, float]] | None
+    crop: tuple[int, int, int, int] | None
+    resize: Literal["area", "bilinear", "nearest"]
+    video_frames: int
+    stride: int
+    splits: MonthSplits
+
+    def __post_init__(self) -> None:
+        check_clips(self.video_frames, self.stride)
+        if self.normalization == "fixed":
+            got = sorted(self.fixed_range or {})
+            require(got == sorted(ERA5_FIELDS), "fixed_range", f"must give [min, max] for {list(ERA5_FIELDS)}, got {got}")
+            for name, (lo, hi) in (self.fixed_range or {}).items():
+                require(lo < hi, f"fixed_range.{name}", f"must be [min, max] with min < max, got {[lo, hi]}")
+        else:
+            require(self.fixed_range is None, "fixed_range",
+                    f"is only used when normalization is 'fixed' (it is {self.normalization!r}); set it to null")
+        if self.crop is not None:
+            row, col, height, width = self.crop
+            require(row >= 0 and col >= 0 and height >= 4 and width >= 4, "crop",
+                    f"must be [row >= 0, col >= 0, height >= 4, width >= 4], got {list(self.crop)}")
+
+    def check_grid(self, months: tuple[str, ...], grid: tuple[int, int]) -> None:
+        """Splits use only available months; the crop fits the (lat, lon) grid."""
+        for split, ms in self.splits.as_dict().items():
+            for month in ms:
+                require(month in months, f"processing.splits.{split}",
+                        f"month {month} is not in `months` ({list(months)})")
+        if self.crop is not None:
+            row, col, height, width = self.crop
+            require(row + height <= grid[0] and col + width <= grid[1], "processing.crop",
+                    f"{list(self.crop)} does not fit the {grid[0]}x{grid[1]} grid")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Era5Source:
+    """ERA5-Land hourly 2 m temperature (K) and surface pressure (Pa) from the Copernicus Climate
+    Data Store, one cdsapi request per month (credentials: ~/.cdsapirc or CDSAPI_URL/CDSAPI_KEY).
+
+    Attributes:
+        months: months to download, "YYYY-MM" (one request and one file each).
+        hours: hours of the day to download, 0..23 (consecutive stored frames are consecutive
+            downloaded hours).
+        area: [north, west, south, east] in degrees.
+        step: grid spacing in degrees (the request's `grid`; ERA5-Land native: 0.1).
+        retries: Prefect retries of a failed month (transient server or network errors).
+        retry_delay_s: first retry delay; it doubles with each retry (exponential backoff).
+        workers: months requested at the same time (CDS queues requests; 1-4 is sensible).
+        processing: how the months become clips.
+    """
+
+    kind: Literal["era5"]
+    months: tuple[str, ...]
+    hours: tuple[int, ...]
+    area: tuple[float, float, float, float]
+    step: float
+    retries: int
+    retry_delay_s: float
+    workers: int
+    processing: Era5Processing
+
+    provides = ERA5_FIELDS
+
+    def __post_init__(self) -> None:
+        require(len(self.months) >= 1, "months", "must list at least one month")
+        check_months("months", self.months)
+        require(len(self.hours) >= 1, "hours", "must list at least one hour")
+        require(all(0 <= h <= 23 for h in self.hours) and len(set(self.hours)) == len(self.hours), "hours",
+                f"must be distinct hours 0..23, got {list(self.hours)}")
+        require(list(self.hours) == sorted(self.hours), "hours", f"must be in increasing order, got {list(self.hours)}")
+        north, west, south, east = self.area
+        require(-90 <= south < north <= 90 and -180 <= west < east <= 360, "area",
+                f"must be [north, west, south, east] with south < north and west < east, got {list(self.area)}")
+        require(self.step > 0, "step", f"must be > 0, got {self.step}")
+        require(min(self.grid) >= 4, "area", f"spans only {self.grid[0]}x{self.grid[1]} grid points at step "
+                                              f"{self.step}; at least 4x4 are needed")
+        require(self.retries >= 0, "retries", f"must be >= 0, got {self.retries}")
+        require(self.retry_delay_s >= 0, "retry_delay_s", f"must be >= 0, got {self.retry_delay_s}")
+        require(1 <= self.workers <= 8, "workers", f"must be 1..8, got {self.workers}")
+        self.processing.check_grid(self.months, self.grid)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(latitude, longitude) grid points of the area."""
+        north, west, south, east = self.area
+        return round((north - south) / self.step) + 1, round((east - west) / self.step) + 1
+
+    @property
+    def video_frames(self) -> int:
+        return self.processing.video_frames
+
+    def input_dir(self, name: str, paths) -> Path:
+        """Where `download_era5` writes the monthly files (what `prepare` reads)."""
+        return paths.raw_dir(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Frame folders and videos
+
+
+@dataclass(frozen=True, kw_only=True)
+class NameSplits:
+    """Sequence (folder) names of each split; disjoint."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for split, names in self.as_dict().items():
+            require(len(names) >= 1, split, "must list at least one sequence")
+            for name in names:
+                require(name not in seen, split, f"{name!r} is also in {seen.get(name)!r} (splits must be disjoint)")
+                seen[name] = split
+
+    def as_dict(self) -> dict[str, tuple[str, ...]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SynthiaSource:
+    """SYNTHIA-SEQS sequences: RGB frames and semantic class maps (16 classes).
+
+    Layout: `<root>/<sequence>/RGB/<camera>/<frame>.png` and
+    `<root>/<sequence>/GT/LABELS/<camera>/<frame>.png` (16-bit, class id in the red channel).
+
+    Attributes:
+        root: the folder holding the SYNTHIA-SEQS-* sequence folders.
+        camera: camera sub-path, e.g. "Stereo_Left/Omni_F".
+        splits: sequence folder names of each split.
+        frame_step: keep every frame_step-th frame.
+        video_frames: kept frames per stored video.
+        stride: kept frames between the starts of consecutive videos of a sequence.
+        resize: RGB resize ("area" or "bilinear"); class maps are always resized nearest-neighbour.
+    """
+
+    kind: Literal["synthia"]
+    root: Path
+    camera: str
+    splits: NameSplits
+    frame_step: int
+    video_frames: int
+    stride: int
+    resize: Literal["area", "bilinear"]
+
+    provides = ("rgb", "semantic")
+    rgb_modality = "rgb"
+
+    def __post_init__(self) -> None:
+        check_clips(self.video_frames, self.stride, self.frame_step)
+
+    def input_dir(self, name: str, paths) -> Path:
+        return self.root
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageModality:
+    """How one modality folder of an image-sequence dataset is read.
+
+    Attributes:
+        channels: 3 (colour, stored RGB) or 1 (gray; a 3-channel file must have equal channels).
+        resize: "area"/"bilinear" for images, "nearest" for label maps.
+        value_range: [lo, hi] mapped linearly to 0..255 (for 16-bit files such as Cityscapes
+            disparity), or null: files must then be 8-bit.
+    """
+
+    channels: int
+    resize: Literal["area", "bilinear", "nearest"]
+    value_range: tuple[float, float] | None
+
+    def __post_init__(self) -> None:
+        require(self.channels in (1, 3), "channels", f"must be 1 or 3, got {self.channels}")
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            require(lo < hi, "value_range", f"must be [lo, hi] with lo < hi, got {list(self.value_range)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSequenceSource:
+    """Frame folders, one sub-folder per modality, paired by frame name (Cityscapes sequences +
+    disparity, BAIR, agricultural series).
+
+    Layout: `<root>/<modality>/<sequence path>/<frame>.<png|jpg|...>` and split files
+    `<root>/splits/{train,val,test}.txt` listing sequence paths (or folders holding them).
+
+    Attributes:
+        root: the dataset folder.
+        modalities: modality (= folder) name -> how to read it.
+        rgb_modality: the colour modality whose frames pseudo-depth is estimated from.
+        frame_pattern: regex matched against file stems; group `frame` orders and pairs the
+            frames; an optional group `sequence` splits a folder into several sequences.
+        frame_step: keep every frame_step-th frame.
+        video_frames: kept frames per stored video.
+        stride: kept frames between the starts of consecutive videos of a sequence.
+    """
+
+    kind: Literal["image_sequence"]
+    root: Path
+    modalities: dict[str, ImageModality]
+    rgb_modality: str
+    frame_pattern: str
+    frame_step: int
+    video_frames: int
+    stride: int
+
+    def __post_init__(self) -> None:
+        require(len(self.modalities) >= 1, "modalities", "must name at least one modality folder")
+        for name in self.modalities:
+            require(bool(re.match(r"^[a-z][a-z0-9_]*$", name)), f"modalities.{name}",
+                    "modality folder names must match [a-z][a-z0-9_]*")
+        require(self.rgb_modality in self.modalities, "rgb_modality",
+                f"{self.rgb_modality!r} is not one of the modalities {list(self.modalities)}")
+        rgb = self.modalities[self.rgb_modality]
+        require(rgb.channels == 3 and rgb.resize in ("area", "bilinear"), "rgb_modality",
+                f"{self.rgb_modality!r} must have 3 channels and resize area or bilinear")
+        try:
+            pattern = re.compile(self.frame_pattern)
+        except re.error as exc:
+            require(False, "frame_pattern", f"is not a valid regex: {exc}")
+        require("frame" in pattern.groupindex, "frame_pattern", "needs a named group (?P<frame>...)")
+        require(set(pattern.groupindex) <= {"frame", "sequence"}, "frame_pattern",
+                f"may only name the groups 'frame' and 'sequence', got {sorted(pattern.groupindex)}")
+        check_clips(self.video_frames, self.stride, self.frame_step)
+
+    @property
+    def provides(self) -> tuple[str, ...]:
+        return tuple(self.modalities)
+
+    def input_dir(self, name: str, paths) -> Path:
+        return self.root
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSegment:
+    """A time range of one video file (seconds from its start; end null = to the end)."""
+
+    file: str
+    start_s: float
+    end_s: float | None
+
+    def __post_init__(self) -> None:
+        require(bool(self.file) and not Path(self.file).is_absolute(), "file",
+                f"must be a path relative to `root`, got {self.file!r}")
+        require(self.start_s >= 0, "start_s", f"must be >= 0, got {self.start_s}")
+        require(self.end_s is None or self.end_s > self.start_s, "end_s",
+                f"must be null or > start_s ({self.start_s}), got {self.end_s}")
+
+    def overlaps(self, other: VideoSegment) -> bool:
+        inf = float("inf")
+        return self.file == other.file and self.start_s < (other.end_s or inf) and other.start_s < (self.end_s or inf)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSplits:
+    """Video segments of each split; segments of one file must not overlap across splits."""
+
+    train: tuple[VideoSegment, ...]
+    val: tuple[VideoSegment, ...]
+    test: tuple[VideoSegment, ...]
+
+    def __post_init__(self) -> None:
+        items = [(split, i, seg) for split, segs in self.as_dict().items() for i, seg in enumerate(segs)]
+        for split, segs in self.as_dict().items():
+            require(len(segs) >= 1, split, "must list at least one segment")
+        for a, (sa, ia, seg_a) in enumerate(items):
+            for sb, ib, seg_b in items[a + 1:]:
+                require(not seg_a.overlaps(seg_b), f"{sb}[{ib}]",
+                        f"overlaps {sa}[{ia}] ({seg_a.file} {seg_a.start_s}-{seg_a.end_s} s)")
+
+    def as_dict(self) -> dict[str, tuple[VideoSegment, ...]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSource:
+    """Local video files (OpenDV-YouTube), decoded with OpenCV at a target frame rate.
+
+    Attributes:
+        root: the folder holding the video files.
+        fps: frames per second after resampling (frame k is the source frame at k / fps seconds).
+        trim_s: [start, end] seconds dropped at the beginning and end of every file (text overlays).
+        video_frames: frames per stored video.
+        stride: frames between the starts of consecutive videos of a segment.
+        resize: "area" or "bilinear" (after the centre crop to the dataset's aspect ratio).
+        splits: the file segments of each split.
+    """
+
+    kind: Literal["video"]
+    root: Path
+    fps: float
+    trim_s: tuple[float, float]
+    video_frames: int
+    stride: int
+    resize: Literal["area", "bilinear"]
+    splits: VideoSplits
+
+    provides = ("rgb",)
+    rgb_modality = "rgb"
+
+    def __post_init__(self) -> None:
+        require(self.fps > 0, "fps", f"must be > 0, got {self.fps}")
+        require(min(self.trim_s) >= 0, "trim_s", f"must be [start, end] seconds >= 0, got {list(self.trim_s)}")
+        check_clips(self.video_frames, self.stride)
+
+    def input_dir(self, name: str, paths) -> Path:
+        return self.root

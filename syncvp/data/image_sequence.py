@@ -1,0 +1,142 @@
+"""Image-sequence folders (Cityscapes sequences + disparity, BAIR, agricultural series).
+
+Layout::
+
+    <root>/
+      splits/train.txt   one entry per line ('#' starts a comment): a sequence id, or a folder
+      splits/val.txt     (relative to the modality folders) whose sequences all belong to
+      splits/test.txt    the split; a sequence in no split is not used
+      <modality>/        one folder per configured modality (e.g. rgb/, depth/)
+        <sequence>/      any nesting; the frames of a sequence sit in one folder
+          <frame>.png    png, jpg, jpeg, bmp, tif, tiff or webp
+
+File stems are matched (in full) by `frame_pattern`: its group `frame` names the frame, which
+orders the frames (digit runs compare as numbers) and pairs them across modalities; its
+optional group `sequence` splits one folder into several sequences (Cityscapes keeps all
+snippets of a city in one folder: `aachen_000000_000019_leftImg8bit.png` has sequence
+`aachen_000000` and frame `000019`). A sequence's id is its folder path relative to the modality
+folder, plus `/<sequence group>` when the pattern has one.
+
+Every modality must have exactly the same frames of every used sequence: a missing or extra
+frame is an error naming it, never a silent shift. Each sequence keeps every `frame_step`-th
+frame and is cut into videos of `video_frames` frames every `stride` kept frames; video ids are
+`<sequence id with '/' -> '__'>-<first raw frame position>`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import xarray as xr
+
+from syncvp.data import frames
+from syncvp.data.frames import IMAGE_EXTENSIONS, FramePairingError, FrameVideo
+from syncvp.data.raw import RawVideo, register
+from syncvp.progress import ProgressFn, no_progress
+
+SPLIT_FILES = "splits"
+
+
+def scan_modality(folder: Path, pattern: re.Pattern) -> dict[str, dict[str, Path]]:
+    """{sequence id: {frame: file}} of one modality folder."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist (each configured modality needs a folder under the root)")
+    found: dict[str, dict[str, Path]] = defaultdict(dict)
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+            continue
+        match = pattern.fullmatch(path.stem)
+        if match is None:
+            raise ValueError(f"{path}: the file name does not match frame_pattern {pattern.pattern!r}")
+        rel = path.parent.relative_to(folder).as_posix()
+        group = match.groupdict().get("sequence")
+        if rel == "." and group is None:
+            raise ValueError(f"{path}: frames must sit in a sequence folder below {folder} "
+                             "(or frame_pattern must name a `sequence` group)")
+        seq = group if rel == "." else f"{rel}/{group}" if group else rel
+        frame = match["frame"]
+        if frame in found[seq]:
+            raise FramePairingError(f"{path}: frame {frame!r} of sequence {seq!r} also comes from {found[seq][frame]}")
+        found[seq][frame] = path
+    return dict(found)
+
+
+def read_splits(root: Path) -> dict[str, list[str]]:
+    """The entries of `<root>/splits/{train,val,test}.txt`."""
+    out = {}
+    for split in ("train", "val", "test"):
+        path = root / SPLIT_FILES / f"{split}.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: list the {split} sequences (or their folders) there, one per line")
+        entries = [line.split("#", 1)[0].strip().strip("/") for line in path.read_text().splitlines()]
+        out[split] = [e for e in entries if e]
+        if not out[split]:
+            raise ValueError(f"{path} lists no sequence")
+    return out
+
+
+def assign_splits(sequences: list[str], entries: dict[str, list[str]], root: Path) -> dict[str, list[str]]:
+    """Split -> its sequences (natural order); an entry matching nothing or a sequence in two
+    splits is an error."""
+    owner: dict[str, str] = {}
+    for split, items in entries.items():
+        for entry in items:
+            matched = [s for s in sequences if s == entry or s.startswith(entry + "/")]
+            if not matched:
+                raise ValueError(f"{root / SPLIT_FILES / (split + '.txt')}: entry {entry!r} matches no sequence")
+            for seq in matched:
+                if owner.get(seq, split) != split:
+                    raise ValueError(f"sequence {seq!r} is in both the {owner[seq]} and the {split} split")
+                owner[seq] = split
+    return {split: sorted((s for s, o in owner.items() if o == split), key=frames.natural_key) for split in entries}
+
+
+def _loader(paths: tuple[Path, ...], spec):
+    return lambda: frames.stack_frames(paths, lambda p: frames.read_image(p, channels=spec.channels,
+                                                                          value_range=spec.value_range))
+
+
+def videos(name: str, source, root: Path) -> list[FrameVideo]:
+    """Every video of an image-sequence source under `root`, split by split."""
+    root = Path(root)
+    pattern = re.compile(source.frame_pattern)
+    scans = {m: scan_modality(root / m, pattern) for m in source.modalities}
+    sequences = sorted(set().union(*scans.values()), key=frames.natural_key)
+    out = []
+    for split, seqs in assign_splits(sequences, read_splits(root), root).items():
+        for seq in seqs:
+            files = {m: scans[m].get(seq, {}) for m in source.modalities}
+            keys = frames.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
+            for pos in frames.clip_positions(len(keys), source.video_frames, source.stride):
+                chunk = {m: tuple(files[m][k] for k in keys[pos:pos + source.video_frames]) for m in source.modalities}
+                out.append(FrameVideo(split=split, video_id=f"{seq.replace('/', '__')}-{pos * source.frame_step:06d}",
+                                      loaders={m: _loader(chunk[m], spec) for m, spec in source.modalities.items()},
+                                      files=chunk))
+    return out
+
+
+def modality_attrs(source) -> dict[str, dict]:
+    out = {}
+    for m, spec in source.modalities.items():
+        attrs = {"encoding": "rgb" if spec.channels == 3 else "gray", "source_folder": m, "resize": spec.resize}
+        if spec.value_range is not None:
+            attrs["value_range"] = [float(v) for v in spec.value_range]
+            attrs["meaning"] = "255 * (value - value_range[0]) / (value_range[1] - value_range[0]), clipped"
+        out[m] = attrs
+    return out
+
+
+def prepare_split(name: str, cfg, split: str, interim_dir: Path | None,
+                  progress: ProgressFn = no_progress) -> xr.Dataset:
+    """The clip store of one split."""
+    src = cfg.source
+    return frames.prepare_split(name, cfg, videos(name, src, src.root), split,
+                                modes={m: spec.resize for m, spec in src.modalities.items()},
+                                attrs=modality_attrs(src), interim_dir=interim_dir, progress=progress)
+
+
+@register("image_sequence")
+def _raw(name: str, config, raw_dir: Path) -> list[RawVideo]:
+    return frames.raw_listing(videos(name, config.source, raw_dir), config.source.rgb_modality)

@@ -1,0 +1,136 @@
+"""Image-sequence folders (Cityscapes-, BAIR-like): pairing of modalities by frame name, split
+files, natural frame order, 16-bit maps, centre crop + resize."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from syncvp.config import DatasetConfig, ImageModality, ImageSequenceSource
+from syncvp.data import image_sequence
+from syncvp.data.frames import FramePairingError, read_image
+from syncvp.data.raw import raw_videos
+from tests.data.source_trees import rgb_frame, write_rgb
+
+CITY_PATTERN = r"(?P<sequence>[a-z]+_\d+)_(?P<frame>\d+)_(leftImg8bit|disparity)"
+SIZE = (16, 24)
+
+
+def write_city(root, split: str, city: str, snippets: int, frames: int) -> None:
+    for s in range(snippets):
+        for i in range(frames):
+            stem = f"{city}_{s:06d}_{i:06d}"
+            write_rgb(root / "rgb" / split / city / f"{stem}_leftImg8bit.png", rgb_frame(i, SIZE, salt=s))
+            disparity = np.full(SIZE, 1000 * i + 500, np.uint16)
+            disparity[:, :4] = 60000  # outside the crop
+            path = root / "depth" / split / city / f"{stem}_disparity.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(path), disparity)
+
+
+def write_splits(root, train="train", val="val", test="test  # the official val set") -> None:
+    (root / "splits").mkdir(exist_ok=True)
+    for split, text in (("train", train), ("val", val), ("test", test)):
+        (root / "splits" / f"{split}.txt").write_text(text + "\n")
+
+
+def city_config(root, **changes) -> DatasetConfig:
+    args = dict(kind="image_sequence", root=root,
+                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None),
+                            "depth": ImageModality(channels=1, resize="area", value_range=(0.0, 25500.0))},
+                rgb_modality="rgb", frame_pattern=CITY_PATTERN, frame_step=1, video_frames=4, stride=4)
+    args.update(changes)
+    return DatasetConfig(source=ImageSequenceSource(**args), modalities=("rgb", "depth"), resolution=(8, 8),
+                         context_frames=1, future_frames=2, rollout_frames=3)
+
+
+@pytest.fixture
+def city(tmp_path):
+    write_city(tmp_path, "train", "aachen", snippets=2, frames=8)
+    write_city(tmp_path, "val", "bochum", snippets=1, frames=4)
+    write_city(tmp_path, "test", "berlin", snippets=1, frames=5)
+    write_splits(tmp_path)
+    return tmp_path
+
+
+def test_cityscapes_layout_pairs_frames_by_name(city):
+    cfg = city_config(city)
+    ds = image_sequence.prepare_split("cityscapes", cfg, "train", None)
+    assert list(ds["video_id"].values) == ["train__aachen__aachen_000000-000000", "train__aachen__aachen_000000-000004",
+                                           "train__aachen__aachen_000001-000000", "train__aachen__aachen_000001-000004"]
+    assert ds["rgb"].shape == (4, 4, 8, 8, 3) and ds["depth"].shape == (4, 4, 8, 8)
+    for v, start in enumerate((0, 4, 0, 4)):
+        for t in range(4):
+            frame = start + t
+            assert (ds["rgb"].values[v, t, ..., 0] == 10 * frame + 5).all()
+            assert (ds["depth"].values[v, t] == 10 * frame + 5).all(), "depth paired with the same frame"
+    expect = cv2.resize(rgb_frame(2, SIZE, salt=1)[:, 4:20], (8, 8), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(ds["rgb"].values[2, 2], expect)
+    assert list(ds["depth"].attrs["value_range"]) == [0.0, 25500.0]
+    test = image_sequence.prepare_split("cityscapes", cfg, "test", None)
+    assert list(test["video_id"].values) == ["test__berlin__berlin_000000-000000"], "5 frames: one video of 4"
+
+
+def test_missing_or_extra_frame_is_an_error_naming_it(city):
+    source = city_config(city).source
+    missing = city / "depth" / "train" / "aachen" / "aachen_000001_000003_disparity.png"
+    data = missing.read_bytes()
+    missing.unlink()
+    with pytest.raises(FramePairingError, match=r"sequence 'train/aachen/aachen_000001'.*'depth' lacks frame '000003'"):
+        image_sequence.videos("c", source, city)
+    missing.write_bytes(data)
+    extra = city / "depth" / "val" / "bochum" / "bochum_000000_000009_disparity.png"
+    extra.write_bytes(data)
+    with pytest.raises(FramePairingError, match=r"'depth' has frame '000009' that 'rgb' lacks"):
+        image_sequence.videos("c", source, city)
+    extra.unlink()
+    (city / "rgb" / "val" / "bochum" / "bochum_000000_000001_leftImg8bit.jpg").write_bytes(b"")
+    with pytest.raises(FramePairingError, match="also comes from"):
+        image_sequence.videos("c", source, city)
+
+
+def test_split_files(city):
+    source = city_config(city).source
+    write_splits(city, val="val\nberlin")
+    with pytest.raises(ValueError, match=r"val\.txt: entry 'berlin' matches no sequence"):
+        image_sequence.videos("c", source, city)
+    write_splits(city, val="val\ntrain/aachen/aachen_000001")
+    with pytest.raises(ValueError, match="'train/aachen/aachen_000001' is in both the train and the val split"):
+        image_sequence.videos("c", source, city)
+    write_splits(city, train="train/aachen/aachen_000001")
+    videos = image_sequence.videos("c", source, city)
+    assert {v.video_id.split("-")[0] for v in videos if v.split == "train"} == {"train__aachen__aachen_000001"}
+    (city / "splits" / "test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="test.txt does not exist"):
+        image_sequence.videos("c", source, city)
+
+
+def test_bair_layout_natural_order_and_raw_listing(tmp_path):
+    for traj in ("traj_0", "traj_1", "traj_2"):
+        for i in range(12):
+            write_rgb(tmp_path / "rgb" / traj / f"{i}.png", rgb_frame(i, (8, 8)))
+    write_splits(tmp_path, train="traj_0", val="traj_1", test="traj_2")
+    source = ImageSequenceSource(kind="image_sequence", root=tmp_path, rgb_modality="rgb", frame_pattern=r"(?P<frame>\d+)",
+                                 modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None)},
+                                 frame_step=1, video_frames=12, stride=12)
+    videos = raw_videos("bair", SimpleNamespace(source=source), tmp_path)  # rgb only: depth comes from pseudo_depth
+    assert [v.video_id for v in videos] == ["traj_0-000000", "traj_1-000000", "traj_2-000000"]
+    frames = videos[0].load()
+    assert [int(f[0, 0, 0]) for f in frames] == [10 * i + 5 for i in range(12)], "2 < 10 (natural order)"
+
+
+def test_bit_depth_and_gray_rules(tmp_path):
+    cv2.imwrite(str(tmp_path / "d16.png"), np.full((4, 4), 300, np.uint16))
+    with pytest.raises(ValueError, match=r"d16\.png: is uint16, not 8-bit; set the modality's value_range"):
+        read_image(tmp_path / "d16.png", channels=1)
+    assert (read_image(tmp_path / "d16.png", channels=1, value_range=(0, 600)) == 128).all()
+    same = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
+    cv2.imwrite(str(tmp_path / "g3.png"), same)
+    np.testing.assert_array_equal(read_image(tmp_path / "g3.png", channels=1), same[..., 0])
+    write_rgb(tmp_path / "c.png", rgb_frame(1, (4, 4), salt=9))
+    with pytest.raises(ValueError, match="expected a gray image"):
+        read_image(tmp_path / "c.png", channels=1)
+    np.testing.assert_array_equal(read_image(tmp_path / "c.png", channels=3), rgb_frame(1, (4, 4), salt=9))

@@ -138,7 +138,7 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     videos = raw_videos(dataset, config, raw)
     out_dir = paths.interim_dir(dataset)
     digests = {f: file_digest(f) for f in sorted({str(f) for v in videos for f in v.files})}
-    progress = PrefectProgress(f"{dataset}-pseudo-depth", f"{dataset}: pseudo-depth, videos done / {len(videos)}")
+    progress = PrefectProgress(f"{dataset}-pseudo-depth-progress", f"{dataset}: pseudo-depth, videos done / {len(videos)}")
     progress(ProgressEvent("videos", 0, len(videos)))
     with pdepth.torch_threads(threads), runner:
         futures = [runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir)) for v in videos]

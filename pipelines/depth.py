@@ -10,7 +10,8 @@ whose file already carries the key returns without inference, and files of video
 longer listed are pruned at the end. So a rerun after a crash redoes only unfinished videos and
 a param change never reuses stale labels.
 
-The model is loaded once per process (the thread pool shares it; each Dask worker holds one).
+The model is loaded once per process (the thread pool shares it; each Dask worker holds one);
+raw frames are read one video at a time per process (netCDF/HDF5 reads are not thread-safe).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from syncvp.models import depth_anything
 from syncvp.progress import ProgressEvent
 
 _MODEL_LOCK = threading.Lock()
+_READ_LOCK = threading.Lock()  # netCDF-C/HDF5 is not thread-safe: concurrent opens can crash the process
 _MODEL: dict[tuple, object] = {}  # at most one entry: (weights, md5, encoder, device) -> model
 
 
@@ -89,8 +91,9 @@ def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: st
     if out.exists() and recorded_key(out) == key:
         return {"video": video_id, "status": "up to date"}
     start = time.monotonic()
-    video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
-    frames = video.load()
+    with _READ_LOCK:  # reading is cheap next to inference, which runs concurrently
+        video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
+        frames = video.load()
     model = shared_model(weights, settings["weights_md5"], settings["encoder"], device)
     depth = pdepth.estimate_depth(model, frames, input_size=settings["input_size"], batch_size=batch_size,
                                   normalization=settings["normalization"], precision=settings["precision"])

@@ -87,10 +87,12 @@ def test_flow_labels_every_video_and_resumes(depth_params, inference_calls, pref
 
     (out / "depth" / "train-0001.npz").unlink()  # a crash before this video was written
     (out / "depth" / "train-0099.npz").write_bytes(b"stale")  # a video no longer listed
+    (out / "depth" / ".train-0001.npz.tmp-x1y2").write_bytes(b"half")  # left by a killed write
     run(depth_params)
     assert len(inference_calls) == 7, "only the missing video is redone"
     again = labels(out)
     assert list(again) == list(first), "the unlisted file is pruned"
+    assert sorted(p.name for p in (out / "depth").iterdir()) == [f"{v}.npz" for v in first], "temporaries too"
     for vid in first:
         np.testing.assert_array_equal(again[vid][0], first[vid][0])
 

@@ -119,6 +119,16 @@ def test_bf16_autocast_on_cpu_stays_close(vits):
     assert pdepth.uses_bf16(torch.device("cuda"), "auto") and not pdepth.uses_bf16(torch.device("cpu"), "auto")
 
 
+def test_channels_last_gives_the_same_depth(vits):
+    """prepare_model's channels-last layout (faster convolutions) changes no result beyond float noise."""
+    x = torch.randn(2, 3, 70, 98, generator=torch.Generator().manual_seed(6))
+    nchw = copy.deepcopy(vits).to(memory_format=torch.contiguous_format)
+    assert vits.depth_head.scratch.output_conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref, got = nchw(x), vits(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+
+
 def test_attributes_record_the_choice():
     attrs = pdepth.attributes(encoder="vitb", input_size=518, normalization="per_frame", precision="auto",
                               device=torch.device("cpu"), weights="depth_anything_v2_vitb.pth md5 x")

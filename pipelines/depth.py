@@ -39,6 +39,8 @@ from syncvp.io.weights import resolve_weights
 from syncvp.models import depth_anything
 from syncvp.progress import ProgressEvent
 
+# Module state is only touched through module-level functions: Dask pickles the task's function
+# by value, and a lock referenced from its body could not be pickled.
 _MODEL_LOCK = threading.Lock()
 _READ_LOCK = threading.Lock()  # netCDF-C/HDF5 is not thread-safe: concurrent opens can crash the process
 _MODEL: dict[tuple, object] = {}  # at most one entry: (weights, md5, encoder, device) -> model
@@ -52,6 +54,14 @@ def shared_model(weights: str, weights_md5: str, encoder: str, device: str):
             _MODEL.clear()
             _MODEL[key] = pdepth.prepare_model(depth_anything.load_depth_anything(weights, encoder), device)
         return _MODEL[key]
+
+
+def read_frames(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: str) -> np.ndarray:
+    """RGB uint8 [T, H, W, 3] of one raw video, one read at a time in this process (cheap next to
+    inference, which runs concurrently)."""
+    with _READ_LOCK:
+        video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
+        return video.load()
 
 
 def recorded_key(path: Path) -> str | None:
@@ -91,9 +101,7 @@ def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: st
     if out.exists() and recorded_key(out) == key:
         return {"video": video_id, "status": "up to date"}
     start = time.monotonic()
-    with _READ_LOCK:  # reading is cheap next to inference, which runs concurrently
-        video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
-        frames = video.load()
+    frames = read_frames(dataset, config, raw_dir, video_id)
     model = shared_model(weights, settings["weights_md5"], settings["encoder"], device)
     depth = pdepth.estimate_depth(model, frames, input_size=settings["input_size"], batch_size=batch_size,
                                   normalization=settings["normalization"], precision=settings["precision"])

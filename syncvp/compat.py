@@ -1,6 +1,6 @@
 """Work-arounds for third-party packages, each with its reason. Kept small and loud.
 
-`import_timm()`: timm imports torchvision when it is imported (`torchvision.ops.misc`,
+`import_timm()` / `import_torchvision()`: timm imports torchvision when it is imported (`torchvision.ops.misc`,
 `torchvision.models.feature_extraction`). A torchvision wheel whose compiled ops cannot load
 against the installed torch (for example PyPI's CUDA build of torchvision next to the CPU
 build of torch) fails at import time, while registering a fake kernel for `torchvision::nms`:
@@ -37,6 +37,8 @@ def _declare_torchvision_schemas() -> None:
 
 
 def _import_torchvision() -> None:
+    if "torchvision" in sys.modules:
+        return
     try:
         import torchvision  # noqa: F401
     except RuntimeError as exc:
@@ -62,10 +64,20 @@ def _dist_version(name: str) -> str:
         return "(not installed)"
 
 
+def import_torchvision() -> ModuleType:
+    """Import and return `torchvision` (for code that needs no compiled op: models, transforms,
+    lpips), working around compiled ops that do not load."""
+    with _LOCK:
+        _import_torchvision()
+    import torchvision
+
+    return torchvision
+
+
 def import_timm() -> ModuleType:
     """Import and return `timm`, working around a torchvision whose compiled ops do not load."""
     with _LOCK:
-        if "timm" not in sys.modules and "torchvision" not in sys.modules:
+        if "timm" not in sys.modules:
             _import_torchvision()
         import timm
 

@@ -107,11 +107,12 @@ def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: st
                                   normalization=settings["normalization"], precision=settings["precision"])
     attrs = pdepth.attributes(encoder=settings["encoder"], input_size=settings["input_size"],
                               normalization=settings["normalization"], precision=settings["precision"],
-                              device=pdepth.resolve_device(device), weights=f"{Path(weights).name} md5 {settings['weights_md5']}")
+                              device=pdepth.resolve_device(device),
+                              weights=f"{Path(weights).name} md5 {settings['weights_md5']}")
     interim.write_depth(out, depth, {**attrs, "video_id": video_id, "label_key": key})
     seconds = time.monotonic() - start
-    return {"video": video_id, "status": "labelled", "frames": len(frames), "size": f"{frames.shape[1]}x{frames.shape[2]}",
-            "frames_per_s": round(len(frames) / seconds, 3)}
+    return {"video": video_id, "status": "labelled", "frames": len(frames),
+            "size": f"{frames.shape[1]}x{frames.shape[2]}", "frames_per_s": round(len(frames) / seconds, 3)}
 
 
 def label_settings(config: DatasetConfig, weights_md5: str) -> dict:
@@ -149,10 +150,12 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     videos = raw_videos(dataset, config, raw)
     out_dir = paths.interim_dir(dataset)
     digests = {f: file_digest(f) for f in sorted({str(f) for v in videos for f in v.files})}
-    progress = PrefectProgress(f"{dataset}-pseudo-depth-progress", f"{dataset}: pseudo-depth, videos done / {len(videos)}")
+    progress = PrefectProgress(f"{dataset}-pseudo-depth-progress",
+                               f"{dataset}: pseudo-depth, videos done / {len(videos)}")
     progress(ProgressEvent("videos", 0, len(videos)))
     with pdepth.torch_threads(threads), runner:
-        futures = [runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir)) for v in videos]
+        futures = [runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir))
+                   for v in videos]
         rows = []
         for future in as_completed(futures):
             row = future.result()

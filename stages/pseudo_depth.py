@@ -9,8 +9,8 @@ ENCODERS = ("vits", "vitb", "vitl")  # the weights entry read depends on the dat
 
 def arguments(p, ds: str) -> dict:
     config = p(f"datasets.{ds}")
-    return {"dataset": ds, "config": config, "paths": p("paths"), "device": p("run.device"), "threads": p("run.threads"),
-            "weights": p(f"weights.{config.pseudo_depth.weights_key}")}
+    return {"dataset": ds, "config": config, "paths": p("paths"), "device": p("run.device"),
+            "threads": p("run.threads"), "weights": p(f"weights.{config.pseudo_depth.weights_key}")}
 
 
 SPEC = StageSpec(

@@ -46,9 +46,12 @@ def test_pseudo_depth_fans_out_and_prepare_reads_its_output(tmp_path):
     ({"encoder": "vitg"}, "pseudo_depth.encoder", "must be one of"),
     ({"normalization": "global"}, "pseudo_depth.normalization", "must be one of"),
     ({"batch_size": 0}, "pseudo_depth.batch_size", "must be >= 1"),
-    ({"task_runner": {"kind": "threads", "workers": 2, "address": "tcp://h:8786"}}, "pseudo_depth.task_runner.address", "only a dask"),
-    ({"task_runner": {"kind": "dask", "workers": 2, "address": "h:8786"}}, "pseudo_depth.task_runner.address", "tcp://host:port"),
-    ({"task_runner": {"kind": "dask", "workers": 0, "address": None}}, "pseudo_depth.task_runner.workers", "must be >= 1"),
+    ({"task_runner": {"kind": "threads", "workers": 2, "address": "tcp://h:8786"}}, "pseudo_depth.task_runner.address",
+     "only a dask"),
+    ({"task_runner": {"kind": "dask", "workers": 2, "address": "h:8786"}}, "pseudo_depth.task_runner.address",
+     "tcp://host:port"),
+    ({"task_runner": {"kind": "dask", "workers": 0, "address": None}}, "pseudo_depth.task_runner.workers",
+     "must be >= 1"),
     ({"precision": None}, "pseudo_depth.precision", "must be one of"),
 ])
 def test_bad_pseudo_depth_params_name_the_key(tmp_path, change, key, words):

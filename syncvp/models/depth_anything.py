@@ -60,8 +60,8 @@ def weights_spec(encoder: str) -> WeightsSpec:
     """Where the official checkpoint of an encoder comes from, and its params.yaml key."""
     e = ENCODERS[encoder]
     filename = f"depth_anything_v2_{encoder}.pth"
-    return WeightsSpec(title=f"Depth-Anything-V2 {e.title}", filename=filename,
-                       url=f"https://huggingface.co/depth-anything/Depth-Anything-V2-{e.hf_repo}/resolve/main/{filename}",
+    url = f"https://huggingface.co/depth-anything/Depth-Anything-V2-{e.hf_repo}/resolve/main/{filename}"
+    return WeightsSpec(title=f"Depth-Anything-V2 {e.title}", filename=filename, url=url,
                        key=f"weights.depth_anything_{encoder}")
 
 
@@ -150,7 +150,8 @@ class FusionBlock(nn.Module):
         self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
         self.out_conv = nn.Conv2d(features, features, 1)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None, size: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                size: Sequence[int] | None = None) -> torch.Tensor:
         if skip is not None:
             x = x + self.resConfUnit1(skip)
         x = self.resConfUnit2(x)
@@ -267,8 +268,9 @@ def infer_encoder(state: dict[str, torch.Tensor], path: str | Path = "<state dic
     for name, e in ENCODERS.items():
         if (e.embed_dim, e.depth) == (width, depth):
             return name
+    known = ", ".join(f"{n}: {e.embed_dim}/{e.depth}" for n, e in ENCODERS.items())
     raise CheckpointError(f"{path}: embedding width {width} with {depth} blocks matches no released "
-                          f"Depth-Anything-V2 encoder ({', '.join(f'{n}: {e.embed_dim}/{e.depth}' for n, e in ENCODERS.items())})")
+                          f"Depth-Anything-V2 encoder (width/blocks {known})")
 
 
 def check_checkpoint(path: str | Path, encoder: str, mmap: bool = True) -> dict[str, torch.Tensor]:
@@ -279,7 +281,8 @@ def check_checkpoint(path: str | Path, encoder: str, mmap: bool = True) -> dict[
         spec, e = weights_spec(encoder), ENCODERS[found]
         raise CheckpointError(
             f"{path} holds Depth-Anything-V2 {e.title} weights (width {e.embed_dim}, {e.depth} blocks), but encoder "
-            f"{encoder!r} is configured (pseudo_depth.encoder); set the encoder to {found!r}, or:\n{_fix_hint(spec, Path(path))}")
+            f"{encoder!r} is configured (pseudo_depth.encoder); set the encoder to {found!r}, or:\n"
+            f"{_fix_hint(spec, Path(path))}")
     return state
 
 

@@ -82,7 +82,8 @@ def test_estimate_depth_follows_the_official_inference(vits):
 
 
 def test_per_frame_and_per_video_normalisation():
-    depth = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 3.0, 10.0, 0.5])[:, None, None]
+    scales = torch.tensor([1.0, 3.0, 10.0, 0.5])[:, None, None]
+    depth = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(0)) * scales
     lo, hi = depth.amin(dim=(1, 2), keepdim=True), depth.amax(dim=(1, 2), keepdim=True)
     per_frame = pdepth._to_uint8(depth, lo, hi).numpy()
     for t in range(4):
@@ -97,7 +98,8 @@ def test_output_is_frame_size_batched_equals_looped_and_per_video(vits):
     frames = np.random.default_rng(2).integers(0, 256, (5, 17, 23, 3), dtype=np.uint8)
     events = []
     batched = pdepth.estimate_depth(vits, frames, input_size=28, batch_size=4, progress=events.append)
-    looped = np.concatenate([pdepth.estimate_depth(vits, frames[t:t + 1], input_size=28, batch_size=1) for t in range(5)])
+    looped = np.concatenate([pdepth.estimate_depth(vits, frames[t:t + 1], input_size=28, batch_size=1)
+                             for t in range(5)])
     assert batched.shape == (5, 17, 23) and batched.dtype == np.uint8
     assert np.abs(batched.astype(int) - looped).max() <= 1 and (batched == looped).mean() > 0.99
     assert [(e.done, e.total) for e in events] == [(4, 5), (5, 5)]

@@ -62,7 +62,8 @@ def random_state_dict(encoder: str, seed: int = 0) -> dict[str, torch.Tensor]:
         elif key.endswith("bias") or key.endswith(("_token", "pos_embed")):
             x = 0.1 * x
         else:  # weights: ~1 / sqrt(fan_in)
-            fan_in = shape[0] if "resize_layers.0" in key or "resize_layers.1" in key else int(torch.tensor(shape[1:]).prod())
+            transposed = "resize_layers.0" in key or "resize_layers.1" in key  # (in, out, k, k), stride k
+            fan_in = shape[0] if transposed else int(torch.tensor(shape[1:]).prod())
             x = x / fan_in ** 0.5
         out[key] = x
     return out

@@ -124,7 +124,8 @@ def test_official_layout_loads_strictly(tmp_path, encoder):
     assert model.spec.name == encoder
     loaded = model.state_dict()
     assert loaded.keys() == sd.keys()
-    for key in ("pretrained.blocks.7.attn.qkv.weight", "pretrained.mask_token", "depth_head.scratch.refinenet4.out_conv.bias"):
+    for key in ("pretrained.blocks.7.attn.qkv.weight", "pretrained.mask_token",
+                "depth_head.scratch.refinenet4.out_conv.bias"):
         torch.testing.assert_close(loaded[key], sd[key], rtol=0, atol=0)
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
 

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 def depth_config(**changes) -> PseudoDepthConfig:
     runner = TaskRunnerConfig(kind="threads", workers=2, address=None)
-    base = dict(encoder="vits", input_size=28, batch_size=4, normalization="per_frame", precision="auto", task_runner=runner)
+    base = dict(encoder="vits", input_size=28, batch_size=4, normalization="per_frame", precision="auto",
+                task_runner=runner)
     return PseudoDepthConfig(**{**base, **changes})
 
 
@@ -77,7 +78,8 @@ def test_flow_labels_every_video_and_resumes(depth_params, inference_calls, pref
     assert len(inference_calls) == 6
     for depth, attrs in first.values():
         assert depth.shape == (12, 16, 16) and depth.dtype == np.uint8
-        assert depth.reshape(12, -1).min(axis=1).tolist() == [0] * 12 and depth.reshape(12, -1).max(axis=1).tolist() == [255] * 12
+        per_frame = depth.reshape(12, -1)
+        assert per_frame.min(axis=1).tolist() == [0] * 12 and per_frame.max(axis=1).tolist() == [255] * 12
         assert attrs["encoder"] == "vits" and attrs["input_size"] == 28 and attrs["normalization"] == "per_frame"
         assert attrs["encoding"] == "per-frame min-max to 0-255 (truncated to uint8), larger = nearer"
     assert not [p for p in (out / "depth").iterdir() if p.name.startswith(".")]

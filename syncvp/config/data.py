@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
 
+from syncvp.config.depth import PseudoDepthConfig
 from syncvp.config.loader import require
 from syncvp.config.sources import (Era5Processing, Era5Source, ImageSequenceSource, SynthiaSource, VideoSource,
                                    check_months)
@@ -145,6 +146,7 @@ class DatasetConfig:
         context_frames: observed frames given to the model.
         future_frames: frames generated per chunk (the length of the future autoencoder).
         rollout_frames: frames predicted per test video at evaluation (chunks are chained).
+        pseudo_depth: estimate the `depth` modality with Depth-Anything-V2 (null: the source has it).
     """
 
     source: Source
@@ -153,6 +155,7 @@ class DatasetConfig:
     context_frames: int
     future_frames: int
     rollout_frames: int
+    pseudo_depth: PseudoDepthConfig | None
 
     def __post_init__(self) -> None:
         require(len(self.modalities) >= 2, "modalities", f"needs at least 2 modalities, got {list(self.modalities)}")
@@ -160,10 +163,12 @@ class DatasetConfig:
         for i, name in enumerate(self.modalities):
             check_name(f"modalities[{i}]", name)
             provides = getattr(self.source, "provides", None)
-            if provides is not None and getattr(self, "pseudo_depth", None) is not None:
-                provides = tuple(provides) + (PSEUDO_DEPTH_MODALITY,)  # estimated from the RGB frames
+            if provides is not None and self.pseudo_depth is not None:
+                provides = (*provides, PSEUDO_DEPTH_MODALITY)  # estimated from the RGB frames
             require(provides is None or name in provides, f"modalities[{i}]",
                     f"{name!r} is not provided by source kind {self.source.kind!r} (it provides {list(provides or ())})")
+        require(self.pseudo_depth is None or PSEUDO_DEPTH_MODALITY in self.modalities, "pseudo_depth",
+                f"estimates the {PSEUDO_DEPTH_MODALITY!r} modality, which is not among modalities {list(self.modalities)}")
         require(min(self.resolution) >= 8, "resolution", f"must be >= 8 pixels per side, got {self.resolution}")
         for key in ("context_frames", "future_frames", "rollout_frames"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")

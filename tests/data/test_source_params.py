@@ -3,9 +3,7 @@ examples in params.yaml stay loadable."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -26,13 +24,6 @@ def commented_datasets() -> dict:
     return yaml.safe_load("\n".join(lines))
 
 
-@dataclass(frozen=True, kw_only=True)
-class WithPseudoDepth(DatasetConfig):
-    """DatasetConfig plus the `pseudo_depth` field the pseudo-depth stage adds."""
-
-    pseudo_depth: Any
-
-
 def test_commented_examples_load():
     examples = commented_datasets()
     assert set(examples) == {"era5", "synthia", "cityscapes", "bair", "opendv", "agriculture"}
@@ -40,10 +31,12 @@ def test_commented_examples_load():
         cfg = build(DatasetConfig, examples[name], f"datasets.{name}", "params.yaml")
         assert cfg.source.kind == examples[name]["source"]["kind"]
     for name in ("bair", "opendv", "agriculture"):  # depth from Depth-Anything-V2: needs the dataset's `pseudo_depth`
+        cfg = build(DatasetConfig, examples[name], f"datasets.{name}", "params.yaml")
+        assert cfg.modalities == ("rgb", "depth") and cfg.pseudo_depth is not None
         with pytest.raises(ParamsError, match=rf"datasets\.{name}\.modalities\[1\]: 'depth' is not provided"):
-            build(DatasetConfig, examples[name], f"datasets.{name}", "params.yaml")
-        cfg = build(WithPseudoDepth, dict(examples[name], pseudo_depth={"encoder": "vitl"}), f"datasets.{name}", "p")
-        assert cfg.modalities == ("rgb", "depth")
+            build(DatasetConfig, dict(examples[name], pseudo_depth=None), f"datasets.{name}", "params.yaml")
+    assert {n: e["pseudo_depth"]["encoder"] for n, e in examples.items() if e["pseudo_depth"]} == \
+        {"bair": "vitb", "opendv": "vitl", "agriculture": "vitb"}  # the paper: BAIR ViT-B, OpenDV ViT-L
     era5 = build(DatasetConfig, examples["era5"], "datasets.era5", "params.yaml")
     assert era5.source.grid == (33, 33) and era5.source.video_frames == 24
 

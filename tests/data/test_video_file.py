@@ -113,16 +113,13 @@ def test_pseudo_depth_gets_the_same_crop_and_resize_as_rgb(mp4, tmp_path):
 
 
 def test_depth_needs_pseudo_depth_in_the_dataset_config(mp4):
-    from dataclasses import dataclass
+    from syncvp.config.depth import PseudoDepthConfig, TaskRunnerConfig
 
     with pytest.raises(ValueError, match=r"modalities\[1\]: 'depth' is not provided by source kind 'video'"):
         DatasetConfig(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                      future_frames=2, rollout_frames=3)
-
-    @dataclass(frozen=True, kw_only=True)
-    class WithPseudoDepth(DatasetConfig):
-        pseudo_depth: object
-
-    cfg = WithPseudoDepth(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                          future_frames=2, rollout_frames=3, pseudo_depth={"encoder": "vitl"})
+                      future_frames=2, rollout_frames=3, pseudo_depth=None)
+    pseudo = PseudoDepthConfig(encoder="vitl", input_size=518, batch_size=4, normalization="per_frame",
+                               precision="auto", task_runner=TaskRunnerConfig(kind="threads", workers=1, address=None))
+    cfg = DatasetConfig(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
+                        future_frames=2, rollout_frames=3, pseudo_depth=pseudo)
     assert cfg.modalities == ("rgb", "depth")

@@ -1,0 +1,26 @@
+"""DVC stage `pseudo_depth@<dataset>`: Depth-Anything-V2 pseudo-depth of every raw video."""
+
+import sys
+
+from stages._entry import StageSpec, run
+
+ENCODERS = ("vits", "vitb", "vitl")  # the weights entry read depends on the dataset's encoder
+
+
+def arguments(p, ds: str) -> dict:
+    config = p(f"datasets.{ds}")
+    return {"dataset": ds, "config": config, "paths": p("paths"), "device": p("run.device"),
+            "threads": p("run.threads"), "weights": p(f"weights.{config.pseudo_depth.weights_key}")}
+
+
+SPEC = StageSpec(
+    name="pseudo_depth",
+    fanout="pseudo_depth",
+    sections=lambda ds: (f"datasets.{ds}", "paths", "run.device", "run.threads",
+                         *(f"weights.depth_anything_{e}" for e in ENCODERS)),
+    flow="pipelines.depth:pseudo_depth",
+    arguments=arguments,
+)
+
+if __name__ == "__main__":
+    sys.exit(run(SPEC))

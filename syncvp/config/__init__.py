@@ -3,6 +3,7 @@
 Imports only the standard library and PyYAML (no torch), so params can be validated cheaply.
 """
 
+from syncvp.config.autoencoder import AutoencoderConfig, GanConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
@@ -10,7 +11,7 @@ from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
 from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
 
 __all__ = [
-    "ROLES", "SPLITS", "DatasetConfig", "FieldError", "Params", "ParamsError", "PathsConfig",
+    "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "GanConfig", "TrainAutoencoderConfig", "FieldError", "Params", "ParamsError", "PathsConfig",
     "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source", "SyntheticVideoSource",
     "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require", "to_plain",
 ]

@@ -116,8 +116,11 @@ def run_phase(job: AutoencoderJob, phase: str, state: TrainState, objective: Aut
         ev.record(state)
     callbacks = [MetricHistory(t.log_every, total, progress=progress, task=task), ev,
                  Checkpoint(path, fingerprint, t.checkpoint_every, total)]
-    return fit(state, objective.updates(), state.streams["train"], total_steps=total, device=device,
-               grad_accum=t.grad_accum, amp=t.amp, callbacks=callbacks, progress=progress, task=task)
+    try:
+        return fit(state, objective.updates(), state.streams["train"], total_steps=total, device=device,
+                   grad_accum=t.grad_accum, amp=t.amp, callbacks=callbacks, progress=progress, task=task)
+    finally:
+        state.streams["train"].close()
 
 
 def reconstruct_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
@@ -156,6 +159,7 @@ def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log =
     """Train (or resume) both phases; returns the last held-out metrics and step counts."""
     runtime.configure_threads(job.threads)
     device = runtime.resolve_device(job.device)
+    (job.work_dir / "status.json").unlink(missing_ok=True)   # a previous run's; this one is not finished
     perceptual = None
     if job.perceptual_weights is not None:
         perceptual = load_lpips_vgg(job.perceptual_weights).to(device)

@@ -65,6 +65,17 @@ class BatchStream:
         return iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
                                num_workers=self.num_workers, **extra))
 
+    def close(self) -> None:
+        """Stop the loader (and its workers) and close the dataset's files in this process.
+
+        Close a stream before another one opens the same store: two netCDF/HDF5 handles on one
+        file in one process, one of them then closed, have crashed later opens of that file.
+        """
+        self._iter = None
+        reader = getattr(self.dataset, "reader", None)
+        if reader is not None:
+            reader.close()
+
     def __iter__(self) -> "BatchStream":
         return self
 

@@ -29,7 +29,10 @@ def held_out_clips(store: str | Path, modality: str, frames: int, count: int, se
     (seed, i // V, i % V) stream, so several windows per video when count > V."""
     data = ClipDataset(store, [modality], frames, seed=seed, window="random")
     videos = data.info.videos
-    return torch.stack([data[(i // videos, i % videos)][modality] for i in range(count)])
+    try:
+        return torch.stack([data[(i // videos, i % videos)][modality] for i in range(count)])
+    finally:
+        data.reader.close()   # no lingering file handle (see BatchStream.close)
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ def test_tiny_autoencoder_overfits_one_clip():
                                      pixel_weight=1.0, perceptual_weight=0.0)
     with torch.no_grad():
         before = (model(clip)[0] - clip).abs().mean()
-    fit(state, objective.updates(), iter(lambda: {"x": clip}, None), total_steps=300, device=CPU)
+    fit(state, objective.updates(), iter(lambda: {"x": clip}, None), total_steps=150, device=CPU)
     with torch.no_grad():
         after = (model(clip)[0] - clip).abs().mean()
     assert before / after > 5, (float(before), float(after))
@@ -184,3 +184,20 @@ def test_plan_checks_unit_store_and_weights(tiny_params, tmp_path):
                                                       eval_every=1, log_every=5).fingerprint("reconstruct")
     assert job.fingerprint("reconstruct") != tiny_job(tiny_params, unit="synthetic-depth-future",
                                                       steps=7).fingerprint("reconstruct")
+
+
+def test_streams_release_their_store_handles(tiny_params):
+    """A phase closes its stream's file handle, so the next phase (or unit) in the same process
+    never holds two HDF5 handles on one store (that pattern crashed later opens of the file)."""
+    from syncvp.data.dataset import ClipDataset
+    from syncvp.training.data import BatchStream
+
+    write_tiny_stores(tiny_params.paths)
+    data = ClipDataset(tiny_params.paths.store("synthetic", "train"), ["rgb"], 2, seed=0)
+    stream = BatchStream(data, batch_size=2, seed=0)
+    assert next(stream)["rgb"].shape == (2, 3, 2, 16, 16)
+    assert data.reader._handle is not None
+    stream.close()
+    assert data.reader._handle is None
+    assert next(stream)["rgb"].shape == (2, 3, 2, 16, 16), "a closed stream reopens on demand, in order"
+    assert stream.state_dict()["batches"] == 2

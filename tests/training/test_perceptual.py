@@ -55,6 +55,7 @@ def reference_lpips(vgg_file: Path, monkeypatch):
     return net.eval()
 
 
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")   # torchvision, called by lpips
 def test_matches_the_lpips_package(vgg_file, monkeypatch):
     net = load_lpips_vgg(vgg_file)
     ref = reference_lpips(vgg_file, monkeypatch)

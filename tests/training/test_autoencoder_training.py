@@ -201,3 +201,24 @@ def test_streams_release_their_store_handles(tiny_params):
     assert data.reader._handle is None
     assert next(stream)["rgb"].shape == (2, 3, 2, 16, 16), "a closed stream reopens on demand, in order"
     assert stream.state_dict()["batches"] == 2
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_training_on_cuda():
+    """On CUDA with amp the attention runs in bf16, the loss stays finite and the weights (fp32) move."""
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = TriplaneAutoencoder(tiny_spec()).to(device)
+    dtypes = []
+    model.encoder.blocks[0].space_attn.out.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    state = TrainState(models={"autoencoder": model},
+                       optimizers={"autoencoder": torch.optim.AdamW(model.parameters(), lr=1e-3)})
+    objective = AutoencoderObjective(model, "x", frame_generator=torch.Generator().manual_seed(0),
+                                     pixel_weight=1.0, perceptual_weight=0.0)
+    before = model.patch_embed.weight.detach().clone()
+    losses = []
+    fit(state, objective.updates(), iter(lambda: {"x": moving_square_clip()}, None), total_steps=3, device=device,
+        amp=True, callbacks=[lambda s, m: losses.append(m["autoencoder/loss"])])
+    assert dtypes and all(d == torch.bfloat16 for d in dtypes)
+    assert all(torch.isfinite(torch.tensor(losses))) and model.patch_embed.weight.dtype == torch.float32
+    assert not torch.equal(before, model.patch_embed.weight.detach())

@@ -47,7 +47,10 @@ def test_repo_params_load_and_round_trip(repo_params):
     (lambda d: d["datasets"]["synthetic"].update(rollout_frames=40), "datasets.synthetic.rollout_frames", "exceeds"),
     (lambda d: d["pipeline"].update(prepare={}), "pipeline.prepare", "must be {era5_synthetic: data/raw/era5_synthetic, synthetic: data/raw/synthetic}"),
     (lambda d: d["pipeline"].update(synthesize=[]), "pipeline.synthesize", "must be ['era5_synthetic', 'synthetic']"),
-    (lambda d: d["pipeline"].update(train=["synthetic"]), "pipeline.autoencoders", "synthetic-rgb-context: synthetic"),
+    (lambda d: d["pipeline"].update(train=[]), "pipeline.autoencoders", "must be {} (implied by"),
+    (lambda d: d["pipeline"].update(autoencoders={}), "pipeline.autoencoders", "synthetic-rgb-context: synthetic"),
+    (lambda d: d["autoencoder"].update(axis_token="cls"), "autoencoder.axis_token", "must be one of"),
+    (lambda d: d["train_autoencoder"].update(betas=[0.5, 1.5]), "train_autoencoder.betas", "must lie in [0, 1)"),
     (lambda d: d["weights"].update(i3d=5), "weights.i3d", "expected a path string"),
 ])
 def test_bad_params_name_the_key(tmp_path, edit, key, words):

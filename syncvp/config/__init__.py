@@ -3,6 +3,7 @@
 Imports only the standard library and PyYAML (no torch), so params can be validated cheaply.
 """
 
+from syncvp.config.autoencoder import AutoencoderConfig, GanConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
@@ -12,10 +13,10 @@ from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, Im
                                    NameSplits, SynthiaSource, VideoSegment, VideoSource, VideoSplits)
 
 __all__ = [
-    "ROLES", "SPLITS", "DatasetConfig", "Era5Processing", "Era5Source", "FieldError",
-    "ImageModality", "ImageSequenceSource", "MonthSplits", "NameSplits", "Params", "ParamsError",
+    "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "Era5Processing", "Era5Source", "FieldError",
+    "GanConfig", "ImageModality", "ImageSequenceSource", "MonthSplits", "NameSplits", "Params", "ParamsError",
     "PathsConfig", "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source",
-    "SyntheticVideoSource", "SynthiaSource", "VideoSegment", "VideoSource", "VideoSplits",
+    "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "VideoSegment", "VideoSource", "VideoSplits",
     "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require",
     "to_plain",
 ]

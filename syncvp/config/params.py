@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncvp.config.autoencoder import AutoencoderConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, check_name
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
@@ -22,11 +23,21 @@ class Params:
     weights: WeightsConfig
     pipeline: PipelineConfig
     datasets: dict[str, DatasetConfig]
+    autoencoder: AutoencoderConfig
+    train_autoencoder: TrainAutoencoderConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:
             check_name(f"datasets.{name}", name)
         self._check_fanout()
+        self._check_patch_size()
+
+    def _check_patch_size(self) -> None:
+        p = self.autoencoder.patch_size
+        for ds in self.pipeline.train:
+            h, w = self.datasets[ds].resolution
+            require(h % p == 0 and w % p == 0, "autoencoder.patch_size",
+                    f"{p} does not divide the resolution {h}x{w} of trained dataset {ds!r}")
 
     def _check_fanout(self) -> None:
         for ds in self.pipeline.train:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,12 @@ def shrink(params: dict) -> dict:
             src.update(months=months, grid=[12, 12])
             src["processing"].update(crop=None, splits={"train": months[:1], "val": months[1:2], "test": months[2:]})
             ds.update(resolution=[12, 12])
+    params["autoencoder"].update(width=16, depth=1, heads=2, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1,
+                                 axis_head_dim=8, axis_mlp=16)
+    params["train_autoencoder"].update(steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2,
+                                       checkpoint_every=2, log_every=2, num_workers=0)
+    params["train_autoencoder"]["gan"].update(enabled=False)
+    params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
     return params
 
 
@@ -74,6 +81,10 @@ def test_repro_then_up_to_date(workdir):
         for split in ("train", "val", "test"):
             read_info(root / params.paths.store(name, split), deep=True, require=params.datasets[name].modalities)
     check_era5_masks(root, params)
+    for unit in params.pipeline.autoencoders:
+        out = root / params.paths.model_dir(unit)
+        assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert json.loads((out / "metrics.json").read_text())["steps"] == 4
     start = time.monotonic()
     res = dvc(["repro"], root, env)
     assert "Data and pipelines are up to date" in res.stdout

@@ -1,0 +1,25 @@
+"""DVC stage `train_autoencoder@<dataset>-<modality>-<context|future>`: one projected autoencoder."""
+
+import sys
+
+from stages._entry import StageSpec, run
+from syncvp.config import parse_unit
+
+
+def _dataset(unit: str) -> str:
+    return parse_unit(unit)[0]
+
+
+SPEC = StageSpec(
+    name="train_autoencoder",
+    fanout="autoencoders",
+    sections=lambda unit: (f"datasets.{_dataset(unit)}", "autoencoder", "train_autoencoder", "run", "paths",
+                           "weights.lpips_vgg16"),
+    flow="pipelines.train:train_autoencoder",
+    arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "autoencoder": p("autoencoder"),
+                               "train": p("train_autoencoder"), "run": p("run"), "paths": p("paths"),
+                               "lpips_vgg16": p("weights.lpips_vgg16")},
+)
+
+if __name__ == "__main__":
+    sys.exit(run(SPEC))

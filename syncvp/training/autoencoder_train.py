@@ -1,0 +1,250 @@
+"""Train one autoencoder unit and export it.
+
+    job = autoencoder_job.plan(unit, ...)   # fast checks, weights resolved
+    train(job, progress=..., log=...)       # reconstruction, then the optional GAN fine-tune
+    export(job, out_dir)                    # frozen autoencoder, metrics, curves, PNG grid
+
+Work directory `<models>/<unit>/work` (kept across DVC reruns): `reconstruct.pt` and
+`finetune_gan.pt` hold everything needed to resume (models, optimizers, schedulers, step, RNG
+states, data-stream position, metric history) and the fingerprint of the configuration that made
+them. A rerun resumes a checkpoint with the current fingerprint and trains from scratch (saying
+so) otherwise. `export` deletes them once the outputs are written and leaves `status.json`, so a
+finished run is never resumed: the next run of the stage trains from scratch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from syncvp.data.dataset import ClipDataset
+from syncvp.data.store import read_info
+from syncvp.io.atomic import write_json, write_text
+from syncvp.io.checkpoint import CheckpointError, load_checkpoint
+from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
+from syncvp.progress import ProgressFn, no_progress
+from syncvp.seeding import torch_generator
+from syncvp.training import optim, runtime
+from syncvp.training.autoencoder import AutoencoderObjective, build_discriminators
+from syncvp.training.autoencoder_job import PHASES, AutoencoderJob
+from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
+from syncvp.training.data import BatchStream
+from syncvp.training.loop import fit
+from syncvp.training.perceptual import load_lpips_vgg
+from syncvp.training.reconstruction import (held_out_clips, reconstruct_all, reconstruction_grid,
+                                            reconstruction_metrics)
+from syncvp.training.state import TrainState
+from syncvp.viz import save_png
+
+Log = Callable[[str], None]
+_logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces
+
+
+def build_model(job: AutoencoderJob, device: torch.device) -> TriplaneAutoencoder:
+    """The autoencoder, its initial weights drawn from the unit's seed."""
+    return runtime.build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
+
+
+def batch_stream(job: AutoencoderJob, phase: str) -> BatchStream:
+    data = ClipDataset(job.train_store, [job.modality], job.spec.frames, seed=job.seed_for(phase, "windows"))
+    return BatchStream(data, job.train.batch_size, seed=job.seed_for(phase, "order"), num_workers=job.train.num_workers)
+
+
+def optimizer(parameters, job: AutoencoderJob, *, lr: float, total_steps: int, warmup_steps: int = 0):
+    opt = optim.adamw(parameters, lr=lr, betas=job.train.betas, weight_decay=job.train.weight_decay)
+    return opt, optim.cosine_schedule(opt, total_steps=total_steps, min_ratio=job.train.lr_min_ratio,
+                                      warmup_steps=warmup_steps)
+
+
+def evaluator(model: TriplaneAutoencoder, clips: torch.Tensor, device: torch.device, batch_size: int):
+    """() -> held-out PSNR / SSIM / L1 of `model` (eval mode during the call)."""
+    def evaluate() -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
+            return reconstruction_metrics(clips, reconstruct_all(lambda x: model(x)[0], clips, device, batch_size))
+        finally:
+            model.train(was_training)
+    return evaluate
+
+
+def resume(state: TrainState, path: Path, fingerprint: str, log: Log) -> None:
+    """Restore `state` from `path` if it holds this configuration's checkpoint."""
+    if not path.exists():
+        return
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        log(f"ignoring an unreadable checkpoint, training from scratch: {exc}")
+        return
+    if ckpt["config_hash"] != fingerprint:
+        log(f"{path} was written with another configuration (params or data changed): training from scratch")
+        return
+    state.restore(ckpt)
+    log(f"resumed {path.name} at step {state.step}")
+
+
+def overall_progress(job: AutoencoderJob, phase: str, progress: ProgressFn) -> ProgressFn:
+    """Report a phase's steps on the unit's overall step axis (reconstruction, then fine-tune)."""
+    offset = 0 if phase == PHASES[0] else job.phase_steps(PHASES[0])
+    total = sum(job.phase_steps(p) for p in PHASES[: PHASES.index(job.final_phase) + 1])
+    return lambda event: progress(dataclasses.replace(event, done=event.done + offset, total=total))
+
+
+# --------------------------------------------------------------------------------------------
+# Phases
+
+
+def run_phase(job: AutoencoderJob, phase: str, state: TrainState, objective: AutoencoderObjective,
+              evaluate: Callable[[], dict], device: torch.device, progress: ProgressFn, log: Log) -> TrainState:
+    """Resume if possible, then `fit` the phase to its step count with eval/checkpoint callbacks."""
+    t, total, path = job.train, job.phase_steps(phase), job.checkpoint_path(phase)
+    fingerprint = job.fingerprint(phase)
+    resume(state, path, fingerprint, log)
+    task = f"{job.unit} {phase}"
+    progress = overall_progress(job, phase, progress)
+    ev = Evaluate(evaluate, t.eval_every, total, progress=progress, task=f"{task} held-out")
+    if state.step == 0:
+        ev.record(state)
+    callbacks = [MetricHistory(t.log_every, total, progress=progress, task=task), ev,
+                 Checkpoint(path, fingerprint, t.checkpoint_every, total)]
+    try:
+        return fit(state, objective.updates(), state.streams["train"], total_steps=total, device=device,
+                   grad_accum=t.grad_accum, amp=t.amp, callbacks=callbacks, progress=progress, task=task)
+    finally:
+        state.streams["train"].close()
+
+
+def reconstruct_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
+    phase = PHASES[0]
+    opt, sched = optimizer(model.parameters(), job, lr=job.train.lr, total_steps=job.train.steps,
+                           warmup_steps=job.train.warmup_steps)
+    frames = torch_generator(job.seed, "autoencoder", job.unit, phase, "frames")
+    state = TrainState(models={"autoencoder": model}, optimizers={"autoencoder": opt},
+                       schedulers={"autoencoder": sched}, generators={"frames": frames},
+                       streams={"train": batch_stream(job, phase)})
+    objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
+                                     perceptual_weight=job.train.perceptual_weight, perceptual=perceptual)
+    return run_phase(job, phase, state, objective, evaluate, device, progress, log)
+
+
+def gan_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
+    """Fine-tune from the reconstruction weights with fresh optimizers at `gan.lr`."""
+    phase, gan = PHASES[1], job.train.gan
+    discs = runtime.build_seeded(lambda: build_discriminators(job.spec.channels, gan.ndf, gan.disc_layers),
+                                 job.seed_for(phase, "init")).to(device)
+    opt_g, sched_g = optimizer(model.parameters(), job, lr=gan.lr, total_steps=gan.steps)
+    opt_d, sched_d = optimizer(discs.parameters(), job, lr=gan.lr, total_steps=max(gan.steps - gan.disc_start, 1))
+    frames = torch_generator(job.seed, "autoencoder", job.unit, phase, "frames")
+    state = TrainState(models={"autoencoder": model, "discriminators": discs},
+                       optimizers={"autoencoder": opt_g, "discriminator": opt_d},
+                       schedulers={"autoencoder": sched_g, "discriminator": sched_d}, generators={"frames": frames},
+                       streams={"train": batch_stream(job, phase)})
+    objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
+                                     perceptual_weight=job.train.perceptual_weight, perceptual=perceptual,
+                                     discriminators=discs, disc_start=gan.disc_start, gan_weight=gan.gan_weight,
+                                     feature_weight=gan.feature_weight, max_disc_grad_norm=gan.disc_grad_clip)
+    return run_phase(job, phase, state, objective, evaluate, device, progress, log)
+
+
+def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info) -> dict:
+    """Train (or resume) both phases; returns the last held-out metrics and step counts."""
+    runtime.configure_threads(job.threads)
+    device = runtime.resolve_device(job.device)
+    (job.work_dir / "status.json").unlink(missing_ok=True)   # a previous run's; this one is not finished
+    perceptual = None
+    if job.perceptual_weights is not None:
+        perceptual = load_lpips_vgg(job.perceptual_weights).to(device)
+    elif job.train.perceptual_weight > 0:
+        log("perceptual (LPIPS-VGG16) loss is off: params.yaml weights.lpips_vgg16 is null")
+    model = build_model(job, device)
+    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.latent_channels} x "
+        f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}")
+    clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))
+    evaluate = evaluator(model, clips, device, job.train.batch_size)
+    state = reconstruct_phase(job, model, perceptual, evaluate, device, progress, log)
+    if job.train.gan.enabled:
+        state = gan_phase(job, model, perceptual, evaluate, device, progress, log)
+    last = state.extra["history"]["eval"][-1]
+    return {"unit": job.unit, "steps": job.train.steps, "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
+            **{k: v for k, v in last.items() if k != "step"}}
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+def finished_checkpoint(job: AutoencoderJob, phase: str) -> dict:
+    """The checkpoint of a phase that ran to its last step with the current configuration."""
+    path = job.checkpoint_path(phase)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: train the unit first")
+    ckpt = load_checkpoint(path)
+    if ckpt["config_hash"] != job.fingerprint(phase) or ckpt["step"] != job.phase_steps(phase):
+        raise CheckpointError(f"{path} is not the finished {phase} phase of the current configuration "
+                              f"(step {ckpt['step']} of {job.phase_steps(phase)})")
+    return ckpt
+
+
+def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
+    """Held-out ("eval") and training ("train") histories of all phases on one step axis."""
+    out: dict[str, list[dict]] = {"eval": [], "train": []}
+    offset = 0
+    for phase in PHASES[: PHASES.index(job.final_phase) + 1]:
+        history = finished_checkpoint(job, phase)["extra"].get("history", {})
+        for name, rows in out.items():
+            rows += [{**r, "step": r["step"] + offset} for r in history.get(name, []) if not (offset and r["step"] == 0)]
+        offset += job.phase_steps(phase)
+    return out
+
+
+def _tsv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    lines = ["\t".join(columns)] + ["\t".join(f"{r[c]:.6g}" if c != "step" else str(r[c]) for c in columns)
+                                    for r in rows if all(c in r for c in columns)]
+    return "\n".join(lines) + "\n"
+
+
+def write_curves(job: AutoencoderJob, out_dir: Path) -> None:
+    """plots/psnr.tsv, plots/ssim.tsv (held-out) and plots/loss.tsv (training), step-indexed."""
+    history = curves(job)
+    for name in ("psnr", "ssim"):
+        write_text(out_dir / "plots" / f"{name}.tsv", _tsv(history["eval"], ("step", name)))
+    train = [{"step": r["step"], "loss": r["autoencoder/loss"], "l1": r["l1"]} for r in history["train"]]
+    write_text(out_dir / "plots" / "loss.tsv", _tsv(train, ("step", "loss", "l1")))
+
+
+def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info) -> dict:
+    """Write `autoencoder.pt`, `metrics.json`, `reconstruction.png` and `plots/*.tsv` to `out_dir`,
+    then retire the work checkpoints (`work/status.json` records the finished run)."""
+    out_dir = Path(out_dir)
+    device = runtime.resolve_device(job.device)
+    ckpt = finished_checkpoint(job, job.final_phase)
+    model = TriplaneAutoencoder(job.spec)
+    model.load_state_dict(ckpt["models"]["autoencoder"])
+    model.to(device).eval()
+    clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))
+    recons = reconstruct_all(lambda x: model(x)[0], clips, device, job.train.batch_size)
+    scores = reconstruction_metrics(clips, recons)
+    info = read_info(job.val_store).modalities[job.modality]
+    save_png(out_dir / "reconstruction.png", reconstruction_grid(clips, recons, info))
+    write_curves(job, out_dir)
+    metrics = {**scores, "eval_clips": len(clips), "steps": job.train.steps,
+               "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
+               "parameters": count_parameters(model), "latent_length": job.spec.latent_shape.length}
+    meta = {"unit": job.unit, "dataset": job.dataset, "modality": job.modality, "role": job.role,
+            "fingerprint": job.fingerprint(job.final_phase), "metrics": scores}
+    save_autoencoder(out_dir / "autoencoder.pt", model, meta)
+    write_json(out_dir / "metrics.json", metrics)
+    for phase in PHASES:
+        job.checkpoint_path(phase).unlink(missing_ok=True)
+    write_json(job.work_dir / "status.json", {"finished": True, **meta})
+    log(f"{job.unit}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} -> {out_dir}")
+    return metrics

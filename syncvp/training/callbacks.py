@@ -1,0 +1,77 @@
+"""Callbacks run by `fit` after every step: metric history, periodic evaluation, checkpoints.
+
+Histories live in `state.extra["history"][name]` as lists of {"step": int, metric: float}, so
+they are saved in checkpoints and a resumed run continues the same curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training.state import TrainState
+
+
+def due(step: int, every: int, total: int) -> bool:
+    """Whether a periodic action runs after `step`: every `every` steps and at the last step
+    (`every` = 0: only at the last step)."""
+    return step == total or (every > 0 and step % every == 0)
+
+
+def history(state: TrainState, name: str) -> list[dict]:
+    return state.extra.setdefault("history", {}).setdefault(name, [])
+
+
+class MetricHistory:
+    """Averages the step metrics over each `every`-step window and appends them to a history."""
+
+    def __init__(self, every: int, total: int, name: str = "train", progress: ProgressFn = no_progress,
+                 task: str = "train"):
+        self.every, self.total, self.name, self.progress, self.task = every, total, name, progress, task
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
+        for k, v in metrics.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
+        if due(state.step, self.every, self.total):
+            row = {k: v / self._count for k, v in self._sums.items()}
+            history(state, self.name).append({"step": state.step, **row})
+            self._sums, self._count = {}, 0
+            self.progress(ProgressEvent(self.task, state.step, self.total, row))
+
+
+class Evaluate:
+    """Calls `evaluate()` (-> metrics) periodically and records the result."""
+
+    def __init__(self, evaluate: Callable[[], dict[str, float]], every: int, total: int, name: str = "eval",
+                 progress: ProgressFn = no_progress, task: str = "eval"):
+        self.evaluate, self.every, self.total, self.name = evaluate, every, total, name
+        self.progress, self.task = progress, task
+
+    def record(self, state: TrainState) -> dict[str, float]:
+        """Evaluate now and append the result at the current step."""
+        row = self.evaluate()
+        history(state, self.name).append({"step": state.step, **row})
+        self.progress(ProgressEvent(self.task, state.step, self.total, row, message="held-out"))
+        return row
+
+    def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if due(state.step, self.every, self.total):
+            self.record(state)
+
+
+class Checkpoint:
+    """Writes the resumable checkpoint (atomically) periodically and at the last step.
+
+    Only the main process writes (`is_main`), so the same callbacks serve a DDP run.
+    """
+
+    def __init__(self, path: str | Path, config_hash: str, every: int, total: int, is_main: bool = True):
+        self.path, self.config_hash, self.every, self.total, self.is_main = Path(path), config_hash, every, total, is_main
+
+    def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if self.is_main and due(state.step, self.every, self.total):
+            state.save(self.path, self.config_hash)

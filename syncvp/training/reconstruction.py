@@ -1,0 +1,73 @@
+"""Reconstruction quality of a video autoencoder on held-out clips: PSNR, SSIM, L1, and a PNG
+grid of inputs over reconstructions.
+
+PSNR and SSIM follow the paper's definitions (`syncvp.metrics.frames`) on the [0, 1] scale
+(x / 2 + 0.5 of model space): PSNR per clip over all its values, SSIM per frame then averaged
+over frames; both then averaged over clips. The float reconstruction is used (not quantised).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from syncvp import viz
+from syncvp.data import transforms
+from syncvp.data.dataset import ClipDataset
+from syncvp.data.store import ModalityInfo
+from syncvp.metrics.frames import psnr, ssim
+
+Reconstruct = Callable[[Tensor], Tensor]  # [B, C, T, H, W] -> same, both in [-1, 1]
+
+
+def held_out_clips(store: str | Path, modality: str, frames: int, count: int, seed: int) -> Tensor:
+    """A fixed set of `count` clips [count, C, T, H, W]: video i % V, window drawn from the
+    (seed, i // V, i % V) stream, so several windows per video when count > V."""
+    data = ClipDataset(store, [modality], frames, seed=seed, window="random")
+    videos = data.info.videos
+    try:
+        return torch.stack([data[(i // videos, i % videos)][modality] for i in range(count)])
+    finally:
+        data.reader.close()   # no lingering file handle (see BatchStream.close)
+
+
+@torch.no_grad()
+def reconstruct_all(reconstruct: Reconstruct, clips: Tensor, device: torch.device, batch_size: int) -> Tensor:
+    """Reconstruct clips in batches on `device`; the result is float32 on the CPU."""
+    out = [reconstruct(clips[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(clips), batch_size)]
+    return torch.cat(out)
+
+
+def reconstruction_metrics(inputs: Tensor, recons: Tensor) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM and L1 (model space) of [N, C, T, H, W] clips in [-1, 1]."""
+    x, y = inputs.double() / 2 + 0.5, recons.double() / 2 + 0.5
+    n, c, t, h, w = x.shape
+    frames_x = x.transpose(1, 2).reshape(n * t, c, h, w)
+    frames_y = y.transpose(1, 2).reshape(n * t, c, h, w)
+    return {"psnr": float(psnr(x, y).mean()),
+            "ssim": float(ssim(frames_x, frames_y).view(n, t).mean(dim=1).mean()),
+            "l1": float((inputs.double() - recons.double()).abs().mean())}
+
+
+def _displayable(clip: Tensor, info: ModalityInfo) -> np.ndarray:
+    """[C, T, H, W] model space -> uint8 [T, H, W, 3]."""
+    x = clip.permute(1, 2, 3, 0).numpy()  # [T, H, W, C]
+    if info.kind == "image":
+        return viz.to_rgb(transforms.model_to_image(x), "image")
+    lo, hi = float(info.attrs["norm_min"]), float(info.attrs["norm_max"])
+    return viz.to_rgb(transforms.model_to_field(x, lo, hi), "field", lo, hi)
+
+
+def reconstruction_grid(inputs: Tensor, recons: Tensor, info: ModalityInfo, clips: int = 4,
+                        size: int = 96) -> np.ndarray:
+    """An image with, for each of the first `clips` clips, a row of input frames above a row of
+    reconstructed frames (uint8 [H, W, 3])."""
+    rows = []
+    for i in range(min(clips, len(inputs))):
+        rows += [_displayable(inputs[i], info), _displayable(recons[i], info)]
+    scale = max(1, size // max(inputs.shape[-2:]))
+    return viz.grid(rows, pad=2, scale=scale)

@@ -1,0 +1,66 @@
+"""`TrainState`: everything a training run needs to stop and carry on exactly where it was."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from syncvp.io import checkpoint as ckpt_io
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> Any: ...
+
+
+@dataclass
+class TrainState:
+    """The live objects of a run and its position.
+
+    Attributes:
+        models: trained networks by name (their raw weights are what resume restores).
+        optimizers, schedulers: by name; an `Update` names the optimizer (and the scheduler of
+            the same name, if any) it steps.
+        generators: torch generators that draw the run's randomness (noise, frame indices...).
+        streams: resumable data streams (e.g. `BatchStream`) by name.
+        step: optimizer steps completed.
+        extra: plain data saved with the checkpoint (metric history, phase bookkeeping).
+    """
+
+    models: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    schedulers: dict[str, Any] = field(default_factory=dict)
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    streams: dict[str, Stateful] = field(default_factory=dict)
+    step: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def checkpoint(self, config_hash: str) -> dict:
+        """The checkpoint dict of this state (see `syncvp.io.checkpoint`)."""
+        extra = dict(self.extra, streams={k: s.state_dict() for k, s in self.streams.items()})
+        return ckpt_io.make_checkpoint(config_hash=config_hash, step=self.step, models=self.models,
+                                       optimizers=self.optimizers, schedulers=self.schedulers,
+                                       rng=ckpt_io.capture_rng(self.generators), extra=extra)
+
+    def save(self, path: str | Path, config_hash: str) -> Path:
+        return ckpt_io.save_checkpoint(path, self.checkpoint(config_hash))
+
+    def restore(self, ckpt: dict) -> None:
+        """Load a checkpoint dict into the live objects (strict: names must match)."""
+        for kind in ("models", "optimizers", "schedulers"):
+            mine, theirs = getattr(self, kind), ckpt[kind]
+            if set(mine) != set(theirs):
+                raise ckpt_io.CheckpointError(f"checkpoint {kind} {sorted(theirs)} do not match the run's {sorted(mine)}")
+            for name, obj in mine.items():
+                obj.load_state_dict(theirs[name])
+        ckpt_io.restore_rng(ckpt["rng"], self.generators)
+        extra = dict(ckpt["extra"])
+        streams = extra.pop("streams", {})
+        for name, stream in self.streams.items():
+            stream.load_state_dict(streams[name])
+        self.extra, self.step = extra, int(ckpt["step"])

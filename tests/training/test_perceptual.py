@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -32,33 +29,20 @@ def lpips_trunk_key(key: str) -> str:
     return f"slice{k}.{key[len('features.'):]}"
 
 
-def reference_lpips(vgg_file: Path, monkeypatch):
-    """`lpips.LPIPS(net="vgg")` with the same trunk. If torchvision does not import (e.g. a CUDA
-    torchvision next to a CPU torch), lpips gets a stand-in `torchvision.models.vgg16` whose
-    `.features` is the trunk built from the same file."""
+def reference_lpips(vgg_file: Path):
+    """`lpips.LPIPS(net="vgg")` (built without downloading) with the same trunk."""
+    import lpips
+
     state = {k: v for k, v in torch.load(vgg_file).items() if k.startswith("features.")}
-    try:
-        import torchvision  # noqa: F401
-        stand_in = False
-    except Exception:
-        trunk = vgg16_features()
-        trunk.load_state_dict({k[len("features."):]: v for k, v in state.items()})
-        models = types.SimpleNamespace(vgg16=lambda pretrained=False, **kw: types.SimpleNamespace(features=trunk))
-        monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(models=models))
-        for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
-            monkeypatch.delitem(sys.modules, name)
-        stand_in = True
-    lpips = importlib.import_module("lpips")
     net = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
-    if not stand_in:
-        net.net.load_state_dict({lpips_trunk_key(k): v for k, v in state.items()})
+    net.net.load_state_dict({lpips_trunk_key(k): v for k, v in state.items()})
     return net.eval()
 
 
 @pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")   # torchvision, called by lpips
-def test_matches_the_lpips_package(vgg_file, monkeypatch):
+def test_matches_the_lpips_package(vgg_file):
     net = load_lpips_vgg(vgg_file)
-    ref = reference_lpips(vgg_file, monkeypatch)
+    ref = reference_lpips(vgg_file)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
     y = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1

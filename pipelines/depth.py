@@ -42,7 +42,6 @@ from syncvp.progress import ProgressEvent
 # Module state is only touched through module-level functions: Dask pickles the task's function
 # by value, and a lock referenced from its body could not be pickled.
 _MODEL_LOCK = threading.Lock()
-_READ_LOCK = threading.Lock()  # netCDF-C/HDF5 is not thread-safe: concurrent opens can crash the process
 _MODEL: dict[tuple, object] = {}  # at most one entry: (weights, md5, encoder, device) -> model
 
 
@@ -57,11 +56,9 @@ def shared_model(weights: str, weights_md5: str, encoder: str, device: str):
 
 
 def read_frames(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: str) -> np.ndarray:
-    """RGB uint8 [T, H, W, 3] of one raw video, one read at a time in this process (cheap next to
-    inference, which runs concurrently)."""
-    with _READ_LOCK:
-        video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
-        return video.load()
+    """RGB uint8 [T, H, W, 3] of one raw video (netCDF reads take syncvp.io.netcdf's lock)."""
+    video = next(v for v in raw_videos(dataset, config, raw_dir) if v.video_id == video_id)
+    return video.load()
 
 
 def recorded_key(path: Path) -> str | None:

@@ -142,3 +142,38 @@ def test_source_packing_is_dropped(tmp_path):
     with xr.open_dataset(tmp_path / "s.nc", mask_and_scale=False) as got:
         assert got["t2m"].dtype == np.float32
         np.testing.assert_array_equal(got["t2m"].values, ds["t2m"].values)
+
+
+def test_readers_share_one_handle_and_threads_read_safely(tmp_path):
+    """Two readers of one file share a handle; closing one keeps the other working, and after
+    both close xarray can open the file again; concurrent threads read consistent clips."""
+    import threading
+
+    path = tmp_path / "s.nc"
+    ds = make(videos=2, frames=5)
+    store.write_store(path, ds)
+    a, b = store.StoreReader(path, ["rgb"]), store.StoreReader(path, ["rgb"])
+    np.testing.assert_array_equal(a.read("rgb", 0, 0, 5), b.read("rgb", 0, 0, 5))
+    assert a._nc() is b._nc()
+    a.close()
+    np.testing.assert_array_equal(b.read("rgb", 1, 1, 3), ds["rgb"].values[1, 1:4])
+    b.close()
+    store.read_info(path, deep=True)
+    errors = []
+
+    def worker(i):
+        try:
+            reader = store.StoreReader(path, ["rgb", "t2m"])
+            for k in range(20):
+                np.testing.assert_array_equal(reader.read("rgb", (i + k) % 2, 0, 5), ds["rgb"].values[(i + k) % 2])
+                store.read_info(path)
+            reader.close()
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

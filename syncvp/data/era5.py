@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -35,13 +34,13 @@ import xarray as xr
 
 from syncvp.data.synthetic_era5 import VARIABLES, month_days, month_filename
 from syncvp.io.atomic import atomic_path, write_json
+from syncvp.io.netcdf import NETCDF_LOCK
 
 DATASET = "reanalysis-era5-land"
 CDS_NAMES = {meta["cds_name"]: name for name, meta in VARIABLES.items()}  # 2m_temperature -> t2m
 ClientFactory = Callable[[], Any]
-# HDF5 (under netCDF4) is not thread-safe and concurrent opens crash the process; months are
-# downloaded in threads, so every netCDF read or write here holds this lock (downloads do not).
-NETCDF_LOCK = threading.RLock()
+# Months are downloaded in threads: every netCDF read or write here holds syncvp.io.netcdf's
+# process-wide lock (downloads themselves do not).
 
 
 class Era5Error(RuntimeError):

@@ -29,7 +29,8 @@ import xarray as xr
 
 from syncvp.config.loader import to_plain
 from syncvp.data import store, transforms
-from syncvp.data.era5 import NETCDF_LOCK, Era5FileError, open_month
+from syncvp.data.era5 import Era5FileError, open_month
+from syncvp.io.netcdf import NETCDF_LOCK
 from syncvp.data.synthetic_era5 import VARIABLES, month_filename
 from syncvp.progress import ProgressFn, ProgressEvent, no_progress
 

@@ -18,6 +18,7 @@ from syncvp.config import DatasetConfig
 from syncvp.config.loader import to_plain
 from syncvp.data import era5_clips, image_sequence, store, synthia, transforms, video_file
 from syncvp.data.synthetic_video import CLASSES
+from syncvp.io.netcdf import NETCDF_LOCK, load_dataset
 from syncvp.progress import ProgressFn, no_progress
 
 ERA5_KINDS = ("era5", "synthetic_era5")
@@ -34,8 +35,7 @@ def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str
     """Raw synthetic split (rgb, metric depth, class ids) -> clip store of `cfg.modalities`."""
     src = cfg.source
     near, far = src.depth_range
-    with xr.open_dataset(raw, engine="netcdf4", mask_and_scale=False) as ds:
-        ds.load()
+    ds = load_dataset(raw, mask_and_scale=False)
     size = tuple(cfg.resolution)
     arrays, attrs = {}, {}
     for m in cfg.modalities:
@@ -82,7 +82,7 @@ def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> P
     """A PNG with, for a few videos, one row per modality over the first frames."""
     info = store.read_info(store_path)
     rows = []
-    with xr.open_dataset(store_path, engine="netcdf4", mask_and_scale=False) as ds:
+    with NETCDF_LOCK, xr.open_dataset(store_path, engine="netcdf4", mask_and_scale=False) as ds:
         valid = ds["valid"].values if info.has_valid else None
         for v in range(min(videos, info.videos)):
             for name, meta in info.modalities.items():

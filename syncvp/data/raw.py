@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from syncvp.config import DatasetConfig
+from syncvp.io.netcdf import NETCDF_LOCK
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def raw_videos(name: str, config: DatasetConfig, raw_dir: Path) -> list[RawVideo
 
 
 def _store_video(path: Path, index: int) -> np.ndarray:
-    with xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as ds:
+    with NETCDF_LOCK, xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as ds:
         return ds["rgb"].values[index]
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from syncvp.io.atomic import atomic_path
+from syncvp.io.netcdf import NETCDF_LOCK
 
 STORE_VERSION = 1
 BASE_DIMS = ("video", "frame", "y", "x")
@@ -171,7 +172,7 @@ def read_info(path: str | Path, *, deep: bool = False, require: Sequence[str] = 
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"clip store {path} does not exist (has the `prepare` stage run?)")
-    with xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as ds:
+    with NETCDF_LOCK, xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as ds:
         return validate(ds, str(path), deep=deep, require=require)
 
 
@@ -236,7 +237,8 @@ def write_store(path: str | Path, ds: xr.Dataset, *, complevel: int = 1) -> Stor
     for var in ds.variables.values():
         var.encoding = {}
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, complevel))
+        with NETCDF_LOCK:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, complevel))
     return info
 
 
@@ -244,11 +246,44 @@ def write_store(path: str | Path, ds: xr.Dataset, *, complevel: int = 1) -> Stor
 # Reading
 
 
+_HANDLES: dict[tuple[str, int], list] = {}  # (path, pid) -> [netCDF4.Dataset, readers using it]
+
+
+def _acquire(path: Path):
+    """The process's shared read handle of `path` (one per file: a second HDF5 handle on the same
+    file, later closed, has crashed xarray opens of that file)."""
+    import netCDF4
+
+    key = (str(path.resolve()), os.getpid())
+    with NETCDF_LOCK:
+        entry = _HANDLES.get(key)
+        if entry is None:
+            handle = netCDF4.Dataset(path, "r")
+            handle.set_auto_maskandscale(False)
+            entry = _HANDLES[key] = [handle, 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release(path: Path) -> None:
+    key = (str(path.resolve()), os.getpid())
+    with NETCDF_LOCK:
+        entry = _HANDLES.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            entry[0].close()
+            del _HANDLES[key]
+
+
 class StoreReader:
     """Reads clips from one store; safe to copy into DataLoader worker processes.
 
-    The netCDF handle is opened lazily in each process (HDF5 handles must not cross a fork).
-    With `preload=True` every requested modality is read into memory once.
+    The netCDF handle is opened lazily in each process (HDF5 handles must not cross a fork) and
+    shared by the readers of the same file in that process; reads hold the process-wide netCDF
+    lock (HDF5 is not thread-safe). With `preload=True` every requested modality is read into
+    memory once.
     """
 
     def __init__(self, path: str | Path, modalities: Sequence[str], *, preload: bool = False):
@@ -259,7 +294,7 @@ class StoreReader:
         self._handle = None
         self._pid = None
         if preload:
-            with xr.open_dataset(self.path, engine="netcdf4", mask_and_scale=False) as ds:
+            with NETCDF_LOCK, xr.open_dataset(self.path, engine="netcdf4", mask_and_scale=False) as ds:
                 names = list(self.modalities) + (["valid"] if self.info.has_valid else [])
                 self._cache = {n: ds[n].values for n in names}
 
@@ -270,20 +305,24 @@ class StoreReader:
 
     def _nc(self):
         if self._handle is None or self._pid != os.getpid():
-            import netCDF4
-
-            self._handle = netCDF4.Dataset(self.path, "r")
-            self._handle.set_auto_maskandscale(False)
-            self._pid = os.getpid()
+            self._handle, self._pid = _acquire(self.path), os.getpid()
         return self._handle
 
     def read(self, name: str, video: int, start: int, length: int) -> np.ndarray:
         """Frames `[start, start+length)` of one video: [T, H, W] or [T, H, W, C]."""
         if self._cache is not None:
             return self._cache[name][video, start:start + length]
-        return np.asarray(self._nc().variables[name][video, start:start + length])
+        with NETCDF_LOCK:
+            return np.asarray(self._nc().variables[name][video, start:start + length])
 
     def close(self) -> None:
+        """Release this reader's share of the handle (the file closes with its last reader)."""
         if self._handle is not None and self._pid == os.getpid():
-            self._handle.close()
+            _release(self.path)
         self._handle = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may already be gone
+            pass

@@ -160,10 +160,12 @@ def write_month(path, seed: int, month: str, *, grid: tuple[int, int], step: flo
                 west: float, layout: str):
     """Write one month atomically to `path` (netCDF4) and return the path."""
     from syncvp.io.atomic import atomic_path
+    from syncvp.io.netcdf import NETCDF_LOCK
 
     ds, encoding = month_dataset(seed, month, grid=grid, step=step, north=north, west=west, layout=layout)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        with NETCDF_LOCK:
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return path
 
 

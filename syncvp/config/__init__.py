@@ -4,13 +4,14 @@ Imports only the standard library and PyYAML (no torch), so params can be valida
 """
 
 from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
 from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
 from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
 
 __all__ = [
-    "ROLES", "SPLITS", "DatasetConfig", "FieldError", "Params", "ParamsError", "PathsConfig",
-    "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source", "SyntheticVideoSource",
+    "ROLES", "SPLITS", "DatasetConfig", "DiffusionConfig", "FieldError", "JointConfig", "Params",
+    "ParamsError", "PathsConfig", "PipelineConfig", "RunConfig", "SamplingConfig", "UNetConfig", "SplitCounts", "SyntheticEra5Source", "SyntheticVideoSource",
     "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require", "to_plain",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from syncvp.config.data import DatasetConfig, check_name
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
@@ -22,6 +23,10 @@ class Params:
     weights: WeightsConfig
     pipeline: PipelineConfig
     datasets: dict[str, DatasetConfig]
+    unet: UNetConfig
+    diffusion: DiffusionConfig
+    joint: JointConfig
+    sampling: SamplingConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:

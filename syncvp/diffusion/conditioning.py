@@ -19,7 +19,8 @@ Patterns = Mapping[frozenset[str], float]
 """{set of modalities whose conditioning is present: probability}, summing to 1."""
 
 
-def split_clip(clip: Mapping[str, Tensor], context_frames: int, future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def split_clip(clip: Mapping[str, Tensor], context_frames: int,
+               future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Cut every modality's clip [B, C, T, H, W] into context [.., :Tc, ..] and future
     [.., Tc:Tc+Tf, ..] on the same frames."""
     context, future = {}, {}

@@ -27,6 +27,9 @@ ConditionalDenoiser = Callable[[Tensor, Tensor, Tensor], Tensor]
 JointConditionalDenoiser = Callable[[Mapping[str, Tensor], Tensor, Mapping[str, Tensor]], dict[str, Tensor]]
 """(x_t {m: [B, C, L]}, t [B], cond {m: [B, C_c, L_c]}) -> {m: prediction}."""
 
+JointDenoiser = Callable[[Mapping[str, Tensor], Tensor], dict[str, Tensor]]
+"""(x_t {m: [B, C, L]}, t [B]) -> {m: prediction}, the conditioning bound."""
+
 
 def classifier_free(eps_cond: Tensor, eps_uncond: Tensor, w: float) -> Tensor:
     """(1 + w) eps(c) - w eps(0)."""
@@ -88,7 +91,7 @@ def mask_conditions(cond: Mapping[str, Tensor], present: Iterable[str]) -> dict[
 
 
 def modality_guided_denoiser(model: JointConditionalDenoiser, cond: Mapping[str, Tensor], present: Iterable[str],
-                             w: float, *, batched: bool = True) -> Callable[[Mapping[str, Tensor], Tensor], dict[str, Tensor]]:
+                             w: float, *, batched: bool = True) -> JointDenoiser:
     """A joint denoiser (x_t dict, t) -> guided predictions (w = 0: one conditional pass).
 
     Args:

@@ -69,6 +69,7 @@ class EMA:
         """Restore a saved EMA (its settings must match this one's)."""
         for key in ("decay", "every", "warmup"):
             if state[key] != getattr(self, key):
-                raise ValueError(f"EMA {key} {state[key]} in the checkpoint differs from the configured {getattr(self, key)}")
+                raise ValueError(f"EMA {key} {state[key]} in the checkpoint differs from the configured "
+                                 f"{getattr(self, key)}")
         self.module.load_state_dict(state["module"], strict=True)
         self.updates = int(state["updates"])

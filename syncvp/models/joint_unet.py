@@ -103,7 +103,8 @@ class JointUNet(nn.Module):
         """Whether each branch block is followed by cross-attention."""
         return [isinstance(c, CrossModalAttention) for c in self.cross]
 
-    def forward(self, x: Mapping[str, Tensor], t: Tensor, context: Mapping[str, Tensor | None] | None = None) -> dict[str, Tensor]:
+    def forward(self, x: Mapping[str, Tensor], t: Tensor,
+                context: Mapping[str, Tensor | None] | None = None) -> dict[str, Tensor]:
         """{m: x_t [B, C', L]}, t [B], {m: context [B, C_c, L_c] or None} -> {m: [B, C_out, L]}."""
         if set(x) != set(self.modalities):
             raise ValueError(f"the joint model takes {self.modalities}, got {sorted(x)}")
@@ -134,7 +135,8 @@ class JointUNet(nn.Module):
             items = [("shared", next(iter(state_dicts.values())))]
         else:
             if set(state_dicts) != set(self.modalities):
-                raise ValueError(f"stage-1 models given for {sorted(state_dicts)}, the branches are {list(self.modalities)}")
+                raise ValueError(f"stage-1 models given for {sorted(state_dicts)}, the branches are "
+                                 f"{list(self.modalities)}")
             items = [(m, state_dicts[m]) for m in self.modalities]
         for name, state in items:  # check everything before touching any weight
             _check_state(self.branches[name], state, name)

@@ -97,7 +97,8 @@ class TriplaneUNet(nn.Module):
         """The input planes: x_t [B, C', L] with the aligned context [B, C_c, L_c] concatenated
         along channels (zeros when `context` is None: "no conditioning")."""
         if tuple(x.shape[1:]) != (self.shape.channels, self.shape.length):
-            raise ValueError(f"x_t has shape {tuple(x.shape)}, expected [B, {self.shape.channels}, {self.shape.length}]")
+            raise ValueError(f"x_t has shape {tuple(x.shape)}, "
+                             f"expected [B, {self.shape.channels}, {self.shape.length}]")
         if self.context is not None:
             if context is None:
                 cond = x.new_zeros(x.shape[0], self.context.channels, self.shape.length)

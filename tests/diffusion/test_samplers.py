@@ -18,7 +18,7 @@ SCHEDULE = NoiseSchedule.named("linear_sqrt", 1000, start=0.0015, end=0.0195)
 def gaussian_eps(mu: float, s: float):
     """The exact eps-prediction E[eps | x_t] when every element of x_0 is N(mu, s^2)."""
     def denoiser(x_t, t):
-        abar = SCHEDULE.alphas_cumprod[t].to(x_t.dtype).reshape(-1, *[1] * (x_t.ndim - 1))
+        abar = SCHEDULE.alphas_cumprod.to(x_t.device)[t].to(x_t.dtype).reshape(-1, *[1] * (x_t.ndim - 1))
         return (1 - abar).sqrt() * (x_t - abar.sqrt() * mu) / (abar * s * s + 1 - abar)
     return denoiser
 
@@ -186,3 +186,18 @@ def test_invalid_settings_fail():
     with pytest.raises(ValueError, match="the denoiser returned"):
         make("ddim", steps=2).sample(lambda x, t: {"a": x["a"]}, {"a": (1, 1, 2), "b": (1, 1, 2)},
                                      generator=torch.Generator())
+
+
+@pytest.mark.gpu
+def test_cuda_sampling_with_a_cpu_generator_matches_cpu():
+    """Noise is drawn on the generator's device and moved, so the samples do not depend on
+    where the model runs."""
+    sampler = make("ddim", steps=20, eta=1.0)
+    shapes = {"a": (2, 3, 16), "b": (2, 3, 16)}
+    denoiser = gaussian_eps(0.2, 0.3)
+    joint = lambda x, t: {m: denoiser(v, t) for m, v in x.items()}  # noqa: E731
+    cpu = sampler.sample(joint, shapes, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gpu = sampler.sample(joint, shapes, generator=torch.Generator().manual_seed(0), device="cuda", dtype=torch.float64)
+    for m in shapes:
+        assert gpu.sample[m].device.type == "cuda"
+        assert torch.allclose(gpu.sample[m].cpu(), cpu.sample[m], atol=1e-10)

@@ -5,9 +5,9 @@ context latent 4 x 1152 (2 frames), UNet 256 channels, mult [1, 2], one residual
 attention everywhere, 8 heads; joint model = two UNets + deep STCA (8 heads). Batch 1.
 
 Measures (median of --repeats after one warm-up):
-- stage-1 UNet: one forward (no grad) and one training step (forward + backward + AdamW);
+- stage-1 UNet: one forward (no grad) and one training step (forward + backward + fused AdamW);
 - joint model: one denoising forward (no grad) and one training step (shared-noise joint loss,
-  backward, AdamW), the DESIGN.md §9 targets;
+  backward, fused AdamW), the DESIGN.md §9 targets;
 - sampling one 8-frame chunk with 100 DDIM steps (eta 1, the paper's): estimated as 100 x the
   per-step time of a short DDIM run through the real sampler, or measured with --full-sampling.
 
@@ -89,7 +89,7 @@ def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool) 
 
     rows["UNet forward"] = median_seconds(forward, repeats)
     if train:
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
 
         def step():
             with autocast(precision):
@@ -119,7 +119,7 @@ def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, tra
 
     rows["joint forward"] = median_seconds(forward, repeats)
     if train:
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
 
         def step():
             tt, noise = draw_joint_noise(x0, 1000, g, same_noise=True)
@@ -140,7 +140,7 @@ def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, tra
                            generator=torch.Generator().manual_seed(1))
 
     per_run = median_seconds(sample, 1 if sampling_steps > 10 else repeats)
-    rows["sampling, 8-frame chunk (100 DDIM steps)"] = per_run * 100 / sampling_steps
+    rows["sampling, 8-frame chunk, 100 DDIM steps"] = per_run * 100 / sampling_steps
     return rows
 
 
@@ -166,14 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"parameters: stage-1 UNet {n_unet / 1e6:.2f} M, joint model (deep STCA) {n_joint / 1e6:.2f} M")
     steps = 100 if args.full_sampling else 5
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
-    print(f"\n{'work':44s} {'precision':9s} {'seconds':>9s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}")
+    print(f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}")
     for precision in precisions:
         rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train)
         rows |= joint_rows(unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps)
         for work, seconds in rows.items():
             authors, target = AUTHORS.get(work), TARGETS.get(work)
             note = " (est.)" if work.startswith("sampling") and steps != 100 else ""
-            print(f"{work + note:44s} {precision:9s} {seconds:9.3f} {authors or '':>8} {target or '':>7} "
+            print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {authors or '':>8} {target or '':>7} "
                   f"{(f'{authors / seconds:.2f}x' if authors else ''):>10s}")
 
 

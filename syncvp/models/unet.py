@@ -10,6 +10,11 @@ Layout for channel_mult [1, 2], one residual block (the paper's; widths 256 / 51
     | out0 Res+Attn2D | out1 Res+Attn2D+Res(up) | out2 Res+Attn2D | out3 Res+Attn2D | head
 with the joint attention closing every block after in0. Skips are stored after each input block
 and concatenated on the way up (the forward is a plain walk over the block lists).
+
+Odd plane sizes (e.g. 5 or 1 frames): downsampling averages the in-bounds cells of each 2x2
+window (ceil), upsampling doubles, and the result is cropped to the skip's size. For even sizes
+this is exactly PVDM's layout; the official code instead floors and zero-pads on the way up,
+which cannot handle a single frame.
 """
 
 from __future__ import annotations
@@ -46,47 +51,18 @@ class TriplaneUNet(nn.Module):
         self.shape, self.context, self.condition_layout = shape, context, condition_layout
         self.layout = PlaneLayout.of(shape)
         self.model_channels = model_channels
-        emb_dim = 4 * model_channels
-        self.time_embed = TimestepEmbedding(model_channels, emb_dim)
-        kw = dict(emb_dim=emb_dim, norm_groups=norm_groups, dropout=dropout)
-        attn = dict(heads=num_heads, norm_groups=norm_groups)
+        make = _Layers(4 * model_channels, num_heads, norm_groups, dropout)
+        self.time_embed = TimestepEmbedding(model_channels, make.emb_dim)
         in_channels = shape.channels + (context.channels if context is not None else 0)
         widths = [model_channels * m for m in channel_mult]
-        last = len(widths) - 1
-
-        blocks = [UNetBlock([PlaneConv(in_channels, model_channels)], kind="stem", level=0, channels=model_channels)]
-        skip_channels, ch, ds = [model_channels], model_channels, 1
-        for level, width in enumerate(widths):
-            for _ in range(num_res_blocks):
-                layers = [ResBlock(ch, width, **kw)]
-                ch = width
-                if ds in attention_resolutions:
-                    layers.append(PlaneAttention(ch, **attn))
-                blocks.append(UNetBlock([*layers, JointAttention(ch, **attn)], kind="down", level=level, channels=ch))
-                skip_channels.append(ch)
-            if level != last:
-                layers = [ResBlock(ch, ch, resample="down", **kw), JointAttention(ch, **attn)]
-                blocks.append(UNetBlock(layers, kind="downsample", level=level, channels=ch))
-                skip_channels.append(ch)
-                ds *= 2
+        attend = [2 ** level in attention_resolutions for level in range(len(widths))]
+        blocks, skip_channels = _input_blocks(make, in_channels, widths, num_res_blocks, attend)
         self.input_blocks = nn.ModuleList(blocks)
-
-        self.middle_block = UNetBlock([ResBlock(ch, ch, **kw), PlaneAttention(ch, **attn), ResBlock(ch, ch, **kw),
-                                       JointAttention(ch, **attn)], kind="middle", level=last, channels=ch)
-
-        blocks = []
-        for level, width in reversed(list(enumerate(widths))):
-            for i in range(num_res_blocks + 1):
-                layers = [ResBlock(ch + skip_channels.pop(), width, **kw)]
-                ch = width
-                if ds in attention_resolutions:
-                    layers.append(PlaneAttention(ch, **attn))
-                if level and i == num_res_blocks:
-                    layers.append(ResBlock(ch, ch, resample="up", **kw))
-                    ds //= 2
-                blocks.append(UNetBlock([*layers, JointAttention(ch, **attn)], kind="up", level=level, channels=ch))
-        self.output_blocks = nn.ModuleList(blocks)
-        self.head = OutputHead(ch, out_channels or shape.channels, norm_groups=norm_groups)
+        ch = widths[-1]
+        self.middle_block = UNetBlock([make.res(ch, ch), make.plane(ch), make.res(ch, ch), make.joint(ch)],
+                                      kind="middle", level=len(widths) - 1, channels=ch)
+        self.output_blocks = nn.ModuleList(_output_blocks(make, widths, num_res_blocks, attend, skip_channels))
+        self.head = OutputHead(model_channels * channel_mult[0], out_channels or shape.channels, norm_groups=norm_groups)
 
     @property
     def blocks(self) -> list[UNetBlock]:
@@ -128,6 +104,57 @@ class TriplaneUNet(nn.Module):
         for block in self.output_blocks:
             h = block(concat_skip(h, skips.pop()), emb)
         return self.exit(h)
+
+
+class _Layers:
+    """Makers of the UNet's layers with the settings they share."""
+
+    def __init__(self, emb_dim: int, heads: int, norm_groups: int, dropout: float):
+        self.emb_dim, self.heads, self.norm_groups, self.dropout = emb_dim, heads, norm_groups, dropout
+
+    def res(self, cin: int, cout: int, resample: Literal["up", "down"] | None = None) -> ResBlock:
+        return ResBlock(cin, cout, self.emb_dim, norm_groups=self.norm_groups, dropout=self.dropout, resample=resample)
+
+    def plane(self, ch: int) -> PlaneAttention:
+        return PlaneAttention(ch, self.heads, self.norm_groups)
+
+    def joint(self, ch: int) -> JointAttention:
+        return JointAttention(ch, self.heads, self.norm_groups)
+
+
+def _input_blocks(make: _Layers, in_channels: int, widths: Sequence[int], num_res_blocks: int,
+                  attend: Sequence[bool]) -> tuple[list[UNetBlock], list[int]]:
+    """Stem, then per level: residual blocks (+ plane attention), then a downsampling block
+    (all but the last level); each followed by the joint attention. Returns the blocks and the
+    channels of the skips they leave."""
+    blocks = [UNetBlock([PlaneConv(in_channels, widths[0])], kind="stem", level=0, channels=widths[0])]
+    skips, ch = [widths[0]], widths[0]
+    for level, width in enumerate(widths):
+        for _ in range(num_res_blocks):
+            layers = [make.res(ch, width)] + ([make.plane(width)] if attend[level] else []) + [make.joint(width)]
+            blocks.append(UNetBlock(layers, kind="down", level=level, channels=width))
+            skips.append(ch := width)
+        if level != len(widths) - 1:
+            blocks.append(UNetBlock([make.res(ch, ch, "down"), make.joint(ch)], kind="downsample", level=level,
+                                    channels=ch))
+            skips.append(ch)
+    return blocks, skips
+
+
+def _output_blocks(make: _Layers, widths: Sequence[int], num_res_blocks: int, attend: Sequence[bool],
+                   skips: list[int]) -> list[UNetBlock]:
+    """Per level, deepest first: num_res_blocks + 1 residual blocks on [h, skip] (+ plane
+    attention), the last one upsampling (all but level 0); each followed by the joint attention."""
+    blocks, ch = [], widths[-1]
+    for level in reversed(range(len(widths))):
+        width = widths[level]
+        for i in range(num_res_blocks + 1):
+            layers = [make.res(ch + skips.pop(), width)] + ([make.plane(width)] if attend[level] else [])
+            if level and i == num_res_blocks:
+                layers.append(make.res(width, width, "up"))
+            blocks.append(UNetBlock([*layers, make.joint(width)], kind="up", level=level, channels=width))
+            ch = width
+    return blocks
 
 
 def count_parameters(module: nn.Module) -> int:

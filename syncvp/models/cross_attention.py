@@ -120,14 +120,13 @@ class CrossModalAttention(nn.Module):
         return merged
 
     def _project_out(self, m: str, a: Tensor) -> Tensor:
-        return _pointwise(self.out[m], a.transpose(1, 2), token_major_out=False)
+        """W_o applied to token-major a [N, T, C] -> channel-major [N, C, T]."""
+        return F.linear(a, self.out[m].weight.squeeze(-1), self.out[m].bias).transpose(1, 2)
 
 
-def _pointwise(conv: nn.Conv1d, x: Tensor, token_major_out: bool = True) -> Tensor:
-    """A 1x1 Conv1d applied to channel-major x [N, C, T]: token-major [N, T, C'] result, or
-    channel-major [N, C', T] when `token_major_out` is False."""
-    y = F.linear(x.transpose(1, 2), conv.weight.squeeze(-1), conv.bias)
-    return y if token_major_out else y.transpose(1, 2)
+def _pointwise(conv: nn.Conv1d, x: Tensor) -> Tensor:
+    """A 1x1 Conv1d applied to channel-major x [N, C, T], returned token-major [N, T, C']."""
+    return F.linear(x.transpose(1, 2), conv.weight.squeeze(-1), conv.bias)
 
 
 class NoCrossAttention(nn.Module):

@@ -159,21 +159,25 @@ def test_outputs_trajectory_and_progress():
     assert [(e.done, e.total) for e in events] == [(i, 5) for i in range(1, 6)]
 
 
-def test_x0_prediction_sampler_uses_consistent_eps():
-    """With x0-prediction the exact denoiser returns E[x0 | x_t]; the sampler still works."""
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_x0_and_v_prediction_samplers(prediction):
+    """The exact x0- or v-network of Gaussian data also recovers it (eps comes from the clamped x0)."""
     mu, s = 0.2, 0.3
     eps_net = gaussian_eps(mu, s)
 
-    def x0_net(x_t, t):
+    def net(x_t, t):
         abar = SCHEDULE.alphas_cumprod[t].to(x_t.dtype).reshape(-1, 1, 1)
-        return (x_t - (1 - abar).sqrt() * eps_net(x_t, t)) / abar.sqrt()
+        eps = eps_net(x_t, t)
+        x0 = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        return x0 if prediction == "x0" else abar.sqrt() * eps - (1 - abar).sqrt() * x0
 
-    sampler = Sampler(schedule=SCHEDULE, prediction="x0", method="ddim", steps=1000, eta=1.0)
-    out = sampler.sample(x0_net, (1, 1, 20000), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    sampler = Sampler(schedule=SCHEDULE, prediction=prediction, method="ddim", steps=1000, eta=1.0)
+    out = sampler.sample(net, (1, 1, 20000), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     assert abs(float(out.sample.mean()) - mu) < 0.01 and abs(float(out.sample.std()) - s) < 0.015
-    x_t = torch.randn(2, 1, 4, dtype=torch.float64)
-    t = torch.tensor([10, 900])
-    assert torch.allclose(eps_from_x0(SCHEDULE, x_t, t, x0_net(x_t, t)), eps_net(x_t, t), atol=1e-8)
+    if prediction == "x0":
+        x_t = torch.randn(2, 1, 4, dtype=torch.float64)
+        t = torch.tensor([10, 900])
+        assert torch.allclose(eps_from_x0(SCHEDULE, x_t, t, net(x_t, t)), eps_net(x_t, t), atol=1e-8)
 
 
 def test_invalid_settings_fail():

@@ -136,7 +136,7 @@ class Sampler:
             return_x0: also return the x0 prediction of every step.
             progress: called after every step with ProgressEvent("sample", step, steps).
         """
-        schedule = self.schedule.to(device)
+        schedule = self.schedule.to(device)  # tables for per-sample lookups; scalars come from the CPU copy
         single = not isinstance(shapes, Mapping)
         if x_T is None:
             x_T = draw_noise(shapes, generator, same_noise=self.same_noise, device=device, dtype=dtype)
@@ -155,8 +155,8 @@ class Sampler:
             noise = self._step_noise(x, t, t_next, generator)
             for k in x:
                 z = None if noise is None else noise[k]
-                x[k] = (_ddpm_step(schedule, x[k], t, x0[k], z) if self.method == "ddpm"
-                        else _ddim_step(schedule, t, t_next, x0[k], eps[k], self.eta, z))
+                x[k] = (_ddpm_step(self.schedule, x[k], t, x0[k], z) if self.method == "ddpm"
+                        else _ddim_step(self.schedule, t, t_next, x0[k], eps[k], self.eta, z))
             if trajectory is not None:
                 trajectory.append(x0[""] if single else x0)
             if progress is not None:

@@ -105,10 +105,14 @@ class JointUNet(nn.Module):
 
     def forward(self, x: Mapping[str, Tensor], t: Tensor,
                 context: Mapping[str, Tensor | None] | None = None) -> dict[str, Tensor]:
-        """{m: x_t [B, C', L]}, t [B], {m: context [B, C_c, L_c] or None} -> {m: [B, C_out, L]}."""
+        """{m: x_t [B, C', L]}, t [B], {m: context [B, C_c, L_c]} -> {m: [B, C_out, L]}; a modality
+        absent from `context` (or None) gets zeros, i.e. no conditioning."""
         if set(x) != set(self.modalities):
             raise ValueError(f"the joint model takes {self.modalities}, got {sorted(x)}")
         context = context or {}
+        if set(context) - set(self.modalities):
+            raise ValueError(f"context given for {sorted(set(context) - set(self.modalities))}, "
+                             f"not modalities of the joint model {self.modalities}")
         names = self.modalities
         net = {m: self.branch(m) for m in names}
         emb = {m: net[m].time_embed(t) for m in names}

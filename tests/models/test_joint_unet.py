@@ -63,6 +63,10 @@ def test_cross_attention_exchanges_information_once_trained():
         none = joint(nets, "none")
         a, b = none(x, t, c), none({"rgb": x["rgb"], "depth": x["depth"] + 1}, t, c)
         assert torch.equal(a["rgb"], b["rgb"])
+        missing = model(x, t, {"rgb": c["rgb"]})  # no depth context = zeros
+        assert torch.equal(missing["rgb"], model(x, t, {"rgb": c["rgb"], "depth": torch.zeros_like(c["depth"])})["rgb"])
+    with pytest.raises(ValueError, match="context given for"):
+        model(x, t, {"dpeth": c["depth"]})
 
 
 def test_slots_deep_all_none():

@@ -7,6 +7,9 @@ import torch
 from torch import nn
 
 from syncvp.models.ema import EMA
+from tests.models.tiny import one_torch_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model(seed=0) -> nn.Module:

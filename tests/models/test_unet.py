@@ -13,7 +13,9 @@ from syncvp.diffusion.schedule import NoiseSchedule
 from syncvp.models.triplane import TriplaneShape, align_condition
 from syncvp.models.unet import TriplaneUNet, count_parameters
 from syncvp.models.unet_blocks import PlaneLayout
-from tests.models.tiny import CONTEXT, FUTURE, inputs, perturb, tiny_unet
+from tests.models.tiny import CONTEXT, FUTURE, inputs, one_torch_thread, perturb, tiny_unet  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("future", [FUTURE, TriplaneShape(3, 4, 4, 1), TriplaneShape(3, 5, 4, 8)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -35,3 +36,12 @@ def inputs(future: TriplaneShape = FUTURE, context: TriplaneShape | None = CONTE
     c = None if context is None else torch.randn(batch, context.channels, context.length, generator=g)
     t = torch.randint(0, 1000, (batch,), generator=g)
     return x, t, c
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks run fastest single-threaded (and stay fast on a busy shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,7 +12,7 @@ Measures (median of --repeats after one warm-up):
   per-step time of a short DDIM run through the real sampler, or measured with --full-sampling.
 
     python -m benchmarks.diffusion                       # fp32, all rows
-    python -m benchmarks.diffusion --precision both      # also bf16 autocast (inference rows)
+    python -m benchmarks.diffusion --precision both      # also every row under bf16 autocast
     python -m benchmarks.diffusion --threads 2 --full-sampling
     python -m benchmarks.diffusion --threads 1 --clock cpu   # one core's CPU time (busy machines)
 """

@@ -5,6 +5,7 @@ Imports only the standard library and PyYAML (no torch), so params can be valida
 
 from syncvp.config.autoencoder import AutoencoderConfig, GanConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
 from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
@@ -13,10 +14,10 @@ from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, Im
                                    NameSplits, SynthiaSource, VideoSegment, VideoSource, VideoSplits)
 
 __all__ = [
-    "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "Era5Processing", "Era5Source", "FieldError",
-    "GanConfig", "ImageModality", "ImageSequenceSource", "MonthSplits", "NameSplits", "Params", "ParamsError",
-    "PathsConfig", "PipelineConfig", "RunConfig", "SplitCounts", "SyntheticEra5Source",
-    "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "VideoSegment", "VideoSource", "VideoSplits",
-    "WeightsConfig", "load_params", "params_from_dict", "parse_unit", "replace", "require",
-    "to_plain",
+    "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "DiffusionConfig", "Era5Processing", "Era5Source",
+    "FieldError", "GanConfig", "ImageModality", "ImageSequenceSource", "JointConfig", "MonthSplits", "NameSplits",
+    "Params", "ParamsError", "PathsConfig", "PipelineConfig", "RunConfig", "SamplingConfig", "SplitCounts",
+    "SyntheticEra5Source", "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "UNetConfig",
+    "VideoSegment", "VideoSource", "VideoSplits", "WeightsConfig", "load_params", "params_from_dict", "parse_unit",
+    "replace", "require", "to_plain",
 ]

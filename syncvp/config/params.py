@@ -9,6 +9,7 @@ from typing import Any
 
 from syncvp.config.autoencoder import AutoencoderConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, check_name
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
@@ -25,6 +26,10 @@ class Params:
     datasets: dict[str, DatasetConfig]
     autoencoder: AutoencoderConfig
     train_autoencoder: TrainAutoencoderConfig
+    unet: UNetConfig
+    diffusion: DiffusionConfig
+    joint: JointConfig
+    sampling: SamplingConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:

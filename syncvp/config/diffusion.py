@@ -1,0 +1,168 @@
+"""Sections `unet`, `diffusion`, `joint` and `sampling`: the latent diffusion models and process.
+
+Paper values (METHOD.md §3-§5, §12) are given in params.yaml comments; the defaults there are
+tiny CPU-sized models. Settings that belong to one training stage only (learning rate, steps,
+conditioning dropout, EMA) live in that stage's section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from syncvp.config.loader import require
+
+Prediction = Literal["eps", "x0", "v"]
+
+
+def _check_positive(key: str, values: tuple[int, ...]) -> None:
+    require(len(values) >= 1, key, "must list at least one value")
+    for i, v in enumerate(values):
+        require(v >= 1, f"{key}[{i}]", f"must be >= 1, got {v}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UNetConfig:
+    """The triplane UNet (stage 1, and each branch of the joint model), METHOD §3.3.
+
+    Attributes:
+        model_channels: width of the first level (paper 256).
+        channel_mult: width multiplier per level; a level after the first halves every plane axis
+            (paper [1, 2]).
+        num_res_blocks: residual blocks per level on the way down (paper 1; one more on the way up).
+        attention_resolutions: downsampling rates (1, 2, 4, ...) whose blocks carry 2-D attention
+            within each plane (paper [4, 2, 1]: every level). The 1-D joint attention over the
+            tokens of all three planes follows every block regardless.
+        num_heads: heads of every attention layer (paper 8).
+        norm_groups: GroupNorm groups (paper 32); must divide every level's width.
+        dropout: dropout in the residual blocks (paper 0).
+        condition_layout: how the context latent is laid on the future latent's planes before
+            channel concatenation: "per_plane" (each context plane on the matching plane, the fix
+            of METHOD §8.1) or "official" (zero-padded at the end, only to run official checkpoints).
+    """
+
+    model_channels: int
+    channel_mult: tuple[int, ...]
+    num_res_blocks: int
+    attention_resolutions: tuple[int, ...]
+    num_heads: int
+    norm_groups: int
+    dropout: float
+    condition_layout: Literal["per_plane", "official"]
+
+    def __post_init__(self) -> None:
+        require(self.model_channels >= 1, "model_channels", f"must be >= 1, got {self.model_channels}")
+        _check_positive("channel_mult", self.channel_mult)
+        require(self.num_res_blocks >= 1, "num_res_blocks", f"must be >= 1, got {self.num_res_blocks}")
+        for i, r in enumerate(self.attention_resolutions):
+            require(r >= 1 and r & (r - 1) == 0, f"attention_resolutions[{i}]", f"must be a power of 2, got {r}")
+        require(self.num_heads >= 1, "num_heads", f"must be >= 1, got {self.num_heads}")
+        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
+        for width in self.widths:
+            require(width % self.num_heads == 0, "num_heads",
+                    f"{self.num_heads} heads do not divide the level width {width}")
+            require(self.norm_groups >= 1 and width % self.norm_groups == 0, "norm_groups",
+                    f"{self.norm_groups} groups do not divide the level width {width}")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Channels of each level."""
+        return tuple(self.model_channels * m for m in self.channel_mult)
+
+    @property
+    def levels(self) -> int:
+        return len(self.channel_mult)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffusionConfig:
+    """The forward process and the network's parameterisation, METHOD §3.4.
+
+    Attributes:
+        timesteps: number of diffusion steps T (paper 1000).
+        schedule: named beta schedule: "linear_sqrt" (LDM's "linear": betas linear in sqrt
+            space, the paper's), "linear" (betas linear), "cosine" (improved DDPM, s = 0.008).
+        beta_start: first beta of the linear schedules (paper 0.0015); unused by "cosine".
+        beta_end: last beta of the linear schedules (paper 0.0195); unused by "cosine".
+        prediction: what the network predicts: "eps" (paper), "x0" or "v".
+    """
+
+    timesteps: int
+    schedule: Literal["linear_sqrt", "linear", "cosine"]
+    beta_start: float
+    beta_end: float
+    prediction: Prediction
+
+    def __post_init__(self) -> None:
+        require(self.timesteps >= 2, "timesteps", f"must be >= 2, got {self.timesteps}")
+        require(0.0 < self.beta_start < 1.0, "beta_start", f"must be in (0, 1), got {self.beta_start}")
+        require(self.beta_start <= self.beta_end < 1.0, "beta_end",
+                f"must be in [beta_start, 1), got {self.beta_end} (beta_start {self.beta_start})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointConfig:
+    """The joint model (stage 2, METHOD §4): one UNet branch per modality, linked by
+    spatio-temporal cross-attention (STCA).
+
+    Attributes:
+        cross_attention: where STCA sits: "deep" (the paper's: the deepest `deep_levels` levels),
+            "all" (after every block but the first convolution) or "none" (independent branches).
+        deep_levels: how many of the deepest levels "deep" covers (paper 1 for the 2-level UNet;
+            the official code uses 2 for UNets with more than 2 levels).
+        split_planes: attend plane by plane (xy with xy, yt with yt, xt with xt; paper true) or
+            over the whole token sequence.
+        normalize: GroupNorm each modality's tokens before the attention (paper true).
+        num_heads: STCA heads (paper 8).
+        shared_weights: one UNet for every modality (paper false).
+        same_noise: one noise tensor and one timestep for all modalities in training, and the
+            same initial and per-step noise in sampling (paper true); false draws them per modality.
+        stca_layout: "fixed" (tokens split into heads after moving channels last; residual from
+            the raw input; zero-initialised output: the block starts as the identity) or
+            "official" (the released code's channel-major head split and residual from the
+            normalised input, METHOD §4.3, §8.2-8.3; only to run official checkpoints).
+    """
+
+    cross_attention: Literal["deep", "all", "none"]
+    deep_levels: int
+    split_planes: bool
+    normalize: bool
+    num_heads: int
+    shared_weights: bool
+    same_noise: bool
+    stca_layout: Literal["fixed", "official"]
+
+    def __post_init__(self) -> None:
+        require(self.deep_levels >= 1, "deep_levels", f"must be >= 1, got {self.deep_levels}")
+        require(self.num_heads >= 1, "num_heads", f"must be >= 1, got {self.num_heads}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingConfig:
+    """The reverse process used for prediction, METHOD §5.
+
+    Attributes:
+        method: "ddim" (paper; with eta = 1 it is ancestral sampling on a strided schedule) or
+            "ddpm" (ancestral over all timesteps with the posterior variance).
+        steps: DDIM steps; timesteps int(linspace(-1, T - 1, steps + 1)), e.g. 999, 989, ..., 9
+            for 100 steps (paper 100). Must be T for "ddpm".
+        eta: DDIM stochasticity (paper 1.0; 0 = deterministic DDIM).
+        clip_x0: clamp the predicted x0 to [-1, 1] at every step (paper true; latents are tanh-bounded).
+        rederive_eps: after clamping, recompute eps from the clamped x0 (improved-diffusion's DDIM;
+            makes DDIM with eta 1 over all steps identical to DDPM). false = the paper's sampler,
+            which keeps the network's eps.
+        guidance_weight: w >= 0 of classifier-free / modality guidance (METHOD §5.2; paper 0 =
+            no guidance). Any w > 0 is applied (the official code ignored w >= 1).
+    """
+
+    method: Literal["ddim", "ddpm"]
+    steps: int
+    eta: float
+    clip_x0: bool
+    rederive_eps: bool
+    guidance_weight: float
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require(self.eta >= 0.0, "eta", f"must be >= 0, got {self.eta}")
+        require(self.guidance_weight >= 0.0, "guidance_weight", f"must be >= 0, got {self.guidance_weight}")

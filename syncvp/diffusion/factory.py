@@ -1,0 +1,23 @@
+"""Build the noise schedule and the sampler from the `diffusion`, `sampling` and `joint` sections."""
+
+from __future__ import annotations
+
+from syncvp.config.diffusion import DiffusionConfig, SamplingConfig
+from syncvp.diffusion.samplers import Sampler
+from syncvp.diffusion.schedule import NoiseSchedule
+
+
+def build_schedule(cfg: DiffusionConfig) -> NoiseSchedule:
+    return NoiseSchedule.named(cfg.schedule, cfg.timesteps, start=cfg.beta_start, end=cfg.beta_end)
+
+
+def build_sampler(sampling: SamplingConfig, diffusion: DiffusionConfig, *, same_noise: bool) -> Sampler:
+    """The configured sampler; `same_noise` (joint.same_noise) shares noise between modalities."""
+    if sampling.steps > diffusion.timesteps:
+        raise ValueError(f"sampling.steps {sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}")
+    if sampling.method == "ddpm" and sampling.steps != diffusion.timesteps:
+        raise ValueError(f"sampling.method ddpm runs all diffusion.timesteps ({diffusion.timesteps}); "
+                         f"sampling.steps is {sampling.steps}")
+    return Sampler(schedule=build_schedule(diffusion), prediction=diffusion.prediction, method=sampling.method,
+                   steps=sampling.steps, eta=sampling.eta, clip_x0=sampling.clip_x0,
+                   rederive_eps=sampling.rederive_eps, same_noise=same_noise)

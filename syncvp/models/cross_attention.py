@@ -1,0 +1,136 @@
+"""Spatio-temporal cross-attention (STCA) between the branches of the joint model (METHOD §4.3).
+
+For two modalities x, y (the paper), with per-modality GroupNorm and 1x1 projections and no key
+projection, one score map is shared by both directions:
+
+    A = Q_x Q_y^T / sqrt(d),  Q_x = W_qx GN(x),  Q_y = W_qy GN(y),  V_x = W_vx GN(x), V_y = W_vy GN(y)
+    x' = x + W_ox softmax_y(A) V_y,    y' = y + W_oy softmax_x(A^T) V_x
+
+with W_o zero-initialised, so the block is the identity at initialisation (our fix of the
+official residual `GN(x) + W_o(...)` with random W_o, §8.3). Tokens are split into heads after
+moving channels last (§8.2). With `split_planes`, xy attends only to xy, yt to yt and xt to xt
+(weights shared across planes, GroupNorm statistics per plane); otherwise the whole token
+sequences attend to each other. Plane shapes come from the `Planes` state (no length table, §8.4).
+
+K > 2 modalities: each modality m attends to the concatenation of all the others' tokens, with
+the others' queries as keys and their values as values:
+    m' = m + W_om softmax(Q_m [Q_j]_{j != m}^T / sqrt(d)) [V_j]_{j != m}.
+Each pair (m, j) still shares one score block (Q_m Q_j^T for m, its transpose for j), and for
+K = 2 this is exactly the formula above. Parameters grow linearly with K.
+
+`layout="official"` reproduces the released code (METHOD §4.3): the [B, C, N] projections are
+reinterpreted as [B, N, heads, d] without a transpose, and the residual adds the normalised
+input. It exists only to run official checkpoints (K = 2).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from syncvp.models.unet_blocks import Planes, zero_module
+
+Layout = Literal["fixed", "official"]
+
+
+class CrossModalAttention(nn.Module):
+    """STCA over K >= 2 modalities; called as block(h: {m: Planes}) -> {m: Planes}.
+
+    Args:
+        modalities: the branch names, in order.
+        channels: channels of the hidden states it links.
+        num_heads: heads (channels must be divisible).
+        norm_groups: GroupNorm groups.
+        split_planes: attend plane by plane (paper) or over the whole sequence.
+        normalize: GroupNorm the inputs (paper) or not.
+        layout: "fixed" (ours) or "official" (see the module docstring).
+    """
+
+    def __init__(self, modalities: Sequence[str], channels: int, *, num_heads: int, norm_groups: int,
+                 split_planes: bool = True, normalize: bool = True, layout: Layout = "fixed"):
+        super().__init__()
+        self.modalities = tuple(modalities)
+        if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"cross-attention needs >= 2 distinct modalities, got {self.modalities}")
+        if channels % num_heads:
+            raise ValueError(f"{num_heads} heads do not divide {channels} channels")
+        if layout == "official" and len(self.modalities) != 2:
+            raise ValueError("the official STCA layout exists for two modalities only")
+        self.heads, self.split_planes, self.layout = num_heads, split_planes, layout
+
+        def per_modality(make):
+            return nn.ModuleDict({m: make() for m in self.modalities})
+
+        self.norm = per_modality(lambda: nn.GroupNorm(norm_groups, channels) if normalize else nn.Identity())
+        self.query = per_modality(lambda: nn.Conv1d(channels, channels, 1))
+        self.value = per_modality(lambda: nn.Conv1d(channels, channels, 1))
+        out = (lambda: nn.Conv1d(channels, channels, 1)) if layout == "official" else \
+            (lambda: zero_module(nn.Conv1d(channels, channels, 1)))
+        self.out = per_modality(out)
+
+    def forward(self, h: Mapping[str, Planes]) -> dict[str, Planes]:
+        if set(h) != set(self.modalities):
+            raise ValueError(f"cross-attention over {self.modalities} got states for {sorted(h)}")
+        if not self.split_planes:
+            tokens = self.attend({m: h[m].to_latent() for m in self.modalities})
+            return {m: Planes.from_latent(tokens[m], h[m].layout) for m in self.modalities}
+        groups = len(h[self.modalities[0]].tensors)
+        new = {m: [] for m in self.modalities}
+        for g in range(groups):
+            planes = {m: h[m].tensors[g] for m in self.modalities}  # [n B, C, rows, cols]
+            out = self.attend({m: x.flatten(2) for m, x in planes.items()})
+            for m in self.modalities:
+                new[m].append(out[m].reshape(planes[m].shape))
+        return {m: h[m].with_tensors(new[m]) for m in self.modalities}
+
+    def attend(self, x: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """x {m: [N, C, T_m]} -> {m: [N, C, T_m]} (one call = one plane group or whole sequences)."""
+        normed = {m: self.norm[m](x[m]) for m in self.modalities}
+        q = {m: self._heads(_pointwise(self.query[m], normed[m])) for m in self.modalities}
+        v = {m: self._heads(_pointwise(self.value[m], normed[m])) for m in self.modalities}
+        out = {}
+        for m in self.modalities:
+            others = [j for j in self.modalities if j != m]
+            keys = q[others[0]] if len(others) == 1 else torch.cat([q[j] for j in others], dim=2)
+            values = v[others[0]] if len(others) == 1 else torch.cat([v[j] for j in others], dim=2)
+            a = self._merge(F.scaled_dot_product_attention(q[m], keys, values))
+            residual = normed[m] if self.layout == "official" else x[m]
+            out[m] = residual + self._project_out(m, a)
+        return out
+
+    def _heads(self, tokens: Tensor) -> Tensor:
+        """Token-major projections [N, T, C] -> [N, heads, T, d] (fixed layout), or the
+        channel-major buffer [N, C, T] reinterpreted as [N, T, heads, d] (official layout)."""
+        n, t, c = tokens.shape
+        d = c // self.heads
+        if self.layout == "official":
+            tokens = tokens.transpose(1, 2).contiguous().view(n, t, self.heads, d)
+            return tokens.transpose(1, 2)
+        return tokens.view(n, t, self.heads, d).transpose(1, 2)
+
+    def _merge(self, a: Tensor) -> Tensor:
+        """[N, heads, T, d] -> [N, T, C] (fixed), or the official inverse view -> [N, T, C]."""
+        n, heads, t, d = a.shape
+        merged = a.transpose(1, 2).reshape(n, t, heads * d)
+        if self.layout == "official":
+            return merged.view(n, heads * d, t).transpose(1, 2)
+        return merged
+
+    def _project_out(self, m: str, a: Tensor) -> Tensor:
+        """W_o applied to token-major a [N, T, C] -> channel-major [N, C, T]."""
+        return F.linear(a, self.out[m].weight.squeeze(-1), self.out[m].bias).transpose(1, 2)
+
+
+def _pointwise(conv: nn.Conv1d, x: Tensor) -> Tensor:
+    """A 1x1 Conv1d applied to channel-major x [N, C, T], returned token-major [N, T, C']."""
+    return F.linear(x.transpose(1, 2), conv.weight.squeeze(-1), conv.bias)
+
+
+class NoCrossAttention(nn.Module):
+    """The identity slot of the cross-attention list (where cross-attention is disabled)."""
+
+    def forward(self, h: Mapping[str, Planes]) -> dict[str, Planes]:
+        return dict(h)

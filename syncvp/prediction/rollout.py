@@ -1,0 +1,179 @@
+"""Autoregressive multi-modal prediction (METHOD §5): context frames -> any number of future frames.
+
+One chunk: encode each modality's last `context_frames` frames with its context autoencoder,
+sample all modalities' future latents together with the joint model (or one modality with a
+stage-1 model), decode them with the future autoencoders. Chunks are chained: the next context
+is the last `context_frames` frames of (context ++ everything predicted so far), re-encoded, until
+the requested number of frames exists; the last chunk is cut to length.
+
+A modality outside `present` has no observed context: its conditioning is zeros (as trained with
+modality dropout) until `context_frames` of its frames have been predicted (after the first chunk
+unless chunks are shorter than the context); from then on it is conditioned on its own predictions. N trajectories per video run as one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from syncvp.diffusion.guidance import classifier_free_denoiser, modality_guided_denoiser
+from syncvp.diffusion.samplers import Sampler
+from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.models.joint_unet import JointUNet
+from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+
+
+def quantize_uint8(video: Tensor) -> Tensor:
+    """Snap model-space values in [-1, 1] to the 256 levels of a uint8 image (rounding), as a
+    prediction written to disk and read back would be."""
+    return (torch.round((video.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1).to(video.dtype)
+
+
+@dataclass
+class Predictor:
+    """Frozen networks and the sampler that predict future frames of K modalities.
+
+    Attributes:
+        context_autoencoders: {m: autoencoder of `context_frames` frames} (encodes conditioning).
+        future_autoencoders: {m: autoencoder of a future chunk} (decodes predictions).
+        model: a `JointUNet` over every modality, or a stage-1 `TriplaneUNet` (one modality).
+        sampler: the reverse process (its `same_noise` shares noise between modalities).
+        guidance_weight: w of modality guidance (joint) or classifier-free guidance (single).
+        quantize: modalities snapped to uint8 levels after each chunk (image modalities).
+        batched_guidance: run the guidance passes as one batched call.
+    """
+
+    context_autoencoders: Mapping[str, TriplaneAutoencoder]
+    future_autoencoders: Mapping[str, TriplaneAutoencoder]
+    model: nn.Module
+    sampler: Sampler
+    guidance_weight: float = 0.0
+    quantize: frozenset[str] = field(default_factory=frozenset)
+    batched_guidance: bool = True
+
+    def __post_init__(self) -> None:
+        self.joint = isinstance(self.model, JointUNet)
+        self.modalities = tuple(self.model.modalities) if self.joint else tuple(self.future_autoencoders)
+        if not self.joint and len(self.modalities) != 1:
+            raise ValueError(f"a stage-1 model predicts one modality, got autoencoders for {list(self.modalities)}")
+        for name, aes in (("context", self.context_autoencoders), ("future", self.future_autoencoders)):
+            if set(aes) != set(self.modalities):
+                raise ValueError(f"{name} autoencoders are given for {sorted(aes)}, the model predicts "
+                                 f"{list(self.modalities)}")
+        first = self.modalities[0]
+        self.context_frames = self.context_autoencoders[first].spec.frames
+        self.future_frames = self.future_autoencoders[first].spec.frames
+        for m in self.modalities:
+            if (self.context_autoencoders[m].spec.frames, self.future_autoencoders[m].spec.frames) != \
+                    (self.context_frames, self.future_frames):
+                raise ValueError(f"autoencoders of {m!r} disagree with {first!r} on context/future frames")
+        unknown = set(self.quantize) - set(self.modalities)
+        if unknown:
+            raise ValueError(f"quantize names {sorted(unknown)}, not modalities of the model {list(self.modalities)}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _check_context(self, context: Mapping[str, Tensor], present: frozenset[str]) -> tuple[int, torch.dtype]:
+        if not present <= set(self.modalities):
+            raise ValueError(f"present {sorted(present)} names modalities outside {list(self.modalities)}")
+        missing = present - set(context)
+        if missing:
+            raise ValueError(f"present modalities {sorted(missing)} have no context frames")
+        ref = None
+        for m in present:
+            spec = self.context_autoencoders[m].spec
+            v = context[m]
+            want = (spec.channels, *spec.resolution)
+            if v.ndim != 5 or (v.shape[1], *v.shape[3:]) != want or v.shape[2] < self.context_frames:
+                raise ValueError(f"context {m!r} must be [B, {want[0]}, >= {self.context_frames}, {want[1]}, "
+                                 f"{want[2]}] in [-1, 1], got {tuple(v.shape)}")
+            if ref is not None and v.shape[0] != ref:
+                raise ValueError(f"context batch sizes differ: {ref} and {v.shape[0]} ({m!r})")
+            ref = v.shape[0]
+        return ref, context[next(iter(present))].dtype
+
+    def _denoiser(self, cond: dict[str, Tensor], present: frozenset[str]):
+        w = self.guidance_weight
+        if self.joint:
+            return modality_guided_denoiser(self.model, cond, present, w, batched=self.batched_guidance)
+        (m,) = self.modalities
+        c = cond[m] if m in present else torch.zeros_like(cond[m])
+        single = classifier_free_denoiser(self.model, c, w, batched=self.batched_guidance)
+        return lambda x, t: {m: single(x[m], t)}
+
+    @torch.no_grad()
+    def predict_chunk(self, context: Mapping[str, Tensor], present: frozenset[str],
+                      generator: torch.Generator) -> dict[str, Tensor]:
+        """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames."""
+        device = self.device
+        cond = {}
+        for m in self.modalities:
+            ae = self.context_autoencoders[m]
+            if m in present:
+                cond[m] = ae.encode(context[m][:, :, -self.context_frames:].to(device))
+            else:
+                batch = next(iter(context[p] for p in present)).shape[0] if present else None
+                if batch is None:
+                    raise ValueError("at least one modality must be present to know the batch size")
+                cond[m] = torch.zeros(batch, ae.latent_shape.channels, ae.latent_shape.length, device=device)
+        shapes = {m: (cond[m].shape[0], self.future_autoencoders[m].latent_shape.channels,
+                      self.future_autoencoders[m].latent_shape.length) for m in self.modalities}
+        out = self.sampler.sample(self._denoiser(cond, present), shapes, generator=generator, device=device)
+        chunk = {}
+        for m in self.modalities:
+            video = self.future_autoencoders[m].decode(out.sample[m]).clamp(-1, 1)
+            chunk[m] = quantize_uint8(video) if m in self.quantize else video
+        return chunk
+
+    @torch.no_grad()
+    def rollout(self, context: Mapping[str, Tensor], frames: int, *, generator: torch.Generator,
+                present: Iterable[str] | None = None, trajectories: int = 1,
+                progress: ProgressFn = no_progress) -> dict[str, Tensor]:
+        """Predict `frames` future frames of every modality.
+
+        Args:
+            context: {m: [B, C, T_c, H, W]} in model space [-1, 1] with T_c >= context_frames (the
+                last ones are used); modalities outside `present` may be absent.
+            frames: how many future frames to return (any number >= 1).
+            generator: the only randomness (sampling noise); the same generator state gives the
+                same predictions.
+            present: modalities whose context is observed (default: all of the model's).
+            trajectories: N samples per video.
+            progress: receives ProgressEvent("rollout", frames done, frames).
+
+        Returns:
+            {m: [B, N, C, frames, H, W]} in model space, on the model's device.
+        """
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        if trajectories < 1:
+            raise ValueError(f"trajectories must be >= 1, got {trajectories}")
+        present = frozenset(self.modalities if present is None else present)
+        if not present:
+            raise ValueError("at least one modality must be present")
+        batch, _ = self._check_context(context, present)
+        device = self.device
+        ctx = {m: context[m][:, :, -self.context_frames:].to(device).repeat_interleave(trajectories, dim=0)
+               for m in present}
+        predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
+        done = 0
+        while done < frames:
+            chunk = self.predict_chunk(ctx, present, generator)
+            for m in self.modalities:
+                predicted[m].append(chunk[m])
+                before = ctx[m] if m in ctx else chunk[m][:, :, :0]
+                ctx[m] = torch.cat([before, chunk[m]], dim=2)[:, :, -self.context_frames:]
+            # a modality missing at the start joins once enough of its frames have been predicted
+            present = frozenset(m for m in ctx if ctx[m].shape[2] >= self.context_frames)
+            done += self.future_frames
+            progress(ProgressEvent("rollout", min(done, frames), frames))
+        out = {}
+        for m in self.modalities:
+            video = torch.cat(predicted[m], dim=2)[:, :, :frames]
+            out[m] = video.reshape(batch, trajectories, *video.shape[1:])
+        return out

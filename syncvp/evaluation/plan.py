@@ -20,7 +20,7 @@ from pathlib import Path
 from syncvp.config.data import DatasetConfig
 from syncvp.config.diffusion import SamplingConfig
 from syncvp.config.evaluate import ALL, EvaluateConfig
-from syncvp.config.loader import to_plain
+from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.runtime import PathsConfig, WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
@@ -105,7 +105,10 @@ def _label(condition: str, noise: tuple[str, float] | None) -> str:
 
 def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple[Setting, ...]:
     """Clean settings per condition, then each nonzero sigma for conditions that observe the noisy modality."""
-    conditions = evaluate.expand_conditions(modalities)
+    try:
+        conditions = evaluate.expand_conditions(modalities)
+    except FieldError as exc:
+        raise EvaluationError(str(exc)) from None
     noisy = evaluate.noise.modality
     if noisy is not None and noisy not in modalities:
         raise EvaluationError(f"evaluate.noise.modality: {noisy!r} is not a modality of the dataset {list(modalities)}")

@@ -14,8 +14,8 @@ from syncvp.data import store
 from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.export import save_diffusion_model
 from tests.conftest import tiny_dataset
-from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, joint_model, shapes,
-                                       single_model)
+from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, joint_model,  # noqa: F401
+                                       one_torch_thread, shapes, single_model)
 
 VIDEOS, FRAMES, SIZE = 3, 8, 8
 NO_WEIGHTS = WeightsConfig(depth_anything_vits=None, depth_anything_vitb=None, depth_anything_vitl=None, i3d=None,

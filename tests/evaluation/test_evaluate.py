@@ -44,3 +44,75 @@ def test_outputs_keys_baseline_and_skipped(setup):
         table = list(csv.reader(fh, delimiter="\t"))
     assert table[0] == ["frame", "all", "depth", BASELINE] and len(table) == 1 + plan.config.rollout_frames
     assert (out / "samples" / "all.png").stat().st_size > 0 and (out / "samples" / "all.gif").stat().st_size > 0
+
+
+def test_resume_after_a_kill_equals_uninterrupted(setup, tmp_path):
+    plan = _plan(setup)
+    full = evaluate(plan).read_text()
+    # a fresh process after a kill following batch 0 of "all": only that batch file exists
+    kept = {p: p.read_bytes() for p in (plan.batch_file("all", 0), plan.sample_file("all", 0))}
+    for f in plan.work_dir.rglob("*.npz"):
+        f.unlink()
+    (plan.out_dir / "metrics.json").unlink()
+    for p, data in kept.items():
+        p.write_bytes(data)
+    kept = plan.batch_file("all", 0)
+    mtime = kept.stat().st_mtime_ns
+    assert evaluate(plan).read_text() == full
+    assert kept.stat().st_mtime_ns == mtime  # reused, not recomputed
+
+
+def test_deterministic_for_a_seed_and_seed_matters(setup):
+    plan = _plan(setup, conditions=("all",))
+    a = run_batch(plan, plan.settings[0], 1)
+    first = BatchResult.load(a).values[("standard", "rgb", "ssim")].video.copy()
+    b = run_batch(plan, plan.settings[0], 1)
+    assert (BatchResult.load(b).values[("standard", "rgb", "ssim")].video == first).all()
+    other = _plan(setup, conditions=("all",), seed=1)
+    c = run_batch(other, other.settings[0], 1)
+    assert not (BatchResult.load(c).values[("standard", "rgb", "ssim")].video == first).all()
+
+
+def test_noise_sigma_zero_is_no_noise_and_sigma_changes_results(setup):
+    x = torch.rand(2, 1, 2, 8, 8) * 2 - 1
+    assert torch.equal(add_context_noise(x, 0.0, torch.Generator().manual_seed(0)), x)
+    noisy = add_context_noise(x, 5.0, torch.Generator().manual_seed(0))
+    assert 0 < (noisy - x).abs().max() and (noisy - x).std() == pytest.approx(5 / 127.5, rel=0.2)
+    plan = _plan(setup, conditions=("all", "rgb"), noise=NoiseConfig(modality="depth", sigmas=(0.0, 50.0)))
+    # sigma 0 is the clean run; the noisy modality is unobserved under "rgb", so no noisy setting there
+    assert [s.label for s in plan.settings] == ["all", "all-noise-depth-50", "rgb"]
+    clean, noisy = (BatchResult.load(run_batch(plan, s, 0)) for s in plan.settings[:2])
+    key = ("standard", "depth", "l2")
+    assert not (clean.values[key].frame == noisy.values[key].frame).all()
+
+
+def test_missing_modality_and_stage1_models_run(setup):
+    plan = _plan(setup, conditions=("each",), videos=2)
+    assert [s.present for s in plan.settings] == [("rgb",), ("depth",)]
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    assert set(metrics) == {"rgb", "depth", BASELINE}
+    single = _plan(setup, model="single", conditions=("all",), videos=2, reduce="best", protocols=("paper",))
+    assert set(single.model_files) == {"rgb", "depth"}
+    metrics = json.loads(evaluate(single).read_text())["synthetic"]
+    assert set(metrics["all"]["paper"]["depth"]) == {"ssim", "psnr", "l2"}
+
+
+def test_errors_before_sampling(setup, tmp_path):
+    ds, sampling, paths = setup
+    with pytest.raises(EvaluationError, match="semantic"):
+        _plan(setup, conditions=("all", "semantic"))
+    with pytest.raises(EvaluationError, match="noise.modality"):
+        _plan(setup, noise=NoiseConfig(modality="t2m", sigmas=(2.5,)))
+    weights = NO_WEIGHTS.__class__(**{**NO_WEIGHTS.__dict__, "i3d": tmp_path / "i3d_pretrained_400.pt"})
+    with pytest.raises(MissingWeightsError, match="i3d_pretrained_400.pt"):
+        _plan(setup, weights=weights)
+    (paths.models / "synthetic" / "joint.pt").unlink()
+    with pytest.raises(ModelFileError, match="joint.pt"):
+        _plan(setup)
+
+
+def test_summary_needs_every_batch(setup):
+    plan = _plan(setup, conditions=("all",))
+    run_batch(plan, plan.settings[0], 0)
+    with pytest.raises(FileNotFoundError):
+        summarise_plan(plan)

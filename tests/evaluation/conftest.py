@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from syncvp.config.evaluate import EvaluateConfig, NoiseConfig
 from syncvp.config.runtime import WeightsConfig
@@ -14,7 +15,9 @@ from syncvp.data import store
 from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.export import save_diffusion_model
 from tests.conftest import tiny_dataset
-from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, joint_model,  # noqa: F401
+from syncvp.models.factory import build_joint_unet
+from tests.models.tiny import perturb
+from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoder,  # noqa: F401
                                        one_torch_thread, shapes, single_model)
 
 VIDEOS, FRAMES, SIZE = 3, 8, 8
@@ -39,15 +42,20 @@ def write_test_store(paths, name: str = "synthetic", static: bool = False) -> Pa
     return store.write_store(paths.store(name, "test"), ds).path
 
 
-def write_models(paths, name: str = "synthetic") -> None:
-    """Autoencoders, stage-1 models and a joint model with random weights, where the stages put them."""
-    ctx, fut = autoencoders(context_frames=2, future_frames=3)
+def write_models(paths, name: str = "synthetic", channels: dict[str, int] | None = None) -> None:
+    """Autoencoders (2-frame context, 3-frame future), stage-1 models and a joint model with random
+    weights, where the stages put them; `channels`: modality -> channels (default rgb 3, depth 1)."""
+    channels = channels or {"rgb": 3, "depth": 1}
+    ctx = {m: autoencoder(c, 2, seed=i) for i, (m, c) in enumerate(channels.items())}
+    fut = {m: autoencoder(c, 3, seed=10 + i) for i, (m, c) in enumerate(channels.items())}
     for m in ctx:
         save_autoencoder(paths.model_dir(f"{name}-{m}-context") / "autoencoder.pt", ctx[m])
         save_autoencoder(paths.model_dir(f"{name}-{m}-future") / "autoencoder.pt", fut[m])
         save_diffusion_model(paths.model_dir(f"{name}-{m}") / "diffusion.pt", single_model(ctx, fut, m),
                              shapes=shapes(ctx, fut, (m,)), unet=UNET, diffusion=DIFFUSION)
-    save_diffusion_model(paths.models / name / "joint.pt", joint_model(ctx, fut), shapes=shapes(ctx, fut),
+    torch.manual_seed(0)
+    joint = perturb(build_joint_unet(UNET, JOINT, shapes(ctx, fut, tuple(ctx))), 0).eval()
+    save_diffusion_model(paths.models / name / "joint.pt", joint, shapes=shapes(ctx, fut, tuple(ctx)),
                          unet=UNET, diffusion=DIFFUSION, joint=JOINT)
 
 
@@ -68,3 +76,17 @@ def setup(tiny_params, tmp_path):
     write_test_store(paths)
     write_models(paths)
     return ds, SAMPLING, paths
+
+
+def write_field_store(paths, name: str = "era5_synthetic") -> Path:
+    """t2m (K) and sp (Pa) fields with a fixed sea mask (NaN where invalid), 8 px."""
+    rng = np.random.default_rng(1)
+    valid = np.ones((VIDEOS, FRAMES, SIZE, SIZE), np.uint8)
+    valid[:, :, :, :3] = 0
+    arrays, attrs = {}, {}
+    for m, (lo, hi, units) in {"t2m": (250.0, 300.0, "K"), "sp": (9.0e4, 1.05e5, "Pa")}.items():
+        x = (lo + (hi - lo) * rng.random((VIDEOS, FRAMES, SIZE, SIZE))).astype(np.float32)
+        arrays[m] = np.where(valid > 0, x, np.nan).astype(np.float32)
+        attrs[m] = {"units": units, "norm_min": lo, "norm_max": hi}
+    ds = store.build_dataset(arrays, dataset=name, split="test", modality_attrs=attrs, valid=valid)
+    return store.write_store(paths.store(name, "test"), ds).path

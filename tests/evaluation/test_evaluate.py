@@ -4,6 +4,7 @@ determinism, noise, missing-modality conditions, stage-1 models, errors before s
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -15,7 +16,7 @@ from syncvp.evaluation import (BASELINE, EvaluationError, add_context_noise, eva
 from syncvp.io.weights import MissingWeightsError
 from syncvp.metrics.protocol import BatchResult
 from syncvp.models.export import ModelFileError
-from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config
+from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, write_field_store, write_models
 
 
 def _plan(setup, weights=NO_WEIGHTS, **changes):
@@ -116,3 +117,32 @@ def test_summary_needs_every_batch(setup):
     run_batch(plan, plan.settings[0], 0)
     with pytest.raises(FileNotFoundError):
         summarise_plan(plan)
+
+
+def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
+    _, sampling, paths = setup
+    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
+                             future_frames=3, rollout_frames=5)
+    write_field_store(paths)
+    write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
+    plan = plan_evaluation("era5_synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling,
+                           NO_WEIGHTS, paths)
+    assert plan.metrics_for("t2m") == ("l1",)
+    metrics = json.loads(evaluate(plan).read_text())["era5_synthetic"]
+    for label in ("all", BASELINE):
+        assert set(metrics[label]["standard"]["sp"]) == {"l1", "l1_mean"}
+    # random fields over [lo, hi]: the L1 of a copy is about (hi - lo) / 3 in physical units
+    assert 1.0e3 < metrics[BASELINE]["paper"]["sp"]["l1"] < 1.0e4 and 5 < metrics[BASELINE]["paper"]["t2m"]["l1"] < 30
+    with open(plan.out_dir / "tables" / "summary.csv") as fh:
+        units = {(r["modality"], r["units"]) for r in csv.DictReader(fh)}
+    assert units == {("t2m", "K"), ("sp", "Pa")}
+    assert (plan.out_dir / "samples" / "all.png").stat().st_size > 0
+
+
+@pytest.mark.gpu
+def test_evaluation_on_cuda_matches_shapes_and_keys(setup):
+    ds, sampling, paths = setup
+    plan = plan_evaluation("synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling, NO_WEIGHTS,
+                           paths, device="cuda")
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    assert 0 < metrics["all"]["standard"]["rgb"]["ssim"] <= 1

@@ -61,5 +61,7 @@ def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, samp
         run_item(evaluate_batch, plan.batch_file(label, k), plan, label, k, files)
         bar(ProgressEvent("evaluate", done, len(jobs), message=f"{label} batch {k}"))
     rows = summarise(plan)
-    publish_table(f"{dataset}-evaluate", rows, f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes)")
+    skipped = f"; skipped: {', '.join(plan.metric_plan.skipped)}" if plan.metric_plan.skipped else ""
+    publish_table(f"{dataset}-evaluate", rows,
+                  f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}")
     return str(Path(plan.out_dir) / "metrics.json")

@@ -2,6 +2,7 @@
 
     check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
     fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
+    predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
 """
 
 from __future__ import annotations
@@ -27,13 +28,77 @@ def _fanout_yaml(path: str) -> str:
     return yaml.safe_dump({"pipeline": section}, sort_keys=False, default_flow_style=None)
 
 
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="predict future frames of a folder of frames (one subfolder per modality)")
+    p.add_argument("--input", required=True, help="folder with one subfolder of frame images per modality")
+    p.add_argument("--out", required=True, help="output folder: <modality>/traj<k>/<i>.png and prediction.gif")
+    p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
+    p.add_argument("--dataset", help="take the trained models of this dataset from `paths.models`")
+    p.add_argument("--model", help="a joint.pt or stage-1 diffusion.pt file (overrides --dataset)")
+    p.add_argument("--autoencoders", nargs="+", metavar="MOD=CONTEXT,FUTURE",
+                   help="autoencoder files per modality (with --model)")
+    p.add_argument("--frames", type=int, help="future frames to predict (default: the dataset's rollout_frames)")
+    p.add_argument("--trajectories", type=int, default=1, help="predictions per input (default 1)")
+    p.add_argument("--present", help="comma-separated observed modalities (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--resize", choices=("area", "bilinear", "bicubic", "nearest"),
+                   help="centre-crop and resize frames of another size (default: refuse them)")
+
+
+def _predict(args) -> int:
+    from syncvp.prediction.api import predict_folder
+
+    params = load_params(args.params)
+    if args.model:
+        if not args.autoencoders:
+            raise ParamsError("--model needs --autoencoders MOD=CONTEXT,FUTURE for each modality")
+        model, aes = args.model, {}
+        for item in args.autoencoders:
+            mod, _, files = item.partition("=")
+            ctx, _, fut = files.partition(",")
+            if not (mod and ctx and fut):
+                raise ParamsError(f"--autoencoders {item!r}: expected MOD=CONTEXT,FUTURE")
+            aes[mod] = (ctx, fut)
+    elif args.dataset:
+        if args.dataset not in params.datasets:
+            raise ParamsError(f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)})")
+        paths, mods = params.paths, params.datasets[args.dataset].modalities
+        model = paths.models / args.dataset / "joint.pt"
+        aes = {m: tuple(paths.model_dir(f"{args.dataset}-{m}-{r}") / "autoencoder.pt" for r in ("context", "future"))
+               for m in mods}
+    else:
+        raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")
+    frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)
+    if not frames:
+        raise ParamsError("--frames is needed with --model")
+    present = args.present.split(",") if args.present else None
+    out = predict_folder(args.input, args.out, model=model, autoencoders=aes, sampling=params.sampling, future=frames,
+                         trajectories=args.trajectories, present=present, seed=args.seed, device=args.device,
+                         resize=args.resize)
+    for m, v in out.items():
+        print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/")
+    print(f"animation: {args.out}/prediction.gif")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncvp")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("check-params", "validate a params file"), ("fanout", "print the implied pipeline section")):
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
+    _predict_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "predict":
+        from syncvp.models.export import ModelFileError
+        from syncvp.prediction.api import PredictionInputError
+
+        try:
+            return _predict(args)
+        except (ParamsError, ModelFileError, PredictionInputError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.command == "fanout":
             print(_fanout_yaml(args.params), end="")

@@ -10,6 +10,7 @@ from typing import Any
 from syncvp.config.autoencoder import AutoencoderConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, check_name
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
+from syncvp.config.evaluate import EvaluateConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
@@ -30,6 +31,7 @@ class Params:
     diffusion: DiffusionConfig
     joint: JointConfig
     sampling: SamplingConfig
+    evaluate: EvaluateConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:

@@ -1,0 +1,67 @@
+"""The `evaluate` flow: roll out the trained model on a test split and score it (per dataset).
+
+Each batch of each setting (observed modalities, context noise) and of the copy-last baseline is
+one cached task writing one result file under `<eval>/<ds>/work/<fingerprint>/`; its cache key
+is the plan (batch, setting, options), the contents of the store and model files, and the task's
+source, so a rerun after an interruption or a change redoes only the batches that changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines.caching import item_policy, run_item
+from pipelines.reporting import PrefectProgress, publish_table
+from syncvp import evaluation
+from syncvp.config import DatasetConfig, PathsConfig, RunConfig, SamplingConfig, WeightsConfig
+from syncvp.config.evaluate import EvaluateConfig
+from syncvp.progress import ProgressEvent
+from syncvp.training.runtime import configure_threads, resolve_device
+
+
+@task(task_run_name="plan-{dataset}", cache_policy=NO_CACHE)
+def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
+                    weights: WeightsConfig, paths: PathsConfig, run: RunConfig) -> evaluation.EvaluationPlan:
+    configure_threads(run.threads)
+    plan = evaluation.plan_evaluation(dataset, config, evaluate, sampling, weights, paths,
+                                      device=str(resolve_device(run.device)))
+    for metric, why in plan.metric_plan.skipped.items():
+        get_run_logger().warning(f"{metric} skipped: {why}")
+    return plan
+
+
+@task(task_run_name="{label}-batch-{index}", cache_policy=item_policy("files"))
+def evaluate_batch(plan: evaluation.EvaluationPlan, label: str, index: int, files: list[str]) -> str:
+    if label == evaluation.BASELINE:
+        return str(evaluation.run_baseline(plan, index))
+    setting = next(s for s in plan.settings if s.label == label)
+    return str(evaluation.run_batch(plan, setting, index))
+
+
+@task(task_run_name="summarise-{plan.dataset}", cache_policy=NO_CACHE)
+def summarise(plan: evaluation.EvaluationPlan) -> list[dict]:
+    report = evaluation.summarise_plan(plan)
+    evaluation.write_outputs(plan, report)
+    return evaluation.table_rows(report)
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
+             weights: WeightsConfig, paths: PathsConfig, run: RunConfig) -> str:
+    """Evaluate `<models>/<dataset>/joint.pt` (or the stage-1 models) on the configured split and
+    write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/."""
+    plan = plan_evaluation(dataset, config, evaluate, sampling, weights, paths, run)
+    files = [str(p) for p in plan.input_files()]
+    jobs = [(label, k) for label in evaluation.labels(plan) for k in range(len(plan.batches))]
+    bar = PrefectProgress(f"{dataset}-evaluate", f"{dataset}: evaluation batches")
+    for done, (label, k) in enumerate(jobs, start=1):
+        run_item(evaluate_batch, plan.batch_file(label, k), plan, label, k, files)
+        bar(ProgressEvent("evaluate", done, len(jobs), message=f"{label} batch {k}"))
+    rows = summarise(plan)
+    skipped = f"; skipped: {', '.join(plan.metric_plan.skipped)}" if plan.metric_plan.skipped else ""
+    publish_table(f"{dataset}-evaluate", rows,
+                  f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}")
+    return str(Path(plan.out_dir) / "metrics.json")

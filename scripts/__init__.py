@@ -1,0 +1,1 @@
+"""Hand-run helpers (not part of the pipeline)."""

@@ -1,0 +1,27 @@
+"""DVC stage `evaluate@<dataset>`: rollout on the test split, metrics, plots and samples."""
+
+import sys
+
+from stages._entry import StageSpec, run
+from syncvp.config import WeightsConfig
+
+
+def _metric_weights(i3d, lpips_alexnet) -> WeightsConfig:
+    """The weights evaluation reads (FVD, LPIPS); the others are not its inputs."""
+    return WeightsConfig(depth_anything_vits=None, depth_anything_vitb=None, depth_anything_vitl=None, i3d=i3d,
+                         lpips_alexnet=lpips_alexnet, lpips_vgg16=None)
+
+
+SPEC = StageSpec(
+    name="evaluate",
+    fanout="train",
+    sections=lambda ds: (f"datasets.{ds}", "evaluate", "sampling", "run", "paths", "weights.i3d",
+                         "weights.lpips_alexnet"),
+    flow="pipelines.evaluate:evaluate",
+    arguments=lambda p, ds: {"dataset": ds, "config": p(f"datasets.{ds}"), "evaluate": p("evaluate"),
+                             "sampling": p("sampling"), "paths": p("paths"), "run": p("run"),
+                             "weights": _metric_weights(p("weights.i3d"), p("weights.lpips_alexnet"))},
+)
+
+if __name__ == "__main__":
+    sys.exit(run(SPEC))

@@ -1,0 +1,111 @@
+"""Section `evaluate`: the `evaluate` stage (rollout on a split, paper metrics, baselines, samples).
+
+The protocol itself (EVAL_AND_DEPTH.md Part B) lives in `syncvp.metrics`; this section chooses
+what to run. Sampling uses the `sampling` section. Modality names in `conditions` and
+`noise.modality` are checked against the evaluated dataset when the evaluation is planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from syncvp.config.loader import require
+from syncvp.config.runtime import SPLITS
+
+METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1")  # syncvp.metrics.plan.METRICS (config imports no torch)
+PROTOCOL_NAMES = ("paper", "standard")
+ALL, EACH = "all", "each"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoiseConfig:
+    """Gaussian noise on one modality's observed context frames (the paper's robustness table).
+
+    Attributes:
+        modality: the modality whose context frames get noise, or null for no noise runs.
+        sigmas: standard deviations in the modality's 0-255 units (1/127.5 in model space), each
+            evaluated as an extra setting; 0 means the clean run (already evaluated, not repeated).
+            Must be empty when `modality` is null (paper Table 3: [2.5, 5] on depth).
+    """
+
+    modality: str | None
+    sigmas: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        require(self.modality is not None or not self.sigmas, "sigmas",
+                f"noise.modality is null, so sigmas must be [], got {list(self.sigmas)}")
+        for i, s in enumerate(self.sigmas):
+            require(s >= 0.0, f"sigmas[{i}]", f"must be >= 0, got {s}")
+        require(len(set(self.sigmas)) == len(self.sigmas), "sigmas", f"has duplicates: {list(self.sigmas)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """What the `evaluate` stage runs.
+
+    Attributes:
+        model: "joint" (the stage-2 model `<models>/<ds>/joint.pt`) or "single" (every modality
+            by its own stage-1 model `<models>/<ds>-<m>/diffusion.pt`, for comparison; only the
+            condition `all` applies).
+        split: the clip store split evaluated (paper: test).
+        videos: the first N videos of the split (null = all, the paper's protocol).
+        batch_size: videos per batch (paper 16; the paper mode's min-max and batch means depend on it).
+        trajectories: predicted trajectories per video N (paper 1 for tables, 100 for best-of-N).
+        reduce: over N trajectories: "best" (the paper's best-of-N), "mean", or "both".
+        conditions: observed-modality settings: "all" (every modality observed), a modality name
+            (only that one observed; the others are predicted from zero conditioning), or "each"
+            (every single modality in turn).
+        noise: Gaussian noise on one modality's context (extra settings, see NoiseConfig).
+        protocols: reporting modes: "paper" (SyncVP's couplings and scales) and/or "standard".
+        metrics: metric names; image metrics (fvd, ssim, psnr, lpips, l2) apply to image
+            modalities, l1 (physical units, masked) to field modalities. fvd and lpips need
+            `weights.i3d` / `weights.lpips_alexnet`; with those null they are skipped and listed.
+        samples: videos shown in the sample grid (PNG) and animation (GIF); 0 = none.
+        seed: base seed of the sampling and context-noise streams (one stream per batch).
+    """
+
+    model: Literal["joint", "single"]
+    split: str
+    videos: int | None
+    batch_size: int
+    trajectories: int
+    reduce: Literal["best", "mean", "both"]
+    conditions: tuple[str, ...]
+    noise: NoiseConfig
+    protocols: tuple[Literal["paper", "standard"], ...]
+    metrics: tuple[str, ...]
+    samples: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        require(self.split in SPLITS, "split", f"must be one of {list(SPLITS)}, got {self.split!r}")
+        require(self.videos is None or self.videos >= 1, "videos", f"must be >= 1 or null, got {self.videos}")
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        require(self.trajectories >= 1, "trajectories", f"must be >= 1, got {self.trajectories}")
+        require(len(self.conditions) >= 1, "conditions", "must list at least one condition")
+        require(len(set(self.conditions)) == len(self.conditions), "conditions", f"has duplicates: {list(self.conditions)}")
+        require(self.model == "joint" or self.conditions == (ALL,), "conditions",
+                f"a stage-1 (single) evaluation observes every modality: must be [all], got {list(self.conditions)}")
+        require(len(self.protocols) >= 1 and len(set(self.protocols)) == len(self.protocols), "protocols",
+                f"must list paper and/or standard once each, got {list(self.protocols)}")
+        require(len(self.metrics) >= 1, "metrics", "must list at least one metric")
+        for i, name in enumerate(self.metrics):
+            require(name in METRIC_NAMES, f"metrics[{i}]", f"must be one of {list(METRIC_NAMES)}, got {name!r}")
+        require(len(set(self.metrics)) == len(self.metrics), "metrics", f"has duplicates: {list(self.metrics)}")
+        require(self.samples >= 0, "samples", f"must be >= 0, got {self.samples}")
+
+    @property
+    def trajectory_reductions(self) -> tuple[str, ...]:
+        """The `Protocol.trajectories` this `reduce` asks for."""
+        return {"best": ("best",), "mean": ("mean",), "both": ("best", "mean")}[self.reduce]
+
+    def expand_conditions(self, modalities: tuple[str, ...]) -> tuple[str, ...]:
+        """The condition names for a dataset's modalities ("each" expanded), checked against them."""
+        out: list[str] = []
+        for i, c in enumerate(self.conditions):
+            names = list(modalities) if c == EACH else [c]
+            require(c in (ALL, EACH) or c in modalities, f"evaluate.conditions[{i}]",
+                    f"{c!r} is neither all, each nor a modality of the dataset {list(modalities)}")
+            out += [n for n in names if n not in out]
+        return tuple(out)

@@ -1,0 +1,157 @@
+"""One test batch of one setting: read clips, perturb the context, roll out, score; one file out.
+
+A batch of videos [start, stop) is read from the store with the clip starting at frame 0 (the
+paper's protocol): `context_frames` observed frames followed by `rollout_frames` GT frames.
+The prediction of setting s for batch k uses the sampling stream (seed, "rollout", k) and the
+context noise the stream (seed, "context-noise", k): every setting of a batch draws the same
+numbers (common random numbers, so settings differ by what they change and not by luck), and a
+batch's result does not depend on which other batches ran, or in which order (resumable).
+
+Context noise of sigma (0-255 units) on model-space frames x in [-1, 1]:
+
+    x' = clamp(x + (sigma / 127.5) * n, -1, 1),   n ~ N(0, 1) per value,
+
+so sigma = 0 leaves the context bit-identical (the frames are not re-quantised to uint8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import Tensor
+
+from syncvp.data.dataset import ClipDataset
+from syncvp.evaluation.plan import BASELINE, EvaluationPlan, Setting
+from syncvp.io.atomic import atomic_path
+from syncvp.io.netcdf import NETCDF_LOCK
+from syncvp.metrics.images import ground_truth
+from syncvp.metrics.plan import MetricModels, load_models
+from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, copy_last_frame, score_batch
+from syncvp.metrics.weather import FieldSpec
+from syncvp.prediction import Predictor, load_predictor
+from syncvp.progress import ProgressFn, no_progress
+from syncvp.seeding import torch_generator
+
+_LOADED: dict[tuple[str, str], tuple[dict[str, Predictor], MetricModels]] = {}
+
+
+def protocols(plan: EvaluationPlan) -> tuple[Protocol, ...]:
+    """The configured reporting modes with the configured trajectory reductions."""
+    how = plan.evaluate.trajectory_reductions
+    return tuple(dataclasses.replace(PROTOCOLS[name], trajectories=how) for name in plan.evaluate.protocols)
+
+
+def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
+    """Predictors ("joint", or one per modality for stage-1 models) and metric networks, loaded
+    once per process and plan."""
+    key = (plan.fingerprint, plan.device)
+    if key not in _LOADED:
+        images = [m for m in plan.modalities if plan.kinds[m] == "image"]
+        predictors = {}
+        for name, path in plan.model_files.items():
+            mods = plan.modalities if name == "joint" else (name,)
+            predictors[name] = load_predictor(path, {m: plan.autoencoders[m] for m in mods}, plan.sampling,
+                                              device=plan.device, quantize=[m for m in mods if m in images])
+        _LOADED.clear()  # one plan at a time: free the previous networks
+        _LOADED[key] = (predictors, load_models(plan.metric_plan, plan.device))
+    return _LOADED[key]
+
+
+def video_ids(store: Path, start: int, stop: int) -> tuple[str, ...]:
+    """The store's `video_id` of videos [start, stop), or their indices when it has none."""
+    with NETCDF_LOCK, xr.open_dataset(store, engine="netcdf4") as ds:
+        if "video_id" in ds.variables:
+            return tuple(str(v) for v in ds["video_id"].values[start:stop])
+    return tuple(str(i) for i in range(start, stop))
+
+
+def load_clips(plan: EvaluationPlan, start: int, stop: int) -> tuple[dict[str, Tensor], Tensor | None]:
+    """GT clips {m: [B, C, context + rollout, H, W]} in model space and the valid mask [B, 1, T, H, W] (or None)."""
+    data = ClipDataset(plan.store, plan.modalities, plan.frames, seed=0, window="first")
+    items = [data[i] for i in range(start, stop)]
+    clips = {m: torch.stack([it[m] for it in items]) for m in plan.modalities}
+    valid = torch.stack([it["valid"] for it in items]) if "valid" in items[0] else None
+    data.reader.close()
+    return clips, valid
+
+
+def add_context_noise(x: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+    """clamp(x + sigma / 127.5 * N(0, 1), -1, 1) for model-space frames [B, C, T, H, W]."""
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device)
+    return (x + (sigma / 127.5) * noise.to(x.device)).clamp(-1.0, 1.0)
+
+
+def _predict(plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor], index: int,
+             progress: ProgressFn) -> dict[str, Tensor]:
+    """{m: [B, N, C, rollout, H, W]} on the CPU."""
+    predictors, _ = networks(plan)
+    n, frames, seed = plan.evaluate.trajectories, plan.config.rollout_frames, plan.evaluate.seed
+    if "joint" in predictors:
+        gen = torch_generator(seed, "rollout", index, device=plan.device)
+        out = predictors["joint"].rollout(context, frames, generator=gen, present=setting.present, trajectories=n,
+                                          progress=progress)
+    else:  # stage-1 models: each modality from its own context only
+        out = {}
+        for m, predictor in predictors.items():
+            gen = torch_generator(seed, "rollout", index, m, device=plan.device)
+            out.update(predictor.rollout({m: context[m]}, frames, generator=gen, trajectories=n, progress=progress))
+    return {m: v.float().cpu() for m, v in out.items()}
+
+
+def _score(plan: EvaluationPlan, clips: dict[str, Tensor], valid: Tensor | None, trajectories: list[dict],
+           ids: tuple[str, ...]) -> BatchResult:
+    _, models = networks(plan)
+    fields = {m: FieldSpec(lo, hi, units) for m, (lo, hi, units) in plan.fields.items()}
+    return score_batch(clips, trajectories, context_frames=plan.config.context_frames,
+                       metrics={m: plan.metrics_for(m) for m in plan.modalities}, protocols=protocols(plan),
+                       models=models, fields=fields, valid=valid, video_ids=ids)
+
+
+def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: ProgressFn = no_progress) -> Path:
+    """Evaluate batch `index` of `setting`; writes its BatchResult (and sample predictions) atomically."""
+    start, stop = plan.batches[index]
+    clips, valid = load_clips(plan, start, stop)
+    tc = plan.config.context_frames
+    context = {m: clips[m][:, :, :tc] for m in setting.present}
+    if setting.noise is not None:
+        m, sigma = setting.noise
+        context[m] = add_context_noise(context[m], sigma, torch_generator(plan.evaluate.seed, "context-noise", index))
+    pred = _predict(plan, setting, context, index, progress)
+    trajs = [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
+    result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop))
+    _save_samples(plan, setting.label, index, {m: pred[m][:, 0] for m in plan.modalities})
+    result.save(plan.batch_file(setting.label, index))
+    return plan.batch_file(setting.label, index)
+
+
+def run_baseline(plan: EvaluationPlan, index: int) -> Path:
+    """The copy-last-context-frame baseline on batch `index` (GT context, no noise)."""
+    start, stop = plan.batches[index]
+    clips, valid = load_clips(plan, start, stop)
+    tc, frames = plan.config.context_frames, plan.config.rollout_frames
+    copies = {}
+    for m in plan.modalities:  # uint8 for images, so the copies are exact in every mode
+        ctx = clips[m][:, :, :tc]
+        copies[m] = copy_last_frame(ground_truth(ctx) if plan.kinds[m] == "image" else ctx, frames)
+    result = _score(plan, clips, valid, [copies], video_ids(plan.store, start, stop))
+    _save_samples(plan, BASELINE, index, copies)
+    result.save(plan.batch_file(BASELINE, index))
+    return plan.batch_file(BASELINE, index)
+
+
+def _save_samples(plan: EvaluationPlan, label: str, index: int, pred: dict[str, Tensor]) -> None:
+    """The first trajectory of the batch's videos among the first `evaluate.samples` (model space)."""
+    start, stop = plan.batches[index]
+    keep = max(0, min(stop, plan.evaluate.samples) - start)
+    path = plan.sample_file(label, index)
+    if keep == 0:
+        return
+    arrays = {m: (v[:keep].float() / 127.5 - 1 if v.dtype == torch.uint8 else v[:keep].float()).numpy()
+              for m, v in pred.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, start=np.array(start), **arrays)

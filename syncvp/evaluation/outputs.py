@@ -1,0 +1,121 @@
+"""From per-batch files to the stage outputs under `<eval>/<ds>/`:
+
+- `metrics.json` (DVC metrics): {dataset: {setting: {mode: {modality: {metric | metric_mean}}}},
+  "skipped": {metric: reason}}; the setting `copy_last` is the copy-last-context-frame baseline;
+- `tables/summary.csv`, `tables/videos.csv` (one row per video), `tables/curves.csv`;
+- `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
+  and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean);
+- `samples/<setting>.png` and `.gif`: per sample video and modality, a row of context + GT future
+  frames above a row of context + predicted frames (first trajectory). Fields are drawn in
+  physical units over the store's [norm_min, norm_max] with invalid points gray.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from syncvp.data.transforms import model_to_field, model_to_image
+from syncvp.evaluation.batch import load_clips, protocols
+from syncvp.evaluation.plan import BASELINE, EvaluationPlan
+from syncvp.io.atomic import atomic_dir, atomic_path, write_json
+from syncvp.metrics.protocol import BatchResult
+from syncvp.metrics.report import EvalReport, Row, summarise, write_rows
+from syncvp.viz import grid, save_gif, save_png, to_rgb
+
+
+def labels(plan: EvaluationPlan) -> tuple[str, ...]:
+    """Every evaluated setting's label, the baseline last."""
+    return (*(s.label for s in plan.settings), BASELINE)
+
+
+def summarise_plan(plan: EvaluationPlan) -> EvalReport:
+    """Reduce every setting's batch files (all must exist) in every configured mode."""
+    units = {m: u for m, (_, _, u) in plan.fields.items()}
+    report = EvalReport(skipped=dict(plan.metric_plan.skipped))
+    for label in labels(plan):
+        results = [BatchResult.load(plan.batch_file(label, i)) for i in range(len(plan.batches))]
+        for protocol in protocols(plan):
+            report = report.merge(summarise(results, protocol, dataset=plan.dataset, condition=label, units=units,
+                                            skipped=plan.metric_plan.skipped))
+    return report
+
+
+def table_rows(report: EvalReport) -> list[dict]:
+    """The summary rows as plain dicts (the Prefect table artifact), in metrics.json's order."""
+    return [{"setting": r.condition, "mode": r.mode, "modality": r.modality, "metric": r.metric,
+             "trajectories": r.trajectories, "value": r.value, "scale": r.scale, "units": r.units} for r in report.rows]
+
+
+def _write_plots(directory: Path, curves: list[Row]) -> None:
+    series: dict[tuple[str, str, str], dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    best = {(r.condition, r.mode, r.modality, r.metric) for r in curves if r.trajectories == "best"}
+    for r in curves:
+        if r.trajectories == "mean" and (r.condition, r.mode, r.modality, r.metric) in best:
+            continue  # one curve per setting: best-of-N where computed
+        series[(r.mode, r.modality, r.metric)][r.condition][r.frame] = r.value
+    for (mode, modality, metric), by_label in series.items():
+        names = list(by_label)
+        frames = sorted({f for v in by_label.values() for f in v})
+        with atomic_path(directory / f"{mode}-{modality}-{metric}.tsv") as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh, delimiter="\t")
+            writer.writerow(["frame", *names])
+            writer.writerows([[f, *(by_label[n].get(f, "") for n in names)] for f in frames])
+
+
+def _display(plan: EvaluationPlan, modality: str, video: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Model-space [C, T, H, W] -> uint8 [T, H, W, 3] (fields in physical units)."""
+    frames = video.transpose(1, 2, 3, 0)  # [T, H, W, C]
+    if plan.kinds[modality] == "image":
+        return to_rgb(model_to_image(frames, "round"))
+    lo, hi, _ = plan.fields[modality]
+    return to_rgb(model_to_field(frames, lo, hi), kind="field", lo=lo, hi=hi, valid=valid)
+
+
+def _sample_videos(plan: EvaluationPlan, label: str) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for i in range(len(plan.batches)):
+        path = plan.sample_file(label, i)
+        if path.is_file():
+            with np.load(path) as data:
+                for m in plan.modalities:
+                    parts[m].append(data[m])
+    return {m: np.concatenate(v) for m, v in parts.items()}
+
+
+def write_samples(plan: EvaluationPlan, directory: Path) -> None:
+    """samples/<label>.png and .gif (nothing when `evaluate.samples` is 0)."""
+    if plan.evaluate.samples == 0:
+        return
+    clips, valid = load_clips(plan, 0, min(plan.evaluate.samples, plan.batches[-1][1]))
+    tc = plan.config.context_frames
+    for label in labels(plan):
+        pred = _sample_videos(plan, label)
+        rows, movie = [], []
+        for v in range(next(iter(pred.values())).shape[0]):
+            columns = []
+            for m in plan.modalities:
+                mask = None if valid is None else valid[v, 0].numpy()
+                gt = _display(plan, m, clips[m][v].numpy(), mask)
+                guess = _display(plan, m, np.concatenate([clips[m][v, :, :tc].numpy(), pred[m][v]], axis=1), mask)
+                rows += [gt, guess]
+                columns.append(np.concatenate([gt, np.full_like(gt[:, :, :1], 255), guess], axis=2))
+            movie.append(np.concatenate(columns, axis=2))
+        save_png(directory / f"{label}.png", grid(rows, scale=2))
+        save_gif(directory / f"{label}.gif", np.concatenate(movie, axis=1), scale=2)
+
+
+def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
+    """Tables, plots, samples, then metrics.json (last, so it only exists when the rest does)."""
+    out = plan.out_dir
+    with atomic_dir(out / "tables") as tmp:
+        for name, rows in (("summary", report.rows), ("videos", report.videos), ("curves", report.curves)):
+            write_rows(tmp / f"{name}.csv", rows)
+    with atomic_dir(out / "plots") as tmp:
+        _write_plots(tmp, report.curves)
+    with atomic_dir(out / "samples") as tmp:
+        write_samples(plan, tmp)
+    return write_json(out / "metrics.json", report.metrics_json())

@@ -1,0 +1,179 @@
+"""Everything an evaluation needs, resolved and checked before any sampling starts.
+
+`plan_evaluation` checks the store, the model files, the conditions and the noise modality
+against the dataset, resolves the metric weights (`syncvp.metrics.plan.plan_metrics`: a
+configured but missing file is an error naming it; a null key lists the metric as skipped),
+and fixes the batches and the settings. A setting is one evaluated variant: which modalities
+are observed (`condition`) and optional Gaussian noise on one observed modality's context.
+
+Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
+files, the store and every option that changes a result, so stale batches are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncvp.config.data import DatasetConfig
+from syncvp.config.diffusion import SamplingConfig
+from syncvp.config.evaluate import ALL, EvaluateConfig
+from syncvp.config.loader import FieldError, to_plain
+from syncvp.config.runtime import PathsConfig, WeightsConfig
+from syncvp.data.store import read_info
+from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
+from syncvp.models.export import ModelFileError
+
+BASELINE = "copy_last"  # the label of the copy-last-context-frame baseline
+
+
+class EvaluationError(ValueError):
+    """An evaluation cannot run as configured (names the file, key or value)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One evaluated variant.
+
+    Attributes:
+        label: its key in metrics.json: "all", a modality name (only it observed), with
+            "-noise-<m>-<sigma>" appended for noisy context ("." written as "p").
+        condition: "all" or the one observed modality.
+        present: the observed modalities.
+        noise: (modality, sigma in 0-255 units) or None.
+    """
+
+    label: str
+    condition: str
+    present: tuple[str, ...]
+    noise: tuple[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """A checked evaluation of one dataset (small and picklable: paths and configs only)."""
+
+    dataset: str
+    config: DatasetConfig
+    evaluate: EvaluateConfig
+    sampling: SamplingConfig
+    store: Path
+    model_files: dict[str, Path]                 # "joint" or each modality -> diffusion-model file
+    autoencoders: dict[str, tuple[Path, Path]]   # modality -> (context, future) autoencoder files
+    kinds: dict[str, str]                        # modality -> "image" | "field"
+    fields: dict[str, tuple[float, float, str]]  # field modality -> (norm_min, norm_max, units)
+    batches: tuple[tuple[int, int], ...]         # [start, stop) video ranges
+    settings: tuple[Setting, ...]
+    metric_plan: MetricPlan
+    out_dir: Path
+    work_dir: Path
+    fingerprint: str
+    device: str = "cpu"
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.config.modalities
+
+    @property
+    def frames(self) -> int:
+        """Frames read per test video: context + rollout."""
+        return self.config.context_frames + self.config.rollout_frames
+
+    def metrics_for(self, modality: str) -> tuple[str, ...]:
+        """The available metrics that apply to the modality's kind."""
+        allowed = FIELD_METRICS if self.kinds[modality] == "field" else IMAGE_METRICS
+        return tuple(m for m in self.metric_plan.available if m in allowed)
+
+    def input_files(self) -> list[Path]:
+        """Every file a batch result depends on (hashed into cache keys)."""
+        return [self.store, *self.model_files.values(), *(p for pair in self.autoencoders.values() for p in pair)]
+
+    def batch_file(self, label: str, index: int) -> Path:
+        return self.work_dir / label / f"batch-{index:04d}.npz"
+
+    def sample_file(self, label: str, index: int) -> Path:
+        return self.work_dir / label / f"samples-{index:04d}.npz"
+
+
+def _label(condition: str, noise: tuple[str, float] | None) -> str:
+    if noise is None:
+        return condition
+    return f"{condition}-noise-{noise[0]}-{noise[1]:g}".replace(".", "p")
+
+
+def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple[Setting, ...]:
+    """Clean settings per condition, then each nonzero sigma for conditions that observe the noisy modality."""
+    try:
+        conditions = evaluate.expand_conditions(modalities)
+    except FieldError as exc:
+        raise EvaluationError(str(exc)) from None
+    noisy = evaluate.noise.modality
+    if noisy is not None and noisy not in modalities:
+        raise EvaluationError(f"evaluate.noise.modality: {noisy!r} is not a modality of the dataset {list(modalities)}")
+    out = []
+    for cond in conditions:
+        present = tuple(modalities) if cond == ALL else (cond,)
+        out.append(Setting(_label(cond, None), cond, present))
+        if noisy in present:
+            out += [Setting(_label(cond, (noisy, s)), cond, present, (noisy, s)) for s in evaluate.noise.sigmas if s > 0]
+    return tuple(out)
+
+
+def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...], paths: PathsConfig):
+    """(diffusion-model files, autoencoder files) by the project's file conventions."""
+    if evaluate.model == "joint":
+        models = {"joint": paths.models / dataset / "joint.pt"}
+    else:
+        models = {m: paths.model_dir(f"{dataset}-{m}") / "diffusion.pt" for m in modalities}
+    aes = {m: (paths.model_dir(f"{dataset}-{m}-context") / "autoencoder.pt",
+               paths.model_dir(f"{dataset}-{m}-future") / "autoencoder.pt") for m in modalities}
+    return models, aes
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fingerprint(files: list[Path], options: dict) -> str:
+    text = json.dumps({"files": [_digest(p) for p in files], "options": options}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
+                    weights: WeightsConfig, paths: PathsConfig, device: str = "cpu") -> EvaluationPlan:
+    """Check inputs and resolve weights; nothing is sampled. Raises EvaluationError,
+    ModelFileError or MissingWeightsError naming what is wrong."""
+    store = paths.store(dataset, evaluate.split)
+    if not store.is_file():
+        raise EvaluationError(f"{store} does not exist: run `dvc repro prepare@{dataset}` first")
+    info = read_info(store, require=config.modalities)
+    if info.frames < config.context_frames + config.rollout_frames:
+        raise EvaluationError(f"{store}: videos have {info.frames} frames, the evaluation needs context_frames "
+                              f"{config.context_frames} + rollout_frames {config.rollout_frames}")
+    models, aes = model_files(dataset, evaluate, config.modalities, paths)
+    for path in [*models.values(), *(p for pair in aes.values() for p in pair)]:
+        if not path.is_file():
+            raise ModelFileError(f"{path} does not exist: train it first (`dvc repro`)")
+    settings = settings_for(evaluate, config.modalities)
+    metric_plan = plan_metrics(evaluate.metrics, weights)
+    n = info.videos if evaluate.videos is None else min(evaluate.videos, info.videos)
+    bs = evaluate.batch_size
+    batches = tuple((s, min(s + bs, n)) for s in range(0, n, bs))
+    kinds = {m: info.modalities[m].kind for m in config.modalities}
+    fields = {m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
+              for m, a in ((m, info.modalities[m].attrs) for m in config.modalities) if kinds[m] == "field"}
+    options = {"dataset": to_plain(config), "evaluate": to_plain(evaluate), "sampling": to_plain(sampling),
+               "metrics": sorted(metric_plan.available), "device": device}
+    files = [store, *models.values(), *(p for pair in aes.values() for p in pair)]
+    fp = _fingerprint(files, options)
+    out = paths.eval_dir(dataset)
+    return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,
+                          model_files=models, autoencoders=aes, kinds=kinds, fields=fields, batches=batches,
+                          settings=settings, metric_plan=metric_plan, out_dir=out, work_dir=out / "work" / fp,
+                          fingerprint=fp, device=device)

@@ -1,0 +1,43 @@
+"""scripts/ablation_table.py reads `dvc exp show --json` (DVC 3 layout) and metrics.json files."""
+
+from __future__ import annotations
+
+import json
+
+from scripts.ablation_table import experiments, main
+
+
+def _metrics(ssim):
+    """metrics.json of the evaluate stage with FVD skipped."""
+    return {"synthetic": {"all": {"paper": {"rgb": {"ssim": ssim, "lpips": 0.2}, "depth": {"ssim": 0.8, "l2": 7.3}}},
+                          "all-noise-depth-5": {"paper": {"rgb": {"ssim": ssim - 0.01}}}},
+            "skipped": {"fvd": "weights.i3d is null"}}
+
+
+def _exp(rev, name, metrics, init, children=None):
+    data = {"rev": rev, "timestamp": None, "meta": {}, "deps": {}, "outs": {},
+            "metrics": {"eval/synthetic/metrics.json": {"data": metrics}},
+            "params": {"params.yaml": {"data": {"train_joint": {"init": init}}}}}
+    return {"rev": rev, "name": name, "data": data, "error": None, "experiments": children}
+
+
+def test_exp_show_json_to_markdown(tmp_path, capsys):
+    child = {"revs": [_exp("b" * 40, "scratch-run", _metrics(0.674), "scratch")], "executor": None,
+             "name": "scratch-run"}
+    dump = [_exp("workspace", None, _metrics(0.649), "stage1"),
+            _exp("a" * 40, "main", _metrics(0.649), "stage1", [child])]
+    assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(dump))
+    assert main(["--exp-json", str(path), "--param", "train_joint.init"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | train_joint.init | rgb FVD↓ | rgb SSIM↑ | rgb LPIPS↓ | depth SSIM↑ | depth L2↓ |"
+    assert lines[4] == "| scratch-run | scratch | n/a | 0.674 | 0.2 | 0.8 | 7.3 |"
+
+
+def test_metrics_files_with_settings(tmp_path, capsys):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(_metrics(0.65)))
+    assert main([f"base={path}", "--settings", "all,all-noise-depth-5", "--columns", "rgb:ssim"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:] == ["| base | all | 0.65 |", "| base | all-noise-depth-5 | 0.64 |"]

@@ -1,0 +1,148 @@
+"""The evaluate library on tiny random models: outputs, baseline, skipped metrics, resume,
+determinism, noise, missing-modality conditions, stage-1 models, errors before sampling."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from syncvp.config.evaluate import NoiseConfig
+from syncvp.evaluation import (BASELINE, EvaluationError, add_context_noise, evaluate, plan_evaluation, run_batch,
+                               summarise_plan)
+from syncvp.io.weights import MissingWeightsError
+from syncvp.metrics.protocol import BatchResult
+from syncvp.models.export import ModelFileError
+from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, write_field_store, write_models
+
+
+def _plan(setup, weights=NO_WEIGHTS, **changes):
+    ds, sampling, paths = setup
+    return plan_evaluation("synthetic", ds, evaluate_config(**changes), sampling, NO_WEIGHTS if weights is None else weights, paths)
+
+
+def test_outputs_keys_baseline_and_skipped(setup):
+    plan = _plan(setup)
+    path = evaluate(plan)
+    metrics = json.loads(path.read_text())
+    assert set(metrics["skipped"]) == {"fvd", "lpips"}  # weights null: listed, never faked
+    settings = metrics["synthetic"]
+    assert set(settings) == {"all", "depth", BASELINE}
+    for label in settings:
+        for mode in ("paper", "standard"):
+            assert set(settings[label][mode]) == {"rgb", "depth"}
+            assert set(settings[label][mode]["rgb"]) == {"ssim", "psnr", "l2", "ssim_mean", "psnr_mean", "l2_mean"}
+    # the baseline copies exact GT frames, so its SSIM is below 1 only because the videos move
+    assert 0 < settings[BASELINE]["standard"]["rgb"]["ssim"] < 1
+    out = plan.out_dir
+    with open(out / "tables" / "videos.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["video"] for r in rows} == {f"vid{i}" for i in range(VIDEOS)}
+    with open(out / "plots" / "paper-rgb-ssim.tsv") as fh:
+        table = list(csv.reader(fh, delimiter="\t"))
+    assert table[0] == ["frame", "all", "depth", BASELINE] and len(table) == 1 + plan.config.rollout_frames
+    assert (out / "samples" / "all.png").stat().st_size > 0 and (out / "samples" / "all.gif").stat().st_size > 0
+
+
+def test_resume_after_a_kill_equals_uninterrupted(setup, tmp_path):
+    plan = _plan(setup)
+    full = evaluate(plan).read_text()
+    # a fresh process after a kill following batch 0 of "all": only that batch file exists
+    kept = {p: p.read_bytes() for p in (plan.batch_file("all", 0), plan.sample_file("all", 0))}
+    for f in plan.work_dir.rglob("*.npz"):
+        f.unlink()
+    (plan.out_dir / "metrics.json").unlink()
+    for p, data in kept.items():
+        p.write_bytes(data)
+    kept = plan.batch_file("all", 0)
+    mtime = kept.stat().st_mtime_ns
+    assert evaluate(plan).read_text() == full
+    assert kept.stat().st_mtime_ns == mtime  # reused, not recomputed
+
+
+def test_deterministic_for_a_seed_and_seed_matters(setup):
+    plan = _plan(setup, conditions=("all",))
+    a = run_batch(plan, plan.settings[0], 1)
+    first = BatchResult.load(a).values[("standard", "rgb", "ssim")].video.copy()
+    b = run_batch(plan, plan.settings[0], 1)
+    assert (BatchResult.load(b).values[("standard", "rgb", "ssim")].video == first).all()
+    other = _plan(setup, conditions=("all",), seed=1)
+    c = run_batch(other, other.settings[0], 1)
+    assert not (BatchResult.load(c).values[("standard", "rgb", "ssim")].video == first).all()
+
+
+def test_noise_sigma_zero_is_no_noise_and_sigma_changes_results(setup):
+    x = torch.rand(2, 1, 2, 8, 8) * 2 - 1
+    assert torch.equal(add_context_noise(x, 0.0, torch.Generator().manual_seed(0)), x)
+    noisy = add_context_noise(x, 5.0, torch.Generator().manual_seed(0))
+    assert 0 < (noisy - x).abs().max() and (noisy - x).std() == pytest.approx(5 / 127.5, rel=0.2)
+    plan = _plan(setup, conditions=("all", "rgb"), noise=NoiseConfig(modality="depth", sigmas=(0.0, 50.0)))
+    # sigma 0 is the clean run; the noisy modality is unobserved under "rgb", so no noisy setting there
+    assert [s.label for s in plan.settings] == ["all", "all-noise-depth-50", "rgb"]
+    clean, noisy = (BatchResult.load(run_batch(plan, s, 0)) for s in plan.settings[:2])
+    key = ("standard", "depth", "l2")
+    assert not (clean.values[key].frame == noisy.values[key].frame).all()
+
+
+def test_missing_modality_and_stage1_models_run(setup):
+    plan = _plan(setup, conditions=("each",), videos=2)
+    assert [s.present for s in plan.settings] == [("rgb",), ("depth",)]
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    assert set(metrics) == {"rgb", "depth", BASELINE}
+    single = _plan(setup, model="single", conditions=("all",), videos=2, reduce="best", protocols=("paper",))
+    assert set(single.model_files) == {"rgb", "depth"}
+    metrics = json.loads(evaluate(single).read_text())["synthetic"]
+    assert set(metrics["all"]["paper"]["depth"]) == {"ssim", "psnr", "l2"}
+
+
+def test_errors_before_sampling(setup, tmp_path):
+    ds, sampling, paths = setup
+    with pytest.raises(EvaluationError, match="semantic"):
+        _plan(setup, conditions=("all", "semantic"))
+    with pytest.raises(EvaluationError, match="noise.modality"):
+        _plan(setup, noise=NoiseConfig(modality="t2m", sigmas=(2.5,)))
+    weights = NO_WEIGHTS.__class__(**{**NO_WEIGHTS.__dict__, "i3d": tmp_path / "i3d_pretrained_400.pt"})
+    with pytest.raises(MissingWeightsError, match="i3d_pretrained_400.pt"):
+        _plan(setup, weights=weights)
+    (paths.models / "synthetic" / "joint.pt").unlink()
+    with pytest.raises(ModelFileError, match="joint.pt"):
+        _plan(setup)
+
+
+def test_summary_needs_every_batch(setup):
+    plan = _plan(setup, conditions=("all",))
+    run_batch(plan, plan.settings[0], 0)
+    with pytest.raises(FileNotFoundError):
+        summarise_plan(plan)
+
+
+def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
+    _, sampling, paths = setup
+    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
+                             future_frames=3, rollout_frames=5)
+    write_field_store(paths)
+    write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
+    plan = plan_evaluation("era5_synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling,
+                           NO_WEIGHTS, paths)
+    assert plan.metrics_for("t2m") == ("l1",)
+    metrics = json.loads(evaluate(plan).read_text())["era5_synthetic"]
+    for label in ("all", BASELINE):
+        assert set(metrics[label]["standard"]["sp"]) == {"l1", "l1_mean"}
+    # random fields over [lo, hi]: the L1 of a copy is about (hi - lo) / 3 in physical units
+    assert 1.0e3 < metrics[BASELINE]["paper"]["sp"]["l1"] < 1.0e4 and 5 < metrics[BASELINE]["paper"]["t2m"]["l1"] < 30
+    with open(plan.out_dir / "tables" / "summary.csv") as fh:
+        units = {(r["modality"], r["units"]) for r in csv.DictReader(fh)}
+    assert units == {("t2m", "K"), ("sp", "Pa")}
+    assert (plan.out_dir / "samples" / "all.png").stat().st_size > 0
+
+
+@pytest.mark.gpu
+def test_evaluation_on_cuda_matches_shapes_and_keys(setup):
+    ds, sampling, paths = setup
+    plan = plan_evaluation("synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling, NO_WEIGHTS,
+                           paths, device="cuda")
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    assert 0 < metrics["all"]["standard"]["rgb"]["ssim"] <= 1

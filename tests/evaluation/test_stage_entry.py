@@ -1,0 +1,24 @@
+"""The `evaluate` stage: its dvc.yaml entry agrees with its SPEC; bad params fail before work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from stages._entry import SectionView
+from stages.evaluate import SPEC
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dvc_entry_matches_the_spec(repo_params):
+    entry = yaml.safe_load((REPO / "stages" / "evaluate.dvc.yaml").read_text())["evaluate"]
+    assert entry["foreach"] == f"${{pipeline.{SPEC.fanout}}}"
+    assert entry["do"]["cmd"] == "python -m stages.evaluate ${item}"
+    assert sorted(entry["do"]["params"]) == sorted(SPEC.sections("${item}"))
+    for dep in entry["do"]["deps"]:
+        assert "$" in dep or (REPO / dep).is_file(), dep
+    for ds in repo_params.pipeline.train:
+        args = SPEC.arguments(SectionView(repo_params, SPEC.sections(ds)), ds)
+        assert args["weights"].i3d == repo_params.weights.i3d and args["evaluate"] is repo_params.evaluate

@@ -112,6 +112,11 @@ def barrier() -> None:
         dist.barrier()
 
 
+def planned_world(processes: int) -> int:
+    """The world size a run will have: WORLD_SIZE under a launcher, else `processes` (run.processes)."""
+    return int(os.environ["WORLD_SIZE"]) if "WORLD_SIZE" in os.environ else processes
+
+
 def per_rank_batch(batch_size: int, world: int | None = None, key: str = "batch_size") -> int:
     """The per-rank share B / N of a global batch; B must be a multiple of N.
 

@@ -53,7 +53,7 @@ def worker(args) -> dict:
     from syncvp.data import pseudo_depth as pdepth
 
     h, w = (int(v) for v in args.size.split("x"))
-    model = _setup(args.encoder, args.device, args.threads)
+    model = _setup(args.encoder, args.device, args.threads, getattr(args, "channels_last", True))
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, h, w, 3), dtype=np.uint8)
     run = lambda x: pdepth.estimate_depth(model, x, input_size=min(h, w), batch_size=args.batch,  # noqa: E731
                                           precision=args.precision)

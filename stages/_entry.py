@@ -2,6 +2,14 @@
 
 Params are validated before Prefect (or torch) is even imported, so a bad params.yaml fails in
 well under a second, names the key, and leaves nothing behind.
+
+Distributed training stages (a `worker` in their spec): with `run.processes` > 1 the stage re-runs
+itself under `torchrun --nproc_per_node <processes>` (`--standalone` on one node; multi-node
+settings come from torchrun's PET_* environment variables, e.g. PET_NNODES, PET_NODE_RANK,
+PET_RDZV_ENDPOINT, which pass through). Under torchrun, rank 0 runs the Prefect flow as usual
+(logs, artifacts, exports: one flow run per stage) and the other ranks call the worker, the same
+library training call without Prefect, so they start in seconds instead of starting their own
+ephemeral Prefect server and flow run each.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,6 +39,9 @@ class StageSpec:
         flow: "module:function" of the Prefect flow.
         arguments: (params view, item) -> the flow's keyword arguments. The view only exposes
             the declared sections, so the declaration cannot drift from what is read.
+        worker: "module:function" run by the ranks > 0 of a distributed run with the flow's
+            keyword arguments (no Prefect); None for stages that never run under torchrun. A stage
+            with a worker must declare the `run` section (it reads `run.processes`).
     """
 
     name: str
@@ -37,6 +49,7 @@ class StageSpec:
     sections: Callable[[str], tuple[str, ...]]
     flow: str
     arguments: Callable[["SectionView", str], dict[str, Any]]
+    worker: str | None = None
 
 
 class SectionView:
@@ -59,6 +72,26 @@ def resolve(spec: StageSpec, params: Params, item: str) -> dict[str, Any]:
     return spec.arguments(SectionView(params, spec.sections(item)), item)
 
 
+def _launch_rank() -> int | None:
+    """This process's rank when a launcher started several (WORLD_SIZE > 1), else None."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+
+
+def torchrun_command(spec: StageSpec, item: str, params_file: str, processes: int,
+                     env: dict[str, str] | None = None) -> list[str]:
+    """The command re-running the stage under torchrun with `processes` processes on this node."""
+    env = os.environ if env is None else env
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    if not any(k in env for k in ("PET_NNODES", "PET_RDZV_ENDPOINT", "PET_MASTER_ADDR")):
+        cmd.append("--standalone")
+    return cmd + ["-m", f"stages.{spec.name}", item, "--params", params_file]
+
+
+def _call(target: str, kwargs: dict[str, Any]) -> Any:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
 def _check_server() -> None:
     url = os.environ.get("PREFECT_API_URL")
     if url:
@@ -76,10 +109,21 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     try:
-        kwargs = resolve(spec, load_params(args.params), args.item)
+        params = load_params(args.params)
+        kwargs = resolve(spec, params, args.item)
+        processes = SectionView(params, spec.sections(args.item))("run.processes") if spec.worker else 1
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_PARAMS
+    rank = _launch_rank()
+    if rank is None and processes > 1:
+        return subprocess.call(torchrun_command(spec, args.item, args.params, processes))
+    if rank:
+        if spec.worker is None:
+            print(f"error: stage {spec.name} does not run distributed (WORLD_SIZE > 1)", file=sys.stderr)
+            return EXIT_PARAMS
+        _call(spec.worker, kwargs)
+        return 0
     import pipelines  # noqa: F401  (Prefect environment defaults, before prefect is imported)
 
     _check_server()

@@ -19,6 +19,7 @@ SPEC = StageSpec(
     arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "autoencoder": p("autoencoder"),
                                "train": p("train_autoencoder"), "run": p("run"), "paths": p("paths"),
                                "lpips_vgg16": p("weights.lpips_vgg16")},
+    worker="syncvp.training.autoencoder_train:train_worker",
 )
 
 if __name__ == "__main__":

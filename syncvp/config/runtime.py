@@ -18,16 +18,28 @@ class RunConfig:
     Attributes:
         seed: base seed of every random stream (models, data windows, sampling).
         device: "auto" uses CUDA when present, else CPU.
-        threads: torch CPU threads; 0 leaves torch's default.
+        threads: torch CPU threads (per process); 0 leaves torch's default.
+        processes: training processes per node; > 1 runs the training stages under
+            `torchrun --nproc_per_node processes` with data-parallel training (the global batch
+            of each training section is split across all processes). Multi-node: torchrun's
+            PET_NNODES / PET_NODE_RANK / PET_RDZV_ENDPOINT ... environment variables pass through.
+        channels_last: run the 2-D convolutions of the trained networks in channels-last memory
+            format (a speed option; same results within float tolerance).
+        compile: `torch.compile` the trained networks (a speed option for GPUs; compiling costs
+            minutes on CPU for small gains).
     """
 
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     threads: int
+    processes: int
+    channels_last: bool
+    compile: bool
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        require(self.processes >= 1, "processes", f"must be >= 1, got {self.processes}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ from syncvp.io.checkpoint import config_hash
 from syncvp.io.weights import resolve_weights
 from syncvp.models.autoencoder import AutoencoderSpec
 from syncvp.seeding import stream_seed
+from syncvp.training import distributed
 from syncvp.training.perceptual import VGG16
 
 PHASES = ("reconstruct", "finetune_gan")
@@ -41,6 +42,8 @@ class AutoencoderJob:
     seed: int
     device: str
     threads: int
+    channels_last: bool
+    compile: bool
     train_store: Path
     val_store: Path
     work_dir: Path
@@ -92,7 +95,8 @@ def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, t
     """Check the unit, its clip stores and weights; no training work.
 
     Raises:
-        ValueError: the unit does not name a modality/role of the dataset, or the store disagrees.
+        ValueError: the unit does not name a modality/role of the dataset, or the store disagrees,
+            or the global batch does not split evenly across the training processes.
         FileNotFoundError: a clip store is missing (run `prepare` first).
         MissingWeightsError: `weights.lpips_vgg16` is set but the file is not there.
     """
@@ -116,9 +120,12 @@ def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, t
         weights = resolve_weights(lpips_vgg16, VGG16)
         if spec.channels not in (1, 3):
             raise ValueError(f"unit {unit!r}: the perceptual loss needs 1 or 3 channels, {modality} has {spec.channels}")
+    distributed.per_rank_batch(train.batch_size, distributed.planned_world(run.processes),
+                               key="train_autoencoder.batch_size")
     if train.pixel_weight == 0 and weights is None:
         raise ValueError("train_autoencoder.pixel_weight is 0 and the perceptual loss is off "
                          "(weights.lpips_vgg16 is null): nothing to train on")
     return AutoencoderJob(unit=unit, dataset=name, modality=modality, role=role, spec=spec, train=train,
-                          seed=run.seed, device=run.device, threads=run.threads, train_store=stores["train"],
+                          seed=run.seed, device=run.device, threads=run.threads, channels_last=run.channels_last,
+                          compile=run.compile, train_store=stores["train"],
                           val_store=stores["val"], work_dir=paths.model_dir(unit) / "work", perceptual_weights=weights)

@@ -10,6 +10,12 @@ states, data-stream position, metric history) and the fingerprint of the configu
 them. A rerun resumes a checkpoint with the current fingerprint and trains from scratch (saying
 so) otherwise. `export` deletes them once the outputs are written and leaves `status.json`, so a
 finished run is never resumed: the next run of the stage trains from scratch.
+
+Data-parallel under torchrun (`syncvp.training.distributed`): every rank calls `train` (the stage's
+rank 0 inside its Prefect flow, the others through `train_worker`); each loads
+batch_size / processes clips per step, draws its random frames from a rank-salted generator, and
+`fit` averages the gradients. Rank 0 alone evaluates, writes checkpoints and exports; all ranks
+resume from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ from syncvp.io.checkpoint import CheckpointError, load_checkpoint
 from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
-from syncvp.training import optim, runtime
+from syncvp.training import distributed, optim, runtime
 from syncvp.training.autoencoder import AutoencoderObjective, build_discriminators
-from syncvp.training.autoencoder_job import PHASES, AutoencoderJob
+from syncvp.training.autoencoder_job import PHASES, AutoencoderJob, plan
+from syncvp.training.fastpath import pin_memory, prepare_model
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.data import BatchStream
 from syncvp.training.loop import fit
@@ -49,13 +56,22 @@ _logger = logging.getLogger(__name__)
 
 
 def build_model(job: AutoencoderJob, device: torch.device) -> TriplaneAutoencoder:
-    """The autoencoder, its initial weights drawn from the unit's seed."""
-    return runtime.build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
+    """The autoencoder, its initial weights drawn from the unit's seed (the same on every rank)."""
+    model = runtime.build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
+    return prepare_model(model, channels_last=job.channels_last, compile=job.compile)
 
 
-def batch_stream(job: AutoencoderJob, phase: str) -> BatchStream:
+def batch_stream(job: AutoencoderJob, phase: str, device: torch.device) -> BatchStream:
+    """This rank's share (batch_size / world clips per step) of the phase's clip order."""
     data = ClipDataset(job.train_store, [job.modality], job.spec.frames, seed=job.seed_for(phase, "windows"))
-    return BatchStream(data, job.train.batch_size, seed=job.seed_for(phase, "order"), num_workers=job.train.num_workers)
+    size = distributed.per_rank_batch(job.train.batch_size, key="train_autoencoder.batch_size")
+    return BatchStream(data, size, seed=job.seed_for(phase, "order"), num_workers=job.train.num_workers,
+                       rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
+
+
+def frame_generator(job: AutoencoderJob, phase: str) -> torch.Generator:
+    """The random-frame stream of a phase, salted with the rank when distributed."""
+    return torch_generator(job.seed, "autoencoder", job.unit, phase, "frames", *distributed.rank_salt())
 
 
 def optimizer(parameters, job: AutoencoderJob, *, lr: float, total_steps: int, warmup_steps: int = 0):
@@ -88,7 +104,11 @@ def resume(state: TrainState, path: Path, fingerprint: str, log: Log) -> None:
     if ckpt["config_hash"] != fingerprint:
         log(f"{path} was written with another configuration (params or data changed): training from scratch")
         return
-    state.restore(ckpt)
+    try:
+        state.restore(ckpt)
+    except CheckpointError as exc:   # e.g. another number of processes; nothing was loaded
+        log(f"not resuming {path.name}: {exc}; training from scratch")
+        return
     log(f"resumed {path.name} at step {state.step}")
 
 
@@ -112,9 +132,10 @@ def run_phase(job: AutoencoderJob, phase: str, state: TrainState, objective: Aut
     task = f"{job.unit} {phase}"
     progress = overall_progress(job, phase, progress)
     ev = Evaluate(evaluate, t.eval_every, total, progress=progress, task=f"{task} held-out")
-    if state.step == 0:
+    main = distributed.is_main()
+    if state.step == 0 and main:
         ev.record(state)
-    callbacks = [MetricHistory(t.log_every, total, progress=progress, task=task), ev,
+    callbacks = [MetricHistory(t.log_every, total, progress=progress, task=task), *([ev] if main else []),
                  Checkpoint(path, fingerprint, t.checkpoint_every, total)]
     try:
         return fit(state, objective.updates(), state.streams["train"], total_steps=total, device=device,
@@ -127,10 +148,10 @@ def reconstruct_phase(job, model, perceptual, evaluate, device, progress, log) -
     phase = PHASES[0]
     opt, sched = optimizer(model.parameters(), job, lr=job.train.lr, total_steps=job.train.steps,
                            warmup_steps=job.train.warmup_steps)
-    frames = torch_generator(job.seed, "autoencoder", job.unit, phase, "frames")
+    frames = frame_generator(job, phase)
     state = TrainState(models={"autoencoder": model}, optimizers={"autoencoder": opt},
                        schedulers={"autoencoder": sched}, generators={"frames": frames},
-                       streams={"train": batch_stream(job, phase)})
+                       streams={"train": batch_stream(job, phase, device)})
     objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
                                      perceptual_weight=job.train.perceptual_weight, perceptual=perceptual)
     return run_phase(job, phase, state, objective, evaluate, device, progress, log)
@@ -143,11 +164,11 @@ def gan_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainS
                                  job.seed_for(phase, "init")).to(device)
     opt_g, sched_g = optimizer(model.parameters(), job, lr=gan.lr, total_steps=gan.steps)
     opt_d, sched_d = optimizer(discs.parameters(), job, lr=gan.lr, total_steps=max(gan.steps - gan.disc_start, 1))
-    frames = torch_generator(job.seed, "autoencoder", job.unit, phase, "frames")
+    frames = frame_generator(job, phase)
     state = TrainState(models={"autoencoder": model, "discriminators": discs},
                        optimizers={"autoencoder": opt_g, "discriminator": opt_d},
                        schedulers={"autoencoder": sched_g, "discriminator": sched_d}, generators={"frames": frames},
-                       streams={"train": batch_stream(job, phase)})
+                       streams={"train": batch_stream(job, phase, device)})
     objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
                                      perceptual_weight=job.train.perceptual_weight, perceptual=perceptual,
                                      discriminators=discs, disc_start=gan.disc_start, gan_weight=gan.gan_weight,
@@ -156,10 +177,22 @@ def gan_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainS
 
 
 def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info) -> dict:
-    """Train (or resume) both phases; returns the last held-out metrics and step counts."""
+    """Train (or resume) both phases; returns the last held-out metrics and step counts (on rank 0;
+    other ranks of a distributed run return only the unit and their rank).
+
+    Under torchrun every rank calls this; it joins the process group and leaves it at the end.
+    """
     runtime.configure_threads(job.threads)
-    device = runtime.resolve_device(job.device)
-    (job.work_dir / "status.json").unlink(missing_ok=True)   # a previous run's; this one is not finished
+    device = distributed.init(runtime.resolve_device(job.device))
+    try:
+        return _train(job, device, progress, log)
+    finally:
+        distributed.shutdown()
+
+
+def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log: Log) -> dict:
+    if distributed.is_main():
+        (job.work_dir / "status.json").unlink(missing_ok=True)   # a previous run's; this one is not finished
     perceptual = None
     if job.perceptual_weights is not None:
         perceptual = load_lpips_vgg(job.perceptual_weights).to(device)
@@ -167,15 +200,24 @@ def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log =
         log("perceptual (LPIPS-VGG16) loss is off: params.yaml weights.lpips_vgg16 is null")
     model = build_model(job, device)
     log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.latent_channels} x "
-        f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}")
+        f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}"
+        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else ""))
     clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))
     evaluate = evaluator(model, clips, device, job.train.batch_size)
     state = reconstruct_phase(job, model, perceptual, evaluate, device, progress, log)
     if job.train.gan.enabled:
         state = gan_phase(job, model, perceptual, evaluate, device, progress, log)
+    if not distributed.is_main():
+        return {"unit": job.unit, "rank": distributed.rank()}
     last = state.extra["history"]["eval"][-1]
     return {"unit": job.unit, "steps": job.train.steps, "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
             **{k: v for k, v in last.items() if k != "step"}}
+
+
+def train_worker(unit: str, **sections) -> dict:
+    """A non-zero rank of the `train_autoencoder` stage under torchrun: plan and `train`, without
+    Prefect (rank 0 runs the flow, reports and exports). Takes the flow's keyword arguments."""
+    return train(plan(unit, **sections))
 
 
 # --------------------------------------------------------------------------------------------

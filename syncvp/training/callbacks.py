@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from syncvp.io import checkpoint as ckpt_io
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training import distributed
 from syncvp.training.state import TrainState
 
 
@@ -66,12 +68,18 @@ class Evaluate:
 class Checkpoint:
     """Writes the resumable checkpoint (atomically) periodically and at the last step.
 
-    Only the main process writes (`is_main`), so the same callbacks serve a DDP run.
+    Distributed, every rank takes part (the checkpoint gathers each rank's RNG states), only the
+    main process writes (`is_main`; None = rank 0), and all ranks wait until the file is complete,
+    so that any rank may read it afterwards.
     """
 
-    def __init__(self, path: str | Path, config_hash: str, every: int, total: int, is_main: bool = True):
+    def __init__(self, path: str | Path, config_hash: str, every: int, total: int, is_main: bool | None = None):
         self.path, self.config_hash, self.every, self.total, self.is_main = Path(path), config_hash, every, total, is_main
 
     def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
-        if self.is_main and due(state.step, self.every, self.total):
-            state.save(self.path, self.config_hash)
+        if not due(state.step, self.every, self.total):
+            return
+        ckpt = state.checkpoint(self.config_hash)
+        if distributed.is_main() if self.is_main is None else self.is_main:
+            ckpt_io.save_checkpoint(self.path, ckpt)
+        distributed.barrier()

@@ -39,12 +39,14 @@ class BatchStream:
         seed: seed of the epoch permutations.
         num_workers: DataLoader workers; started with "spawn" (never fork a Prefect process).
         rank, world: this process's shard of every epoch (DDP-ready; 0/1 for one process).
+        pin_memory: page-locked batches for fast, asynchronous copies to a GPU (CUDA only).
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, seed: int, num_workers: int = 0,
-                 rank: int = 0, world: int = 1, shuffle: bool = True):
+                 rank: int = 0, world: int = 1, shuffle: bool = True, pin_memory: bool = False):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.num_workers, self.rank, self.world, self.shuffle = num_workers, rank, world, shuffle
+        self.pin_memory = pin_memory
         self.position = 0
         self._iter: Iterator | None = None
 
@@ -63,7 +65,7 @@ class BatchStream:
         if self.num_workers > 0:
             extra = dict(multiprocessing_context="spawn", persistent_workers=True)
         return iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
-                               num_workers=self.num_workers, **extra))
+                               num_workers=self.num_workers, pin_memory=self.pin_memory, **extra))
 
     def close(self) -> None:
         """Stop the loader (and its workers) and close the dataset's files in this process.

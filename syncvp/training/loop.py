@@ -7,6 +7,10 @@ A GAN is two updates (generator, then discriminator); a diffusion model is one.
 
 Callbacks run after every step (evaluation, checkpoints, logging); a NaN/inf loss or gradient
 raises `NonFiniteLossError` before any optimizer step, so the last checkpoint written is good.
+
+Data-parallel (`syncvp.training.distributed`): when the process group is up, each update's
+gradients are averaged over ranks after the micro-batches and before clipping, so every rank
+applies the same step; the reported loss metrics are the local rank's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torch import Tensor
 
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training import distributed
 from syncvp.training.state import TrainState
 
 LossFn = Callable[[Any, int], tuple[Tensor, Mapping[str, Tensor | float]]]
@@ -85,8 +90,10 @@ def _grad_norms(update: Update, step: int) -> dict[str, float]:
 
 
 def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: int,
-               precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
-    """Accumulate, check, clip and apply one update over the step's micro-batches."""
+               precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+               sync_gradients: bool = False) -> dict[str, float]:
+    """Accumulate, check, clip and apply one update over the step's micro-batches (with
+    `sync_gradients`, the accumulated gradients are first averaged over the ranks)."""
     optimizer = state.optimizers[update.name]
     optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
@@ -101,6 +108,8 @@ def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: in
         (loss / len(micro)).backward()
         for k, v in {f"{update.name}/loss": value, **metrics}.items():
             totals[k] = totals.get(k, 0.0) + float(v) / len(micro)
+    if sync_gradients:
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
     totals.update(_grad_norms(update, step))
     optimizer.step()
     if update.name in state.schedulers:
@@ -111,7 +120,8 @@ def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: in
 
 def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, total_steps: int,
         device: torch.device, grad_accum: int = 1, amp: bool = False, callbacks: Sequence[Callback] = (),
-        progress: ProgressFn = no_progress, task: str = "train", show_bar: bool | None = None) -> TrainState:
+        progress: ProgressFn = no_progress, task: str = "train", show_bar: bool | None = None,
+        sync_gradients: bool | None = None) -> TrainState:
     """Train from `state.step` up to `total_steps` optimizer steps.
 
     Args:
@@ -123,7 +133,9 @@ def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, tota
         amp: bf16 autocast on CUDA.
         callbacks: called as cb(state, metrics) after every step, in order.
         progress: receives a `ProgressEvent` after every step (the receiver throttles).
-        show_bar: tqdm bar; None shows it only on a terminal.
+        show_bar: tqdm bar; None shows it only on a terminal (and on rank 0 only when distributed).
+        sync_gradients: average gradients over the ranks before each optimizer step; None = when
+            the process group has more than one rank. False for models wrapped with `wrap_ddp`.
 
     Returns:
         The same `state`, advanced.
@@ -132,6 +144,10 @@ def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, tota
 
     for model in state.models.values():
         model.train()
+    if sync_gradients is None:
+        sync_gradients = distributed.world_size() > 1
+    if show_bar is None and not distributed.is_main():
+        show_bar = False
     bar = tqdm(total=total_steps, initial=state.step, desc=task, disable=None if show_bar is None else not show_bar,
                leave=False)
     try:
@@ -140,7 +156,8 @@ def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, tota
             metrics: dict[str, float] = {}
             for update in updates:
                 if update.active(step):
-                    metrics.update(run_update(state, update, micro, step, lambda: autocast(device, amp)))
+                    metrics.update(run_update(state, update, micro, step, lambda: autocast(device, amp),
+                                              sync_gradients))
             state.step = step + 1
             for callback in callbacks:
                 callback(state, metrics)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from syncvp.io import checkpoint as ckpt_io
+from syncvp.training import distributed
 
 
 class Stateful(Protocol):
@@ -41,25 +42,45 @@ class TrainState:
     extra: dict = field(default_factory=dict)
 
     def checkpoint(self, config_hash: str) -> dict:
-        """The checkpoint dict of this state (see `syncvp.io.checkpoint`)."""
+        """The checkpoint dict of this state (see `syncvp.io.checkpoint`).
+
+        Distributed, this is a collective call (every rank must make it): the RNG states of ranks
+        1..N-1 are gathered into `extra["rank_rng"]` and the world size into `extra["world"]`;
+        models, optimizers and streams are identical on every rank and taken from this one.
+        """
+        rng = ckpt_io.capture_rng(self.generators)
         extra = dict(self.extra, streams={k: s.state_dict() for k, s in self.streams.items()})
+        world = distributed.world_size()
+        if world > 1:
+            extra.update(world=world, rank_rng=distributed.all_gather_object(rng)[1:])
         return ckpt_io.make_checkpoint(config_hash=config_hash, step=self.step, models=self.models,
                                        optimizers=self.optimizers, schedulers=self.schedulers,
-                                       rng=ckpt_io.capture_rng(self.generators), extra=extra)
+                                       rng=rng, extra=extra)
 
     def save(self, path: str | Path, config_hash: str) -> Path:
         return ckpt_io.save_checkpoint(path, self.checkpoint(config_hash))
 
     def restore(self, ckpt: dict) -> None:
-        """Load a checkpoint dict into the live objects (strict: names must match)."""
+        """Load a checkpoint dict into the live objects (strict: names must match); each rank of a
+        distributed run restores its own RNG states.
+
+        Raises:
+            CheckpointError: names differ, or the checkpoint was written by another number of ranks.
+        """
+        extra = dict(ckpt["extra"])
+        world, rank_rng = extra.pop("world", 1), extra.pop("rank_rng", [])
+        if world != distributed.world_size():
+            raise ckpt_io.CheckpointError(f"checkpoint written by {world} process(es), this run has "
+                                          f"{distributed.world_size()} (the per-process batch and random "
+                                          "streams differ): resume with the same run.processes")
         for kind in ("models", "optimizers", "schedulers"):
             mine, theirs = getattr(self, kind), ckpt[kind]
             if set(mine) != set(theirs):
                 raise ckpt_io.CheckpointError(f"checkpoint {kind} {sorted(theirs)} do not match the run's {sorted(mine)}")
             for name, obj in mine.items():
                 obj.load_state_dict(theirs[name])
-        ckpt_io.restore_rng(ckpt["rng"], self.generators)
-        extra = dict(ckpt["extra"])
+        rank = distributed.rank()
+        ckpt_io.restore_rng(ckpt["rng"] if rank == 0 else rank_rng[rank - 1], self.generators)
         streams = extra.pop("streams", {})
         for name, stream in self.streams.items():
             stream.load_state_dict(streams[name])

@@ -13,6 +13,7 @@ from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +31,8 @@ class Params:
     diffusion: DiffusionConfig
     joint: JointConfig
     sampling: SamplingConfig
+    train_single: TrainSingleConfig
+    train_joint: TrainJointConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:

@@ -53,7 +53,7 @@ class Params:
         want = expected_pipeline(self.datasets, self.paths, self.pipeline.train)
         for key, expected in want.items():
             got = getattr(self.pipeline, key)
-            got = dict(got) if isinstance(got, dict) else list(got)
+            got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()} if isinstance(got, dict) else list(got)
             same = got == expected if isinstance(expected, dict) else sorted(got) == sorted(expected)
             require(same, f"pipeline.{key}",
                     f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "

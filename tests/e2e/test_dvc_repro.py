@@ -36,6 +36,11 @@ def shrink(params: dict) -> dict:
     params["train_autoencoder"].update(steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2,
                                        checkpoint_every=2, log_every=2, num_workers=0)
     params["train_autoencoder"]["gan"].update(enabled=False)
+    params["unet"].update(model_channels=8, channel_mult=[1, 2], num_heads=2, norm_groups=4, attention_resolutions=[2])
+    params["joint"].update(num_heads=2)
+    for stage in ("train_single", "train_joint"):
+        params[stage].update(steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2,
+                             num_workers=0)
     params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
     return params
 
@@ -84,6 +89,13 @@ def test_repro_then_up_to_date(workdir):
     for unit in params.pipeline.autoencoders:
         out = root / params.paths.model_dir(unit)
         assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    for unit in params.pipeline.single:
+        out = root / params.paths.model_dir(unit)
+        assert {"diffusion.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+    for name in params.pipeline.joint:
+        out = root / params.paths.model_dir(name)
+        assert {"joint.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
     start = time.monotonic()
     res = dvc(["repro"], root, env)

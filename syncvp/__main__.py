@@ -2,6 +2,7 @@
 
     check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
     fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
+    preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
 """
 
 from __future__ import annotations
@@ -27,14 +28,31 @@ def _fanout_yaml(path: str) -> str:
     return yaml.safe_dump({"pipeline": section}, sort_keys=False, default_flow_style=None)
 
 
+def _preset_yaml(name: str, path: str) -> str:
+    """The params file `path` with preset `name` merged in, validated strictly."""
+    from syncvp import presets
+    from syncvp.config import params_from_dict
+
+    merged = presets.apply(read_yaml(path), presets.load(name), f"{path} + preset {name}")
+    params_from_dict(merged, f"{path} + preset {name}")
+    header = f"# params.yaml with preset `{name}` (syncvp/presets/{name}.yaml) merged in; see README\n"
+    return header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None, width=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncvp")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("check-params", "validate a params file"), ("fanout", "print the implied pipeline section")):
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
+    p = sub.add_parser("preset", help="print params with a preset merged in")
+    p.add_argument("name", help="preset name (syncvp/presets/<name>.yaml)")
+    p.add_argument("params", nargs="?", default="params.yaml")
     args = parser.parse_args(argv)
     try:
+        if args.command == "preset":
+            print(_preset_yaml(args.name, args.params), end="")
+            return 0
         if args.command == "fanout":
             print(_fanout_yaml(args.params), end="")
             return 0

@@ -243,3 +243,20 @@ def test_export_round_trip_and_stage1_init(tiny_params):
     out = joint(x, torch.tensor([3, 500]))
     assert {m: v.shape for m, v in out.items()} == {m: v.shape for m, v in x.items()}
     shutil.rmtree(job.work_dir)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("latents", ["precompute", "online"])
+def test_cuda_bf16_training_and_export(tiny_params, latents):
+    """Both stages on CUDA with bf16 autocast; the exported files load and run on the CPU."""
+    p = setup(tiny_params)
+    p = tiny_diffusion_params(p, amp=True, latents=latents)
+    p = dataclasses.replace(p, run=dataclasses.replace(p.run, device="cuda"))
+    train_stage1(p)
+    job = plan_joint(p)
+    metrics = diffusion_train.train(job)
+    assert math.isfinite(metrics["loss_final"])
+    diffusion_train.export(job)
+    model = load_diffusion_model(job.model_file, kind="joint").build("cpu")
+    x = {m: torch.zeros(1, job.shapes[m][0].channels, job.shapes[m][0].length) for m in job.modalities}
+    assert all(torch.isfinite(v).all() for v in model(x, torch.tensor([10])).values())

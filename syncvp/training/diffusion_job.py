@@ -47,6 +47,8 @@ class DiffusionJob:
         stage1: {m: stage-1 model file} the joint model starts from (empty otherwise).
         patterns: stage 2: {present modalities: probability} per sample; None for stage 1.
         out_dir: where the exported files go; work_dir: checkpoints and the latent cache.
+        latent_sources: other work directories whose latent caches may be reused (read only):
+            the stage-1 units' for the joint stage.
     """
 
     unit: str
@@ -69,6 +71,7 @@ class DiffusionJob:
     train_store: Path
     out_dir: Path
     work_dir: Path
+    latent_sources: tuple[Path, ...] = ()
 
     @property
     def model_file(self) -> Path:
@@ -223,6 +226,7 @@ def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion
     patterns = resolve_patterns(train, modalities)
     job = _job(name, "joint", name, dataset, modalities, unet=unet, diffusion=diffusion, joint=joint, train=train,
                run=run, paths=paths, out_dir=paths.model_dir(name), patterns=patterns)
+    job = dataclasses.replace(job, latent_sources=tuple(paths.model_dir(f"{name}-{m}") / "work" for m in modalities))
     if joint.same_noise and len(set(job.shapes[m][0] for m in modalities)) != 1:
         raise ValueError(f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
                          f"{ {m: job.shapes[m][0] for m in modalities} }")

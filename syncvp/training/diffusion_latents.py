@@ -8,8 +8,9 @@ the same items in the same order. A window's latents are
     future[m]  = E_fut^m(clip[m][:, :, Tc:Tc+Tf])   [C', L_f]
 
 `latents="online"` encodes every batch (`encode_batch`); `latents="precompute"` encodes every
-window once (`precompute`) into `<work>/latents-<key>.pt`, where the key hashes the autoencoder
-files, the training data and the window layout, and serves them with `LatentDataset`.
+window once (`precompute`) into `<work>/latents-<modality>-<key>.pt`, where the key hashes the
+modality's autoencoder files, the training data and the window layout, and serves them with
+`LatentDataset`. The joint stage reuses the stage-1 units' caches (same key, same windows).
 """
 
 from __future__ import annotations
@@ -49,59 +50,75 @@ def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames:
             {m: encoders[m][1].encode(future[m]) for m in encoders})
 
 
-def cache_path(job: DiffusionJob) -> Path:
-    """`<work>/latents-<key>.pt`: the key changes with the autoencoders, the data and the windows."""
-    key = config_hash({"autoencoders": job.autoencoder_digests, "data": job.data_digest,
-                       "frames": [job.context_frames, job.future_frames], "modalities": list(job.modalities)})
-    return job.work_dir / f"latents-{key[:16]}.pt"
+def cache_name(job: DiffusionJob, modality: str) -> str:
+    """`latents-<modality>-<key>.pt`: the key hashes the modality's autoencoder files, the
+    training data and the window layout, so any change re-encodes."""
+    key = config_hash({"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
+                       "frames": [job.context_frames, job.future_frames]})
+    return f"latents-{modality}-{key[:16]}.pt"
+
+
+def cache_paths(job: DiffusionJob) -> dict[str, Path]:
+    """Where each modality's latents are (or will be) cached: an existing cache in the unit's work
+    directory or in one of `job.latent_sources` (the stage-1 units' work directories, whose
+    caches the joint stage reuses), else a new file in the work directory."""
+    out = {}
+    for m in job.modalities:
+        name = cache_name(job, m)
+        found = [d / name for d in (job.work_dir, *job.latent_sources) if (d / name).is_file()]
+        out[m] = found[0] if found else job.work_dir / name
+    return out
 
 
 @torch.no_grad()
 def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, batch_size: int = 32,
-               progress: ProgressFn = no_progress) -> Path:
-    """Encode every training window once (or reuse the cache); returns the cache file.
+               progress: ProgressFn = no_progress) -> dict[str, Path]:
+    """Encode every training window once per modality (or reuse a cache); returns the files.
 
-    The file holds {"format", "key", "context": {m: [N, C', L_c]}, "future": {m: [N, C', L_f]}}
-    (float32, CPU) in window order; stale caches of the unit are removed.
+    Each file holds {"format", "context": [N, C', L_c], "future": [N, C', L_f]} (float32, CPU)
+    in window order; stale caches of the modality in the work directory are removed.
     """
-    path = cache_path(job)
-    if path.is_file():
-        return path
+    paths = cache_paths(job)
+    todo = [m for m, p in paths.items() if not p.is_file()]
+    if not todo:
+        return paths
     data = windows(job)
+    parts: dict[str, dict[str, list[Tensor]]] = {m: {"context": [], "future": []} for m in todo}
     try:
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False)
-        parts: dict[str, dict[str, list[Tensor]]] = {"context": {m: [] for m in encoders},
-                                                     "future": {m: [] for m in encoders}}
         done = 0
-        for clip in loader:
-            ctx, fut = encode_batch({m: clip[m].to(device) for m in encoders}, encoders, job.context_frames,
-                                    job.future_frames)
-            for m in encoders:
-                parts["context"][m].append(ctx[m].float().cpu())
-                parts["future"][m].append(fut[m].float().cpu())
+        for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
+            ctx, fut = encode_batch({m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo},
+                                    job.context_frames, job.future_frames)
+            for m in todo:
+                parts[m]["context"].append(ctx[m].float().cpu())
+                parts[m]["future"].append(fut[m].float().cpu())
             done += len(clip["video"])
             progress(ProgressEvent(f"{job.unit} latents", done, len(data)))
     finally:
         data.reader.close()
-    payload = {"format": CACHE_FORMAT, "key": path.stem,
-               **{role: {m: torch.cat(v) for m, v in parts[role].items()} for role in parts}}
-    for stale in job.work_dir.glob("latents-*.pt"):
-        stale.unlink()
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    for m in todo:
+        for stale in job.work_dir.glob(f"latents-{m}-*.pt"):
+            stale.unlink()
+        with atomic_path(paths[m]) as tmp:
+            torch.save({"format": CACHE_FORMAT, **{k: torch.cat(v) for k, v in parts[m].items()}}, tmp)
+    return paths
 
 
 class LatentDataset(Dataset):
-    """Precomputed window latents; item `(epoch, index)` or `index` ->
+    """Precomputed window latents {modality: cache file}; item `(epoch, index)` or `index` ->
     {"context": {m: [C', L_c]}, "future": {m: [C', L_f]}}."""
 
-    def __init__(self, path: str | Path):
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != CACHE_FORMAT:
-            raise ValueError(f"{path} is not a {CACHE_FORMAT} file")
-        self.context, self.future = payload["context"], payload["future"]
-        self.size = len(next(iter(self.future.values())))
+    def __init__(self, paths: Mapping[str, str | Path]):
+        self.context, self.future = {}, {}
+        for m, path in paths.items():
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("format") != CACHE_FORMAT:
+                raise ValueError(f"{path} is not a {CACHE_FORMAT} file")
+            self.context[m], self.future[m] = payload["context"], payload["future"]
+        sizes = {len(v) for v in self.future.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"latent caches of different lengths: { {m: len(v) for m, v in self.future.items()} }")
+        self.size = sizes.pop()
 
     def __len__(self) -> int:
         return self.size

@@ -14,7 +14,7 @@ import torch
 from syncvp.config import ParamsError, params_from_dict, to_plain
 from syncvp.models.export import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train
-from syncvp.training.diffusion_latents import LatentDataset, cache_path, encode_batch, precompute, windows
+from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
 from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_autoencoders
 from tests.training.stores import write_tiny_stores
 
@@ -149,9 +149,9 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
     p = setup(tiny_params)
     job = plan_joint(dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch")))
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
-    path = precompute(job, encoders, torch.device("cpu"), batch_size=4)
-    assert path == cache_path(job) and path.parent == job.work_dir
-    cached = LatentDataset(path)
+    paths = precompute(job, encoders, torch.device("cpu"), batch_size=4)
+    assert paths == {m: job.work_dir / cache_name(job, m) for m in job.modalities}
+    cached = LatentDataset(paths)
     data = windows(job)
     assert len(cached) == len(data) == 9
     for i in range(len(data)):
@@ -161,8 +161,18 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(cached[i]["future"][m], future[m][0], rtol=1e-5, atol=1e-6)
     data.reader.close()
-    mtime = path.stat().st_mtime_ns
-    assert precompute(job, encoders, torch.device("cpu")) == path and path.stat().st_mtime_ns == mtime, "reused"
+    mtime = paths["rgb"].stat().st_mtime_ns
+    assert precompute(job, encoders, torch.device("cpu")) == paths and paths["rgb"].stat().st_mtime_ns == mtime
+
+
+def test_joint_stage_reuses_the_stage1_latent_caches(tiny_params):
+    p = setup(tiny_params)
+    train_stage1(p)
+    job = plan_joint(p)
+    stage1 = {m: plan_single(p, f"synthetic-{m}") for m in job.modalities}
+    paths = precompute(job, {}, torch.device("cpu"))   # no encoder needed: nothing to encode
+    assert paths == {m: stage1[m].work_dir / cache_name(stage1[m], m) for m in job.modalities}
+    assert not list(job.work_dir.glob("latents-*"))
 
 
 def _within(rate: float, p: float, n: int, z: float = 4.5) -> bool:

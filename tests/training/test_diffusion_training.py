@@ -270,3 +270,18 @@ def test_cuda_bf16_training_and_export(tiny_params, latents):
     model = load_diffusion_model(job.model_file, kind="joint").build("cpu")
     x = {m: torch.zeros(1, job.shapes[m][0].channels, job.shapes[m][0].length) for m in job.modalities}
     assert all(torch.isfinite(v).all() for v in model(x, torch.tensor([10])).values())
+
+
+def test_ablations_scratch_init_and_independent_noise_train_and_export(tiny_params):
+    """The `-S train_joint.init=scratch` and `-S joint.same_noise=false` runs, with online latents."""
+    p = setup(tiny_params)
+    p = dataclasses.replace(p, joint=dataclasses.replace(p.joint, same_noise=False),
+                            train_joint=dataclasses.replace(p.train_joint, init="scratch", latents="online",
+                                                            patterns="independent", explicit=None))
+    job = plan_joint(p)
+    assert job.stage1 == {} and job.patterns[frozenset()] == pytest.approx(0.09)
+    metrics = diffusion_train.train(job)
+    assert math.isfinite(metrics["loss_final"]) and not list(job.work_dir.glob("latents-*"))
+    diffusion_train.export(job)
+    f = load_diffusion_model(job.model_file, kind="joint")
+    assert f.meta["init"] == "scratch" and f.joint.same_noise is False

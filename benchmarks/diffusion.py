@@ -5,6 +5,9 @@ context latent 4 x 1152 (2 frames), UNet 256 channels, mult [1, 2], one residual
 attention everywhere, 8 heads; joint model = two UNets + deep STCA (8 heads). Batch 1.
 
 Measures (median of --repeats after one warm-up):
+`--config default` times params.yaml's tiny networks instead, at `train_single.batch_size`
+(the "per s" column is then training steps/s of the default pipeline, before data loading and EMA).
+
 - stage-1 UNet: one forward (no grad) and one training step (forward + backward + fused AdamW);
 - joint model: one denoising forward (no grad) and one training step (shared-noise joint loss,
   backward, fused AdamW), the DESIGN.md §9 targets;
@@ -15,6 +18,7 @@ Measures (median of --repeats after one warm-up):
     python -m benchmarks.diffusion --precision both      # also every row under bf16 autocast
     python -m benchmarks.diffusion --threads 2 --full-sampling
     python -m benchmarks.diffusion --threads 1 --clock cpu   # one core's CPU time (busy machines)
+    python -m benchmarks.diffusion --config default --threads 1   # the tiny default of params.yaml
 """
 
 from __future__ import annotations
@@ -61,6 +65,18 @@ def paper_sections(params_path: Path):
     return unet, diffusion, joint
 
 
+def default_sections(params_path: Path):
+    """params.yaml's unet / diffusion / joint, the latent shapes of its first trained dataset
+    under its `autoencoder` and its `train_single.batch_size` (the default CPU pipeline)."""
+    params = load_params(params_path)
+    ds = params.datasets[params.pipeline.train[0]]
+    ae = params.autoencoder
+    future, context = (TriplaneShape.for_video(channels=ae.latent_channels, height=ds.resolution[0],
+                                               width=ds.resolution[1], frames=f, patch=ae.patch_size)
+                       for f in (ds.future_frames, ds.context_frames))
+    return params.unet, params.diffusion, params.joint, future, context, params.train_single.batch_size
+
+
 CLOCK = time.perf_counter
 
 
@@ -78,13 +94,14 @@ def autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
-def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool) -> dict[str, float]:
-    net = build_unet(unet_cfg, FUTURE, CONTEXT)
+def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool, batch: int = 1,
+                future: TriplaneShape = FUTURE, context: TriplaneShape = CONTEXT) -> dict[str, float]:
+    net = build_unet(unet_cfg, future, context)
     schedule = build_schedule(diffusion)
     g = torch.Generator().manual_seed(0)
-    x0 = torch.rand(1, 4, FUTURE.length, generator=g) * 2 - 1
-    c = torch.rand(1, 4, CONTEXT.length, generator=g) * 2 - 1
-    t = torch.tensor([500])
+    x0 = torch.rand(batch, future.channels, future.length, generator=g) * 2 - 1
+    c = torch.rand(batch, context.channels, context.length, generator=g) * 2 - 1
+    t = torch.full((batch,), 500)
     rows = {}
 
     def forward():
@@ -97,7 +114,7 @@ def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool) 
 
         def step():
             with autocast(precision):
-                loss = training_loss(lambda z, tt: net(z, tt, c), schedule, x0, t=sample_timesteps(1, 1000, g),
+                loss = training_loss(lambda z, tt: net(z, tt, c), schedule, x0, t=sample_timesteps(batch, 1000, g),
                                      noise=torch.randn(x0.shape, generator=g)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -108,13 +125,14 @@ def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool) 
 
 
 def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, train: bool,
-               sampling_steps: int) -> dict[str, float]:
-    model = build_joint_unet(unet_cfg, joint_cfg, {m: (FUTURE, CONTEXT) for m in MODALITIES})
+               sampling_steps: int, batch: int = 1, future: TriplaneShape = FUTURE,
+               context: TriplaneShape = CONTEXT) -> dict[str, float]:
+    model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in MODALITIES})
     schedule = build_schedule(diffusion)
     g = torch.Generator().manual_seed(0)
-    x0 = {m: torch.rand(1, 4, FUTURE.length, generator=g) * 2 - 1 for m in MODALITIES}
-    c = {m: torch.rand(1, 4, CONTEXT.length, generator=g) * 2 - 1 for m in MODALITIES}
-    t = torch.tensor([500])
+    x0 = {m: torch.rand(batch, future.channels, future.length, generator=g) * 2 - 1 for m in MODALITIES}
+    c = {m: torch.rand(batch, context.channels, context.length, generator=g) * 2 - 1 for m in MODALITIES}
+    t = torch.full((batch,), 500)
     rows = {}
 
     def forward():
@@ -138,9 +156,11 @@ def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, tra
     sampler = Sampler(schedule=schedule, prediction="eps", method="ddim", steps=sampling_steps, eta=1.0,
                       clip_x0=True, rederive_eps=False, same_noise=True)
 
+    c = {m: v[:1] for m, v in c.items()}   # one chunk
+
     def sample():
         with torch.no_grad(), autocast(precision):
-            sampler.sample(lambda z, s: model(z, s, c), {m: (1, 4, FUTURE.length) for m in MODALITIES},
+            sampler.sample(lambda z, s: model(z, s, c), {m: (1, future.channels, future.length) for m in MODALITIES},
                            generator=torch.Generator().manual_seed(1))
 
     per_run = median_seconds(sample, 1 if sampling_steps > 10 else repeats)
@@ -157,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="bf16 = torch.autocast on CPU (inference and training rows)")
     parser.add_argument("--full-sampling", action="store_true", help="run all 100 DDIM steps instead of 5")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step rows")
+    parser.add_argument("--config", choices=["paper", "default"], default="paper",
+                        help="paper: the paper's networks at batch 1; default: params.yaml's networks, latents of "
+                             "its first trained dataset and train_single.batch_size (the CPU pipeline)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu = process CPU time; with --threads 1 it approximates an idle core on a busy machine")
     args = parser.parse_args(argv)
@@ -165,23 +188,29 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    unet_cfg, diffusion, joint_cfg = paper_sections(args.params)
+    if args.config == "paper":
+        unet_cfg, diffusion, joint_cfg = paper_sections(args.params)
+        future, context, batch = FUTURE, CONTEXT, 1
+    else:
+        unet_cfg, diffusion, joint_cfg, future, context, batch = default_sections(args.params)
     with torch.device("meta"):
-        n_unet = count_parameters(build_unet(unet_cfg, FUTURE, CONTEXT))
-        n_joint = count_parameters(build_joint_unet(unet_cfg, joint_cfg, {m: (FUTURE, CONTEXT) for m in MODALITIES}))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, latent {FUTURE.channels} x {FUTURE.length}, "
-          f"context {CONTEXT.channels} x {CONTEXT.length}, batch 1, median of {args.repeats} after a warm-up")
+        n_unet = count_parameters(build_unet(unet_cfg, future, context))
+        n_joint = count_parameters(build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in MODALITIES}))
+    print(f"{args.config} config: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+          f"latent {future.channels} x {future.length}, context {context.channels} x {context.length}, batch {batch}, "
+          f"median of {args.repeats} after a warm-up")
     print(f"parameters: stage-1 UNet {n_unet / 1e6:.2f} M, joint model (deep STCA) {n_joint / 1e6:.2f} M")
     steps = 100 if args.full_sampling else 5
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
-    print(f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}")
+    print(f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'per s':>7s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}")
     for precision in precisions:
-        rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train)
-        rows |= joint_rows(unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps)
+        rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train, batch, future, context)
+        rows |= joint_rows(unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps, batch,
+                           future, context)
         for work, seconds in rows.items():
-            authors, target = AUTHORS.get(work), TARGETS.get(work)
+            authors, target = (AUTHORS.get(work), TARGETS.get(work)) if args.config == "paper" else (None, None)
             note = " (est.)" if work.startswith("sampling") and steps != 100 else ""
-            print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {authors or '':>8} {target or '':>7} "
+            print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f} {authors or '':>8} {target or '':>7} "
                   f"{(f'{authors / seconds:.2f}x' if authors else ''):>10s}")
 
 

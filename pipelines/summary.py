@@ -25,8 +25,9 @@ def describe(params_path: str = "params.yaml") -> str:
             units = [u for u, ds in {**params.pipeline.autoencoders, **params.pipeline.single}.items() if ds == name]
             for unit in units:
                 lines.append(_line(f"model {unit}", paths.model_dir(unit)))
-            lines.append(_line("joint model", paths.model_dir(f"{name}-joint")))
+            lines.append(_line("joint model", paths.model_dir(name) / "joint.pt"))
             lines.append(_line("metrics", paths.eval_dir(name) / "metrics.json"))
+            lines.append(_line("tables", paths.eval_dir(name) / "tables" / "summary.csv"))
             lines.append(_line("plots", paths.eval_dir(name) / "plots"))
             lines.append(_line("sample videos", paths.eval_dir(name) / "samples"))
     lines += ["", "Compare runs: `dvc metrics show`, `dvc plots show` (writes dvc_plots/index.html), `dvc exp show`.",

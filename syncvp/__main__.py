@@ -3,6 +3,7 @@
     check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
     fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
     predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
+    preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ def _predict(args) -> int:
         print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/")
     print(f"animation: {args.out}/prediction.gif")
     return 0
+def _preset_yaml(name: str, path: str) -> str:
+    """The params file `path` with preset `name` merged in, validated strictly."""
+    from syncvp import presets
+    from syncvp.config import params_from_dict
+
+    merged = presets.apply(read_yaml(path), presets.load(name), f"{path} + preset {name}")
+    params_from_dict(merged, f"{path} + preset {name}")
+    header = f"# params.yaml with preset `{name}` (syncvp/presets/{name}.yaml) merged in; see README\n"
+    return header + yaml.safe_dump(merged, sort_keys=False, default_flow_style=None, width=110)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
     _predict_parser(sub)
+    p = sub.add_parser("preset", help="print params with a preset merged in")
+    p.add_argument("name", help="preset name (syncvp/presets/<name>.yaml)")
+    p.add_argument("params", nargs="?", default="params.yaml")
     args = parser.parse_args(argv)
     if args.command == "predict":
         from syncvp.models.export import ModelFileError
@@ -100,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:
+        if args.command == "preset":
+            print(_preset_yaml(args.name, args.params), end="")
+            return 0
         if args.command == "fanout":
             print(_fanout_yaml(args.params), end="")
             return 0

@@ -10,6 +10,7 @@ from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
 from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
 from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.train_diffusion import EmaConfig, TrainJointConfig, TrainSingleConfig
 from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, ImageSequenceSource, MonthSplits,
                                    NameSplits, SynthiaSource, VideoSegment, VideoSource, VideoSplits)
 
@@ -17,7 +18,8 @@ __all__ = [
     "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "DiffusionConfig", "Era5Processing", "Era5Source",
     "FieldError", "GanConfig", "ImageModality", "ImageSequenceSource", "JointConfig", "MonthSplits", "NameSplits",
     "Params", "ParamsError", "PathsConfig", "PipelineConfig", "RunConfig", "SamplingConfig", "SplitCounts",
-    "SyntheticEra5Source", "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "UNetConfig",
+    "SyntheticEra5Source", "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "TrainJointConfig",
+    "TrainSingleConfig", "EmaConfig", "UNetConfig",
     "VideoSegment", "VideoSource", "VideoSplits", "WeightsConfig", "load_params", "params_from_dict", "parse_unit",
     "replace", "require", "to_plain",
 ]

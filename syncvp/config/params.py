@@ -14,6 +14,7 @@ from syncvp.config.evaluate import EvaluateConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,8 @@ class Params:
     joint: JointConfig
     sampling: SamplingConfig
     evaluate: EvaluateConfig
+    train_single: TrainSingleConfig
+    train_joint: TrainJointConfig
 
     def __post_init__(self) -> None:
         for name in self.datasets:
@@ -52,7 +55,7 @@ class Params:
         want = expected_pipeline(self.datasets, self.paths, self.pipeline.train)
         for key, expected in want.items():
             got = getattr(self.pipeline, key)
-            got = dict(got) if isinstance(got, dict) else list(got)
+            got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()} if isinstance(got, dict) else list(got)
             same = got == expected if isinstance(expected, dict) else sorted(got) == sorted(expected)
             require(same, f"pipeline.{key}",
                     f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "

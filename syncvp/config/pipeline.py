@@ -25,6 +25,9 @@ class PipelineConfig:
         train: datasets that are trained (stage 1, stage 2) and evaluated.
         autoencoders: `<dataset>-<modality>-<context|future>` -> dataset, for every trained dataset.
         single: `<dataset>-<modality>` -> dataset (stage-1 models), for every trained dataset.
+        joint: dataset -> its stage-1 units, for every trained dataset with >= 2 modalities (the
+            `train_joint` fan-out; DVC cannot derive a list of deps, so dvc.yaml names the
+            stage-1 models of a joint model through this list).
     """
 
     synthesize: tuple[str, ...]
@@ -34,6 +37,7 @@ class PipelineConfig:
     train: tuple[str, ...]
     autoencoders: dict[str, str]
     single: dict[str, str]
+    joint: dict[str, tuple[str, ...]]
 
 
 def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
@@ -55,6 +59,7 @@ def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
         "train": list(train),
         "autoencoders": autoencoders,
         "single": single,
+        "joint": {ds: [u for u, d in single.items() if d == ds] for ds in train if len(datasets[ds].modalities) >= 2},
     }
 
 

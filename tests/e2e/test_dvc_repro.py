@@ -36,6 +36,14 @@ def shrink(params: dict) -> dict:
     params["train_autoencoder"].update(steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2,
                                        checkpoint_every=2, log_every=2, num_workers=0)
     params["train_autoencoder"]["gan"].update(enabled=False)
+    params["unet"].update(model_channels=8, channel_mult=[1, 2], num_heads=2, norm_groups=4, attention_resolutions=[2])
+    params["joint"].update(num_heads=2)
+    for stage in ("train_single", "train_joint"):
+        params[stage].update(steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2,
+                             num_workers=0)
+    params["evaluate"].update(videos=2, batch_size=2, trajectories=1, conditions=["all", "each"], samples=1,
+                              metrics=["ssim", "psnr", "l2", "l1"])
+    params["sampling"].update(steps=2)
     params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
     return params
 
@@ -85,10 +93,32 @@ def test_repro_then_up_to_date(workdir):
         out = root / params.paths.model_dir(unit)
         assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    for unit in params.pipeline.single:
+        out = root / params.paths.model_dir(unit)
+        assert {"diffusion.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+    for name in params.pipeline.joint:
+        out = root / params.paths.model_dir(name)
+        assert {"joint.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    for name in params.pipeline.train:
+        check_evaluation(root / params.paths.eval_dir(name), name, params.datasets[name].modalities)
+    shown = dvc(["metrics", "show"], root, env).stdout
+    assert "copy_last" in shown and "ssim" in shown
     start = time.monotonic()
     res = dvc(["repro"], root, env)
     assert "Data and pipelines are up to date" in res.stdout
     assert time.monotonic() - start < 30
+
+
+def check_evaluation(out: Path, name: str, modalities) -> None:
+    """metrics.json holds the model and the copy-last baseline for every condition; plots and samples exist."""
+    metrics = json.loads((out / "metrics.json").read_text())[name]
+    assert {"all", "copy_last", *modalities} <= set(metrics)
+    for setting in ("all", "copy_last"):
+        for m in modalities:
+            assert 0 < metrics[setting]["standard"][m]["ssim"] <= 1
+    assert list((out / "plots").glob("*.tsv")) and list((out / "samples").glob("*.gif"))
+    assert (out / "tables" / "videos.csv").is_file()
 
 
 def check_era5_masks(root: Path, params) -> None:

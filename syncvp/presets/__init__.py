@@ -1,0 +1,51 @@
+"""Params presets: YAML overlays merged onto a params file (`python -m syncvp preset <name>`).
+
+Merging: a mapping in the overlay refines the same mapping of the base key by key, recursively;
+any other value replaces the base's; `datasets` is replaced as a whole; the `pipeline` fan-out is
+then re-derived from `datasets` and the overlay's `pipeline.train`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from syncvp.config import DatasetConfig, PathsConfig
+from syncvp.config.loader import ParamsError, build, read_yaml
+from syncvp.config.pipeline import expected_pipeline
+
+HERE = Path(__file__).resolve().parent
+REPLACED = ("datasets",)
+
+
+def names() -> list[str]:
+    """The presets shipped with the package."""
+    return sorted(p.stem for p in HERE.glob("*.yaml"))
+
+
+def load(name: str) -> dict:
+    """The overlay of preset `name` (parsed YAML)."""
+    path = HERE / f"{name}.yaml"
+    if not path.is_file():
+        raise ParamsError(f"unknown preset {name!r} (known: {', '.join(names())})")
+    return read_yaml(path)
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge(base[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply(base: dict, overlay: dict, source: str = "<preset>") -> dict:
+    """`base` params (parsed YAML) with `overlay` merged in and `pipeline` re-derived."""
+    merged = _merge({k: v for k, v in base.items() if k not in REPLACED or k not in overlay}, overlay)
+    datasets = build(dict[str, DatasetConfig], merged.get("datasets"), "datasets", source)
+    paths = build(PathsConfig, merged.get("paths"), "paths", source)
+    train = tuple(merged.get("pipeline", {}).get("train", []))
+    merged["pipeline"] = expected_pipeline(datasets, paths, train)
+    return merged

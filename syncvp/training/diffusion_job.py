@@ -1,0 +1,239 @@
+"""What one diffusion training unit trains, checked up front.
+
+Stage 1 (`train_single`): unit `<dataset>-<modality>`, one conditional UNet on that modality's
+latents. Stage 2 (`train_joint`): unit `<dataset>`, the joint model over all its modalities.
+
+`plan_single` / `plan_joint` validate the unit against the dataset, its training store, the frozen
+autoencoders (and, for `init: stage1`, the stage-1 models) before any expensive work, and return
+a `DiffusionJob` carrying everything training needs plus the fingerprint that decides whether a
+checkpoint may be resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from syncvp.config import DatasetConfig, PathsConfig, RunConfig
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
+from syncvp.config.loader import to_plain
+from syncvp.config.pipeline import parse_unit
+from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, explicit_names
+from syncvp.data.store import read_info
+from syncvp.diffusion.conditioning import check_patterns, independent_patterns, official_patterns
+from syncvp.io.checkpoint import config_hash
+from syncvp.models.autoencoder import load_autoencoder
+from syncvp.models.export import ModelFileError, load_diffusion_model
+from syncvp.models.triplane import TriplaneShape
+from syncvp.seeding import stream_seed
+
+ROLES = ("context", "future")
+# keys that do not change the trained weights (excluded from the resume fingerprint)
+_NOT_HASHED = ("checkpoint_every", "log_every", "loss_curve_every", "num_workers")
+
+
+@dataclass(frozen=True)
+class DiffusionJob:
+    """A validated unit of diffusion training.
+
+    Attributes:
+        kind: "single" (stage 1) or "joint" (stage 2).
+        modalities: the modalities the model predicts (one for "single"), in dataset order.
+        shapes: {m: (future latent, context latent)} from the frozen autoencoders.
+        autoencoders: {m: (context autoencoder file, future autoencoder file)}.
+        stage1: {m: stage-1 model file} the joint model starts from (empty otherwise).
+        patterns: stage 2: {present modalities: probability} per sample; None for stage 1.
+        out_dir: where the exported files go; work_dir: checkpoints and the latent cache.
+        latent_sources: other work directories whose latent caches may be reused (read only):
+            the stage-1 units' for the joint stage.
+    """
+
+    unit: str
+    kind: str
+    dataset: str
+    modalities: tuple[str, ...]
+    context_frames: int
+    future_frames: int
+    unet: UNetConfig
+    diffusion: DiffusionConfig
+    joint: JointConfig | None
+    train: TrainSingleConfig | TrainJointConfig
+    shapes: dict[str, tuple[TriplaneShape, TriplaneShape]]
+    autoencoders: dict[str, tuple[Path, Path]]
+    stage1: dict[str, Path]
+    patterns: dict[frozenset, float] | None
+    seed: int
+    device: str
+    threads: int
+    train_store: Path
+    out_dir: Path
+    work_dir: Path
+    latent_sources: tuple[Path, ...] = ()
+
+    @property
+    def model_file(self) -> Path:
+        return self.out_dir / ("joint.pt" if self.kind == "joint" else "diffusion.pt")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.work_dir / "train.pt"
+
+    @property
+    def clip_frames(self) -> int:
+        return self.context_frames + self.future_frames
+
+    def seed_for(self, *purpose: str) -> int:
+        """Seed of one random stream of this unit (init, data order, noise...)."""
+        return stream_seed(self.seed, f"diffusion-{self.kind}", self.unit, *purpose)
+
+    @cached_property
+    def data_digest(self) -> str:
+        """md5 of the training store."""
+        return file_md5(self.train_store)
+
+    @cached_property
+    def autoencoder_digests(self) -> dict[str, list[str]]:
+        return {m: [file_md5(p) for p in paths] for m, paths in self.autoencoders.items()}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of everything that determines the trained weights: unit, architecture, training
+        params (not their cadence), seed, data, autoencoder and stage-1 files."""
+        train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
+        return config_hash({
+            "unit": self.unit, "kind": self.kind, "modalities": list(self.modalities), "unet": to_plain(self.unet),
+            "diffusion": to_plain(self.diffusion), "joint": to_plain(self.joint) if self.joint else None,
+            "train": train, "seed": self.seed, "data": self.data_digest, "autoencoders": self.autoencoder_digests,
+            "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
+            "frames": [self.context_frames, self.future_frames]})
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modalities) -> Path:
+    store = paths.store(name, "train")
+    if not store.is_file():
+        raise FileNotFoundError(f"{store} does not exist: run `dvc repro prepare@{name}` first")
+    info = read_info(store, require=list(modalities))
+    frames = dataset.context_frames + dataset.future_frames
+    if (info.height, info.width) != tuple(dataset.resolution) or frames > info.frames:
+        raise ValueError(f"{store}: {info.frames} frames of {info.height}x{info.width}; diffusion training needs "
+                         f"{frames} frames of {dataset.resolution[0]}x{dataset.resolution[1]} (rerun prepare)")
+    return store
+
+
+def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig):
+    """(context file, future file), (future latent, context latent) of one modality."""
+    files, latents = [], {}
+    for role, frames in zip(ROLES, (dataset.context_frames, dataset.future_frames)):
+        unit = f"{name}-{modality}-{role}"
+        path = paths.model_dir(unit) / "autoencoder.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the frozen {role} autoencoder of {modality!r} is "
+                                    f"needed; run `dvc repro train_autoencoder@{unit}` first")
+        spec = load_autoencoder(path).spec
+        if spec.frames != frames or tuple(spec.resolution) != tuple(dataset.resolution):
+            raise ValueError(f"{path}: an autoencoder of {spec.frames} frames at {spec.resolution}; {unit} needs "
+                             f"{frames} frames at {tuple(dataset.resolution)} (rerun train_autoencoder@{unit})")
+        files.append(path)
+        latents[role] = spec.latent_shape
+    return (files[0], files[1]), (latents["future"], latents["context"])
+
+
+def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train, run, paths, out_dir,
+         stage1=None, patterns=None) -> DiffusionJob:
+    store = _check_store(name, dataset, paths, modalities)
+    checked = {m: _check_autoencoders(name, m, dataset, paths) for m in modalities}
+    return DiffusionJob(unit=unit, kind=kind, dataset=name, modalities=tuple(modalities),
+                        context_frames=dataset.context_frames, future_frames=dataset.future_frames, unet=unet,
+                        diffusion=diffusion, joint=joint, train=train, shapes={m: c[1] for m, c in checked.items()},
+                        autoencoders={m: c[0] for m, c in checked.items()}, stage1=stage1 or {}, patterns=patterns,
+                        seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir,
+                        work_dir=out_dir / "work")
+
+
+def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
+                train: TrainSingleConfig, run: RunConfig, paths: PathsConfig) -> DiffusionJob:
+    """Check a stage-1 unit `<dataset>-<modality>`; no training work.
+
+    Raises:
+        ValueError: the unit does not name a modality of the dataset, or a file disagrees.
+        FileNotFoundError: the training store or an autoencoder file is missing (the message
+            names the `dvc repro` to run).
+    """
+    name, modality, role = parse_unit(unit)
+    if role is not None or modality not in dataset.modalities:
+        raise ValueError(f"unit {unit!r}: expected <dataset>-<one of {list(dataset.modalities)}>")
+    return _job(unit, "single", name, dataset, [modality], unet=unet, diffusion=diffusion, joint=None, train=train,
+                run=run, paths=paths, out_dir=paths.model_dir(unit))
+
+
+def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, float]:
+    """The modality-dropout patterns {present modalities: probability} of `train_joint`."""
+    modalities = list(modalities)
+    if train.patterns == "official":
+        patterns = official_patterns(modalities, train.cond_prob)
+    elif train.patterns == "independent":
+        patterns = independent_patterns(modalities, train.cond_prob)
+    else:
+        patterns = {}
+        for key, p in train.explicit.items():
+            names = explicit_names(key)
+            unknown = [n for n in names if n not in modalities]
+            if unknown:
+                raise ValueError(f"train_joint.explicit.{key}: names {unknown}, not modalities of the dataset "
+                                 f"({modalities})")
+            patterns[frozenset(names)] = float(p)
+    check_patterns(patterns, modalities)
+    return patterns
+
+
+def _check_stage1(name: str, modality: str, unet: UNetConfig, shape, paths: PathsConfig) -> Path:
+    path = paths.model_dir(f"{name}-{modality}") / "diffusion.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: train_joint.init is stage1; run "
+                                f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)")
+    try:
+        f = load_diffusion_model(path, kind="single")
+    except ModelFileError as exc:
+        raise ValueError(str(exc)) from None
+    if f.unet != unet or f.shapes.get(modality) != shape:
+        raise ValueError(f"{path} was trained with another `unet` section or latent geometry than the joint model "
+                         f"uses now: rerun `dvc repro train_single@{name}-{modality}`")
+    return path
+
+
+def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
+               joint: JointConfig, train: TrainJointConfig, run: RunConfig, paths: PathsConfig) -> DiffusionJob:
+    """Check a stage-2 unit (a dataset): patterns, store, autoencoders, stage-1 files; no training.
+
+    Raises:
+        ValueError: bad patterns, fewer than 2 modalities, or a file that disagrees.
+        FileNotFoundError: a missing store, autoencoder or (init stage1) stage-1 file.
+    """
+    modalities = list(dataset.modalities)
+    if len(modalities) < 2:
+        raise ValueError(f"dataset {name!r} has modalities {modalities}: the joint model needs at least 2")
+    patterns = resolve_patterns(train, modalities)
+    job = _job(name, "joint", name, dataset, modalities, unet=unet, diffusion=diffusion, joint=joint, train=train,
+               run=run, paths=paths, out_dir=paths.model_dir(name), patterns=patterns)
+    job = dataclasses.replace(job, latent_sources=tuple(paths.model_dir(f"{name}-{m}") / "work" for m in modalities))
+    if joint.same_noise and len(set(job.shapes[m][0] for m in modalities)) != 1:
+        raise ValueError(f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
+                         f"{ {m: job.shapes[m][0] for m in modalities} }")
+    if train.init == "stage1":
+        if joint.shared_weights:
+            raise ValueError("train_joint.init stage1 loads one stage-1 model per branch; with joint.shared_weights "
+                             "there is one branch: use train_joint.init: scratch")
+        stage1 = {m: _check_stage1(name, m, unet, job.shapes[m], paths) for m in modalities}
+        job = dataclasses.replace(job, stage1=stage1)
+    return job

@@ -1,0 +1,138 @@
+"""Training windows and their latents under the frozen autoencoders.
+
+A training item is one window of `context_frames + future_frames` frames of a training video
+(every start, stride 1: `ClipDataset(window="all")`), so "online" and "precomputed" runs see
+the same items in the same order. A window's latents are
+
+    context[m] = E_ctx^m(clip[m][:, :, :Tc])   [C', L_c]
+    future[m]  = E_fut^m(clip[m][:, :, Tc:Tc+Tf])   [C', L_f]
+
+`latents="online"` encodes every batch (`encode_batch`); `latents="precompute"` encodes every
+window once (`precompute`) into `<work>/latents-<modality>-<key>.pt`, where the key hashes the
+modality's autoencoder files, the training data and the window layout, and serves them with
+`LatentDataset`. The joint stage reuses the stage-1 units' caches (same key, same windows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from syncvp.data.dataset import ClipDataset
+from syncvp.diffusion.conditioning import split_clip
+from syncvp.io.atomic import atomic_path
+from syncvp.io.checkpoint import config_hash
+from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training.diffusion_job import DiffusionJob
+
+Encoders = Mapping[str, tuple[TriplaneAutoencoder, TriplaneAutoencoder]]
+"""{modality: (context autoencoder, future autoencoder)}, frozen."""
+CACHE_FORMAT = "syncvp-latents"
+
+
+def windows(job: DiffusionJob) -> ClipDataset:
+    """Every training window (stride 1) of the job's modalities."""
+    return ClipDataset(job.train_store, list(job.modalities), job.clip_frames, seed=job.seed_for("windows"),
+                       window="all", stride=1)
+
+
+@torch.no_grad()
+def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames: int,
+                 future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C', L_c]}, {m: future latent [B, C', L_f]})."""
+    context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
+    return ({m: encoders[m][0].encode(context[m]) for m in encoders},
+            {m: encoders[m][1].encode(future[m]) for m in encoders})
+
+
+def cache_name(job: DiffusionJob, modality: str) -> str:
+    """`latents-<modality>-<key>.pt`: the key hashes the modality's autoencoder files, the
+    training data and the window layout, so any change re-encodes."""
+    key = config_hash({"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
+                       "frames": [job.context_frames, job.future_frames]})
+    return f"latents-{modality}-{key[:16]}.pt"
+
+
+def cache_paths(job: DiffusionJob) -> dict[str, Path]:
+    """Where each modality's latents are (or will be) cached: an existing cache in the unit's work
+    directory or in one of `job.latent_sources` (the stage-1 units' work directories, whose
+    caches the joint stage reuses), else a new file in the work directory."""
+    out = {}
+    for m in job.modalities:
+        name = cache_name(job, m)
+        found = [d / name for d in (job.work_dir, *job.latent_sources) if (d / name).is_file()]
+        out[m] = found[0] if found else job.work_dir / name
+    return out
+
+
+@torch.no_grad()
+def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, batch_size: int = 32,
+               progress: ProgressFn = no_progress) -> dict[str, Path]:
+    """Encode every training window once per modality (or reuse a cache); returns the files.
+
+    Each file holds {"format", "context": [N, C', L_c], "future": [N, C', L_f]} (float32, CPU)
+    in window order; stale caches of the modality in the work directory are removed.
+    """
+    paths = cache_paths(job)
+    todo = [m for m, p in paths.items() if not p.is_file()]
+    if not todo:
+        return paths
+    data = windows(job)
+    parts: dict[str, dict[str, list[Tensor]]] = {m: {"context": [], "future": []} for m in todo}
+    try:
+        done = 0
+        for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
+            ctx, fut = encode_batch({m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo},
+                                    job.context_frames, job.future_frames)
+            for m in todo:
+                parts[m]["context"].append(ctx[m].float().cpu())
+                parts[m]["future"].append(fut[m].float().cpu())
+            done += len(clip["video"])
+            progress(ProgressEvent(f"{job.unit} latents", done, len(data)))
+    finally:
+        data.reader.close()
+    for m in todo:
+        for stale in job.work_dir.glob(f"latents-{m}-*.pt"):
+            stale.unlink()
+        with atomic_path(paths[m]) as tmp:
+            torch.save({"format": CACHE_FORMAT, **{k: torch.cat(v) for k, v in parts[m].items()}}, tmp)
+    return paths
+
+
+class LatentDataset(Dataset):
+    """Precomputed window latents {modality: cache file}; item `(epoch, index)` or `index` ->
+    {"context": {m: [C', L_c]}, "future": {m: [C', L_f]}}."""
+
+    def __init__(self, paths: Mapping[str, str | Path]):
+        self.context, self.future = {}, {}
+        for m, path in paths.items():
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("format") != CACHE_FORMAT:
+                raise ValueError(f"{path} is not a {CACHE_FORMAT} file")
+            self.context[m], self.future[m] = payload["context"], payload["future"]
+        sizes = {len(v) for v in self.future.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"latent caches of different lengths: { {m: len(v) for m, v in self.future.items()} }")
+        self.size = sizes.pop()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index = key[1] if isinstance(key, tuple) else key
+        return {"context": {m: v[index] for m, v in self.context.items()},
+                "future": {m: v[index] for m, v in self.future.items()}}
+
+
+def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int,
+                  future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
+    encoded now from a `ClipDataset` batch."""
+    if "future" in batch:
+        return dict(batch["context"]), dict(batch["future"])
+    return encode_batch(batch, encoders, context_frames, future_frames)

@@ -1,0 +1,291 @@
+"""Train a stage-1 or stage-2 diffusion unit and export it.
+
+    job = diffusion_job.plan_single(unit, ...)   # or plan_joint(dataset, ...): fast checks
+    train(job, progress=..., log=...)            # resumable training with EMA
+    export(job)                                  # diffusion.pt / joint.pt (EMA), metrics, curves
+
+Objectives (one `Update` for `fit`), per micro-batch of B windows:
+- stage 1: keep_b ~ Bernoulli(cond_prob) per sample, c = keep * context latent,
+  t ~ U{0..T-1}, eps ~ N(0, I), loss = mean_b mean_(C,L) (f(x_t, t, c) - target)^2 (METHOD §3.4).
+- stage 2: one presence pattern per sample (`train_joint.patterns`), every missing modality's
+  context zeroed, one t (and one eps under `joint.same_noise`) for all modalities, loss =
+  sum_m L_m (METHOD §4.4); both targets are always the same future frames.
+
+Work directory `<out>/work` (kept across DVC reruns): `train.pt` (raw weights, EMA, optimizer,
+scheduler, noise generator, data position, loss history, fingerprint) and the latent cache. A
+rerun resumes a checkpoint with the current fingerprint; `export` retires `train.pt` and leaves
+`status.json`, so the next run of the stage trains from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from syncvp.diffusion.conditioning import apply_presence, drop_condition, keep_condition, sample_presence
+from syncvp.diffusion.factory import build_schedule
+from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
+from syncvp.diffusion.process import sample_timesteps, training_loss
+from syncvp.diffusion.samplers import draw_noise
+from syncvp.io.atomic import write_json, write_text
+from syncvp.io.checkpoint import CheckpointError, load_checkpoint
+from syncvp.models.autoencoder import load_autoencoder
+from syncvp.models.ema import EMA
+from syncvp.models.export import load_diffusion_model, save_diffusion_model, stage1_branch_states
+from syncvp.models.factory import build_joint_unet, build_unet
+from syncvp.models.unet import count_parameters
+from syncvp.progress import ProgressFn, no_progress
+from syncvp.seeding import torch_generator
+from syncvp.training import optim, runtime
+from syncvp.training.autoencoder_train import resume
+from syncvp.training.callbacks import Checkpoint, MetricHistory
+from syncvp.training.data import BatchStream
+from syncvp.training.diffusion_job import DiffusionJob
+from syncvp.training.diffusion_latents import Encoders, LatentDataset, batch_latents, precompute, windows
+from syncvp.training.loop import Update, fit
+from syncvp.training.state import TrainState
+
+Log = Callable[[str], None]
+_logger = logging.getLogger(__name__)
+UPDATE = "model"
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces
+
+
+def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
+    """The frozen (context, future) autoencoders of every modality."""
+    return {m: tuple(load_autoencoder(p, map_location=device) for p in job.autoencoders[m]) for m in job.modalities}
+
+
+def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
+    """The UNet (stage 1) or joint model (stage 2) with weights drawn from the unit's seed; the
+    joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`."""
+    if job.kind == "single":
+        (m,) = job.modalities
+        model = runtime.build_seeded(lambda: build_unet(job.unet, *job.shapes[m]), job.seed_for("init"))
+    else:
+        model = runtime.build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.shapes), job.seed_for("init"))
+        if job.stage1:
+            files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
+            model.load_branches(stage1_branch_states(files))
+    return model.to(device)
+
+
+def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn) -> BatchStream:
+    """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
+    if job.train.latents == "precompute":
+        data = LatentDataset(precompute(job, encoders, device, progress=progress))
+        return BatchStream(data, job.train.batch_size, seed=job.seed_for("order"))
+    return BatchStream(windows(job), job.train.batch_size, seed=job.seed_for("order"),
+                       num_workers=job.train.num_workers)
+
+
+def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator) -> Update:
+    """Stage 1: per-sample conditioning dropout + L_simple on the future latent."""
+    (m,) = job.modalities
+    schedule = build_schedule(job.diffusion).to(generator.device)
+
+    def loss(batch, step):
+        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames)
+        x0 = future[m]
+        keep = keep_condition(x0.shape[0], job.train.cond_prob, generator)
+        cond = drop_condition(context[m], keep)
+        t = sample_timesteps(x0.shape[0], job.diffusion.timesteps, generator, device=x0.device)
+        noise = draw_noise(x0.shape, generator, same_noise=True, device=x0.device)
+        value = training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
+                              prediction=job.diffusion.prediction).mean()
+        return value, {f"loss_{m}": float(value.detach()), "cond_kept": float(keep.float().mean())}
+    return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
+
+
+def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator) -> Update:
+    """Stage 2: per-sample presence patterns + the joint loss with shared or independent noise."""
+    schedule = build_schedule(job.diffusion).to(generator.device)
+
+    def loss(batch, step):
+        context, x0 = batch_latents(batch, encoders, job.context_frames, job.future_frames)
+        batch_size = next(iter(x0.values())).shape[0]
+        present = sample_presence(batch_size, job.patterns, job.modalities, generator)
+        cond = apply_presence(context, present)
+        t, noise = draw_joint_noise(x0, job.diffusion.timesteps, generator, same_noise=job.joint.same_noise)
+        out = joint_training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
+                                  prediction=job.diffusion.prediction)
+        metrics = {f"loss_{m}": float(v.detach()) for m, v in out.per_modality.items()}
+        metrics.update({f"present_{m}": float(p.float().mean()) for m, p in present.items()})
+        return out.total, metrics
+    return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
+
+
+class EmaCallback:
+    """Folds the raw weights into the EMA after every optimizer step (at its cadence)."""
+
+    def __init__(self, ema: EMA, model: nn.Module):
+        self.ema, self.model = ema, model
+
+    def __call__(self, state: TrainState, metrics: dict) -> None:
+        self.ema.update(self.model, state.step)
+
+
+class Timer:
+    """Accumulates the training wall time (across resumes) in `state.extra["train_seconds"]`."""
+
+    def __init__(self, state: TrainState):
+        self.start, self.before = time.perf_counter(), float(state.extra.get("train_seconds", 0.0))
+
+    def __call__(self, state: TrainState, metrics: dict) -> None:
+        state.extra["train_seconds"] = self.before + time.perf_counter() - self.start
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
+               progress: ProgressFn = no_progress) -> tuple[TrainState, Update, EMA]:
+    """The fresh training state (model, EMA, AdamW + cosine, noise generator, batches) and its update."""
+    model = build_model(job, device)
+    t = job.train
+    ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
+    opt = optim.adamw(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+    sched = optim.cosine_schedule(opt, total_steps=t.steps, min_ratio=t.lr_min_ratio, warmup_steps=t.warmup_steps)
+    generator = torch_generator(job.seed, f"diffusion-{job.kind}", job.unit, "noise", device=str(device))
+    # the EMA rides with the streams: its own state dict, kept apart from the raw weights
+    state = TrainState(models={UPDATE: model}, optimizers={UPDATE: opt}, schedulers={UPDATE: sched},
+                       generators={"noise": generator},
+                       streams={"train": batch_stream(job, encoders, device, progress), "ema": ema})
+    make = single_update if job.kind == "single" else joint_update
+    return state, make(job, model, encoders, generator), ema
+
+
+def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info,
+          stop_at: int | None = None) -> dict:
+    """Train (or resume) the unit to `train.steps` (or to `stop_at`, to simulate an interruption)."""
+    runtime.configure_threads(job.threads)
+    device = runtime.resolve_device(job.device)
+    (job.work_dir / "status.json").unlink(missing_ok=True)
+    job.work_dir.mkdir(parents=True, exist_ok=True)
+    encoders = load_encoders(job, device)
+    state, update, ema = make_state(job, encoders, device, progress)
+    model = state.models[UPDATE]
+    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
+        f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
+        f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]][0]}, on {device}")
+    resume(state, job.checkpoint_path, job.fingerprint, log)
+    t = job.train
+    callbacks = [EmaCallback(ema, model), Timer(state), MetricHistory(t.loss_curve_every, t.steps, name="train"),
+                 MetricHistory(t.log_every, t.steps, name="log", progress=progress, task=job.unit),
+                 Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, t.steps)]
+    total = t.steps if stop_at is None else min(stop_at, t.steps)
+    if total < t.steps:
+        callbacks[-1] = Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, total)
+    try:
+        fit(state, [update], state.streams["train"], total_steps=total, device=device, grad_accum=t.grad_accum,
+            amp=t.amp, callbacks=callbacks, progress=progress, task=job.unit)
+    finally:
+        state.streams["train"].close()
+    return {"unit": job.unit, "steps": state.step, **loss_summary(job, state.extra.get("history", {}).get("train", []))}
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+def loss_columns(job: DiffusionJob) -> tuple[str, ...]:
+    return ("loss",) + (tuple(f"loss_{m}" for m in job.modalities) if job.kind == "joint" else ())
+
+
+def curve_rows(job: DiffusionJob, history: list[dict]) -> list[dict]:
+    """Loss-curve rows {step, loss[, loss_<m>...]} from the training history."""
+    return [{"step": r["step"], "loss": r[f"{UPDATE}/loss"],
+             **{c: r[c] for c in loss_columns(job)[1:]}} for r in history]
+
+
+def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
+    """First and final smoothed losses: the mean of the curve points in the first / last tenth
+    of training (at least one point), total and per modality (`loss_<m>_first/_final`)."""
+    rows = curve_rows(job, history)
+    if not rows:
+        return {}
+    span = max(1, math.ceil(len(rows) / 10))
+    out = {}
+    for c in loss_columns(job):
+        out[f"{c}_first"] = sum(r[c] for r in rows[:span]) / span
+        out[f"{c}_final"] = sum(r[c] for r in rows[-span:]) / span
+    if job.kind == "single":   # the total is the modality's loss
+        m = job.modalities[0]
+        out[f"loss_{m}_first"], out[f"loss_{m}_final"] = out["loss_first"], out["loss_final"]
+    return out
+
+
+def finished_checkpoint(job: DiffusionJob) -> dict:
+    """The checkpoint of a run that reached `train.steps` with the current configuration."""
+    path = job.checkpoint_path
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: train the unit first")
+    ckpt = load_checkpoint(path)
+    if ckpt["config_hash"] != job.fingerprint or ckpt["step"] != job.train.steps:
+        raise CheckpointError(f"{path} is not the finished run of the current configuration "
+                              f"(step {ckpt['step']} of {job.train.steps})")
+    return ckpt
+
+
+def save_loss_plot(path: Path, rows: list[dict], columns: tuple[str, ...], title: str) -> None:
+    """A log-scale PNG of the loss curve(s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from syncvp.io.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for c in columns:
+        ax.plot([r["step"] for r in rows], [r[c] for r in rows], label=c)
+    ax.set(xlabel="step", ylabel="training loss", title=title, yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
+    """Write the EMA model (`diffusion.pt` or `joint.pt`), `metrics.json`, `loss.png` and
+    `plots/loss.tsv` to `job.out_dir`, then retire the work checkpoint (`work/status.json`)."""
+    ckpt = finished_checkpoint(job)
+    if job.kind == "single":
+        model = build_unet(job.unet, *job.shapes[job.modalities[0]])
+    else:
+        model = build_joint_unet(job.unet, job.joint, job.shapes)
+    model.load_state_dict(ckpt["extra"]["streams"]["ema"]["module"], strict=True)
+    history = ckpt["extra"].get("history", {}).get("train", [])
+    rows, columns = curve_rows(job, history), loss_columns(job)
+    lines = ["\t".join(("step",) + columns)] + ["\t".join([str(r["step"])] + [f"{r[c]:.6g}" for c in columns])
+                                                for r in rows]
+    write_text(job.out_dir / "plots" / "loss.tsv", "\n".join(lines) + "\n")
+    save_loss_plot(job.out_dir / "loss.png", rows, columns, f"{job.unit} ({job.kind})")
+    seconds = float(ckpt["extra"].get("train_seconds", 0.0))
+    metrics = {"steps": job.train.steps, "parameters": count_parameters(model),
+               "steps_per_s": job.train.steps / seconds if seconds > 0 else None, "train_seconds": seconds,
+               **loss_summary(job, history)}
+    meta = {"unit": job.unit, "dataset": job.dataset, "step": ckpt["step"], "weights": "ema",
+            "data_digest": job.data_digest, "fingerprint": job.fingerprint, "autoencoders": job.autoencoder_digests,
+            "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
+            "context_frames": job.context_frames, "future_frames": job.future_frames}
+    save_diffusion_model(job.model_file, model, shapes={m: job.shapes[m] for m in job.modalities}, unet=job.unet,
+                         diffusion=job.diffusion, joint=job.joint, meta=meta)
+    write_json(job.out_dir / "metrics.json", metrics)
+    job.checkpoint_path.unlink(missing_ok=True)
+    write_json(job.work_dir / "status.json", {"finished": True, **meta})
+    log(f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"
+        f" (smoothed), {metrics['parameters'] / 1e6:.3f} M parameters -> {job.model_file}")
+    return metrics

@@ -10,7 +10,7 @@ from syncvp.config import load_params
 
 def _line(label: str, path: Path) -> str:
     mark = "" if path.exists() else "  (not produced yet)"
-    return f"  {label:<22} {path}{mark}"
+    return f"  {label:<30} {path}{mark}"
 
 
 def describe(params_path: str = "params.yaml") -> str:

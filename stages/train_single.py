@@ -15,6 +15,7 @@ SPEC = StageSpec(
     fanout="single",
     sections=lambda unit: (f"datasets.{_dataset(unit)}", "unet", "diffusion", "train_single", "run", "paths"),
     flow="pipelines.diffusion:train_single",
+    worker="syncvp.training.diffusion_train:train_single_worker",
     arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "unet": p("unet"),
                                "diffusion": p("diffusion"), "train": p("train_single"), "run": p("run"),
                                "paths": p("paths")},

@@ -15,6 +15,13 @@ Work directory `<out>/work` (kept across DVC reruns): `train.pt` (raw weights, E
 scheduler, noise generator, data position, loss history, fingerprint) and the latent cache. A
 rerun resumes a checkpoint with the current fingerprint; `export` retires `train.pt` and leaves
 `status.json`, so the next run of the stage trains from scratch.
+
+Data-parallel under torchrun (`syncvp.training.distributed`, as the autoencoder stage): every
+rank calls `train` (rank 0 in the Prefect flow, the others through `train_single_worker` /
+`train_joint_worker`); each takes batch_size / processes windows per step from its shard of the
+window order and draws noise, timesteps and dropout from a rank-salted generator; `fit` averages
+the gradients, so the ranks keep identical weights. Rank 0 builds the latent cache first (the
+others then read it), writes the checkpoints and exports.
 """
 
 from __future__ import annotations
@@ -42,11 +49,12 @@ from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
-from syncvp.training import optim, runtime
+from syncvp.training import distributed, optim, runtime
 from syncvp.training.autoencoder_train import resume
 from syncvp.training.callbacks import Checkpoint, MetricHistory
 from syncvp.training.data import BatchStream
-from syncvp.training.diffusion_job import DiffusionJob
+from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
+from syncvp.training.fastpath import pin_memory
 from syncvp.training.diffusion_latents import Encoders, LatentDataset, batch_latents, precompute, windows
 from syncvp.training.loop import Update, fit
 from syncvp.training.state import TrainState
@@ -81,11 +89,16 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
 
 def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn) -> BatchStream:
     """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
+    size = distributed.per_rank_batch(job.train.batch_size, key=f"train_{job.kind}.batch_size")
+    shard = dict(rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
     if job.train.latents == "precompute":
-        data = LatentDataset(precompute(job, encoders, device, progress=progress))
-        return BatchStream(data, job.train.batch_size, seed=job.seed_for("order"))
-    return BatchStream(windows(job), job.train.batch_size, seed=job.seed_for("order"),
-                       num_workers=job.train.num_workers)
+        if not distributed.is_main():
+            distributed.barrier()          # rank 0 encodes (or finds) the cache first
+        files = precompute(job, encoders, device, progress=progress)
+        if distributed.is_main():
+            distributed.barrier()
+        return BatchStream(LatentDataset(files), size, seed=job.seed_for("order"), **shard)
+    return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
 
 
 def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator) -> Update:
@@ -156,7 +169,8 @@ def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
     ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
     opt = optim.adamw(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
     sched = optim.cosine_schedule(opt, total_steps=t.steps, min_ratio=t.lr_min_ratio, warmup_steps=t.warmup_steps)
-    generator = torch_generator(job.seed, f"diffusion-{job.kind}", job.unit, "noise", device=str(device))
+    generator = torch_generator(job.seed, f"diffusion-{job.kind}", job.unit, "noise", *distributed.rank_salt(),
+                                device=str(device))
     # the EMA rides with the streams: its own state dict, kept apart from the raw weights
     state = TrainState(models={UPDATE: model}, optimizers={UPDATE: opt}, schedulers={UPDATE: sched},
                        generators={"noise": generator},
@@ -167,17 +181,29 @@ def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
 
 def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info,
           stop_at: int | None = None) -> dict:
-    """Train (or resume) the unit to `train.steps` (or to `stop_at`, to simulate an interruption)."""
+    """Train (or resume) the unit to `train.steps` (or to `stop_at`, to simulate an interruption).
+
+    Under torchrun every rank calls this; it joins the process group and leaves it at the end.
+    """
     runtime.configure_threads(job.threads)
-    device = runtime.resolve_device(job.device)
-    (job.work_dir / "status.json").unlink(missing_ok=True)
-    job.work_dir.mkdir(parents=True, exist_ok=True)
+    device = distributed.init(runtime.resolve_device(job.device))
+    try:
+        return _train(job, device, progress, log, stop_at)
+    finally:
+        distributed.shutdown()
+
+
+def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, stop_at: int | None) -> dict:
+    if distributed.is_main():
+        (job.work_dir / "status.json").unlink(missing_ok=True)
+        job.work_dir.mkdir(parents=True, exist_ok=True)
     encoders = load_encoders(job, device)
     state, update, ema = make_state(job, encoders, device, progress)
     model = state.models[UPDATE]
     log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
         f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
-        f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]][0]}, on {device}")
+        f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]][0]}, on {device}"
+        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else ""))
     resume(state, job.checkpoint_path, job.fingerprint, log)
     t = job.train
     callbacks = [EmaCallback(ema, model), Timer(state), MetricHistory(t.loss_curve_every, t.steps, name="train"),
@@ -191,7 +217,19 @@ def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _
             amp=t.amp, callbacks=callbacks, progress=progress, task=job.unit)
     finally:
         state.streams["train"].close()
+    if not distributed.is_main():
+        return {"unit": job.unit, "rank": distributed.rank()}
     return {"unit": job.unit, "steps": state.step, **loss_summary(job, state.extra.get("history", {}).get("train", []))}
+
+
+def train_single_worker(unit: str, **sections) -> dict:
+    """A non-zero rank of the `train_single` stage under torchrun: plan and `train`, no Prefect."""
+    return train(plan_single(unit, **sections))
+
+
+def train_joint_worker(name: str, **sections) -> dict:
+    """A non-zero rank of the `train_joint` stage under torchrun: plan and `train`, no Prefect."""
+    return train(plan_joint(name, **sections))
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ def lookup(metrics: dict, dataset: str, setting: str, mode: str, column: str) ->
 def _cell(value: Any, digits: int) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, bool):   # a params flag (joint.same_noise), not a number
+        return str(value).lower()
     return f"{value:.{digits}g}" if isinstance(value, (int, float)) else str(value)
 
 

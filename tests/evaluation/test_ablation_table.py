@@ -41,3 +41,10 @@ def test_metrics_files_with_settings(tmp_path, capsys):
     assert main([f"base={path}", "--settings", "all,all-noise-depth-5", "--columns", "rgb:ssim"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2:] == ["| base | all | 0.65 |", "| base | all-noise-depth-5 | 0.64 |"]
+
+
+def test_flag_params_print_as_flags_not_numbers():
+    from scripts.ablation_table import _cell
+
+    assert _cell(True, 4) == "true" and _cell(False, 4) == "false"
+    assert _cell(1, 4) == "1" and _cell(0.123456, 3) == "0.123" and _cell(None, 4) == "n/a"

@@ -18,14 +18,7 @@ from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
 
-
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """md5 of a file's bytes."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from syncvp.io.digest import file_md5 as file_digest  # re-exported: the file-content part of cache keys
 
 
 @dataclass

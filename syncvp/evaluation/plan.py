@@ -23,6 +23,7 @@ from syncvp.config.evaluate import ALL, EvaluateConfig
 from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.runtime import PathsConfig, WeightsConfig
 from syncvp.data.store import read_info
+from syncvp.io.digest import file_md5
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.export import ModelFileError
 
@@ -132,16 +133,8 @@ def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, .
     return models, aes
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fingerprint(files: list[Path], options: dict) -> str:
-    text = json.dumps({"files": [_digest(p) for p in files], "options": options}, sort_keys=True, default=str)
+    text = json.dumps({"files": [file_md5(p) for p in files], "options": options}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -8,7 +8,6 @@ whether a checkpoint may be resumed.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +17,7 @@ from syncvp.config.loader import to_plain
 from syncvp.config.pipeline import parse_unit
 from syncvp.data.store import read_info
 from syncvp.io.checkpoint import config_hash
+from syncvp.io.digest import file_md5
 from syncvp.io.weights import resolve_weights
 from syncvp.models.autoencoder import AutoencoderSpec
 from syncvp.seeding import stream_seed
@@ -66,7 +66,7 @@ class AutoencoderJob:
     @cached_property
     def data_digest(self) -> str:
         """md5 of the training store (computed once per job)."""
-        return _md5(self.train_store)
+        return file_md5(self.train_store)
 
     def fingerprint(self, phase: str) -> str:
         """Hash of everything that determines the weights a phase produces: the unit, the
@@ -80,14 +80,6 @@ class AutoencoderJob:
         if phase == PHASES[1]:
             base["gan"] = to_plain(self.train.gan)
         return config_hash(base)
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, train: TrainAutoencoderConfig,

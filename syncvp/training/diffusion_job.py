@@ -12,7 +12,6 @@ checkpoint may be resumed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +24,7 @@ from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, e
 from syncvp.data.store import read_info
 from syncvp.diffusion.conditioning import check_patterns, independent_patterns, official_patterns
 from syncvp.io.checkpoint import config_hash
+from syncvp.io.digest import file_md5
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.export import ModelFileError, load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
@@ -109,14 +109,6 @@ class DiffusionJob:
             "train": train, "seed": self.seed, "data": self.data_digest, "autoencoders": self.autoencoder_digests,
             "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
             "frames": [self.context_frames, self.future_frames]})
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modalities) -> Path:

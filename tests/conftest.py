@@ -78,3 +78,15 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks run fastest single-threaded (and stay fast on a busy shared machine). Use it with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")` or an autouse fixture requesting it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
+    """Every test here runs with one torch thread (the root conftest's fixture)."""
     yield
-    torch.set_num_threads(threads)

@@ -17,8 +17,13 @@ from syncvp.models.export import save_diffusion_model
 from tests.conftest import tiny_dataset
 from syncvp.models.factory import build_joint_unet
 from tests.models.tiny import perturb
-from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoder,  # noqa: F401
-                                       one_torch_thread, shapes, single_model)
+from tests.prediction.conftest import DIFFUSION, JOINT, SAMPLING, UNET, autoencoder, shapes, single_model  # noqa: F401
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Every test here runs with one torch thread (the root conftest's fixture)."""
+    yield
+
 
 VIDEOS, FRAMES, SIZE = 3, 8, 8
 NO_WEIGHTS = WeightsConfig(depth_anything_vits=None, depth_anything_vitb=None, depth_anything_vitl=None, i3d=None,

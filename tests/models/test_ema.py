@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from syncvp.models.ema import EMA
-from tests.models.tiny import one_torch_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

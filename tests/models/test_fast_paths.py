@@ -17,7 +17,7 @@ from tests.models.test_autoencoder import build as build_autoencoder
 from tests.models.test_autoencoder import spec as autoencoder_spec
 from tests.models.test_autoencoder import video
 from tests.models.test_joint_unet import branches, joint, joint_inputs
-from tests.models.tiny import inputs, one_torch_thread, perturb, tiny_unet  # noqa: F401
+from tests.models.tiny import inputs, perturb, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MODELS = Path(__file__).resolve().parents[2] / "syncvp" / "models"

@@ -16,7 +16,7 @@ from syncvp.models.joint_unet import JointUNet, cross_attention_slots
 from syncvp.models.triplane import TriplaneShape
 from syncvp.models.unet import count_parameters
 from syncvp.models.unet_blocks import PlaneLayout, Planes
-from tests.models.tiny import CONTEXT, FUTURE, inputs, one_torch_thread, perturb, tiny_unet  # noqa: F401
+from tests.models.tiny import CONTEXT, FUTURE, inputs, perturb, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NAMES = ("rgb", "depth", "semantic")

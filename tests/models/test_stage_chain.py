@@ -15,7 +15,7 @@ from syncvp.diffusion.samplers import Sampler
 from syncvp.diffusion.schedule import NoiseSchedule
 from syncvp.models.ema import EMA
 from syncvp.models.joint_unet import JointUNet
-from tests.models.tiny import CONTEXT, FUTURE, one_torch_thread, tiny_unet  # noqa: F401
+from tests.models.tiny import CONTEXT, FUTURE, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SCHEDULE = NoiseSchedule.named("linear_sqrt", 1000, start=0.0015, end=0.0195)

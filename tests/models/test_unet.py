@@ -13,7 +13,7 @@ from syncvp.diffusion.schedule import NoiseSchedule
 from syncvp.models.triplane import TriplaneShape, align_condition
 from syncvp.models.unet import TriplaneUNet, count_parameters
 from syncvp.models.unet_blocks import PlaneLayout
-from tests.models.tiny import CONTEXT, FUTURE, inputs, one_torch_thread, perturb, tiny_unet  # noqa: F401
+from tests.models.tiny import CONTEXT, FUTURE, inputs, perturb, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

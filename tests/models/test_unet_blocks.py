@@ -11,7 +11,7 @@ from syncvp.models.triplane import TriplaneShape
 from syncvp.models.unet_blocks import (
     PlaneAttention, PlaneLayout, Planes, ResBlock, attention, concat_skip, timestep_embedding,
 )
-from tests.models.tiny import one_torch_thread, perturb  # noqa: F401
+from tests.models.tiny import perturb
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

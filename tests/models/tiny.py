@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
@@ -37,11 +36,3 @@ def inputs(future: TriplaneShape = FUTURE, context: TriplaneShape | None = CONTE
     t = torch.randint(0, 1000, (batch,), generator=g)
     return x, t, c
 
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny networks run fastest single-threaded (and stay fast on a busy shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, one_torch_thread, setup  # noqa: F401
+from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, setup
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.slow

@@ -19,12 +19,7 @@ from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_a
 from tests.training.stores import write_tiny_stores
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def plan_single(p, unit="synthetic-rgb"):

@@ -53,10 +53,12 @@ def _files(params, name: str, paths, videos: int) -> None:
             ae = TriplaneAutoencoder(spec)
             save_autoencoder(paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", ae)
             aes.append(ae.latent_shape)
-        shapes[m] = (aes[1], aes[0])
+        # with context_encoder future the conditioning lies in the future latent space
+        shapes[m] = (aes[1], aes[1] if params.diffusion.context_encoder == "future" else aes[0])
     model = build_joint_unet(params.unet, params.joint, shapes)
     save_diffusion_model(paths.models / name / "joint.pt", model, shapes=shapes, unet=params.unet,
-                         diffusion=params.diffusion, joint=params.joint)
+                         diffusion=params.diffusion, joint=params.joint,
+                         meta={"context_frames": ds.context_frames, "future_frames": ds.future_frames})
 
 
 def main() -> None:
@@ -67,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     configure_threads(params.run.threads)
-    ev = params.evaluate
+    ev = dataclasses.replace(params.evaluate, baselines=())   # the model's own rollouts (references not timed)
     with tempfile.TemporaryDirectory() as tmp:
         paths = dataclasses.replace(params.paths, processed=Path(tmp) / "p", models=Path(tmp) / "m", eval=Path(tmp) / "e")
         _files(params, args.dataset, paths, ev.batch_size)

@@ -1,9 +1,11 @@
 """The `evaluate` flow: roll out the trained model on a test split and score it (per dataset).
 
-Each batch of each setting (observed modalities, context noise) and of the copy-last baseline is
-one cached task writing one result file under `<eval>/<ds>/work/<fingerprint>/`; its cache key
-is the plan (batch, setting, options), the contents of the store and model files, and the task's
-source, so a rerun after an interruption or a change redoes only the batches that changed.
+Each batch of each setting (observed modalities, context noise) and of each reference (stage-1
+models, copy-last baseline, autoencoder ceiling, ground truth) is one cached task writing one
+result file under `<eval>/<ds>/work/<fingerprint>/`; its cache key is the plan (batch, setting,
+options), the contents of the store and model files, and the task's source, so a rerun after an
+interruption or a change redoes only the batches that changed. The flow publishes the summary
+rows (table artifact `<ds>-evaluate`) and tables/compare.md (Markdown artifact `<ds>-compare`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.caching import item_policy, run_item
-from pipelines.reporting import PrefectProgress, publish_table
+from pipelines.reporting import PrefectProgress, publish_markdown, publish_table
 from syncvp import evaluation
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig, SamplingConfig, WeightsConfig
 from syncvp.config.evaluate import EvaluateConfig
@@ -35,17 +37,15 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
 
 @task(task_run_name="{label}-batch-{index}", cache_policy=item_policy("files"))
 def evaluate_batch(plan: evaluation.EvaluationPlan, label: str, index: int, files: list[str]) -> str:
-    if label == evaluation.BASELINE:
-        return str(evaluation.run_baseline(plan, index))
-    setting = next(s for s in plan.settings if s.label == label)
-    return str(evaluation.run_batch(plan, setting, index))
+    return str(evaluation.run_batch(plan, plan.setting(label), index))
 
 
 @task(task_run_name="summarise-{plan.dataset}", cache_policy=NO_CACHE)
-def summarise(plan: evaluation.EvaluationPlan) -> list[dict]:
+def summarise(plan: evaluation.EvaluationPlan) -> tuple[list[dict], str]:
+    """(summary rows, compare.md's Markdown) after writing the outputs."""
     report = evaluation.summarise_plan(plan)
     evaluation.write_outputs(plan, report)
-    return evaluation.table_rows(report)
+    return evaluation.table_rows(report), evaluation.compare_table(plan, report)
 
 
 @flow(name="evaluate", log_prints=True)
@@ -55,13 +55,16 @@ def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, samp
     write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/."""
     plan = plan_evaluation(dataset, config, evaluate, sampling, weights, paths, run)
     files = [str(p) for p in plan.input_files()]
-    jobs = [(label, k) for label in evaluation.labels(plan) for k in range(len(plan.batches))]
+    jobs = plan.jobs()
     bar = PrefectProgress(f"{dataset}-evaluate", f"{dataset}: evaluation batches")
     for done, (label, k) in enumerate(jobs, start=1):
         run_item(evaluate_batch, plan.batch_file(label, k), plan, label, k, files)
         bar(ProgressEvent("evaluate", done, len(jobs), message=f"{label} batch {k}"))
-    rows = summarise(plan)
+    rows, compare = summarise(plan)
     skipped = f"; skipped: {', '.join(plan.metric_plan.skipped)}" if plan.metric_plan.skipped else ""
     publish_table(f"{dataset}-evaluate", rows,
                   f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}")
+    publish_markdown(f"{dataset}-compare", compare,
+                     f"{dataset}: the {evaluate.model} model next to the stage-1 models, copy-last and the "
+                     f"autoencoder ceiling (tables/compare.md){skipped}")
     return str(Path(plan.out_dir) / "metrics.json")

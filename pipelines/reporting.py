@@ -7,7 +7,8 @@ import time
 from typing import Any, Sequence
 
 from prefect import get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 
 from syncvp.progress import ProgressEvent
 
@@ -46,3 +47,8 @@ class PrefectProgress:
 def publish_table(key: str, rows: Sequence[dict[str, Any]], description: str) -> None:
     """A Prefect table artifact (shown on the flow run's Artifacts tab)."""
     create_table_artifact(table=list(rows), key=artifact_key(key), description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A Prefect Markdown artifact (rendered on the flow run's Artifacts tab)."""
+    create_markdown_artifact(markdown=markdown, key=artifact_key(key), description=description)

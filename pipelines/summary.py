@@ -1,11 +1,15 @@
-"""Print where a pipeline run left its results (called by `make repro`)."""
+"""Print where a pipeline run left its results (called by `make repro`), then each trained
+dataset's comparison table (`<eval>/<ds>/tables/compare.md`: the joint model next to the stage-1
+models, copy-last and the autoencoder ceiling), rebuilt from metrics.json when only that exists.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from syncvp.config import load_params
+from syncvp.config import Params, load_params
 
 
 def _line(label: str, path: Path) -> str:
@@ -13,8 +17,24 @@ def _line(label: str, path: Path) -> str:
     return f"  {label:<30} {path}{mark}"
 
 
-def describe(params_path: str = "params.yaml") -> str:
-    params = load_params(params_path)
+def compare(params: Params, name: str) -> str:
+    """The dataset's compare.md, rebuilt from metrics.json if only that exists, or a "not produced yet" line."""
+    out = params.paths.eval_dir(name)
+    table = out / "tables" / "compare.md"
+    if table.is_file():
+        return table.read_text().rstrip("\n")
+    metrics = out / "metrics.json"
+    if metrics.is_file():
+        from syncvp.evaluation.compare import compare_markdown  # imports torch: only on this path
+
+        data = json.loads(metrics.read_text())
+        return compare_markdown(data, name, params.evaluate.model, params.datasets[name].modalities).rstrip("\n")
+    return f"{name}: comparison table not produced yet ({table}; run `dvc repro evaluate@{name}`)"
+
+
+def describe(params: str | Path | Params = "params.yaml") -> str:
+    """The results of a run of `params` (a params file or loaded Params), as printed by `make repro`."""
+    params = params if isinstance(params, Params) else load_params(params)
     paths = params.paths
     lines = ["", "Results"]
     for name in params.pipeline.prepare:
@@ -30,8 +50,11 @@ def describe(params_path: str = "params.yaml") -> str:
             lines.append(_line("tables", paths.eval_dir(name) / "tables" / "summary.csv"))
             lines.append(_line("plots", paths.eval_dir(name) / "plots"))
             lines.append(_line("sample videos", paths.eval_dir(name) / "samples"))
+            lines.append(_line("comparison table", paths.eval_dir(name) / "tables" / "compare.md"))
     lines += ["", "Compare runs: `dvc metrics show`, `dvc plots show` (writes dvc_plots/index.html), `dvc exp show`.",
               "Watch runs: `make ui`, then open http://127.0.0.1:4200."]
+    for name in params.pipeline.joint:  # the evaluated datasets (evaluate@<dataset>)
+        lines += ["", compare(params, name)]
     return "\n".join(lines)
 
 

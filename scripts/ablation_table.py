@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 DEFAULT_COLUMNS = "rgb:fvd,rgb:ssim,rgb:lpips,depth:ssim,depth:l2"  # paper Table 2 (Table 3: the rgb ones)
-ARROWS = {"fvd": "↓", "lpips": "↓", "l2": "↓", "l1": "↓", "ssim": "↑", "psnr": "↑"}
+ARROWS = {"fvd": "↓", "lpips": "↓", "l2": "↓", "l1": "↓", "ssim": "↑", "psnr": "↑", "alignment": "↑"}
 
 
 def experiments(exp_show: Any) -> Iterator[tuple[str, dict, dict]]:

@@ -14,7 +14,7 @@ def _metric_weights(i3d, lpips_alexnet) -> WeightsConfig:
 
 SPEC = StageSpec(
     name="evaluate",
-    fanout="train",
+    fanout="joint",  # trained datasets with a joint model (dvc.yaml lists their stage-1 units as deps)
     sections=lambda ds: (f"datasets.{ds}", "evaluate", "sampling", "run", "paths", "weights.i3d",
                          "weights.lpips_alexnet"),
     flow="pipelines.evaluate:evaluate",

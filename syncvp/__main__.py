@@ -25,7 +25,8 @@ def _fanout_yaml(path: str) -> str:
     datasets = build(dict[str, DatasetConfig], data.get("datasets"), "datasets", path)
     paths = build(PathsConfig, data.get("paths"), "paths", path)
     train = tuple(data.get("pipeline", {}).get("train", []))
-    section = expected_pipeline(datasets, paths, tuple(t for t in train if t in datasets))
+    context_encoder = (data.get("diffusion") or {}).get("context_encoder", "context")
+    section = expected_pipeline(datasets, paths, tuple(t for t in train if t in datasets), context_encoder)
     return yaml.safe_dump({"pipeline": section}, sort_keys=False, default_flow_style=None)
 
 
@@ -49,6 +50,7 @@ def _predict_parser(sub) -> None:
 
 def _predict(args) -> int:
     from syncvp.prediction.api import predict_folder
+    from syncvp.prediction.load import context_role
 
     params = load_params(args.params)
     if args.model:
@@ -66,7 +68,8 @@ def _predict(args) -> int:
             raise ParamsError(f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)})")
         paths, mods = params.paths, params.datasets[args.dataset].modalities
         model = paths.models / args.dataset / "joint.pt"
-        aes = {m: tuple(paths.model_dir(f"{args.dataset}-{m}-{r}") / "autoencoder.pt" for r in ("context", "future"))
+        role = context_role(model) if model.is_file() else "context"
+        aes = {m: tuple(paths.model_dir(f"{args.dataset}-{m}-{r}") / "autoencoder.pt" for r in (role, "future"))
                for m in mods}
     else:
         raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")

@@ -67,7 +67,8 @@ def with_pipeline(params: Params, **changes) -> Params:
     datasets = changes.get("datasets", params.datasets)
     paths = changes.get("paths", params.paths)
     train = tuple(t for t in params.pipeline.train if t in datasets)
-    pipeline = PipelineConfig(**expected_pipeline(datasets, paths, train))
+    diffusion = changes.get("diffusion", params.diffusion)
+    pipeline = PipelineConfig(**expected_pipeline(datasets, paths, train, diffusion.context_encoder))
     return dataclasses.replace(params, pipeline=pipeline, **changes)
 
 

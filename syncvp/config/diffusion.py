@@ -85,6 +85,19 @@ class DiffusionConfig:
         beta_start: first beta of the linear schedules (paper 0.0015); unused by "cosine".
         beta_end: last beta of the linear schedules (paper 0.0195); unused by "cosine".
         prediction: what the network predicts: "eps" (paper), "x0" or "v".
+        context_encoder: which autoencoder turns the context frames into the conditioning latent:
+            "context" (the paper's: the `context_frames`-frame context autoencoder, a latent space
+            of its own) or "future" (the context frames, the last one repeated up to
+            `future_frames`, through the future autoencoder: the conditioning then lies in the
+            target's own latent space and geometry, so "the future looks like the last frame,
+            moved" is a short step for the network; the context autoencoders are not used).
+        residual: diffuse the change of the future latent from the conditioning latent instead of
+            the latent itself (needs context_encoder "future"; `syncvp.diffusion.target`).
+        normalize: divide the diffused quantity by its standard deviation over the training
+            windows (measured once, stored in the model file), so it has unit spread (paper: false;
+            its latents are used as they are).
+        min_snr_gamma: null (the paper's plain L_simple) or gamma > 0 of min-SNR-gamma loss
+            weighting (Hang et al. 2023; 5 in their paper).
     """
 
     timesteps: int
@@ -92,9 +105,17 @@ class DiffusionConfig:
     beta_start: float
     beta_end: float
     prediction: Prediction
+    context_encoder: Literal["context", "future"]
+    residual: bool
+    normalize: bool
+    min_snr_gamma: float | None
 
     def __post_init__(self) -> None:
         require(self.timesteps >= 2, "timesteps", f"must be >= 2, got {self.timesteps}")
+        require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma",
+                f"must be null or > 0, got {self.min_snr_gamma}")
+        require(not self.residual or self.context_encoder == "future", "residual",
+                "needs context_encoder: future (the change is taken in the future latent's own space)")
         require(0.0 < self.beta_start < 1.0, "beta_start", f"must be in (0, 1), got {self.beta_start}")
         require(self.beta_start <= self.beta_end < 1.0, "beta_end",
                 f"must be in [beta_start, 1), got {self.beta_end} (beta_start {self.beta_start})")

@@ -13,7 +13,8 @@ from typing import Literal
 from syncvp.config.loader import require
 from syncvp.config.runtime import SPLITS
 
-METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1")  # syncvp.metrics.plan.METRICS (config imports no torch)
+METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "alignment")  # syncvp.metrics.plan.METRICS (no torch here)
+BASELINE_NAMES = ("single", "autoencoder")  # reference columns besides copy_last (always computed)
 PROTOCOL_NAMES = ("paper", "standard")
 ALL, EACH = "all", "each"
 
@@ -59,8 +60,15 @@ class EvaluateConfig:
         noise: Gaussian noise on one modality's context (extra settings, see NoiseConfig).
         protocols: reporting modes: "paper" (SyncVP's couplings and scales) and/or "standard".
         metrics: metric names; image metrics (fvd, ssim, psnr, lpips, l2) apply to image
-            modalities, l1 (physical units, masked) to field modalities. fvd and lpips need
-            `weights.i3d` / `weights.lpips_alexnet`; with those null they are skipped and listed.
+            modalities, l1 (physical units, masked) to field modalities, alignment (cross-modal
+            edge alignment, `syncvp.metrics.alignment`) to the first image modality paired with
+            each other one (skipped for datasets with fewer than two image modalities). fvd and
+            lpips need `weights.i3d` / `weights.lpips_alexnet`; with those null they are skipped
+            and listed.
+        baselines: reference columns scored next to the model on the same videos and seeds, besides
+            the copy-last-frame baseline (always computed): "single" (each modality by its stage-1
+            model, settings `single-<condition>`; not with model single) and "autoencoder" (GT
+            future chunks through the future autoencoders: the ceiling of a latent model).
         samples: videos shown in the sample grid (PNG) and animation (GIF); 0 = none.
         seed: base seed of the sampling and context-noise streams (one stream per batch).
     """
@@ -75,6 +83,7 @@ class EvaluateConfig:
     noise: NoiseConfig
     protocols: tuple[Literal["paper", "standard"], ...]
     metrics: tuple[str, ...]
+    baselines: tuple[str, ...]
     samples: int
     seed: int
 
@@ -93,6 +102,13 @@ class EvaluateConfig:
         for i, name in enumerate(self.metrics):
             require(name in METRIC_NAMES, f"metrics[{i}]", f"must be one of {list(METRIC_NAMES)}, got {name!r}")
         require(len(set(self.metrics)) == len(self.metrics), "metrics", f"has duplicates: {list(self.metrics)}")
+        for i, name in enumerate(self.baselines):
+            require(name in BASELINE_NAMES, f"baselines[{i}]",
+                    f"must be one of {list(BASELINE_NAMES)} (copy_last is always computed), got {name!r}")
+        require(len(set(self.baselines)) == len(self.baselines), "baselines", f"has duplicates: {list(self.baselines)}")
+        require(self.model == "joint" or "single" not in self.baselines, "baselines",
+                "the single baseline compares a joint model with the stage-1 models; with model single it "
+                "is the model itself: remove single")
         require(self.samples >= 0, "samples", f"must be >= 0, got {self.samples}")
 
     @property

@@ -52,11 +52,14 @@ class Params:
     def _check_fanout(self) -> None:
         for ds in self.pipeline.train:
             require(ds in self.datasets, "pipeline.train", f"{ds!r} is not a dataset (known: {list(self.datasets)})")
-        want = expected_pipeline(self.datasets, self.paths, self.pipeline.train)
+        want = expected_pipeline(self.datasets, self.paths, self.pipeline.train, self.diffusion.context_encoder)
         for key, expected in want.items():
             got = getattr(self.pipeline, key)
-            got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()} if isinstance(got, dict) else list(got)
-            same = got == expected if isinstance(expected, dict) else sorted(got) == sorted(expected)
+            if isinstance(got, dict):
+                got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()}
+            elif not isinstance(got, str):
+                got = list(got)
+            same = got == expected if isinstance(expected, (dict, str)) else sorted(got) == sorted(expected)
             require(same, f"pipeline.{key}",
                     f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "
                     f"whole section), got {_yaml(got)}")
@@ -70,6 +73,8 @@ class Params:
 
 
 def _yaml(value) -> str:
+    if isinstance(value, str):
+        return value
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
     return str(list(value))

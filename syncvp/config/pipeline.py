@@ -28,6 +28,10 @@ class PipelineConfig:
         joint: dataset -> its stage-1 units, for every trained dataset with >= 2 modalities (the
             `train_joint` fan-out; DVC cannot derive a list of deps, so dvc.yaml names the
             stage-1 models of a joint model through this list).
+        context_role: the autoencoder the diffusion stages encode context frames with, as the
+            unit suffix dvc.yaml names: "context" (`diffusion.context_encoder: context`, the
+            paper's), or "future" (`context_encoder: future`: the future autoencoder encodes the
+            held context, and no context autoencoder is trained).
     """
 
     synthesize: tuple[str, ...]
@@ -38,10 +42,12 @@ class PipelineConfig:
     autoencoders: dict[str, str]
     single: dict[str, str]
     joint: dict[str, tuple[str, ...]]
+    context_role: str
 
 
-def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
-    """The whole `pipeline` section implied by `datasets`, `paths` and the trained datasets."""
+def expected_pipeline(datasets: dict, paths, train: tuple[str, ...], context_encoder: str = "context") -> dict:
+    """The whole `pipeline` section implied by `datasets`, `paths`, the trained datasets and
+    `diffusion.context_encoder`."""
     kinds = {name: ds.source.kind for name, ds in datasets.items()}
 
     def prepare_input(name: str, ds) -> str:
@@ -49,7 +55,9 @@ def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
             return str(paths.interim_dir(name))
         return str(ds.source.input_dir(name, paths))
 
-    autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train})
+    roles = ROLES if context_encoder == "context" else ("future",)
+    autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train},
+                                          roles)
     return {
         "synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
         "download_era5": [n for n, k in kinds.items() if k == "era5"],
@@ -60,16 +68,18 @@ def expected_pipeline(datasets: dict, paths, train: tuple[str, ...]) -> dict:
         "autoencoders": autoencoders,
         "single": single,
         "joint": {ds: [u for u, d in single.items() if d == ds] for ds in train if len(datasets[ds].modalities) >= 2},
+        "context_role": "context" if context_encoder == "context" else "future",
     }
 
 
-def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]]) -> tuple[dict, dict]:
-    """The `autoencoders` and `single` mappings implied by the trained datasets."""
+def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]],
+                   roles: tuple[str, ...] = ROLES) -> tuple[dict, dict]:
+    """The `autoencoders` (of the given roles) and `single` mappings implied by the trained datasets."""
     autoencoders, single = {}, {}
     for ds in train:
         for m in modalities[ds]:
             single[f"{ds}-{m}"] = ds
-            for role in ROLES:
+            for role in roles:
                 autoencoders[f"{ds}-{m}-{role}"] = ds
     return autoencoders, single
 

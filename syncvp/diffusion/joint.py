@@ -46,7 +46,8 @@ def draw_joint_noise(x0: Mapping[str, Tensor], num_timesteps: int, generator: to
 
 
 def joint_training_loss(denoiser: JointDenoiser, schedule: NoiseSchedule, x0: Mapping[str, Tensor], *,
-                        t: Tensor, noise: Mapping[str, Tensor], prediction: Prediction = "eps") -> JointLoss:
+                        t: Tensor, noise: Mapping[str, Tensor], prediction: Prediction = "eps",
+                        weights: Tensor | None = None) -> JointLoss:
     """sum_m mean_B mean_(C, L) (f_m(x_t, t) - target_m)^2.
 
     Args:
@@ -64,5 +65,6 @@ def joint_training_loss(denoiser: JointDenoiser, schedule: NoiseSchedule, x0: Ma
     terms = {}
     for m in x0:
         target = training_target(schedule, prediction, x0[m], t, noise[m])
-        terms[m] = mean_flat((out[m].float() - target.float()) ** 2).mean()
+        per_sample = mean_flat((out[m].float() - target.float()) ** 2)
+        terms[m] = (per_sample if weights is None else per_sample * weights.to(per_sample.device)).mean()
     return JointLoss(total=torch.stack(list(terms.values())).sum(), per_modality=terms)

@@ -105,18 +105,44 @@ def mean_flat(x: Tensor) -> Tensor:
     return x.mean(dim=tuple(range(1, x.ndim)))
 
 
+def min_snr_weights(schedule: NoiseSchedule, t: Tensor, prediction: Prediction, gamma: float | None) -> Tensor | None:
+    """Min-SNR-gamma loss weights [B] (Hang et al. 2023), or None for the plain L_simple (gamma None).
+
+    With SNR_t = alpha_bar_t / (1 - alpha_bar_t), the weight of the x0-error is min(SNR_t, gamma);
+    expressed on each parameterisation's own MSE that is min(SNR, gamma) / SNR for eps,
+    min(SNR, gamma) / (SNR + 1) for v, and min(SNR, gamma) for x0. It caps the weight of the
+    easy, low-noise timesteps, so training spends itself where the prediction is hard.
+    """
+    if gamma is None:
+        return None
+    if not gamma > 0:
+        raise ValueError(f"min-SNR gamma must be > 0, got {gamma}")
+    abar = schedule.alphas_cumprod.to(t.device)[t]
+    snr = abar / (1.0 - abar)
+    capped = torch.clamp(snr, max=gamma)
+    if prediction == "eps":
+        return (capped / snr).float()
+    if prediction == "v":
+        return (capped / (snr + 1.0)).float()
+    if prediction == "x0":
+        return capped.float()
+    raise ValueError(f"unknown prediction {prediction!r} (known: {PREDICTIONS})")
+
+
 def training_loss(denoiser: Denoiser, schedule: NoiseSchedule, x0: Tensor, *, t: Tensor, noise: Tensor,
-                  prediction: Prediction = "eps") -> Tensor:
+                  prediction: Prediction = "eps", weights: Tensor | None = None) -> Tensor:
     """L_simple per sample: mean over (C, ...) of (f(x_t, t) - target)^2 (METHOD §3.4).
 
     Args:
         denoiser: (x_t, t) -> prediction, with any conditioning bound by the caller.
         x0: [B, ...] clean latents.
         t: [B] timesteps; noise: eps, shaped like x0 (both drawn by the caller from its generator).
+        weights: optional per-sample weights [B] (e.g. `min_snr_weights`).
 
     Returns:
         [B] losses (the caller reduces, e.g. with `.mean()`).
     """
     x_t = q_sample(schedule, x0, t, noise)
     target = training_target(schedule, prediction, x0, t, noise)
-    return mean_flat((denoiser(x_t, t).float() - target.float()) ** 2)
+    loss = mean_flat((denoiser(x_t, t).float() - target.float()) ** 2)
+    return loss if weights is None else loss * weights.to(loss.device)

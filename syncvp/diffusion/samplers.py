@@ -124,7 +124,7 @@ class Sampler:
     def sample(self, denoiser: LatentDenoiser, shapes: Sequence[int] | Mapping[str, Sequence[int]], *,
                generator: torch.Generator, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                x_T: Latents | None = None, return_x0: bool = False,
-               progress: ProgressFn | None = None) -> SamplerOutput:
+               progress: ProgressFn | None = None, x0_bounds=None) -> SamplerOutput:
         """Run the reverse process from x_T ~ N(0, I) to x_0.
 
         Args:
@@ -135,6 +135,10 @@ class Sampler:
             x_T: start from this noise instead of drawing it (shapes must match `shapes`).
             return_x0: also return the x0 prediction of every step.
             progress: called after every step with ProgressEvent("sample", step, steps).
+            x0_bounds: where `clip_x0` clamps x0^: None = [-1, 1]; else (lo, hi) tensors
+                broadcastable to the latent (a dict of such pairs for a dict of latents), e.g. the
+                per-value range of a shifted and scaled diffusion space
+                (`syncvp.diffusion.target.DiffusionTarget.bounds`).
         """
         schedule = self.schedule.to(device)  # tables for per-sample lookups; scalars come from the CPU copy
         single = not isinstance(shapes, Mapping)
@@ -145,13 +149,14 @@ class Sampler:
         if {k: tuple(v.shape) for k, v in x.items()} != want:
             raise ValueError(f"x_T has shapes { {k: tuple(v.shape) for k, v in x.items()} }, expected {want}")
         call = (lambda z, t: {"": denoiser(z[""], t)}) if single else denoiser
+        bounds = None if x0_bounds is None else ({"": x0_bounds} if single else dict(x0_bounds))
         batch = next(iter(x.values())).shape[0]
         pairs = list(zip(self.timesteps[:-1], self.timesteps[1:]))
         trajectory = [] if return_x0 else None
         for i, (t, t_next) in enumerate(pairs):
             t_batch = torch.full((batch,), t, device=device, dtype=torch.long)
             out = call(x, t_batch)
-            x0, eps = self._predict(schedule, out, x, t_batch)
+            x0, eps = self._predict(schedule, out, x, t_batch, bounds)
             noise = self._step_noise(x, t, t_next, generator)
             for k in x:
                 z = None if noise is None else noise[k]
@@ -164,14 +169,19 @@ class Sampler:
         return SamplerOutput(sample=x[""] if single else x, x0_trajectory=trajectory)
 
     def _predict(self, schedule: NoiseSchedule, out: Mapping[str, Tensor], x: Mapping[str, Tensor],
-                 t: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+                 t: Tensor, bounds: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+                 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         if set(out) != set(x):
             raise ValueError(f"the denoiser returned {sorted(out)}, expected {sorted(x)}")
         x0, eps = {}, {}
         for k in x:
             x0[k], eps[k] = split_prediction(schedule, self.prediction, out[k].to(x[k].dtype), x[k], t)
             if self.clip_x0:
-                x0[k] = x0[k].clamp(-1.0, 1.0)
+                if bounds is None:
+                    x0[k] = x0[k].clamp(-1.0, 1.0)
+                else:
+                    lo, hi = bounds[k]
+                    x0[k] = torch.minimum(torch.maximum(x0[k], lo.to(x0[k])), hi.to(x0[k]))
                 if self.rederive_eps or self.prediction != "eps":
                     eps[k] = eps_from_x0(schedule, x[k], t, x0[k])
         return x0, eps

@@ -1,11 +1,13 @@
-"""One test batch of one setting: read clips, perturb the context, roll out, score; one file out.
+"""One test batch of one setting: read clips, perturb the context, roll out (or build a reference
+prediction, `syncvp.evaluation.references`), score; one file out.
 
 A batch of videos [start, stop) is read from the store with the clip starting at frame 0 (the
 paper's protocol): `context_frames` observed frames followed by `rollout_frames` GT frames.
 The prediction of setting s for batch k uses the sampling stream (seed, "rollout", k) and the
 context noise the stream (seed, "context-noise", k): every setting of a batch draws the same
 numbers (common random numbers, so settings differ by what they change and not by luck), and a
-batch's result does not depend on which other batches ran, or in which order (resumable).
+batch's result does not depend on which other batches ran, or in which order (resumable). The
+stage-1 references use the streams (seed, "rollout", k, modality) of a stage-1 evaluation.
 
 Context noise of sigma (0-255 units) on model-space frames x in [-1, 1]:
 
@@ -25,12 +27,12 @@ import xarray as xr
 from torch import Tensor
 
 from syncvp.data.dataset import ClipDataset
-from syncvp.evaluation.plan import BASELINE, EvaluationPlan, Setting
+from syncvp.evaluation import references
+from syncvp.evaluation.plan import AUTOENCODER, BASELINE, GROUND_TRUTH, SINGLE, EvaluationPlan, Setting
 from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
-from syncvp.metrics.images import ground_truth
 from syncvp.metrics.plan import MetricModels, load_models
-from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, copy_last_frame, score_batch
+from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, score_batch
 from syncvp.metrics.weather import FieldSpec
 from syncvp.prediction import Predictor, load_predictor
 from syncvp.progress import ProgressFn, no_progress
@@ -46,13 +48,13 @@ def protocols(plan: EvaluationPlan) -> tuple[Protocol, ...]:
 
 
 def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
-    """Predictors ("joint", or one per modality for stage-1 models) and metric networks, loaded
-    once per process and plan."""
+    """Predictors ("joint", and/or one per modality for stage-1 models: the model or the single
+    baseline) and metric networks, loaded once per process and plan."""
     key = (plan.fingerprint, plan.device)
     if key not in _LOADED:
         images = [m for m in plan.modalities if plan.kinds[m] == "image"]
         predictors = {}
-        for name, path in plan.model_files.items():
+        for name, path in {**plan.model_files, **plan.single_files}.items():
             mods = plan.modalities if name == "joint" else (name,)
             predictors[name] = load_predictor(path, {m: plan.autoencoders[m] for m in mods}, plan.sampling,
                                               device=plan.device, quantize=[m for m in mods if m in images])
@@ -90,57 +92,72 @@ def _predict(plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor],
     """{m: [B, N, C, rollout, H, W]} on the CPU."""
     predictors, _ = networks(plan)
     n, frames, seed = plan.evaluate.trajectories, plan.config.rollout_frames, plan.evaluate.seed
-    if "joint" in predictors:
+    if "joint" in plan.model_files:
         gen = torch_generator(seed, "rollout", index, device=plan.device)
         out = predictors["joint"].rollout(context, frames, generator=gen, present=setting.present, trajectories=n,
                                           progress=progress)
     else:  # stage-1 models: each modality from its own context only
         out = {}
-        for m, predictor in predictors.items():
+        for m in plan.model_files:
+            predictor = predictors[m]
             gen = torch_generator(seed, "rollout", index, m, device=plan.device)
             out.update(predictor.rollout({m: context[m]}, frames, generator=gen, trajectories=n, progress=progress))
     return {m: v.float().cpu() for m, v in out.items()}
 
 
 def _score(plan: EvaluationPlan, clips: dict[str, Tensor], valid: Tensor | None, trajectories: list[dict],
-           ids: tuple[str, ...]) -> BatchResult:
+           ids: tuple[str, ...], pairs_only: bool = False) -> BatchResult:
     _, models = networks(plan)
     fields = {m: FieldSpec(lo, hi, units) for m, (lo, hi, units) in plan.fields.items()}
-    return score_batch(clips, trajectories, context_frames=plan.config.context_frames,
-                       metrics={m: plan.metrics_for(m) for m in plan.modalities}, protocols=protocols(plan),
-                       models=models, fields=fields, valid=valid, video_ids=ids)
+    metrics = {} if pairs_only else {m: plan.metrics_for(m) for m in plan.modalities}
+    return score_batch(clips, trajectories, context_frames=plan.config.context_frames, metrics=metrics,
+                       protocols=protocols(plan), models=models, fields=fields, valid=valid, video_ids=ids,
+                       pairs=plan.pairs)
+
+
+def trajectories(plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int,
+                 progress: ProgressFn = no_progress) -> list[dict[str, Tensor]]:
+    """The setting's predictions of batch `index`: N trajectories {m: [B, C, rollout_frames, H, W]}
+    (one for copy_last, autoencoder and ground_truth)."""
+    if setting.source == BASELINE:
+        return [references.copy_last(plan, clips)]
+    if setting.source == GROUND_TRUTH:
+        return [references.ground_truth_future(plan, clips)]
+    predictors, _ = networks(plan)
+    if setting.source == AUTOENCODER:
+        future = {m: next(p.future_autoencoders[m] for p in predictors.values() if m in p.future_autoencoders)
+                  for m in plan.modalities}
+        return [references.autoencoder_ceiling(plan, future, clips)]
+    tc = plan.config.context_frames
+    context = {m: clips[m][:, :, :tc] for m in setting.present}
+    if setting.source == SINGLE:
+        pred = references.single_predictions(plan, predictors, setting, context, index, progress)
+    else:
+        if setting.noise is not None:
+            m, sigma = setting.noise
+            context[m] = add_context_noise(context[m], sigma,
+                                           torch_generator(plan.evaluate.seed, "context-noise", index))
+        pred = _predict(plan, setting, context, index, progress)
+    return [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
 
 
 def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: ProgressFn = no_progress) -> Path:
-    """Evaluate batch `index` of `setting`; writes its BatchResult (and sample predictions) atomically."""
+    """Evaluate batch `index` of `setting` (the model's or a reference); writes its BatchResult (and
+    sample predictions, except for ground_truth) atomically."""
     start, stop = plan.batches[index]
     clips, valid = load_clips(plan, start, stop)
-    tc = plan.config.context_frames
-    context = {m: clips[m][:, :, :tc] for m in setting.present}
-    if setting.noise is not None:
-        m, sigma = setting.noise
-        context[m] = add_context_noise(context[m], sigma, torch_generator(plan.evaluate.seed, "context-noise", index))
-    pred = _predict(plan, setting, context, index, progress)
-    trajs = [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
-    result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop))
-    _save_samples(plan, setting.label, index, {m: pred[m][:, 0] for m in plan.modalities})
+    trajs = trajectories(plan, setting, clips, index, progress)
+    pairs_only = setting.source == GROUND_TRUTH
+    result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop), pairs_only=pairs_only)
+    if not pairs_only:
+        _save_samples(plan, setting.label, index, trajs[0])
     result.save(plan.batch_file(setting.label, index))
     return plan.batch_file(setting.label, index)
 
 
 def run_baseline(plan: EvaluationPlan, index: int) -> Path:
     """The copy-last-context-frame baseline on batch `index` (GT context, no noise)."""
-    start, stop = plan.batches[index]
-    clips, valid = load_clips(plan, start, stop)
-    tc, frames = plan.config.context_frames, plan.config.rollout_frames
-    copies = {}
-    for m in plan.modalities:  # uint8 for images, so the copies are exact in every mode
-        ctx = clips[m][:, :, :tc]
-        copies[m] = copy_last_frame(ground_truth(ctx) if plan.kinds[m] == "image" else ctx, frames)
-    result = _score(plan, clips, valid, [copies], video_ids(plan.store, start, stop))
-    _save_samples(plan, BASELINE, index, copies)
-    result.save(plan.batch_file(BASELINE, index))
-    return plan.batch_file(BASELINE, index)
+    return run_batch(plan, plan.setting(BASELINE), index)
 
 
 def _save_samples(plan: EvaluationPlan, label: str, index: int, pred: dict[str, Tensor]) -> None:

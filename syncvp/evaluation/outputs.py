@@ -1,8 +1,11 @@
 """From per-batch files to the stage outputs under `<eval>/<ds>/`:
 
 - `metrics.json` (DVC metrics): {dataset: {setting: {mode: {modality: {metric | metric_mean}}}},
-  "skipped": {metric: reason}}; the setting `copy_last` is the copy-last-context-frame baseline;
+  "skipped": {metric: reason}}; settings: the model's (`all`, `<modality>`, noise variants) and
+  the references (`single-<condition>`, `copy_last`, `autoencoder`, `ground_truth`; see
+  `syncvp.evaluation.plan`); `alignment` sits under the modality key "<a>+<b>";
 - `tables/summary.csv`, `tables/videos.csv` (one row per video), `tables/curves.csv`;
+- `tables/compare.md`: the model next to the references, standard mode (`syncvp.evaluation.compare`);
 - `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
   and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean);
 - `samples/<setting>.png` and `.gif`: per sample video and modality, a row of context + GT future
@@ -20,7 +23,8 @@ import numpy as np
 
 from syncvp.data.transforms import model_to_field, model_to_image
 from syncvp.evaluation.batch import load_clips, protocols
-from syncvp.evaluation.plan import BASELINE, EvaluationPlan
+from syncvp.evaluation.compare import compare_markdown
+from syncvp.evaluation.plan import EvaluationPlan
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
 from syncvp.metrics.report import EvalReport, Row, summarise, write_rows
@@ -28,8 +32,8 @@ from syncvp.viz import grid, save_gif, save_png, to_rgb
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
-    """Every evaluated setting's label, the baseline last."""
-    return (*(s.label for s in plan.settings), BASELINE)
+    """Every evaluated setting's label: the model's settings, then the references."""
+    return plan.labels
 
 
 def summarise_plan(plan: EvaluationPlan) -> EvalReport:
@@ -42,6 +46,11 @@ def summarise_plan(plan: EvaluationPlan) -> EvalReport:
             report = report.merge(summarise(results, protocol, dataset=plan.dataset, condition=label, units=units,
                                             skipped=plan.metric_plan.skipped))
     return report
+
+
+def compare_table(plan: EvaluationPlan, report: EvalReport) -> str:
+    """tables/compare.md's Markdown: the model next to the references (`syncvp.evaluation.compare`)."""
+    return compare_markdown(report.metrics_json(), plan.dataset, plan.evaluate.model, plan.modalities)
 
 
 def table_rows(report: EvalReport) -> list[dict]:
@@ -87,13 +96,15 @@ def _sample_videos(plan: EvaluationPlan, label: str) -> dict[str, np.ndarray]:
 
 
 def write_samples(plan: EvaluationPlan, directory: Path) -> None:
-    """samples/<label>.png and .gif (nothing when `evaluate.samples` is 0)."""
+    """samples/<label>.png and .gif (nothing when `evaluate.samples` is 0; none for ground_truth)."""
     if plan.evaluate.samples == 0:
         return
     clips, valid = load_clips(plan, 0, min(plan.evaluate.samples, plan.batches[-1][1]))
     tc = plan.config.context_frames
     for label in labels(plan):
         pred = _sample_videos(plan, label)
+        if not pred:
+            continue
         rows, movie = [], []
         for v in range(next(iter(pred.values())).shape[0]):
             columns = []
@@ -114,6 +125,7 @@ def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
     with atomic_dir(out / "tables") as tmp:
         for name, rows in (("summary", report.rows), ("videos", report.videos), ("curves", report.curves)):
             write_rows(tmp / f"{name}.csv", rows)
+        (tmp / "compare.md").write_text(compare_table(plan, report))
     with atomic_dir(out / "plots") as tmp:
         _write_plots(tmp, report.curves)
     with atomic_dir(out / "samples") as tmp:

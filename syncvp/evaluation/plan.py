@@ -6,6 +6,19 @@ configured but missing file is an error naming it; a null key lists the metric a
 and fixes the batches and the settings. A setting is one evaluated variant: which modalities
 are observed (`condition`) and optional Gaussian noise on one observed modality's context.
 
+Next to the model's settings, the plan holds the reference settings scored on the same videos
+and seeds (`references`, in this order):
+
+| label | source | what |
+| --- | --- | --- |
+| `single-<condition>` | `single` | each modality by its stage-1 model (`evaluate.baselines: single`) |
+| `copy_last` | `copy_last` | the last context frame repeated (always) |
+| `autoencoder` | `autoencoder` | GT future chunks through the future autoencoders: the ceiling (`baselines`) |
+| `ground_truth` | `ground_truth` | the GT future frames, scored only for `alignment` (its reference value) |
+
+`alignment` applies to the pairs (first image modality, each other image modality); a dataset
+with fewer than two image modalities lists it under `skipped` with the reason.
+
 Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
 files, the store and every option that changes a result, so stale batches are never reused.
 """
@@ -14,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncvp.config.data import DatasetConfig
@@ -26,8 +40,10 @@ from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.export import ModelFileError
+from syncvp.prediction.load import context_role
 
 BASELINE = "copy_last"  # the label of the copy-last-context-frame baseline
+AUTOENCODER, GROUND_TRUTH, SINGLE = "autoencoder", "ground_truth", "single"  # reference labels / sources
 
 
 class EvaluationError(ValueError):
@@ -44,12 +60,15 @@ class Setting:
         condition: "all" or the one observed modality.
         present: the observed modalities.
         noise: (modality, sigma in 0-255 units) or None.
+        source: what predicts: "model" (the evaluated model), or a reference: "single" (the
+            stage-1 models, label "single-<condition>"), "copy_last", "autoencoder", "ground_truth".
     """
 
     label: str
     condition: str
     present: tuple[str, ...]
     noise: tuple[str, float] | None = None
+    source: str = "model"
 
 
 @dataclass(frozen=True)
@@ -72,10 +91,25 @@ class EvaluationPlan:
     work_dir: Path
     fingerprint: str
     device: str = "cpu"
+    references: tuple[Setting, ...] = ()          # single-<condition>, copy_last, autoencoder, ground_truth
+    single_files: dict[str, Path] = field(default_factory=dict)  # modality -> stage-1 file (single baseline)
+    pairs: tuple[tuple[str, str], ...] = ()       # (a, b) image modalities scored with `alignment`
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.config.modalities
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every setting's label: the model's settings, then the references."""
+        return tuple(s.label for s in (*self.settings, *self.references))
+
+    def setting(self, label: str) -> Setting:
+        return next(s for s in (*self.settings, *self.references) if s.label == label)
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """(label, batch) of every batch file, batch by batch (settings of one batch share work)."""
+        return [(label, k) for k in range(len(self.batches)) for label in self.labels]
 
     @property
     def frames(self) -> int:
@@ -89,7 +123,8 @@ class EvaluationPlan:
 
     def input_files(self) -> list[Path]:
         """Every file a batch result depends on (hashed into cache keys)."""
-        return [self.store, *self.model_files.values(), *(p for pair in self.autoencoders.values() for p in pair)]
+        return [self.store, *self.model_files.values(), *self.single_files.values(),
+                *(p for pair in self.autoencoders.values() for p in pair)]
 
     def batch_file(self, label: str, index: int) -> Path:
         return self.work_dir / label / f"batch-{index:04d}.npz"
@@ -122,13 +157,54 @@ def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple
     return tuple(out)
 
 
+def references_for(evaluate: EvaluateConfig, settings: tuple[Setting, ...], pairs: bool) -> tuple[Setting, ...]:
+    """`single-<condition>` per clean condition (baseline single), copy_last, autoencoder (baseline),
+    ground_truth (when alignment is scored)."""
+    out = [Setting(f"{SINGLE}-{s.condition}", s.condition, s.present, source=SINGLE)
+           for s in settings if s.noise is None and SINGLE in evaluate.baselines]
+    out.append(Setting(BASELINE, ALL, (), source=BASELINE))
+    if AUTOENCODER in evaluate.baselines:
+        out.append(Setting(AUTOENCODER, ALL, (), source=AUTOENCODER))
+    if pairs:
+        out.append(Setting(GROUND_TRUTH, ALL, (), source=GROUND_TRUTH))
+    return tuple(out)
+
+
+def alignment_pairs(dataset: str, kinds: dict[str, str], metric_plan: MetricPlan) -> tuple[tuple, MetricPlan]:
+    """(pairs (first image modality, each other one), the metric plan with alignment skipped when
+    the dataset has fewer than two image modalities)."""
+    images = [m for m, k in kinds.items() if k == "image"]
+    if "alignment" not in metric_plan.available:
+        return (), metric_plan
+    if len(images) < 2:
+        why = f"alignment needs two image modalities; dataset {dataset!r} has {images or 'none'}"
+        return (), dataclasses.replace(metric_plan, skipped={**metric_plan.skipped, "alignment": why})
+    return tuple((images[0], b) for b in images[1:]), metric_plan
+
+
+def single_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...],
+                 paths: PathsConfig) -> dict[str, Path]:
+    """The stage-1 files the `single` baseline needs (checked: a missing one is an error naming it)."""
+    if SINGLE not in evaluate.baselines:
+        return {}
+    files = {m: paths.model_dir(f"{dataset}-{m}") / "diffusion.pt" for m in modalities}
+    for m, path in files.items():
+        if not path.is_file():
+            raise ModelFileError(f"{path} does not exist: the single baseline (evaluate.baselines) needs the stage-1 "
+                                 f"model of {m!r}; train it (`dvc repro train_single@{dataset}-{m}`) or remove "
+                                 f"single from evaluate.baselines")
+    return files
+
+
 def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...], paths: PathsConfig):
     """(diffusion-model files, autoencoder files) by the project's file conventions."""
     if evaluate.model == "joint":
         models = {"joint": paths.models / dataset / "joint.pt"}
     else:
         models = {m: paths.model_dir(f"{dataset}-{m}") / "diffusion.pt" for m in modalities}
-    aes = {m: (paths.model_dir(f"{dataset}-{m}-context") / "autoencoder.pt",
+    first = next(iter(models.values()))
+    role = context_role(first) if first.is_file() else "context"   # a missing model file is reported by the caller
+    aes = {m: (paths.model_dir(f"{dataset}-{m}-{role}") / "autoencoder.pt",
                paths.model_dir(f"{dataset}-{m}-future") / "autoencoder.pt") for m in modalities}
     return models, aes
 
@@ -153,20 +229,22 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
     for path in [*models.values(), *(p for pair in aes.values() for p in pair)]:
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist: train it first (`dvc repro`)")
+    singles = single_files(dataset, evaluate, config.modalities, paths)
     settings = settings_for(evaluate, config.modalities)
-    metric_plan = plan_metrics(evaluate.metrics, weights)
     n = info.videos if evaluate.videos is None else min(evaluate.videos, info.videos)
     bs = evaluate.batch_size
     batches = tuple((s, min(s + bs, n)) for s in range(0, n, bs))
     kinds = {m: info.modalities[m].kind for m in config.modalities}
+    pairs, metric_plan = alignment_pairs(dataset, kinds, plan_metrics(evaluate.metrics, weights))
     fields = {m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
               for m, a in ((m, info.modalities[m].attrs) for m in config.modalities) if kinds[m] == "field"}
     options = {"dataset": to_plain(config), "evaluate": to_plain(evaluate), "sampling": to_plain(sampling),
                "metrics": sorted(metric_plan.available), "device": device}
-    files = [store, *models.values(), *(p for pair in aes.values() for p in pair)]
+    files = [store, *models.values(), *singles.values(), *(p for pair in aes.values() for p in pair)]
     fp = _fingerprint(files, options)
     out = paths.eval_dir(dataset)
     return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,
                           model_files=models, autoencoders=aes, kinds=kinds, fields=fields, batches=batches,
                           settings=settings, metric_plan=metric_plan, out_dir=out, work_dir=out / "work" / fp,
-                          fingerprint=fp, device=device)
+                          fingerprint=fp, device=device, references=references_for(evaluate, settings, bool(pairs)),
+                          single_files=singles, pairs=pairs)

@@ -30,7 +30,8 @@ from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_
 
 IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2")
 FIELD_METRICS = ("l1",)
-METRICS = IMAGE_METRICS + FIELD_METRICS
+PAIR_METRICS = ("alignment",)  # cross-modal, on pairs of image modalities (syncvp.metrics.alignment)
+METRICS = IMAGE_METRICS + FIELD_METRICS + PAIR_METRICS
 NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
     "fvd": ("i3d", I3D_WEIGHTS),
     "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),

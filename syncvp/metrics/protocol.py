@@ -18,7 +18,9 @@ trajectories) with the GT videos, in 16-frame chunks stacked as samples; per vid
 LPIPS are means over frames, L2 is the RMSE over all values, PSNR uses the video's MSE (fixed
 range, never min-max normalised: the paper only reports PSNR for autoencoders); L1 of fields
 is in physical units over valid points. SSIM runs in float32 like SyncVP's (float64 differs
-by ~1e-6); L2, PSNR and L1 in float64. `Protocol(scope="video")` (each video normalised by its
+by ~1e-6); L2, PSNR and L1 in float64. The cross-modal `alignment` of a pair of image modalities
+(`syncvp.metrics.alignment`) scores the quantised predictions of both, per mode, under the
+modality key "<a>+<b>". `Protocol(scope="video")` (each video normalised by its
 own min and max) is available for a per-video variant of the min-max.
 """
 
@@ -34,6 +36,7 @@ from torch import Tensor
 
 from syncvp.io.atomic import atomic_path
 from syncvp.metrics import depth
+from syncvp.metrics.alignment import alignment, pair_key
 from syncvp.metrics.fvd import video_features
 from syncvp.metrics.frames import psnr, ssim
 from syncvp.metrics.images import Rounding, Scope, frames_of, ground_truth, normalise, quantise
@@ -227,11 +230,20 @@ def _check(modality: str, names: Sequence[str], truth: Tensor, trajs: list[Tenso
                              f"must be [B, C, {context} context + {t} predicted, H, W]")
 
 
+def _score_pairs(result: BatchResult, trajs: Sequence[Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]],
+                 protocols: Sequence[Protocol]) -> None:
+    """`alignment` of each (a, b) pair of image modalities, on each mode's uint8 predictions."""
+    for a, b in pairs:
+        for protocol in protocols:
+            values = [alignment(quantise(p[a], protocol.rounding), quantise(p[b], protocol.rounding)) for p in trajs]
+            result.values[(protocol.name, pair_key(a, b), "alignment")] = _stack(values)
+
+
 def score_batch(gt: Mapping[str, Tensor], predictions: Sequence[Mapping[str, Tensor]], *, context_frames: int,
                 metrics: Mapping[str, Sequence[str]], protocols: Sequence[Protocol] = (PAPER, STANDARD),
                 models: MetricModels | None = None, fields: Mapping[str, FieldSpec] | None = None,
                 valid: Tensor | None = None, video_ids: Sequence[str] | None = None,
-                i3d_batch: int = 8) -> BatchResult:
+                i3d_batch: int = 8, pairs: Sequence[tuple[str, str]] = ()) -> BatchResult:
     """Score one test batch in every mode of `protocols`.
 
     Args:
@@ -241,6 +253,8 @@ def score_batch(gt: Mapping[str, Tensor], predictions: Sequence[Mapping[str, Ten
         fields: modalities that are physical fields (scored with L1), with their FieldSpec.
         valid: [B, 1, context_frames + T, H, W] mask of valid field points (None: all valid).
         video_ids: the videos' ids (default "0".."B-1").
+        pairs: (a, b) image modalities scored with `alignment` (key "<a>+<b>"; may be given
+            with empty `metrics`, e.g. to score GT frames passed as the prediction).
     """
     fields, models = fields or {}, models or MetricModels()
     if not predictions:
@@ -261,4 +275,5 @@ def score_batch(gt: Mapping[str, Tensor], predictions: Sequence[Mapping[str, Ten
             values = _stack([_pair(*masked_l1(p, future, mask, fields[modality])) for p in trajs])
             for protocol in protocols:  # fields are not quantised or min-max normalised
                 result.values[(protocol.name, modality, "l1")] = values
+    _score_pairs(result, predictions, pairs, protocols)
     return result

@@ -12,6 +12,9 @@ For a mode (`syncvp.metrics.protocol.Protocol`), each metric of each modality is
 FVD pools all batches: the GT features against all predicted features (every trajectory),
 reported with trajectories "all". Curves give the value per predicted frame (frame 1 = the
 first predicted frame); for SSIM and LPIPS the curve's mean equals the summary value.
+
+`alignment` (syncvp.metrics.alignment) is NaN where a frame or video has nothing to score: such
+values are ignored by its means, and best-of-N picks the highest value that is not NaN.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from syncvp.io.atomic import atomic_path, write_json
+from syncvp.metrics.alignment import nanmean
 from syncvp.metrics.fvd import FeatureAccumulator
 from syncvp.metrics.protocol import BatchResult, MetricValues, Protocol
 
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "l2": False, "l1": False, "fvd": False}
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "l2": False, "l1": False, "fvd": False,
+                    "alignment": True}
+SKIPS_NAN = frozenset({"alignment"})  # metrics whose NaN values mean "nothing to score here"
 UNITS = {"psnr": "dB"}
 
 
@@ -102,20 +108,26 @@ def write_rows(path: Path | str, rows: Sequence[Row]) -> None:
 def over_trajectories(values: MetricValues, metric: str, how: str) -> tuple[np.ndarray, np.ndarray]:
     """(per video [B], per frame [B, T]) after reducing N trajectories by "best" or "mean"."""
     if how == "mean":
-        return values.video.mean(axis=0), values.frame.mean(axis=0)
+        mean = nanmean if metric in SKIPS_NAN else np.mean
+        return mean(values.video, axis=0), mean(values.frame, axis=0)
     if how != "best":
         raise ValueError(f"unknown trajectory reduction {how!r}; expected best or mean")
-    pick = (np.argmax if HIGHER_IS_BETTER[metric] else np.argmin)(values.video, axis=0)
+    video = values.video
+    if metric in SKIPS_NAN:  # NaN (nothing scored) is never picked over a value
+        video = np.where(np.isnan(video), -np.inf if HIGHER_IS_BETTER[metric] else np.inf, video)
+    pick = (np.argmax if HIGHER_IS_BETTER[metric] else np.argmin)(video, axis=0)
     cols = np.arange(values.video.shape[1])
     return values.video[pick, cols], values.frame[pick, cols]
 
 
-def over_videos(per_batch: Sequence[np.ndarray], reduce: str) -> np.ndarray:
-    """Reduce per-batch arrays [B, ...] over videos: mean of batch means, or mean over all videos."""
+def over_videos(per_batch: Sequence[np.ndarray], reduce: str, skip_nan: bool = False) -> np.ndarray:
+    """Reduce per-batch arrays [B, ...] over videos: mean of batch means, or mean over all videos
+    (NaN values ignored with `skip_nan`)."""
+    mean = nanmean if skip_nan else np.mean
     if reduce == "batch_means":
-        return np.mean([x.mean(axis=0) for x in per_batch], axis=0)
+        return mean(np.stack([mean(x, axis=0) for x in per_batch]), axis=0)
     if reduce == "videos":
-        return np.concatenate(per_batch).mean(axis=0)
+        return mean(np.concatenate(per_batch), axis=0)
     raise ValueError(f"unknown video reduction {reduce!r}; expected batch_means or videos")
 
 
@@ -150,11 +162,13 @@ def summarise(results: Sequence[BatchResult], protocol: Protocol, *, dataset: st
         for how in protocol.trajectories:
             picked = [over_trajectories(r.values[(protocol.name, modality, metric)], metric, how) for r in results]
             videos, frames = [v for v, _ in picked], [f for _, f in picked]
-            report.rows.append(Row(**common, trajectories=how, value=scale * float(over_videos(videos, protocol.reduce))))
+            skip = metric in SKIPS_NAN
+            report.rows.append(Row(**common, trajectories=how,
+                                   value=scale * float(over_videos(videos, protocol.reduce, skip))))
             for r, v in zip(results, videos):
                 report.videos += [Row(**common, trajectories=how, value=scale * float(x), video=vid)
                                   for vid, x in zip(r.video_ids, v)]
-            curve = over_videos(frames, protocol.reduce)
+            curve = over_videos(frames, protocol.reduce, skip)
             report.curves += [Row(**common, trajectories=how, value=scale * float(x), frame=t + 1)
                               for t, x in enumerate(curve)]
     return report

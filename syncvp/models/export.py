@@ -83,7 +83,10 @@ class DiffusionModelFile:
         source = f"{path} (saved configuration)"
         try:
             self.unet: UNetConfig = build(UNetConfig, payload["unet"], "unet", source)
-            self.diffusion: DiffusionConfig = build(DiffusionConfig, payload["diffusion"], "diffusion", source)
+            # files written before `context_encoder` existed all used the context autoencoder
+            diffusion = {"context_encoder": "context", "residual": False, "normalize": False, "min_snr_gamma": None,
+                         **payload["diffusion"]}
+            self.diffusion: DiffusionConfig = build(DiffusionConfig, diffusion, "diffusion", source)
             self.joint: JointConfig | None = (None if payload["joint"] is None
                                               else build(JointConfig, payload["joint"], "joint", source))
         except ParamsError as exc:

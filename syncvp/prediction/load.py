@@ -9,6 +9,7 @@ import torch
 
 from syncvp.config.diffusion import SamplingConfig
 from syncvp.diffusion.factory import build_sampler
+from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.autoencoder import TriplaneAutoencoder, load_autoencoder
 from syncvp.models.export import ModelFileError, load_diffusion_model
 from syncvp.prediction.rollout import Predictor
@@ -20,6 +21,13 @@ def _check_autoencoder(ae: TriplaneAutoencoder, path: Path, modality: str, role:
                              f"diffusion model was trained on {latent} (retrain it or pick the matching files)")
 
 
+def context_role(model: str | Path) -> str:
+    """The autoencoder role whose files encode a diffusion model's context frames: "context", or
+    "future" when the model was trained with `diffusion.context_encoder: future` (then the
+    context autoencoder is neither needed nor trained)."""
+    return "future" if load_diffusion_model(model).diffusion.context_encoder == "future" else "context"
+
+
 def load_predictor(model: str | Path, autoencoders: Mapping[str, tuple[str | Path, str | Path]],
                    sampling: SamplingConfig, *, device: str | torch.device = "cpu",
                    quantize: Iterable[str] = (), same_noise: bool | None = None) -> Predictor:
@@ -28,27 +36,42 @@ def load_predictor(model: str | Path, autoencoders: Mapping[str, tuple[str | Pat
     Args:
         model: a joint (stage 2) or stage-1 file written by `save_diffusion_model`.
         autoencoders: {modality: (context autoencoder file, future autoencoder file)} for every
-            modality the model predicts.
+            modality the model predicts (for a model with `context_encoder: future` the first is
+            not read: the future autoencoder encodes the context too).
         sampling: the `sampling` params section (method, steps, eta, clamping, guidance weight).
         quantize: modalities snapped to uint8 levels after each chunk (image modalities).
         same_noise: share sampling noise between modalities; None = the model's `joint.same_noise`.
     """
     f = load_diffusion_model(model)
+    if f.diffusion.context_encoder == "future" and "context_frames" not in f.meta:
+        raise ModelFileError(f"{f.path}: a model with context_encoder 'future' must record meta['context_frames']")
     if set(autoencoders) != set(f.modalities):
         raise ModelFileError(f"{f.path} predicts {list(f.modalities)}; autoencoders were given for "
                              f"{sorted(autoencoders)}")
     context, future = {}, {}
+    by_future = f.diffusion.context_encoder == "future"   # the conditioning lies in the future latent space
     for m in f.modalities:
         future_shape, context_shape = f.shapes[m]
-        for role, path, latent, into in (("context", autoencoders[m][0], context_shape, context),
-                                         ("future", autoencoders[m][1], future_shape, future)):
+        roles = [("future", autoencoders[m][1], future_shape, future)]
+        if not by_future:
+            roles.insert(0, ("context", autoencoders[m][0], context_shape, context))
+        for role, path, latent, into in roles:
             path = Path(path)
             if not path.is_file():
                 raise ModelFileError(f"{path} does not exist: train the {role} autoencoder of {m!r} first")
             into[m] = load_autoencoder(path, map_location=device)
             _check_autoencoder(into[m], path, m, role, latent)
+        if by_future:
+            context[m] = future[m]
     if same_noise is None:
         same_noise = f.joint.same_noise if f.joint is not None else True
     sampler = build_sampler(sampling, f.diffusion, same_noise=same_noise)
+    target = DiffusionTarget.from_dict(f.meta.get("target"))
+    if target.residual and sampling.guidance_weight > 0:
+        raise ModelFileError(f"{f.path} diffuses the change from its conditioning (diffusion.residual): guidance "
+                             f"mixes predictions of different conditionings, so sampling.guidance_weight must be 0, "
+                             f"got {sampling.guidance_weight}")
     return Predictor(context_autoencoders=context, future_autoencoders=future, model=f.build(device),
-                     sampler=sampler, guidance_weight=sampling.guidance_weight, quantize=frozenset(quantize))
+                     sampler=sampler, guidance_weight=sampling.guidance_weight, quantize=frozenset(quantize),
+                     context_encoder=f.diffusion.context_encoder, target=target,
+                     context_frames=int(f.meta["context_frames"]) if by_future else None)

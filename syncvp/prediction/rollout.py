@@ -1,7 +1,8 @@
 """Autoregressive multi-modal prediction (METHOD §5): context frames -> any number of future frames.
 
-One chunk: encode each modality's last `context_frames` frames with its context autoencoder,
-sample all modalities' future latents together with the joint model (or one modality with a
+One chunk: encode each modality's last `context_frames` frames into its conditioning latent
+(with its context autoencoder, or with `diffusion.context_encoder: future` through its future
+autoencoder after repeating the last frame, `syncvp.models.context`), sample all modalities' future latents together with the joint model (or one modality with a
 stage-1 model), decode them with the future autoencoders. Chunks are chained: the next context
 is the last `context_frames` frames of (context ++ everything predicted so far), re-encoded, until
 the requested number of frames exists; the last chunk is cut to length.
@@ -21,7 +22,9 @@ from torch import Tensor, nn
 
 from syncvp.diffusion.guidance import classifier_free_denoiser, modality_guided_denoiser
 from syncvp.diffusion.samplers import Sampler
+from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.models.context import ContextEncoder, context_latent_shape, encode_context
 from syncvp.models.joint_unet import JointUNet
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
@@ -44,6 +47,13 @@ class Predictor:
         guidance_weight: w of modality guidance (joint) or classifier-free guidance (single).
         quantize: modalities snapped to uint8 levels after each chunk (image modalities).
         batched_guidance: run the guidance passes as one batched call.
+        context_encoder: how context frames become the conditioning latent ("context": the
+            context autoencoder; "future": the future autoencoder on the held context).
+        target: the diffusion space the model samples in (`syncvp.diffusion.target`): samples map
+            back to latents through it, and `clip_x0` clamps to the latents' range within it.
+        context_frames: observed frames per chunk; None = the context autoencoders' length (it
+            must be given with context_encoder "future", whose "context autoencoders" are the
+            future ones).
     """
 
     context_autoencoders: Mapping[str, TriplaneAutoencoder]
@@ -53,6 +63,9 @@ class Predictor:
     guidance_weight: float = 0.0
     quantize: frozenset[str] = field(default_factory=frozenset)
     batched_guidance: bool = True
+    context_encoder: ContextEncoder = "context"
+    target: DiffusionTarget = field(default_factory=DiffusionTarget)
+    context_frames: int | None = None
 
     def __post_init__(self) -> None:
         self.joint = isinstance(self.model, JointUNet)
@@ -64,11 +77,15 @@ class Predictor:
                 raise ValueError(f"{name} autoencoders are given for {sorted(aes)}, the model predicts "
                                  f"{list(self.modalities)}")
         first = self.modalities[0]
-        self.context_frames = self.context_autoencoders[first].spec.frames
+        if self.context_frames is None:
+            if self.context_encoder == "future":
+                raise ValueError("context_encoder 'future' needs context_frames (the context autoencoders are the "
+                                 "future ones)")
+            self.context_frames = self.context_autoencoders[first].spec.frames
         self.future_frames = self.future_autoencoders[first].spec.frames
         for m in self.modalities:
-            if (self.context_autoencoders[m].spec.frames, self.future_autoencoders[m].spec.frames) != \
-                    (self.context_frames, self.future_frames):
+            ctx = self.context_frames if self.context_encoder == "future" else self.context_autoencoders[m].spec.frames
+            if (ctx, self.future_autoencoders[m].spec.frames) != (self.context_frames, self.future_frames):
                 raise ValueError(f"autoencoders of {m!r} disagree with {first!r} on context/future frames")
         unknown = set(self.quantize) - set(self.modalities)
         if unknown:
@@ -108,32 +125,39 @@ class Predictor:
 
     @torch.no_grad()
     def predict_chunk(self, context: Mapping[str, Tensor], present: frozenset[str],
-                      generator: torch.Generator) -> dict[str, Tensor]:
-        """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames."""
+                      generator: torch.Generator, batch: int | None = None) -> dict[str, Tensor]:
+        """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames
+        (`batch`: B, used only when no modality is present)."""
         device = self.device
         cond = {}
         for m in self.modalities:
-            ae = self.context_autoencoders[m]
+            ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
             if m in present:
-                cond[m] = ae.encode(context[m][:, :, -self.context_frames:].to(device))
+                cond[m] = encode_context(context[m][:, :, -self.context_frames:].to(device), self.context_encoder,
+                                         ae, future_ae)
             else:
-                batch = next(iter(context[p] for p in present)).shape[0] if present else None
-                if batch is None:
-                    raise ValueError("at least one modality must be present to know the batch size")
-                cond[m] = torch.zeros(batch, ae.latent_shape.channels, ae.latent_shape.length, device=device)
+                size = next(iter(context[p] for p in present)).shape[0] if present else batch
+                if size is None:
+                    raise ValueError("at least one modality must be present (or `batch` given) to know the batch size")
+                shape = context_latent_shape(self.context_encoder, ae, future_ae)
+                cond[m] = torch.zeros(size, shape.channels, shape.length, device=device)
         shapes = {m: (cond[m].shape[0], self.future_autoencoders[m].latent_shape.channels,
                       self.future_autoencoders[m].latent_shape.length) for m in self.modalities}
-        out = self.sampler.sample(self._denoiser(cond, present), shapes, generator=generator, device=device)
+        like = {m: torch.zeros(shape, device=device) for m, shape in shapes.items()}
+        bounds = {m: self.target.bounds(m, like[m], cond[m]) for m in self.modalities}
+        out = self.sampler.sample(self._denoiser(cond, present), shapes, generator=generator, device=device,
+                                  x0_bounds=bounds)
         chunk = {}
         for m in self.modalities:
-            video = self.future_autoencoders[m].decode(out.sample[m]).clamp(-1, 1)
+            latent = self.target.decode(m, out.sample[m], cond[m]).clamp(-1, 1)
+            video = self.future_autoencoders[m].decode(latent).clamp(-1, 1)
             chunk[m] = quantize_uint8(video) if m in self.quantize else video
         return chunk
 
     @torch.no_grad()
     def rollout(self, context: Mapping[str, Tensor], frames: int, *, generator: torch.Generator,
                 present: Iterable[str] | None = None, trajectories: int = 1,
-                progress: ProgressFn = no_progress) -> dict[str, Tensor]:
+                progress: ProgressFn = no_progress, batch: int | None = None) -> dict[str, Tensor]:
         """Predict `frames` future frames of every modality.
 
         Args:
@@ -145,6 +169,8 @@ class Predictor:
             present: modalities whose context is observed (default: all of the model's).
             trajectories: N samples per video.
             progress: receives ProgressEvent("rollout", frames done, frames).
+            batch: the number of videos B when no modality is present (e.g. a stage-1 model of an
+                unobserved modality: unconditional first chunk); ignored otherwise.
 
         Returns:
             {m: [B, N, C, frames, H, W]} in model space, on the model's device.
@@ -154,16 +180,16 @@ class Predictor:
         if trajectories < 1:
             raise ValueError(f"trajectories must be >= 1, got {trajectories}")
         present = frozenset(self.modalities if present is None else present)
-        if not present:
-            raise ValueError("at least one modality must be present")
-        batch, _ = self._check_context(context, present)
+        if not present and (batch is None or batch < 1):
+            raise ValueError(f"at least one modality must be present, or `batch` >= 1 given (got {batch})")
+        batch = self._check_context(context, present)[0] if present else batch
         device = self.device
         ctx = {m: context[m][:, :, -self.context_frames:].to(device).repeat_interleave(trajectories, dim=0)
                for m in present}
         predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
         done = 0
         while done < frames:
-            chunk = self.predict_chunk(ctx, present, generator)
+            chunk = self.predict_chunk(ctx, present, generator, batch=batch * trajectories)
             for m in self.modalities:
                 predicted[m].append(chunk[m])
                 before = ctx[m] if m in ctx else chunk[m][:, :, :0]

@@ -123,10 +123,23 @@ def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modaliti
     return store
 
 
-def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig):
-    """(context file, future file), (future latent, context latent) of one modality."""
-    files, latents = [], {}
-    for role, frames in zip(ROLES, (dataset.context_frames, dataset.future_frames)):
+def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig,
+                        context_encoder: str = "context"):
+    """(context file, future file), (future latent, context latent) of one modality. With
+    `context_encoder: future` there is no context autoencoder: the future one stands in for it."""
+    if context_encoder == "future":
+        (future_file,), (future,) = _check_roles(name, modality, dataset, paths, ("future",))
+        return (future_file, future_file), (future, future)
+    files, (context, future) = _check_roles(name, modality, dataset, paths, ROLES)
+    return (files[0], files[1]), (future, context)
+
+
+def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig, roles):
+    """The autoencoder files of `roles` and their latent shapes, checked against the dataset."""
+    frames_of = {"context": dataset.context_frames, "future": dataset.future_frames}
+    files, latents = [], []
+    for role in roles:
+        frames = frames_of[role]
         unit = f"{name}-{modality}-{role}"
         path = paths.model_dir(unit) / "autoencoder.pt"
         if not path.is_file():
@@ -137,17 +150,18 @@ def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths:
             raise ValueError(f"{path}: an autoencoder of {spec.frames} frames at {spec.resolution}; {unit} needs "
                              f"{frames} frames at {tuple(dataset.resolution)} (rerun train_autoencoder@{unit})")
         files.append(path)
-        latents[role] = spec.latent_shape
-    return (files[0], files[1]), (latents["future"], latents["context"])
+        latents.append(spec.latent_shape)
+    return files, latents
 
 
 def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train, run, paths, out_dir,
          stage1=None, patterns=None) -> DiffusionJob:
     store = _check_store(name, dataset, paths, modalities)
-    checked = {m: _check_autoencoders(name, m, dataset, paths) for m in modalities}
+    checked = {m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder) for m in modalities}
     return DiffusionJob(unit=unit, kind=kind, dataset=name, modalities=tuple(modalities),
                         context_frames=dataset.context_frames, future_frames=dataset.future_frames, unet=unet,
-                        diffusion=diffusion, joint=joint, train=train, shapes={m: c[1] for m, c in checked.items()},
+                        diffusion=diffusion, joint=joint, train=train,
+                        shapes={m: c[1] for m, c in checked.items()},
                         autoencoders={m: c[0] for m, c in checked.items()}, stage1=stage1 or {}, patterns=patterns,
                         seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir,
                         work_dir=out_dir / "work")

@@ -4,7 +4,8 @@ A training item is one window of `context_frames + future_frames` frames of a tr
 (every start, stride 1: `ClipDataset(window="all")`), so "online" and "precomputed" runs see
 the same items in the same order. A window's latents are
 
-    context[m] = E_ctx^m(clip[m][:, :, :Tc])   [C', L_c]
+    context[m] = E_ctx^m(clip[m][:, :, :Tc])   [C', L_c]    (diffusion.context_encoder: context)
+               = E_fut^m(hold_last(clip[m][:, :, :Tc], Tf))  [C', L_f]   (context_encoder: future)
     future[m]  = E_fut^m(clip[m][:, :, Tc:Tc+Tf])   [C', L_f]
 
 `latents="online"` encodes every batch (`encode_batch`); `latents="precompute"` encodes every
@@ -27,11 +28,12 @@ from syncvp.diffusion.conditioning import split_clip
 from syncvp.io.atomic import atomic_path
 from syncvp.io.checkpoint import config_hash
 from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.models.context import ContextEncoder, encode_context
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 from syncvp.training.diffusion_job import DiffusionJob
 
-Encoders = Mapping[str, tuple[TriplaneAutoencoder, TriplaneAutoencoder]]
-"""{modality: (context autoencoder, future autoencoder)}, frozen."""
+Encoders = Mapping[str, tuple[TriplaneAutoencoder | None, TriplaneAutoencoder]]
+"""{modality: (context autoencoder or None when unused, future autoencoder)}, frozen."""
 CACHE_FORMAT = "syncvp-latents"
 
 
@@ -42,11 +44,11 @@ def windows(job: DiffusionJob) -> ClipDataset:
 
 
 @torch.no_grad()
-def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames: int,
-                 future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames: int, future_frames: int,
+                 context_encoder: ContextEncoder) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C', L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
-    return ({m: encoders[m][0].encode(context[m]) for m in encoders},
+    return ({m: encode_context(context[m], context_encoder, *encoders[m]) for m in encoders},
             {m: encoders[m][1].encode(future[m]) for m in encoders})
 
 
@@ -54,7 +56,8 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
     """`latents-<modality>-<key>.pt`: the key hashes the modality's autoencoder files, the
     training data and the window layout, so any change re-encodes."""
     key = config_hash({"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
-                       "frames": [job.context_frames, job.future_frames]})
+                       "frames": [job.context_frames, job.future_frames],
+                       "context_encoder": job.diffusion.context_encoder})
     return f"latents-{modality}-{key[:16]}.pt"
 
 
@@ -88,7 +91,7 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
         done = 0
         for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
             ctx, fut = encode_batch({m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo},
-                                    job.context_frames, job.future_frames)
+                                    job.context_frames, job.future_frames, job.diffusion.context_encoder)
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
                 parts[m]["future"].append(fut[m].float().cpu())
@@ -129,10 +132,10 @@ class LatentDataset(Dataset):
                 "future": {m: v[index] for m, v in self.future.items()}}
 
 
-def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int,
-                  future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, future_frames: int,
+                  context_encoder: ContextEncoder) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
-    return encode_batch(batch, encoders, context_frames, future_frames)
+    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder)

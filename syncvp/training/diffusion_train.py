@@ -38,8 +38,9 @@ from torch import nn
 from syncvp.diffusion.conditioning import apply_presence, drop_condition, keep_condition, sample_presence
 from syncvp.diffusion.factory import build_schedule
 from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
-from syncvp.diffusion.process import sample_timesteps, training_loss
+from syncvp.diffusion.process import min_snr_weights, sample_timesteps, training_loss
 from syncvp.diffusion.samplers import draw_noise
+from syncvp.diffusion.target import DiffusionTarget, measure_scale
 from syncvp.io.atomic import write_json, write_text
 from syncvp.io.checkpoint import CheckpointError, load_checkpoint
 from syncvp.models.autoencoder import load_autoencoder
@@ -51,11 +52,14 @@ from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim, runtime
 from syncvp.training.autoencoder_train import resume
-from syncvp.training.callbacks import Checkpoint, MetricHistory
+from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
+from syncvp.training.context_probe import ContextProbe, context_summary, probe_indices, probe_timesteps
 from syncvp.training.data import BatchStream
 from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
 from syncvp.training.fastpath import pin_memory
-from syncvp.training.diffusion_latents import Encoders, LatentDataset, batch_latents, precompute, windows
+from syncvp.training.diffusion_latents import (
+    Encoders, LatentDataset, batch_latents, cache_paths, encode_batch, precompute, windows,
+)
 from syncvp.training.loop import Update, fit
 from syncvp.training.state import TrainState
 
@@ -101,40 +105,108 @@ def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, pr
     return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
 
 
-def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator) -> Update:
-    """Stage 1: per-sample conditioning dropout + L_simple on the future latent."""
+def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator,
+                  target: DiffusionTarget) -> Update:
+    """Stage 1: per-sample conditioning dropout + L_simple on the future latent (in the diffusion
+    space of `target`)."""
     (m,) = job.modalities
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames)
-        x0 = future[m]
-        keep = keep_condition(x0.shape[0], job.train.cond_prob, generator)
+        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
+                                        job.diffusion.context_encoder)
+        keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
+        x0 = target.encode(m, future[m], cond)
         t = sample_timesteps(x0.shape[0], job.diffusion.timesteps, generator, device=x0.device)
         noise = draw_noise(x0.shape, generator, same_noise=True, device=x0.device)
+        weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
         value = training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
-                              prediction=job.diffusion.prediction).mean()
+                              prediction=job.diffusion.prediction, weights=weights).mean()
         return value, {f"loss_{m}": float(value.detach()), "cond_kept": float(keep.float().mean())}
     return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
 
 
-def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator) -> Update:
+def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator,
+                 target: DiffusionTarget) -> Update:
     """Stage 2: per-sample presence patterns + the joint loss with shared or independent noise."""
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, x0 = batch_latents(batch, encoders, job.context_frames, job.future_frames)
-        batch_size = next(iter(x0.values())).shape[0]
+        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
+                                        job.diffusion.context_encoder)
+        batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)
         cond = apply_presence(context, present)
+        x0 = {m: target.encode(m, z, cond[m]) for m, z in future.items()}
         t, noise = draw_joint_noise(x0, job.diffusion.timesteps, generator, same_noise=job.joint.same_noise)
+        weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
         out = joint_training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
-                                  prediction=job.diffusion.prediction)
+                                  prediction=job.diffusion.prediction, weights=weights)
         metrics = {f"loss_{m}": float(v.detach()) for m, v in out.per_modality.items()}
         metrics.update({f"present_{m}": float(p.float().mean()) for m, p in present.items()})
         return out.total, metrics
     return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
+
+
+PROBE_WINDOWS = 8
+SCALE_WINDOWS = 256
+
+
+def _sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
+                    count: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(context, future) latents of `count` training windows spread evenly over the training set
+    (read from the latent cache when it exists, else encoded now)."""
+    files = cache_paths(job)
+    if job.train.latents == "precompute" and all(p.is_file() for p in files.values()):
+        cached = LatentDataset(files)
+        picked = [cached[i] for i in probe_indices(len(cached), count)]
+        return ({m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
+                {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities})
+    data = windows(job)
+    try:
+        items = [data[i] for i in probe_indices(len(data), count)]
+    finally:
+        data.reader.close()
+    contexts, futures = {m: [] for m in job.modalities}, {m: [] for m in job.modalities}
+    for start in range(0, len(items), 32):
+        part = items[start:start + 32]
+        clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
+        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder)
+        for m in job.modalities:
+            contexts[m].append(c[m])
+            futures[m].append(f[m])
+    return {m: torch.cat(v) for m, v in contexts.items()}, {m: torch.cat(v) for m, v in futures.items()}
+
+
+def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device) -> DiffusionTarget:
+    """The diffusion space of the unit (`syncvp.diffusion.target`): with `diffusion.normalize`, the
+    scale of each modality is measured on SCALE_WINDOWS training windows (stage 1) or taken from the
+    stage-1 model the joint branch starts from, so the branch keeps the space it learned in."""
+    residual, scales, missing = job.diffusion.residual, {}, {}
+    if job.diffusion.normalize:
+        if job.stage1:
+            for m, path in job.stage1.items():
+                saved = DiffusionTarget.from_dict(load_diffusion_model(path, kind="single").meta.get("target"))
+                scales[m], missing[m] = saved.scale(m), saved.missing_scale(m)
+        else:
+            context, future = _sample_latents(job, encoders, device, SCALE_WINDOWS)
+            for m in job.modalities:
+                z = future[m].cpu()
+                missing[m] = measure_scale(z, None, residual=False)
+                scales[m] = measure_scale(z, context[m].cpu(), residual=True) if residual else missing[m]
+    return DiffusionTarget(residual=residual, scales=scales, missing_scales=missing)
+
+
+
+
+def context_probe(job: DiffusionJob, model: nn.Module, encoders: Encoders, device: torch.device,
+                  target: DiffusionTarget) -> ContextProbe:
+    """The fixed probe of context use (`syncvp.training.context_probe`) on PROBE_WINDOWS training windows."""
+    context, future = _sample_latents(job, encoders, device, PROBE_WINDOWS)
+    return ContextProbe(model, joint=job.kind == "joint", context=context, future=future,
+                        schedule=build_schedule(job.diffusion).to(device), prediction=job.diffusion.prediction,
+                        seed=job.seed_for("probe"), target=target)
 
 
 class EmaCallback:
@@ -162,8 +234,9 @@ class Timer:
 
 
 def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
-               progress: ProgressFn = no_progress) -> tuple[TrainState, Update, EMA]:
-    """The fresh training state (model, EMA, AdamW + cosine, noise generator, batches) and its update."""
+               progress: ProgressFn = no_progress) -> tuple[TrainState, Update, EMA, DiffusionTarget]:
+    """The fresh training state (model, EMA, AdamW + cosine, noise generator, batches), its update
+    and the diffusion space (measured once the batches, and so the latent cache, exist)."""
     model = build_model(job, device)
     t = job.train
     ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
@@ -175,8 +248,9 @@ def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
     state = TrainState(models={UPDATE: model}, optimizers={UPDATE: opt}, schedulers={UPDATE: sched},
                        generators={"noise": generator},
                        streams={"train": batch_stream(job, encoders, device, progress), "ema": ema})
+    target = diffusion_target(job, encoders, device)
     make = single_update if job.kind == "single" else joint_update
-    return state, make(job, model, encoders, generator), ema
+    return state, make(job, model, encoders, generator, target), ema, target
 
 
 def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info,
@@ -198,16 +272,20 @@ def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: L
         (job.work_dir / "status.json").unlink(missing_ok=True)
         job.work_dir.mkdir(parents=True, exist_ok=True)
     encoders = load_encoders(job, device)
-    state, update, ema = make_state(job, encoders, device, progress)
+    state, update, ema, target = make_state(job, encoders, device, progress)
     model = state.models[UPDATE]
+    state.extra["target"] = target.as_dict()
     log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
         f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
         f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]][0]}, on {device}"
-        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else ""))
+        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
+        + ("" if target.identity else f", diffusion space {target.as_dict()}"))
     resume(state, job.checkpoint_path, job.fingerprint, log)
     t = job.train
     callbacks = [EmaCallback(ema, model), Timer(state), MetricHistory(t.loss_curve_every, t.steps, name="train"),
                  MetricHistory(t.log_every, t.steps, name="log", progress=progress, task=job.unit),
+                 Evaluate(context_probe(job, model, encoders, device, target), t.log_every, t.steps, name="context",
+                          progress=progress, task=f"{job.unit} context probe"),
                  Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, t.steps)]
     total = t.steps if stop_at is None else min(stop_at, t.steps)
     if total < t.steps:
@@ -296,6 +374,16 @@ def save_loss_plot(path: Path, rows: list[dict], columns: tuple[str, ...], title
     plt.close(fig)
 
 
+def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
+    """`plots/context.tsv`: the context probe's x0 errors over training (with / without context)."""
+    if not rows:
+        return
+    columns = [k for k in rows[0] if k != "step"]
+    lines = ["\t".join(["step", *columns])] + ["\t".join([str(r["step"])] + [f"{r[c]:.6g}" for c in columns])
+                                               for r in rows]
+    write_text(job.out_dir / "plots" / "context.tsv", "\n".join(lines) + "\n")
+
+
 def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     """Write the EMA model (`diffusion.pt` or `joint.pt`), `metrics.json`, `loss.png` and
     `plots/loss.tsv` to `job.out_dir`, then retire the work checkpoint (`work/status.json`)."""
@@ -311,14 +399,19 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
                                                 for r in rows]
     write_text(job.out_dir / "plots" / "loss.tsv", "\n".join(lines) + "\n")
     save_loss_plot(job.out_dir / "loss.png", rows, columns, f"{job.unit} ({job.kind})")
+    probe_rows = ckpt["extra"].get("history", {}).get("context", [])
+    write_probe(job, probe_rows)
     seconds = float(ckpt["extra"].get("train_seconds", 0.0))
     metrics = {"steps": job.train.steps, "parameters": count_parameters(model),
                "steps_per_s": job.train.steps / seconds if seconds > 0 else None, "train_seconds": seconds,
-               **loss_summary(job, history)}
+               **loss_summary(job, history),
+               **context_summary(probe_rows, probe_timesteps(job.diffusion.timesteps), job.modalities,
+                                 job.kind == "joint")}
     meta = {"unit": job.unit, "dataset": job.dataset, "step": ckpt["step"], "weights": "ema",
             "data_digest": job.data_digest, "fingerprint": job.fingerprint, "autoencoders": job.autoencoder_digests,
             "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
-            "context_frames": job.context_frames, "future_frames": job.future_frames}
+            "context_frames": job.context_frames, "future_frames": job.future_frames,
+            "target": ckpt["extra"].get("target", DiffusionTarget().as_dict())}
     save_diffusion_model(job.model_file, model, shapes={m: job.shapes[m] for m in job.modalities}, unet=job.unet,
                          diffusion=job.diffusion, joint=job.joint, meta=meta)
     write_json(job.out_dir / "metrics.json", metrics)

@@ -46,7 +46,7 @@ def with_dataset(repo_params, name: str, entry: dict) -> Params:
     data = to_plain(repo_params)
     data["datasets"][name] = entry
     datasets = build(dict[str, DatasetConfig], data["datasets"], "datasets", "<test>")
-    data["pipeline"] = expected_pipeline(datasets, repo_params.paths, ())
+    data["pipeline"] = expected_pipeline(datasets, repo_params.paths, (), repo_params.diffusion.context_encoder)
     return params_from_dict(data, "<test>")
 
 

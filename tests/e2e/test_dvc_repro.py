@@ -42,7 +42,7 @@ def shrink(params: dict) -> dict:
         params[stage].update(steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2,
                              num_workers=0)
     params["evaluate"].update(videos=2, batch_size=2, trajectories=1, conditions=["all", "each"], samples=1,
-                              metrics=["ssim", "psnr", "l2", "l1"])
+                              metrics=["ssim", "psnr", "l2", "l1", "alignment"])
     params["sampling"].update(steps=2)
     params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
     return params
@@ -100,7 +100,7 @@ def test_repro_then_up_to_date(workdir):
         out = root / params.paths.model_dir(name)
         assert {"joint.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
-    for name in params.pipeline.train:
+    for name in params.pipeline.joint:
         check_evaluation(root / params.paths.eval_dir(name), name, params.datasets[name].modalities)
     shown = dvc(["metrics", "show"], root, env).stdout
     assert "copy_last" in shown and "ssim" in shown
@@ -111,9 +111,11 @@ def test_repro_then_up_to_date(workdir):
 
 
 def check_evaluation(out: Path, name: str, modalities) -> None:
-    """metrics.json holds the model and the copy-last baseline for every condition; plots and samples exist."""
+    """metrics.json holds the model and the references for every condition; plots, samples and compare.md exist."""
     metrics = json.loads((out / "metrics.json").read_text())[name]
-    assert {"all", "copy_last", *modalities} <= set(metrics)
+    assert {"all", "copy_last", "autoencoder", "ground_truth", "single-all", *modalities,
+            *(f"single-{m}" for m in modalities)} <= set(metrics)
+    assert "| all → " in (out / "tables" / "compare.md").read_text()
     for setting in ("all", "copy_last"):
         for m in modalities:
             assert 0 < metrics[setting]["standard"][m]["ssim"] <= 1

@@ -65,10 +65,11 @@ def write_models(paths, name: str = "synthetic", channels: dict[str, int] | None
 
 
 def evaluate_config(**changes) -> EvaluateConfig:
+    """A test evaluation; no references besides copy_last unless asked (`baselines`, `alignment`)."""
     base = dict(model="joint", split="test", videos=None, batch_size=2, trajectories=2, reduce="both",
                 conditions=("all", "depth"), noise=NoiseConfig(modality=None, sigmas=()),
                 protocols=("paper", "standard"), metrics=("fvd", "ssim", "psnr", "lpips", "l2", "l1"),
-                samples=2, seed=0)
+                baselines=(), samples=2, seed=0)
     return EvaluateConfig(**{**base, **changes})
 
 

@@ -142,7 +142,10 @@ def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
 @pytest.mark.gpu
 def test_evaluation_on_cuda_matches_shapes_and_keys(setup):
     ds, sampling, paths = setup
-    plan = plan_evaluation("synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling, NO_WEIGHTS,
-                           paths, device="cuda")
+    config = evaluate_config(conditions=("all", "rgb"), videos=2, metrics=("ssim", "l2", "alignment"),
+                             baselines=("single", "autoencoder"))
+    plan = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths, device="cuda")
     metrics = json.loads(evaluate(plan).read_text())["synthetic"]
     assert 0 < metrics["all"]["standard"]["rgb"]["ssim"] <= 1
+    for label in ("single-all", "single-rgb", "autoencoder", "ground_truth"):  # the references run on CUDA too
+        assert 0 <= metrics[label]["standard"]["rgb+depth"]["alignment"] <= 1

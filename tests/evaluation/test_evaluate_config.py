@@ -31,6 +31,11 @@ def test_conditions_expand_and_reductions(repo_params):
     ({"protocols": ["paper", "paper"]}, "evaluate.protocols"),
     ({"split": "holdout"}, "evaluate.split: must be one of"),
     ({"videos": 0}, "evaluate.videos: must be >= 1 or null"),
+    ({"baselines": ["autoencoder", "copy_last"]}, "evaluate.baselines[1]: must be one of ['single', 'autoencoder']"),
+    ({"baselines": ["single", "single"]}, "evaluate.baselines: has duplicates"),
+    ({"model": "single", "conditions": ["all"], "baselines": ["single"]},
+     "evaluate.baselines: the single baseline compares a joint model"),
+    ({"metrics": ["ssim", "alignment", "aligned"]}, "evaluate.metrics[2]: must be one of"),
 ])
 def test_bad_values_name_the_key(change, message):
     data = read_yaml(REPO / "params.yaml")
@@ -39,8 +44,21 @@ def test_bad_values_name_the_key(change, message):
         params_from_dict(data)
 
 
+def test_default_references_and_alignment(repo_params):
+    assert repo_params.evaluate.baselines == ("single", "autoencoder") and "alignment" in repo_params.evaluate.metrics
+    data = read_yaml(REPO / "params.yaml")
+    data["evaluate"].update(model="single", conditions=["all"], baselines=["autoencoder"])
+    assert params_from_dict(data).evaluate.baselines == ("autoencoder",)
+    data["evaluate"]["baselines"] = []  # copy_last only
+    assert params_from_dict(data).evaluate.baselines == ()
+
+
 def test_missing_key_is_an_error():
     data = read_yaml(REPO / "params.yaml")
     del data["evaluate"]["seed"]
     with pytest.raises(ParamsError, match="evaluate.seed"):
+        params_from_dict(data)
+    data = read_yaml(REPO / "params.yaml")
+    del data["evaluate"]["baselines"]
+    with pytest.raises(ParamsError, match="evaluate.baselines"):
         params_from_dict(data)

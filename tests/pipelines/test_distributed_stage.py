@@ -21,7 +21,7 @@ from syncvp.training import autoencoder_job, autoencoder_train
 from tests.training.stores import write_tiny_stores
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT = "synthetic-depth-context"
+UNIT = "synthetic-depth-future"
 
 
 def tiny_params_file(tmp_path: Path, processes: int) -> Path:

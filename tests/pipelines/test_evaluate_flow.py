@@ -1,4 +1,5 @@
-"""The `evaluate` flow under the Prefect test harness: outputs, table rows, per-batch cache."""
+"""The `evaluate` flow under the Prefect test harness: outputs (references included), the table and
+Markdown artifacts, per-batch cache."""
 
 from __future__ import annotations
 
@@ -13,19 +14,35 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.slow
-def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, prefect_harness):
+def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, prefect_harness, monkeypatch):
+    from pipelines import reporting
     from pipelines.evaluate import evaluate
 
+    published = []  # the real Markdown artifact, plus a record of it
+
+    def record(**kwargs):
+        published.append(kwargs)
+        return create(**kwargs)
+
+    create = reporting.create_markdown_artifact
+    monkeypatch.setattr(reporting, "create_markdown_artifact", record)
+
     ds, sampling, paths = setup
-    config = evaluate_config(conditions=("all",), videos=2, reduce="best", protocols=("paper",))
+    config = evaluate_config(conditions=("all",), videos=2, reduce="best", protocols=("standard",),
+                             metrics=("ssim", "l2", "alignment"), baselines=("single", "autoencoder"))
     run = dataclasses.replace(tiny_params.run, device="cpu")
     args = ("synthetic", ds, config, sampling, NO_WEIGHTS, paths, run)
     metrics_path = evaluate(*args)
     metrics = json.loads(open(metrics_path).read())
-    assert set(metrics["synthetic"]) == {"all", "copy_last"} and set(metrics["skipped"]) == {"fvd", "lpips"}
+    settings = {"all", "single-all", "copy_last", "autoencoder", "ground_truth"}
+    assert set(metrics["synthetic"]) == settings and metrics["skipped"] == {}
+    assert set(metrics["synthetic"]["single-all"]["standard"]) == {"rgb", "depth", "rgb+depth"}
     work = paths.eval_dir("synthetic") / "work"
     files = sorted(work.rglob("batch-*.npz"))
-    assert len(files) == 2  # one batch x (all, copy_last)
+    assert len(files) == len(settings)  # one batch per setting and reference
+    table = (paths.eval_dir("synthetic") / "tables" / "compare.md").read_text()
+    assert [(a["key"], a["markdown"]) for a in published] == [("synthetic-compare", table)]
+    assert "| all → rgb | ssim ↑ |" in table and "| all → rgb+depth | alignment ↑ |" in table
     stamps = [f.stat().st_mtime_ns for f in files]
     (paths.eval_dir("synthetic") / "metrics.json").unlink()
     assert json.loads(open(evaluate(*args)).read()) == metrics  # second run: cached batches, same numbers

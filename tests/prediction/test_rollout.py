@@ -40,9 +40,9 @@ def test_chunks_are_chained_on_the_last_predicted_frames():
     calls = []
     original = p.predict_chunk
 
-    def spy(ctx, present, generator):
+    def spy(ctx, present, generator, **kwargs):
         calls.append({m: v.clone() for m, v in ctx.items()})
-        return original(ctx, present, generator)
+        return original(ctx, present, generator, **kwargs)
 
     p.predict_chunk = spy
     out = p.rollout(context_clips(), 6, generator=torch.Generator().manual_seed(0))
@@ -124,6 +124,32 @@ def test_stage1_model_predicts_one_modality(guidance):
     p = predictor(single="depth", guidance=guidance)
     out = p.rollout({"depth": context_clips()["depth"]}, 4, generator=torch.Generator().manual_seed(0))
     assert set(out) == {"depth"} and out["depth"].shape == (2, 1, 1, 4, 8, 8)
+
+
+def test_stage1_model_of_an_unobserved_modality_needs_only_the_batch_size():
+    """No context at all: zero conditioning for the first chunk, then its own predictions (`batch` = B)."""
+    p = predictor(2, 3, single="depth")
+    seen = []
+    forward = p.model.forward
+
+    def spy(x, t, context=None):
+        seen.append(context.clone())
+        return forward(x, t, context)
+
+    p.model.forward = spy
+    with pytest.raises(ValueError, match="at least one modality must be present"):
+        p.rollout({}, 5, generator=torch.Generator().manual_seed(0), present=())
+    out = p.rollout({}, 5, generator=torch.Generator().manual_seed(0), present=(), trajectories=2, batch=3)
+    assert out["depth"].shape == (3, 2, 1, 5, 8, 8) and torch.isfinite(out["depth"]).all()
+    steps = len(seen) // 2  # two chunks of the same number of denoising steps
+    assert all(c.abs().max() == 0 for c in seen[:steps]) and seen[0].shape[0] == 6
+    second = seen[steps]
+    seen.clear()  # the second chunk is conditioned as an observed context of its own first-chunk frames is
+    own = out["depth"][:, :, :, 1:3].reshape(6, 1, 2, 8, 8)
+    p.rollout({"depth": own}, 1, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(second, seen[0])
+    again = p.rollout({}, 5, generator=torch.Generator().manual_seed(0), present=(), trajectories=2, batch=3)
+    assert torch.equal(out["depth"], again["depth"])
 
 
 def test_bad_inputs_fail_clearly():

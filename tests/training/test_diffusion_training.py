@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from syncvp.config import ParamsError, params_from_dict, to_plain
+from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.export import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train
 from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
 from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_autoencoders
+from tests.conftest import with_pipeline
 from tests.training.stores import write_tiny_stores
 
 
@@ -43,16 +45,31 @@ def train_stage1(p):
 # Plan errors (before any work)
 
 
-def test_missing_autoencoder_names_the_file_and_the_command(tiny_params):
+@pytest.mark.parametrize("encoder, role", [("context", "context"), ("future", "future")])
+def test_missing_autoencoder_names_the_file_and_the_command(tiny_params, encoder, role):
     p = tiny_diffusion_params(tiny_params)
+    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False))
     write_tiny_stores(p.paths)
     write_autoencoders(p)
-    (p.paths.model_dir("synthetic-rgb-context") / "autoencoder.pt").unlink()
-    with pytest.raises(FileNotFoundError, match=r"synthetic-rgb-context/autoencoder.pt does not exist.*"
-                                                r"dvc repro train_autoencoder@synthetic-rgb-context"):
+    (p.paths.model_dir(f"synthetic-rgb-{role}") / "autoencoder.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"synthetic-rgb-{role}/autoencoder.pt does not exist.*"
+                                                rf"dvc repro train_autoencoder@synthetic-rgb-{role}"):
         plan_single(p)
-    with pytest.raises(FileNotFoundError, match="train_autoencoder@synthetic-rgb-context"):
+    with pytest.raises(FileNotFoundError, match=f"train_autoencoder@synthetic-rgb-{role}"):
         plan_joint(dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch")))
+
+
+def test_future_context_encoder_needs_no_context_autoencoder(tiny_params):
+    """With context_encoder future the context autoencoders are never read: the job conditions on
+    the future latent space (shapes equal) and plans without them."""
+    p = setup(tiny_params)
+    assert p.diffusion.context_encoder == "future"
+    for m in ("rgb", "depth"):
+        (p.paths.model_dir(f"synthetic-{m}-context") / "autoencoder.pt").unlink()
+    job = plan_single(p)
+    future, context = job.shapes["rgb"]
+    assert future == context
+    assert job.autoencoders["rgb"][0] == job.autoencoders["rgb"][1]
 
 
 def test_missing_stage1_model_names_the_command_unless_scratch(tiny_params):
@@ -99,10 +116,17 @@ def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message
 # Training behaviour
 
 
-def test_tiny_stage1_model_overfits_one_clip(tiny_params):
+PAPER_OBJECTIVE = dict(prediction="eps", context_encoder="context", residual=False, normalize=False)
+
+
+@pytest.mark.parametrize("objective, ratio", [(PAPER_OBJECTIVE, 10.0), ({}, 5.0)], ids=["paper", "default"])
+def test_tiny_stage1_model_overfits_one_clip(tiny_params, objective, ratio):
+    """The loss of one clip falls by `ratio` in 100 steps (measured: > 10 for the paper's eps
+    objective; 7.5 for the default v / residual one, whose high-noise x0 term stays larger)."""
     p = tiny_diffusion_params(tiny_params, steps=100, batch_size=16, lr=3e-3, cond_prob=1.0, loss_curve_every=10,
                               weight_decay=0.0, lr_min_ratio=1.0)
-    p = dataclasses.replace(p, unet=dataclasses.replace(p.unet, model_channels=16))
+    p = with_pipeline(p, unet=dataclasses.replace(p.unet, model_channels=16),
+                      diffusion=dataclasses.replace(p.diffusion, **objective))
     write_tiny_stores(p.paths, videos=1, frames=10)
     write_autoencoders(p)
     job = plan_single(p)
@@ -110,7 +134,7 @@ def test_tiny_stage1_model_overfits_one_clip(tiny_params):
     diffusion_train.train(job)
     rows = diffusion_train.curve_rows(job, torch.load(job.checkpoint_path, weights_only=True)["extra"]["history"]["train"])
     first, last = rows[0]["loss"], rows[-1]["loss"]
-    assert first / last > 10, [round(r["loss"], 4) for r in rows]
+    assert first / last > ratio, [round(r["loss"], 4) for r in rows]
 
 
 def _final_state(job):
@@ -151,7 +175,8 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
     assert len(cached) == len(data) == 9
     for i in range(len(data)):
         clip = {m: v[None] for m, v in data[i].items() if m in job.modalities}
-        context, future = encode_batch(clip, encoders, job.context_frames, job.future_frames)
+        context, future = encode_batch(clip, encoders, job.context_frames, job.future_frames,
+                                       job.diffusion.context_encoder)
         for m in job.modalities:
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(cached[i]["future"][m], future[m][0], rtol=1e-5, atol=1e-6)
@@ -202,7 +227,7 @@ def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_par
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
     stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
     recorder, gen = _Recorder(), torch.Generator().manual_seed(0)
-    update = diffusion_train.joint_update(job, recorder, encoders, gen)
+    update = diffusion_train.joint_update(job, recorder, encoders, gen, DiffusionTarget())
     for step in range(500):
         update.loss(next(stream), step)
     counts, n = Counter(recorder.seen), len(recorder.seen)
@@ -210,7 +235,7 @@ def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_par
         assert _within(counts[key] / n, prob, n), (sorted(key), counts[key] / n, prob)
     stage1 = plan_single(p)
     recorder = _Recorder()
-    update = diffusion_train.single_update(stage1, recorder, encoders, gen)
+    update = diffusion_train.single_update(stage1, recorder, encoders, gen, DiffusionTarget())
     for step in range(500):
         update.loss(next(stream), step)
     assert _within(sum(recorder.seen) / len(recorder.seen), p.train_single.cond_prob, len(recorder.seen))

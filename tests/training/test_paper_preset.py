@@ -21,6 +21,7 @@ from syncvp.models.unet import count_parameters
 from syncvp.training import diffusion_job, diffusion_train
 from tests.training.diffusion_setup import write_autoencoders
 from tests.training.stores import write_tiny_stores
+from tests.conftest import with_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,10 +73,11 @@ def test_shrunk_preset_trains_one_step_of_each_stage(paper, tiny_params):
     ae = dataclasses.replace(paper.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1, axis_head_dim=8,
                              axis_mlp=16, gray_to_rgb=False)
     small = dict(steps=1, batch_size=2, num_workers=0)
-    p = dataclasses.replace(tiny_params, autoencoder=ae, unet=unet, joint=joint, diffusion=paper.diffusion,
-                            train_single=dataclasses.replace(paper.train_single, **small),
-                            train_joint=dataclasses.replace(paper.train_joint, **small),
-                            run=dataclasses.replace(paper.run, device="cpu", threads=1))
+    p = with_pipeline(tiny_params, autoencoder=ae, unet=unet, joint=joint, diffusion=paper.diffusion,
+                      train_single=dataclasses.replace(paper.train_single, **small),
+                      train_joint=dataclasses.replace(paper.train_joint, **small),
+                      run=dataclasses.replace(paper.run, device="cpu", threads=1))
+    assert p.diffusion.context_encoder == "context" and p.pipeline.context_role == "context"
     write_tiny_stores(p.paths)
     write_autoencoders(p)
     ds = p.datasets["synthetic"]

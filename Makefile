@@ -1,5 +1,6 @@
 # syncvp-pipeline: every target sets itself up (creates .venv and installs the pinned project on first use).
-#   make repro   run the default pipeline (dvc repro) and print where metrics, plots and samples are
+#   make repro   run the default pipeline (dvc repro; independent stages side by side, pipelines/waves.py)
+#                and print the results table
 #   make test    run the test suite (what CI runs)
 #   make ui      start the Prefect server on 127.0.0.1 and print its URL; `make ui-stop` stops it
 SHELL := /bin/bash
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 repro: $(STAMP)
 	@if dvc status -q >/dev/null 2>&1; then dvc repro; \
-	else $(BIN)/python -m pipelines.server run -- dvc repro; fi
+	else $(BIN)/python -m pipelines.server run -- $(BIN)/python -m pipelines.waves; fi
 	@$(BIN)/python -m pipelines.summary
 
 test: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable, Iterator, TypeVar
 
 import torch
@@ -19,8 +20,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+THREADS_ENV = "SYNCVP_THREADS"
+
+
 def configure_threads(threads: int) -> None:
-    """Set torch's CPU threads (0 keeps torch's default)."""
+    """Set torch's CPU threads (0 keeps torch's default).
+
+    The environment variable SYNCVP_THREADS, when set, replaces `threads` (`run.threads`): the
+    parallel runner (`pipelines.waves`) sets it for stages it runs side by side, so that two
+    processes share the cores instead of each taking all of them. It changes speed only.
+    """
+    override = os.environ.get(THREADS_ENV)
+    if override is not None:
+        try:
+            threads = int(override)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}={override!r} must be a whole number of threads >= 0") from None
+        if threads < 0:
+            raise ValueError(f"{THREADS_ENV}={override!r} must be a whole number of threads >= 0")
     if threads > 0:
         torch.set_num_threads(threads)
 

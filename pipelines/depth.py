@@ -143,7 +143,7 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     device = str(pdepth.resolve_device(device))
     settings = label_settings(config, file_digest(path))
     runner = task_runner(cfg.task_runner)
-    raw = paths.raw_dir(dataset)
+    raw = config.source.input_dir(dataset, paths)  # the folder `pipeline.pseudo_depth` names (a DVC dependency)
     videos = raw_videos(dataset, config, raw)
     out_dir = paths.interim_dir(dataset)
     digests = {f: file_digest(f) for f in sorted({str(f) for v in videos for f in v.files})}

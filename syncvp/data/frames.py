@@ -30,7 +30,7 @@ import xarray as xr
 from syncvp.config.data import PSEUDO_DEPTH_MODALITY
 from syncvp.config.loader import to_plain
 from syncvp.data import store, transforms
-from syncvp.data.interim import depth_file, read_depth
+from syncvp.data.interim import depth_file, depth_recipe, read_depth
 from syncvp.data.raw import RawVideo
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
@@ -183,6 +183,7 @@ def prepare_split(name: str, cfg, videos: list[FrameVideo], split: str, *, modes
     depth_attrs = None
     for i, video in enumerate(todo):
         native, got = _native(cfg, video, interim_dir)
+        got = None if got is None else depth_recipe(got)
         if got is not None and depth_attrs is not None and got != depth_attrs:
             raise ValueError(f"video {video.video_id!r}: pseudo-depth made differently ({got}) from the others "
                              f"({depth_attrs}); rerun the `pseudo_depth` stage")

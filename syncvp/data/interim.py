@@ -17,6 +17,15 @@ import numpy as np
 from syncvp.io.atomic import atomic_path
 
 
+PER_VIDEO_KEYS = ("video_id", "label_key")  # attributes that name one video, not how its depth was made
+
+
+def depth_recipe(attrs: dict) -> dict:
+    """How a pseudo-depth file was made (model, input size, normalisation...): its attributes
+    without the per-video ones (`PER_VIDEO_KEYS`), equal for every video of one dataset."""
+    return {k: v for k, v in attrs.items() if k not in PER_VIDEO_KEYS}
+
+
 def depth_file(interim_dir: Path, video_id: str) -> Path:
     """Where the pseudo-depth of one raw video lives."""
     return Path(interim_dir) / "depth" / f"{video_id}.npz"

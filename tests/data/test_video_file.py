@@ -123,3 +123,24 @@ def test_depth_needs_pseudo_depth_in_the_dataset_config(mp4):
     cfg = DatasetConfig(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
                         future_frames=2, rollout_frames=3, pseudo_depth=pseudo)
     assert cfg.modalities == ("rgb", "depth")
+
+
+def test_pseudo_depth_of_several_videos_per_split_merges(tmp_path):
+    """Each label file names its own video (`video_id`, `label_key`); only how the depth was made
+    must agree across the videos of a split."""
+    for name in ("a.mp4", "b.mp4"):
+        write_video(tmp_path / name, frames=40, fps=10.0)
+    source = video_source(tmp_path, splits=VideoSplits(train=(segment("a.mp4", end=2.0), segment("b.mp4", end=2.0)),
+                                                       val=(segment("a.mp4", start=2.0),), test=(segment("b.mp4", start=2.0),)))
+    cfg = pseudo_config(source)
+    recipe = {"encoder": "vitl", "input_size": 518}
+    for i, video in enumerate(raw_videos("opendv", cfg, tmp_path)):
+        write_depth(depth_file(tmp_path / "interim", video.video_id), np.full((4, 64, 96), i, np.uint8),
+                    {**recipe, "video_id": video.video_id, "label_key": f"key-{i}"})
+    ds = video_file.prepare_split("opendv", cfg, "train", tmp_path / "interim")
+    assert list(ds["video_id"].values) == ["a-0000005", "b-0000005"]
+    assert ds["depth"].attrs["pseudo_depth"] == '{"encoder": "vitl", "input_size": 518}'
+    write_depth(depth_file(tmp_path / "interim", "b-0000005"), np.zeros((4, 64, 96), np.uint8),
+                {**recipe, "encoder": "vits", "video_id": "b-0000005", "label_key": "other"})
+    with pytest.raises(ValueError, match=r"video 'b-0000005': pseudo-depth made differently"):
+        video_file.prepare_split("opendv", cfg, "train", tmp_path / "interim")

@@ -161,3 +161,37 @@ def test_dask_task_runner(depth_params, prefect_harness):
         runner = TaskRunnerConfig(kind="dask", workers=1, address=cluster.scheduler_address)
         out = run(depth_params, task_runner=runner)
     assert len(labels(out)) == 6
+
+
+def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, prefect_harness):
+    """An RGB-only source lives where `source.root` says (the folder DVC tracks for the stage),
+    not under `paths.raw`: every segment of every file gets its label."""
+    from pipelines.depth import pseudo_depth
+    from syncvp.config import DatasetConfig, VideoSegment, VideoSource, VideoSplits
+    from tests.data.source_trees import write_video
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    write_video(root / "a.mp4", frames=40, fps=10.0)                               # 4 s, 64 x 96
+    write_video(root / "b.avi", frames=30, fps=10.0, size=(48, 80), codec="MJPG")  # 3 s, another size
+
+    def seg(file, start=0.0, end=None):
+        return VideoSegment(file=file, start_s=start, end_s=end)
+
+    source = VideoSource(kind="video", root=root, fps=5.0, trim_s=(0.0, 0.0), video_frames=4, stride=4,
+                         resize="area", splits=VideoSplits(train=(seg("a.mp4", end=2.0), seg("b.avi", end=1.6)),
+                                                           val=(seg("a.mp4", start=2.0),), test=(seg("b.avi", start=1.6),)))
+    weights = save_random_checkpoint(tmp_path / "weights" / "depth_anything_v2_vits.pth", "vits", seed=7)
+    cfg = DatasetConfig(source=source, modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
+                        future_frames=2, rollout_frames=3, pseudo_depth=depth_config())
+    params = with_pipeline(tiny_params, datasets={"clips": cfg},
+                           weights=dataclasses.replace(tiny_params.weights, depth_anything_vits=weights))
+    assert params.pipeline.pseudo_depth == {"clips": str(root)}
+    out = Path(pseudo_depth("clips", cfg, params.paths, weights, "cpu", 0))
+    got = labels(out)
+    from syncvp.data.raw import raw_videos
+
+    listed = sorted(v.video_id for v in raw_videos("clips", cfg, root))
+    assert sorted(got) == listed and {i.split("-")[0] for i in listed} == {"a", "b"} and len(listed) >= 4
+    assert got["a-0000000"][0].shape == (4, 64, 96) and got["b-0000000"][0].shape == (4, 48, 80)
+    assert not params.paths.raw_dir("clips").exists()

@@ -57,12 +57,20 @@ def natural_key(text: str) -> tuple:
 
 
 def to_uint8(image: np.ndarray, value_range: tuple[float, float] | None, path: Path) -> np.ndarray:
-    """8-bit images pass through; others need `value_range` = [lo, hi] -> 0..255 (clipped)."""
+    """8-bit images pass through; others need `value_range` = [lo, hi] -> 0..255 (clipped).
+
+    An 8-bit file for a modality whose `value_range` reaches above 255 (a 16-bit range, such as
+    Cityscapes disparity) is refused: its values 0..255 would map to a sliver of 0..255.
+    """
     if value_range is None:
         if image.dtype != np.uint8:
             raise ValueError(f"{path}: is {image.dtype}, not 8-bit; set the modality's value_range to map it to 0..255")
         return image
     lo, hi = value_range
+    if image.dtype == np.uint8 and hi > 255:
+        raise ValueError(f"{path}: is 8-bit, but the modality's value_range [{lo:g}, {hi:g}] is for files of more "
+                         f"than 8 bits (its values would all map to 0..{max(0, round((255 - lo) * 255 / (hi - lo)))}): use the "
+                         f"original 16-bit files, or set value_range to null for 8-bit ones")
     scaled = (image.astype(np.float64) - lo) * (255.0 / (hi - lo))
     return np.round(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 

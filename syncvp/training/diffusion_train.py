@@ -72,6 +72,8 @@ UPDATE = "model"
 # Pieces
 
 
+TIMINGS = "timings.json"  # wall time and steps/s of the run, next to metrics.json (not tracked by DVC)
+
 def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
     """The frozen (context, future) autoencoders of every modality."""
     return {m: tuple(load_autoencoder(p, map_location=device) for p in job.autoencoders[m]) for m in job.modalities}
@@ -402,8 +404,11 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     probe_rows = ckpt["extra"].get("history", {}).get("context", [])
     write_probe(job, probe_rows)
     seconds = float(ckpt["extra"].get("train_seconds", 0.0))
+    # wall-clock figures change from run to run: kept out of the DVC-tracked metrics.json, so that a
+    # bit-identical retrain leaves dvc.lock unchanged (timings.json is not a DVC output)
+    timings = {"steps": job.train.steps, "train_seconds": seconds,
+               "steps_per_s": job.train.steps / seconds if seconds > 0 else None}
     metrics = {"steps": job.train.steps, "parameters": count_parameters(model),
-               "steps_per_s": job.train.steps / seconds if seconds > 0 else None, "train_seconds": seconds,
                **loss_summary(job, history),
                **context_summary(probe_rows, probe_timesteps(job.diffusion.timesteps), job.modalities,
                                  job.kind == "joint")}
@@ -415,6 +420,7 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     save_diffusion_model(job.model_file, model, shapes={m: job.shapes[m] for m in job.modalities}, unet=job.unet,
                          diffusion=job.diffusion, joint=job.joint, meta=meta)
     write_json(job.out_dir / "metrics.json", metrics)
+    write_json(job.out_dir / TIMINGS, timings)
     job.checkpoint_path.unlink(missing_ok=True)
     write_json(job.work_dir / "status.json", {"finished": True, **meta})
     log(f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"

@@ -127,6 +127,11 @@ def test_bit_depth_and_gray_rules(tmp_path):
     with pytest.raises(ValueError, match=r"d16\.png: is uint16, not 8-bit; set the modality's value_range"):
         read_image(tmp_path / "d16.png", channels=1)
     assert (read_image(tmp_path / "d16.png", channels=1, value_range=(0, 600)) == 128).all()
+    cv2.imwrite(str(tmp_path / "d8.png"), np.full((4, 4), 200, np.uint8))   # an 8-bit export of 16-bit disparity
+    with pytest.raises(ValueError, match=r"d8\.png: is 8-bit, but the modality's value_range \[0, 32767\] is for "
+                                         r"files of more than 8 bits \(its values would all map to 0\.\.2\)"):
+        read_image(tmp_path / "d8.png", channels=1, value_range=(0, 32767))
+    assert (read_image(tmp_path / "d8.png", channels=1, value_range=(0, 250)) == 204).all()   # an 8-bit range is fine
     same = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)
     cv2.imwrite(str(tmp_path / "g3.png"), same)
     np.testing.assert_array_equal(read_image(tmp_path / "g3.png", channels=1), same[..., 0])

@@ -39,7 +39,7 @@ def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
     out = p.paths.model_dir("synthetic")
     assert metrics["steps"] == p.train_joint.steps and metrics["loss_depth_final"] > 0
     assert load_diffusion_model(out / "joint.pt", kind="joint").meta["init"] == "stage1"
-    assert sorted(q.name for q in out.iterdir()) == ["joint.pt", "loss.png", "metrics.json", "plots", "work"]
+    assert sorted(q.name for q in out.iterdir()) == ["joint.pt", "loss.png", "metrics.json", "plots", "timings.json", "work"]
     assert "train.pt" not in {q.name for q in (out / "work").iterdir()}
     assert [q for q in out.rglob(".*")] == [], "no temporary files left behind"
 

@@ -84,6 +84,15 @@ def setup(tiny_params, tmp_path):
     return ds, SAMPLING, paths
 
 
+def field_dataset(repo_params, paths):
+    """The era5_synthetic dataset at the tiny evaluation sizes, with its field store and models written."""
+    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
+                             future_frames=3, rollout_frames=5)
+    write_field_store(paths)
+    write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
+    return ds
+
+
 def write_field_store(paths, name: str = "era5_synthetic") -> Path:
     """t2m (K) and sp (Pa) fields with a fixed sea mask (NaN where invalid), 8 px."""
     rng = np.random.default_rng(1)

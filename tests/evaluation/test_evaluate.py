@@ -4,7 +4,6 @@ determinism, noise, missing-modality conditions, stage-1 models, errors before s
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 
 import pytest
@@ -16,7 +15,7 @@ from syncvp.evaluation import (BASELINE, EvaluationError, add_context_noise, eva
 from syncvp.io.weights import MissingWeightsError
 from syncvp.metrics.protocol import BatchResult
 from syncvp.models.export import ModelFileError
-from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, write_field_store, write_models
+from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, field_dataset
 
 
 def _plan(setup, weights=NO_WEIGHTS, **changes):
@@ -121,10 +120,7 @@ def test_summary_needs_every_batch(setup):
 
 def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
     _, sampling, paths = setup
-    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
-                             future_frames=3, rollout_frames=5)
-    write_field_store(paths)
-    write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
+    ds = field_dataset(repo_params, paths)
     plan = plan_evaluation("era5_synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling,
                            NO_WEIGHTS, paths)
     assert plan.metrics_for("t2m") == ("l1",)

@@ -4,7 +4,6 @@ copy-last, ground-truth alignment; their plan fields, checks and outputs."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 
 import numpy as np
@@ -19,7 +18,7 @@ from syncvp.metrics.protocol import BatchResult
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.export import ModelFileError
 from syncvp.prediction import quantize_uint8
-from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, write_field_store, write_models
+from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, field_dataset
 
 REFS = dict(baselines=("single", "autoencoder"), metrics=("ssim", "l2", "alignment"))
 
@@ -55,10 +54,7 @@ def test_single_baseline_needs_the_stage1_files_before_sampling(setup):
 
 def test_alignment_needs_two_image_modalities(setup, repo_params):
     _, sampling, paths = setup
-    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
-                             future_frames=3, rollout_frames=5)
-    write_field_store(paths)
-    write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
+    ds = field_dataset(repo_params, paths)
     plan = plan_evaluation("era5_synthetic", ds, evaluate_config(metrics=("l1", "alignment"), conditions=("all",)),
                            sampling, NO_WEIGHTS, paths)
     assert plan.pairs == () and GROUND_TRUTH not in plan.labels

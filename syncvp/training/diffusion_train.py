@@ -75,8 +75,16 @@ UPDATE = "model"
 TIMINGS = "timings.json"  # wall time and steps/s of the run, next to metrics.json (not tracked by DVC)
 
 def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
-    """The frozen (context, future) autoencoders of every modality."""
-    return {m: tuple(load_autoencoder(p, map_location=device) for p in job.autoencoders[m]) for m in job.modalities}
+    """The frozen (context, future) autoencoders of every modality; a file named twice (the future
+    autoencoder also encoding the context, `context_encoder: future`) is loaded once."""
+    loaded: dict = {}
+
+    def load(path):
+        if path not in loaded:
+            loaded[path] = load_autoencoder(path, map_location=device)
+        return loaded[path]
+
+    return {m: tuple(load(p) for p in job.autoencoders[m]) for m in job.modalities}
 
 
 def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:

@@ -22,9 +22,22 @@ export PATH := $(BIN):$(PATH)
 
 install: $(STAMP)
 
+# The install uses uv (pinned below; about 35 s on a fresh machine against 2.5 to 4 min for pip,
+# which unpacks serially and byte-compiles every module). uv does not read pip's configuration, so
+# the extra indexes and find-links pip is configured with (a machine's local package index) are
+# handed to it. Where uv cannot be installed or fails, pip does the same install.
+UV_VERSION := 0.13.9
+PIP_INSTALL := install -c requirements.lock -e '.[dev]' --config-settings editable_mode=compat
+
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]' --config-settings editable_mode=compat
+	@if $(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION); then \
+	  idx="$$($(BIN)/python -m pip config get global.extra-index-url 2>/dev/null || true)"; \
+	  links="$$($(BIN)/python -m pip config get global.find-links 2>/dev/null || true)"; \
+	  UV_EXTRA_INDEX_URL="$${PIP_EXTRA_INDEX_URL:-$$idx}" UV_FIND_LINKS="$${PIP_FIND_LINKS:-$$links}" \
+	  $(BIN)/uv pip $(PIP_INSTALL) --python $(BIN)/python --index-strategy unsafe-best-match -q; \
+	else false; fi \
+	|| $(BIN)/python -m pip $(PIP_INSTALL) -q --disable-pip-version-check
 	@touch $(STAMP)
 
 repro: $(STAMP)

@@ -59,7 +59,8 @@ def paper_sections(params_path: Path):
                                condition_layout="per_plane")
     diffusion = dataclasses.replace(params.diffusion, timesteps=1000, schedule="linear_sqrt", beta_start=0.0015,
                                     beta_end=0.0195, prediction="eps", context_encoder="context",
-                                    residual=False, normalize=False, min_snr_gamma=None)
+                                    residual=False, normalize=False, min_snr_gamma=None,
+                                    high_noise_share=0.0, high_noise_from=0)
     joint = dataclasses.replace(params.joint, cross_attention="deep", deep_levels=1, split_planes=True,
                                 normalize=True, num_heads=8, shared_weights=False, same_noise=True,
                                 stca_layout="fixed")

@@ -98,6 +98,11 @@ class DiffusionConfig:
             its latents are used as they are).
         min_snr_gamma: null (the paper's plain L_simple) or gamma > 0 of min-SNR-gamma loss
             weighting (Hang et al. 2023; 5 in their paper).
+        high_noise_share: share of the training timesteps drawn uniformly from the high-noise end
+            [high_noise_from, T-1] instead of from all of [0, T-1] (paper 0: uniform). Few-step
+            sampling starts at t = T-1, where the network predicts the future from the context
+            alone; this spends more of a short training there while the rest stays uniform.
+        high_noise_from: first timestep of that high-noise end (0 <= it <= T-1).
     """
 
     timesteps: int
@@ -109,9 +114,15 @@ class DiffusionConfig:
     residual: bool
     normalize: bool
     min_snr_gamma: float | None
+    high_noise_share: float
+    high_noise_from: int
 
     def __post_init__(self) -> None:
         require(self.timesteps >= 2, "timesteps", f"must be >= 2, got {self.timesteps}")
+        require(0.0 <= self.high_noise_share <= 1.0, "high_noise_share",
+                f"must be in [0, 1], got {self.high_noise_share}")
+        require(0 <= self.high_noise_from < self.timesteps, "high_noise_from",
+                f"must be in [0, timesteps - 1 = {self.timesteps - 1}], got {self.high_noise_from}")
         require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma",
                 f"must be null or > 0, got {self.min_snr_gamma}")
         require(not self.residual or self.context_encoder == "future", "residual",

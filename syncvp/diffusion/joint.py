@@ -35,11 +35,13 @@ class JointLoss:
 
 
 def draw_joint_noise(x0: Mapping[str, Tensor], num_timesteps: int, generator: torch.Generator, *,
-                     same_noise: bool) -> tuple[Tensor, dict[str, Tensor]]:
-    """One t [B] for all modalities, then eps: one tensor shared by every modality when
-    `same_noise` (all latents must have one shape), else one per modality in dict order."""
+                     same_noise: bool, high_share: float = 0.0, high_from: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+    """One t [B] for all modalities (`sample_timesteps`, with its high-noise share), then eps: one
+    tensor shared by every modality when `same_noise` (all latents must have one shape), else one
+    per modality in dict order."""
     ref = next(iter(x0.values()))
-    t = sample_timesteps(ref.shape[0], num_timesteps, generator, device=ref.device)
+    t = sample_timesteps(ref.shape[0], num_timesteps, generator, device=ref.device, high_share=high_share,
+                         high_from=high_from)
     noise = draw_noise({m: v.shape for m, v in x0.items()}, generator, same_noise=same_noise,
                        device=ref.device, dtype=ref.dtype)
     return t, noise

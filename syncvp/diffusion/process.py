@@ -94,9 +94,22 @@ def q_posterior(schedule: NoiseSchedule, x0: Tensor, x_t: Tensor, t: Tensor) -> 
 
 
 def sample_timesteps(batch: int, num_timesteps: int, generator: torch.Generator,
-                     device: torch.device | str = "cpu") -> Tensor:
-    """t ~ U{0, ..., T-1} per sample, [B] int64, drawn from `generator` (on `generator`'s device)."""
-    t = torch.randint(0, num_timesteps, (batch,), generator=generator, device=generator.device)
+                     device: torch.device | str = "cpu", *, high_share: float = 0.0, high_from: int = 0) -> Tensor:
+    """t ~ U{0, ..., T-1} per sample, [B] int64, drawn from `generator` (on `generator`'s device).
+
+    With `high_share` > 0 each sample's t comes instead, with probability `high_share`, from
+    U{high_from, ..., T-1} (`diffusion.high_noise_share`): three draws in a fixed order (the
+    uniform t, the high-noise t, the coin u), t = high where u < high_share. With 0 only the first
+    draw is made, so the stream is the plain one.
+    """
+    gen_device = generator.device
+    t = torch.randint(0, num_timesteps, (batch,), generator=generator, device=gen_device)
+    if high_share > 0:
+        if not 0 <= high_from < num_timesteps:
+            raise ValueError(f"high_from must be in [0, {num_timesteps - 1}], got {high_from}")
+        high = torch.randint(high_from, num_timesteps, (batch,), generator=generator, device=gen_device)
+        coin = torch.rand(batch, generator=generator, device=gen_device)
+        t = torch.where(coin < high_share, high, t)
     return t.to(device)
 
 

@@ -128,7 +128,8 @@ def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, gener
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
         x0 = target.encode(m, future[m], cond)
-        t = sample_timesteps(x0.shape[0], job.diffusion.timesteps, generator, device=x0.device)
+        t = sample_timesteps(x0.shape[0], job.diffusion.timesteps, generator, device=x0.device,
+                             high_share=job.diffusion.high_noise_share, high_from=job.diffusion.high_noise_from)
         noise = draw_noise(x0.shape, generator, same_noise=True, device=x0.device)
         weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
         value = training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
@@ -149,7 +150,9 @@ def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, genera
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)
         cond = apply_presence(context, present)
         x0 = {m: target.encode(m, z, cond[m]) for m, z in future.items()}
-        t, noise = draw_joint_noise(x0, job.diffusion.timesteps, generator, same_noise=job.joint.same_noise)
+        t, noise = draw_joint_noise(x0, job.diffusion.timesteps, generator, same_noise=job.joint.same_noise,
+                                    high_share=job.diffusion.high_noise_share,
+                                    high_from=job.diffusion.high_noise_from)
         weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
         out = joint_training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
                                   prediction=job.diffusion.prediction, weights=weights)

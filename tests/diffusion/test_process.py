@@ -99,3 +99,29 @@ def test_sample_timesteps_uniform_and_seeded():
     assert torch.equal(t1, t2) and t1.dtype == torch.long
     assert int(t1.min()) >= 0 and int(t1.max()) <= 999
     assert abs(float(t1.float().mean()) - 499.5) < 5 * 288.7 / math.sqrt(20000)
+
+
+def test_sample_timesteps_without_a_high_noise_share_is_the_plain_stream():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    t = sample_timesteps(64, 1000, g1, high_share=0.0, high_from=900)
+    assert torch.equal(t, torch.randint(0, 1000, (64,), generator=g2))
+    assert torch.equal(torch.rand(5, generator=g1), torch.rand(5, generator=g2))  # nothing else was drawn
+
+
+def test_sample_timesteps_high_noise_share_composes_the_three_draws():
+    g, ref = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    t = sample_timesteps(4096, 1000, g, high_share=0.25, high_from=900)
+    plain = torch.randint(0, 1000, (4096,), generator=ref)
+    high = torch.randint(900, 1000, (4096,), generator=ref)
+    coin = torch.rand(4096, generator=ref)
+    assert torch.equal(t, torch.where(coin < 0.25, high, plain))
+    assert (t[coin < 0.25] >= 900).all()
+    # P(t >= 900) = 0.25 + 0.75 * 0.1 = 0.325
+    assert abs(float((t >= 900).float().mean()) - 0.325) < 5 * math.sqrt(0.325 * 0.675 / 4096)
+
+
+def test_sample_timesteps_all_high_noise_and_bad_start():
+    t = sample_timesteps(1000, 1000, torch.Generator().manual_seed(0), high_share=1.0, high_from=990)
+    assert int(t.min()) >= 990 and int(t.max()) <= 999 and len(set(t.tolist())) == 10
+    with pytest.raises(ValueError, match="high_from must be in"):
+        sample_timesteps(4, 1000, torch.Generator(), high_share=0.5, high_from=1000)

@@ -15,7 +15,8 @@ UNET = UNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, atten
                   norm_groups=4, dropout=0.0, condition_layout="per_plane")
 DIFFUSION = DiffusionConfig(timesteps=100, schedule="linear_sqrt", beta_start=0.0015, beta_end=0.0195,
                             prediction="eps", context_encoder="context", residual=False,
-                            normalize=False, min_snr_gamma=None)
+                            normalize=False, min_snr_gamma=None,
+                            high_noise_share=0.0, high_noise_from=0)
 JOINT = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,
                     shared_weights=False, same_noise=True, stca_layout="fixed")
 SAMPLING = SamplingConfig(method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0)

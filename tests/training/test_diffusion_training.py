@@ -242,6 +242,36 @@ def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_par
     assert _within(sum(recorder.seen) / len(recorder.seen), p.train_single.cond_prob, len(recorder.seen))
 
 
+class _TimeRecorder(torch.nn.Module):
+    """Stands in for the denoiser and records the timesteps the loss draws."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.t: list[int] = []
+
+    def forward(self, x, t, context):
+        self.t += t.tolist()
+        return {m: v * self.w for m, v in x.items()} if isinstance(x, dict) else x * self.w
+
+
+def test_both_stages_draw_timesteps_with_the_configured_high_noise_share(tiny_params):
+    p = setup(tiny_params)
+    p = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, high_noise_share=0.6, high_noise_from=950),
+                            train_joint=dataclasses.replace(p.train_joint, init="scratch", batch_size=8))
+    job = plan_joint(p)
+    encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
+    stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
+    gen = torch.Generator().manual_seed(0)
+    for make, plan in ((diffusion_train.joint_update, job), (diffusion_train.single_update, plan_single(p))):
+        recorder = _TimeRecorder()
+        update = make(plan, recorder, encoders, gen, DiffusionTarget())
+        for step in range(200):
+            update.loss(next(stream), step)
+        high = sum(t >= 950 for t in recorder.t) / len(recorder.t)
+        assert _within(high, 0.6 + 0.4 * 0.05, len(recorder.t)), (make.__name__, high)  # uniform alone: 0.05
+
+
 def test_export_round_trip_and_stage1_init(tiny_params):
     p = setup(tiny_params)
     train_stage1(p)

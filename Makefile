@@ -40,7 +40,9 @@ $(STAMP): pyproject.toml requirements.lock
 	|| $(BIN)/python -m pip $(PIP_INSTALL) -q --disable-pip-version-check
 	@touch $(STAMP)
 
+# params are validated first: DVC deletes a stage's outputs before the stage could refuse them
 repro: $(STAMP)
+	@$(BIN)/python -m syncvp check-params params.yaml >/dev/null
 	@if dvc status -q >/dev/null 2>&1; then dvc repro; \
 	else $(BIN)/python -m pipelines.server run -- $(BIN)/python -m pipelines.waves; fi
 	@$(BIN)/python -m pipelines.summary

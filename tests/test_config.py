@@ -53,6 +53,15 @@ def test_repo_params_load_and_round_trip(repo_params):
     (lambda d: d["autoencoder"].update(axis_token="cls"), "autoencoder.axis_token", "must be one of"),
     (lambda d: d["train_autoencoder"].update(betas=[0.5, 1.5]), "train_autoencoder.betas", "must lie in [0, 1)"),
     (lambda d: d["weights"].update(i3d=5), "weights.i3d", "expected a path string"),
+    # across sections: what the stages check when they start, checked when params load
+    (lambda d: d["sampling"].update(steps=1001), "sampling.steps", "1001 exceeds diffusion.timesteps 1000"),
+    (lambda d: d["sampling"].update(method="ddpm", steps=50), "sampling.steps", "ddpm runs all diffusion.timesteps"),
+    (lambda d: d["evaluate"].update(conditions=["all", "flow"]), "evaluate.conditions[1]",
+     "'flow' is neither all, each nor a modality of the dataset ['rgb', 'depth']"),
+    (lambda d: d["evaluate"]["noise"].update(modality="flow", sigmas=[2.5]), "evaluate.noise.modality",
+     "'flow' is not a modality of the dataset"),
+    (lambda d: d["train_joint"].update(explicit={"rgb+flow": 0.5, "rgb": 0.5}), "train_joint.explicit.rgb+flow",
+     "names ['flow'], not modalities of the dataset"),
 ])
 def test_bad_params_name_the_key(tmp_path, edit, key, words):
     with pytest.raises(ParamsError) as err:
@@ -106,3 +115,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("run: [1, 2\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_a_key_given_twice_is_refused_naming_the_lines(tmp_path):
+    lines = (REPO / "params.yaml").read_text().splitlines()
+    first = lines.index("sampling:") + 2  # 1-based number of its `method:` line
+    assert lines[first - 1].startswith("  method:")
+    lines.insert(first, "  method: ddpm")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == (f"{path}: line {first + 1}: key 'method' is given twice (first on line {first}); "
+                              "DVC refuses such a file")

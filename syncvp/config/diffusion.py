@@ -198,3 +198,13 @@ class SamplingConfig:
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
         require(self.eta >= 0.0, "eta", f"must be >= 0, got {self.eta}")
         require(self.guidance_weight >= 0.0, "guidance_weight", f"must be >= 0, got {self.guidance_weight}")
+
+
+def check_sampling(sampling: "SamplingConfig", diffusion: DiffusionConfig) -> None:
+    """The sampler's cross-section rules (`syncvp.diffusion.factory.build_sampler` and `Params`
+    both apply them): raises `FieldError` naming the `sampling` key."""
+    require(sampling.steps <= diffusion.timesteps, "sampling.steps",
+            f"{sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}")
+    require(sampling.method != "ddpm" or sampling.steps == diffusion.timesteps, "sampling.steps",
+            f"sampling.method ddpm runs all diffusion.timesteps ({diffusion.timesteps}); sampling.steps is "
+            f"{sampling.steps}")

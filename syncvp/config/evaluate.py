@@ -116,6 +116,14 @@ class EvaluateConfig:
         """The `Protocol.trajectories` this `reduce` asks for."""
         return {"best": ("best",), "mean": ("mean",), "both": ("best", "mean")}[self.reduce]
 
+    def check_modalities(self, modalities: tuple[str, ...]) -> tuple[str, ...]:
+        """`expand_conditions`, and `noise.modality` checked against the dataset's modalities."""
+        conditions = self.expand_conditions(modalities)
+        noisy = self.noise.modality
+        require(noisy is None or noisy in modalities, "evaluate.noise.modality",
+                f"{noisy!r} is not a modality of the dataset {list(modalities)}")
+        return conditions
+
     def expand_conditions(self, modalities: tuple[str, ...]) -> tuple[str, ...]:
         """The condition names for a dataset's modalities ("each" expanded), checked against them."""
         out: list[str] = []

@@ -64,6 +64,30 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """SafeLoader's mappings, refusing a key given twice (PyYAML keeps the last; DVC refuses the
+    file, so the two would disagree)."""
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: SafeLoader reports it below
+            continue
+        if first != key_node.start_mark.line:
+            raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on line "
+                                f"{first + 1}); DVC refuses such a file")
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file with YAML 1.2 float rules; a syntax error names the file and line."""
     path = Path(path)
@@ -71,6 +95,8 @@ def read_yaml(path: str | Path) -> Any:
         raise ParamsError(f"{path}: params file not found")
     try:
         return yaml.load(path.read_text(), Loader=_Loader)
+    except _DuplicateKey as exc:
+        raise ParamsError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
 

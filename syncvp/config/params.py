@@ -9,12 +9,12 @@ from typing import Any
 
 from syncvp.config.autoencoder import AutoencoderConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, check_name
-from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
+from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig, check_sampling
 from syncvp.config.evaluate import EvaluateConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
-from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig
+from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, check_explicit_modalities
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +41,16 @@ class Params:
             check_name(f"datasets.{name}", name)
         self._check_fanout()
         self._check_patch_size()
+        self._check_across_sections()
+
+    def _check_across_sections(self) -> None:
+        """What the stages check when they start, checked when params load (DVC deletes a stage's
+        outputs before the stage runs, so a stage must not be the first to refuse its params)."""
+        check_sampling(self.sampling, self.diffusion)
+        for ds in self.pipeline.train:
+            self.evaluate.check_modalities(self.datasets[ds].modalities)
+        for ds in self.pipeline.joint:
+            check_explicit_modalities(self.train_joint, self.datasets[ds].modalities)
 
     def _check_patch_size(self) -> None:
         p = self.autoencoder.patch_size

@@ -141,6 +141,18 @@ class TrainJointConfig(_TrainDiffusion):
         require(math.isclose(total, 1.0, abs_tol=1e-6), "explicit", f"probabilities must sum to 1, got {total}")
 
 
+def check_explicit_modalities(train: "TrainJointConfig", modalities) -> None:
+    """With patterns "explicit", every modality an `explicit` key names must be one of the
+    dataset's (`syncvp.training.diffusion_job.resolve_patterns` and `Params` both apply this)."""
+    if train.patterns != "explicit":
+        return
+    modalities = list(modalities)
+    for key in train.explicit:
+        unknown = [n for n in explicit_names(key) if n not in modalities]
+        require(not unknown, f"train_joint.explicit.{key}",
+                f"names {unknown}, not modalities of the dataset ({modalities})")
+
+
 def explicit_names(key: str) -> tuple[str, ...]:
     """The modalities of an `explicit` pattern key: "rgb+depth" -> ("rgb", "depth"), "" -> ()."""
     return tuple(n.strip() for n in key.split("+")) if key.strip() else ()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from syncvp.config.diffusion import DiffusionConfig, SamplingConfig
+from syncvp.config.diffusion import DiffusionConfig, SamplingConfig, check_sampling
+from syncvp.config.loader import FieldError
 from syncvp.diffusion.samplers import Sampler
 from syncvp.diffusion.schedule import NoiseSchedule
 
@@ -13,11 +14,10 @@ def build_schedule(cfg: DiffusionConfig) -> NoiseSchedule:
 
 def build_sampler(sampling: SamplingConfig, diffusion: DiffusionConfig, *, same_noise: bool) -> Sampler:
     """The configured sampler; `same_noise` (joint.same_noise) shares noise between modalities."""
-    if sampling.steps > diffusion.timesteps:
-        raise ValueError(f"sampling.steps {sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}")
-    if sampling.method == "ddpm" and sampling.steps != diffusion.timesteps:
-        raise ValueError(f"sampling.method ddpm runs all diffusion.timesteps ({diffusion.timesteps}); "
-                         f"sampling.steps is {sampling.steps}")
+    try:
+        check_sampling(sampling, diffusion)
+    except FieldError as exc:
+        raise ValueError(str(exc)) from None
     return Sampler(schedule=build_schedule(diffusion), prediction=diffusion.prediction, method=sampling.method,
                    steps=sampling.steps, eta=sampling.eta, clip_x0=sampling.clip_x0,
                    rederive_eps=sampling.rederive_eps, same_noise=same_noise)

@@ -142,12 +142,10 @@ def _label(condition: str, noise: tuple[str, float] | None) -> str:
 def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple[Setting, ...]:
     """Clean settings per condition, then each nonzero sigma for conditions that observe the noisy modality."""
     try:
-        conditions = evaluate.expand_conditions(modalities)
+        conditions = evaluate.check_modalities(modalities)
     except FieldError as exc:
         raise EvaluationError(str(exc)) from None
     noisy = evaluate.noise.modality
-    if noisy is not None and noisy not in modalities:
-        raise EvaluationError(f"evaluate.noise.modality: {noisy!r} is not a modality of the dataset {list(modalities)}")
     out = []
     for cond in conditions:
         present = tuple(modalities) if cond == ALL else (cond,)

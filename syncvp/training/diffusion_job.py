@@ -18,9 +18,10 @@ from pathlib import Path
 
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
-from syncvp.config.loader import to_plain
+from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.pipeline import parse_unit
-from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, explicit_names
+from syncvp.config.train_diffusion import (TrainJointConfig, TrainSingleConfig, check_explicit_modalities,
+                                            explicit_names)
 from syncvp.data.store import read_info
 from syncvp.diffusion.conditioning import check_patterns, independent_patterns, official_patterns
 from syncvp.io.checkpoint import config_hash
@@ -191,14 +192,11 @@ def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, flo
     elif train.patterns == "independent":
         patterns = independent_patterns(modalities, train.cond_prob)
     else:
-        patterns = {}
-        for key, p in train.explicit.items():
-            names = explicit_names(key)
-            unknown = [n for n in names if n not in modalities]
-            if unknown:
-                raise ValueError(f"train_joint.explicit.{key}: names {unknown}, not modalities of the dataset "
-                                 f"({modalities})")
-            patterns[frozenset(names)] = float(p)
+        try:
+            check_explicit_modalities(train, modalities)
+        except FieldError as exc:
+            raise ValueError(str(exc)) from None
+        patterns = {frozenset(explicit_names(key)): float(p) for key, p in train.explicit.items()}
     check_patterns(patterns, modalities)
     return patterns
 

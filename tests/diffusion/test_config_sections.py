@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,10 @@ def test_factories_cross_check_sections(repo_params, tmp_path):
     assert schedule.num_timesteps == repo_params.diffusion.timesteps
     sampler = build_sampler(repo_params.sampling, repo_params.diffusion, same_noise=repo_params.joint.same_noise)
     assert len(sampler.timesteps) == repo_params.sampling.steps + 1
-    params = load_with(tmp_path, "sampling", steps=2000)
-    with pytest.raises(ValueError, match="sampling.steps 2000 exceeds diffusion.timesteps 1000"):
-        build_sampler(params.sampling, params.diffusion, same_noise=True)
-    params = load_with(tmp_path, "sampling", method="ddpm")
+    # the factory applies the same cross-section rule as the params load (tests/test_config.py)
+    too_many = dataclasses.replace(repo_params.sampling, steps=2000)
+    with pytest.raises(ValueError, match="sampling.steps: 2000 exceeds diffusion.timesteps 1000"):
+        build_sampler(too_many, repo_params.diffusion, same_noise=True)
+    ddpm = dataclasses.replace(repo_params.sampling, method="ddpm")
     with pytest.raises(ValueError, match="ddpm runs all diffusion.timesteps"):
-        build_sampler(params.sampling, params.diffusion, same_noise=True)
+        build_sampler(ddpm, repo_params.diffusion, same_noise=True)

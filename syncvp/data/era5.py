@@ -123,6 +123,21 @@ def _client(factory: ClientFactory):
 # Files
 
 
+def _normalise(path: Path, ds: xr.Dataset) -> xr.Dataset:
+    """Time dim `time` (sorted), latitude north -> south, no `number`/`expver` coordinates."""
+    if "valid_time" in ds.dims and "time" not in ds.dims:
+        ds = ds.rename({"valid_time": "time"})
+    ds = ds.drop_vars([c for c in ("number", "expver") if c in ds.variables])
+    for dim in ("time", "latitude", "longitude"):
+        if dim not in ds.dims:
+            raise Era5FileError(f"{path}: has no {dim!r} dimension (dims: {dict(ds.sizes)})")
+    return ds.sortby("time").sortby("latitude", ascending=False)
+
+
+def _unreadable(path: Path, exc: Exception) -> Era5FileError:
+    return Era5FileError(f"{path}: cannot be read as netCDF ({type(exc).__name__}: {exc})")
+
+
 def open_month(path: str | Path) -> xr.Dataset:
     """Read a month file of either CDS layout into memory, normalised: time dim `time`
     (sorted), latitude north -> south, no `number`/`expver` coordinates; values decoded (NaN
@@ -132,14 +147,45 @@ def open_month(path: str | Path) -> xr.Dataset:
         with NETCDF_LOCK, xr.open_dataset(path, engine="netcdf4") as ds:
             ds = ds.load()
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError or ValueError
-        raise Era5FileError(f"{path}: cannot be read as netCDF ({type(exc).__name__}: {exc})") from None
-    if "valid_time" in ds.dims and "time" not in ds.dims:
-        ds = ds.rename({"valid_time": "time"})
-    ds = ds.drop_vars([c for c in ("number", "expver") if c in ds.variables])
-    for dim in ("time", "latitude", "longitude"):
-        if dim not in ds.dims:
-            raise Era5FileError(f"{path}: has no {dim!r} dimension (dims: {dict(ds.sizes)})")
-    return ds.sortby("time").sortby("latitude", ascending=False)
+        raise _unreadable(path, exc) from None
+    return _normalise(path, ds)
+
+
+def check_month_layout(path: str | Path, ds: xr.Dataset, request: dict) -> dict:
+    """The checks of `check_month_file` that read no data values, on an `open_month`-normalised
+    dataset (loaded or lazy): every requested variable over (time, latitude, longitude), exactly
+    the requested days x hours, the grid of the requested area and step."""
+    path = Path(path)
+    for cds_name in request["variable"]:
+        name = CDS_NAMES.get(cds_name, cds_name)
+        if name not in ds.data_vars:
+            raise Era5FileError(f"{path}: lacks variable {name!r} ({cds_name}); it holds {sorted(ds.data_vars)}")
+        if set(ds[name].dims) != {"time", "latitude", "longitude"}:
+            raise Era5FileError(f"{path}: {name!r} has dims {ds[name].dims}, expected time, latitude, longitude")
+    want, got = expected_times(request), ds["time"].values.astype("datetime64[ns]")
+    if len(got) != len(want) or (got != want).any():
+        missing = np.setdiff1d(want, got)
+        extra = np.setdiff1d(got, want)
+        raise Era5FileError(f"{path}: holds {len(got)} time steps, expected {len(want)} (days x hours of the request); "
+                            f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                            f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''}")
+    if "area" in request and "grid" in request:
+        check_grid(path, ds, request["area"], request["grid"])
+    return {"time_steps": int(len(got)), "grid": [int(ds.sizes["latitude"]), int(ds.sizes["longitude"])]}
+
+
+def check_month_header(path: str | Path, request: dict) -> dict:
+    """`check_month_layout` straight from the file, reading only its metadata and coordinates
+    (tens of milliseconds, whatever the file's size): it catches a truncated or overwritten
+    file, a missing variable, other time steps or another grid, not damaged data values."""
+    path = Path(path)
+    try:
+        with NETCDF_LOCK, xr.open_dataset(path, engine="netcdf4") as ds:
+            return check_month_layout(path, _normalise(path, ds), request)
+    except Era5FileError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
 
 
 def check_month_file(path: str | Path, request: dict) -> dict:
@@ -151,35 +197,46 @@ def check_month_file(path: str | Path, request: dict) -> dict:
     """
     path = Path(path)
     ds = open_month(path)
+    info = check_month_layout(path, ds, request)
     for cds_name in request["variable"]:
         name = CDS_NAMES.get(cds_name, cds_name)
-        if name not in ds.data_vars:
-            raise Era5FileError(f"{path}: lacks variable {name!r} ({cds_name}); it holds {sorted(ds.data_vars)}")
-        if set(ds[name].dims) != {"time", "latitude", "longitude"}:
-            raise Era5FileError(f"{path}: {name!r} has dims {ds[name].dims}, expected time, latitude, longitude")
         if not np.isfinite(ds[name].values).any():
             raise Era5FileError(f"{path}: {name!r} holds no finite value (an area over sea only?)")
-    want, got = expected_times(request), ds["time"].values.astype("datetime64[ns]")
-    if len(got) != len(want) or (got != want).any():
-        missing = np.setdiff1d(want, got)
-        extra = np.setdiff1d(got, want)
-        raise Era5FileError(f"{path}: holds {len(got)} time steps, expected {len(want)} (days x hours of the request); "
-                            f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-                            f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''}")
-    if "area" in request and "grid" in request:
-        _check_grid(path, ds, request["area"], request["grid"])
-    return {"time_steps": int(len(got)), "grid": [int(ds.sizes["latitude"]), int(ds.sizes["longitude"])]}
+    return info
 
 
-def _check_grid(path: Path, ds: xr.Dataset, area: list, grid: list) -> None:
+def describe_grid(latitude: np.ndarray, longitude: np.ndarray) -> str:
+    """A grid in words: "latitude 47..46.3 by 0.1 (8 points), longitude 7..7.7 by 0.1 (8 points)"."""
+    def axis(name: str, values: np.ndarray) -> str:
+        step = f" by {np.median(np.abs(np.diff(values))):.4g}" if len(values) > 1 else ""
+        return f"{name} {values[0]:.6g}..{values[-1]:.6g}{step} ({len(values)} points)"
+
+    return f"{axis('latitude', np.asarray(latitude))}, {axis('longitude', np.asarray(longitude))}"
+
+
+def requested_grid(area: list, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """The latitude (north -> south) and longitude points of `area` = [N, W, S, E] at `step`."""
+    north, west, south, east = area
+    return (north - step * np.arange(round((north - south) / step) + 1),
+            west + step * np.arange(round((east - west) / step) + 1))
+
+
+def check_grid(path: str | Path, ds: xr.Dataset, area: list, grid: list) -> None:
+    """The file's grid has the requested spacing and lies in the requested area (within a
+    step: CDS may align the area to its grid); the error names both grids."""
     north, west, south, east = area
     lat, lon = ds["latitude"].values, ds["longitude"].values
     for axis, values, step, lo, hi in (("latitude", lat, grid[1], south, north), ("longitude", lon, grid[0], west, east)):
         spacing = np.abs(np.diff(values))
         if len(values) > 1 and not np.allclose(spacing, step, rtol=0.01, atol=1e-6):
-            raise Era5FileError(f"{path}: {axis} spacing is {spacing.min():.4g}..{spacing.max():.4g}, the request asked for {step}")
-        if values.min() < lo - step or values.max() > hi + step:
-            raise Era5FileError(f"{path}: {axis} spans {values.min():.4g}..{values.max():.4g}, outside the requested {lo}..{hi}")
+            problem = f"{axis} spacing is {spacing.min():.4g}..{spacing.max():.4g}, not {step}"
+        elif values.min() < lo - step or values.max() > hi + step:
+            problem = f"{axis} spans {values.min():.4g}..{values.max():.4g}, outside {lo}..{hi}"
+        else:
+            continue
+        want = describe_grid(*requested_grid(area, grid[1]))
+        raise Era5FileError(f"{path}: {problem}: the file's grid is {describe_grid(lat, lon)}; the requested one "
+                            f"(area {[float(v) for v in area]} at step {grid[1]}) is {want}")
 
 
 def unwrap_zip(path: str | Path) -> None:
@@ -204,16 +261,34 @@ def unwrap_zip(path: str | Path) -> None:
             merged.to_netcdf(path, engine="netcdf4", format="NETCDF4")  # keeps each variable's packing
 
 
-def is_current(target: str | Path, request: dict) -> bool:
-    """Whether `target` answers exactly `request` (its sidecar matches) and validates."""
+def stale_reason(target: str | Path, request: dict) -> str | None:
+    """Why the month file `target` cannot be kept for `request`, from cheap checks: the file and
+    its request sidecar exist, the sidecar is `request`, and `check_month_header` passes (no
+    data values are read). None when it passes."""
     target, sidecar = Path(target), request_file(Path(target))
-    if not (target.is_file() and sidecar.is_file()):
-        return False
+    if not target.is_file():
+        return "not downloaded yet"
+    if not sidecar.is_file():
+        return f"{sidecar.name} is missing"
     try:
         if json.loads(sidecar.read_text()) != request:
-            return False
+            return f"{sidecar.name} records another request"
+    except json.JSONDecodeError:
+        return f"{sidecar.name} is not valid JSON"
+    try:
+        check_month_header(target, request)
+    except Era5FileError as exc:
+        return str(exc)
+    return None
+
+
+def is_current(target: str | Path, request: dict) -> bool:
+    """Whether `target` answers exactly `request` (its sidecar matches) and validates."""
+    if stale_reason(target, request) is not None:
+        return False
+    try:
         check_month_file(target, request)
-    except (Era5FileError, json.JSONDecodeError):
+    except Era5FileError:
         return False
     return True
 

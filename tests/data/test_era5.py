@@ -81,6 +81,24 @@ def test_a_file_with_missing_hours_or_the_wrong_month_is_rejected(tmp_path):
         era5.check_month_file(path, request)
 
 
+def test_stale_reason_reads_only_the_header(tmp_path):
+    """The cheap per-run check of a kept month: file, sidecar, header (variables, times, grid)."""
+    request = era5.month_request(era5_source(), "2020-03")
+    target = tmp_path / month_filename("2020-03")
+    assert era5.stale_reason(target, request) == "not downloaded yet"
+    era5.download_month(request, target, StandInCDS())
+    assert era5.stale_reason(target, request) is None
+    assert era5.stale_reason(target, dict(request, time=["00:00"])) == f"{era5.request_file(target).name} records another request"
+    era5.request_file(target).write_text("{")
+    assert "is not valid JSON" in era5.stale_reason(target, request)
+    era5.request_file(target).unlink()
+    assert era5.stale_reason(target, request) == "era5-land_2020-03.request.json is missing"
+    era5.download_month(request, target, StandInCDS())
+    target.write_bytes(target.read_bytes()[:5000])
+    assert era5.stale_reason(target, request).startswith(f"{target}: cannot be read as netCDF (OSError")
+    assert not era5.is_current(target, request)
+
+
 @pytest.mark.parametrize("layout, wrap", [("new", None), ("legacy", None), ("new", "zip"), ("new", "zip2"),
                                           ("legacy", "zip2")])
 def test_both_layouts_and_zip_wrapped_answers(tmp_path, layout, wrap):

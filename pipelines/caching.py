@@ -6,7 +6,10 @@ return small things (paths, stats), never tensors.
 
 DVC deletes a stage's non-persistent outputs before rerunning it, and a cache hit does not
 recreate a deleted file: `run_item` therefore refreshes the cache whenever the item's target
-file is missing.
+file is missing. A task that checks and keeps a large file it made (an ERA5 month) can key on
+that file's stamp (size and modification time, `InputFileStamps`): any change to the file since
+the cached run (truncated, rewritten) runs the task, and so its checks, again, without reading
+the file to hash it.
 """
 
 from __future__ import annotations
@@ -36,13 +39,35 @@ class InputFileContents(CachePolicy):
         return hashlib.md5("|".join(parts).encode()).hexdigest()
 
 
-def item_policy(*file_arguments: str, exclude: tuple[str, ...] = ()) -> CachePolicy:
-    """Inputs (minus `exclude`) + content of the files in `file_arguments` + task source."""
+@dataclass
+class InputFileStamps(CachePolicy):
+    """Adds the size and modification time (ns) of the files named by the given task arguments
+    to the key: a stat per file, whatever its size."""
+
+    arguments: tuple[str, ...] = ()
+
+    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+        parts = []
+        for name in self.arguments:
+            path = inputs.get(name)
+            try:
+                stat = Path(path).stat()
+                parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+            except (OSError, TypeError):
+                parts.append(f"{path}:missing")
+        return hashlib.md5("|".join(parts).encode()).hexdigest()
+
+
+def item_policy(*file_arguments: str, exclude: tuple[str, ...] = (), stamped: tuple[str, ...] = ()) -> CachePolicy:
+    """Inputs (minus `exclude`) + content of the files in `file_arguments` + stamps (size,
+    modification time) of the files in `stamped` + task source."""
     inputs = INPUTS
     for name in exclude:
         inputs = inputs - name
     policy = inputs + TASK_SOURCE
-    return policy + InputFileContents(arguments=file_arguments) if file_arguments else policy
+    if file_arguments:
+        policy = policy + InputFileContents(arguments=file_arguments)
+    return policy + InputFileStamps(arguments=stamped) if stamped else policy
 
 
 def run_item(task, target: str | Path, *args: Any, **kwargs: Any) -> Any:

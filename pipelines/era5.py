@@ -1,11 +1,15 @@
 """Flow `download_era5`: ERA5-Land month by month through cdsapi into `<paths.raw>/<dataset>/`.
 
-One task per month, cached by its request (the client factory is not part of the key), retried
-with exponential backoff on transient errors (never on missing credentials). The output folder
-is a DVC `persist: true` output, so months already there survive a rerun: a month whose file
-answers its request and validates is kept, a missing or stale one is downloaded. A month that
-fails does not stop the others; the flow fails at the end naming the failed months, and the
-next run fetches only those. Nothing is pruned: months removed from params stay on disk.
+One task per month, cached by its request and its file's stamp (size, modification time; the
+client factory is not part of the key), retried with exponential backoff on transient errors
+(never on missing credentials). The output folder is a DVC `persist: true` output, so months
+already there survive a rerun: a month whose file answers its request and validates is kept, a
+missing or stale one is downloaded. A cache hit never vouches for a file that is damaged now:
+every run checks each month's header (`era5.stale_reason`: sidecar, variables, time steps, grid;
+no data values are read) and refreshes the task when it fails, and a file changed in any other
+way has a new stamp, so the task's full check (`era5.download_month`) runs again. A month that
+fails does not stop the others; the flow fails at the end naming the failed months, and the next
+run fetches only those. Nothing is pruned: months removed from params stay on disk.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ def _retryable(task, task_run, state) -> bool:
     return not isinstance(state.result(raise_on_failure=False), era5.Era5CredentialsError)
 
 
-@task(cache_policy=item_policy(exclude=("client_factory",)), task_run_name="era5-{month}",
+@task(cache_policy=item_policy(exclude=("client_factory",), stamped=("target",)), task_run_name="era5-{month}",
       retry_condition_fn=_retryable)
 def download_month(month: str, request: dict, target: Path, client_factory: Callable | None) -> dict:
     report = era5.download_month(request, target, client_factory or era5.cds_client_factory())
@@ -56,9 +60,12 @@ def download_era5(dataset: str, source: Era5Source, paths: PathsConfig, client_f
     for first in range(0, len(months), source.workers):
         futures = {}
         for month in months[first:first + source.workers]:
-            target = out / month_filename(month)
-            futures[month] = month_task.with_options(refresh_cache=not target.exists()).submit(
-                month, era5.month_request(source, month), target, client_factory)
+            target, request = out / month_filename(month), era5.month_request(source, month)
+            stale = era5.stale_reason(target, request)
+            if stale is not None and target.exists():
+                logger.warning(f"{month}: fetching it again: {stale}")
+            futures[month] = month_task.with_options(refresh_cache=stale is not None).submit(
+                month, request, target, client_factory)
         for month, future in futures.items():
             future.wait()
             if future.state.is_failed():

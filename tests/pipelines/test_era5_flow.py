@@ -1,11 +1,15 @@
 """The `download_era5` flow under the Prefect harness: resume after a failure mid-year, retries
-on transient errors, truncated downloads never cached, credentials errors not retried."""
+on transient errors, truncated downloads never cached, months damaged after their download
+fetched again, credentials errors not retried."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
+import numpy as np
 import pytest
+import xarray as xr
 
 from syncvp.data import era5
 from syncvp.data.synthetic_era5 import month_filename
@@ -79,3 +83,78 @@ def test_missing_credentials_are_not_retried(tiny_params, prefect_harness):
     with pytest.raises(era5.Era5Error, match="Era5CredentialsError: no CDS credentials"):
         download_era5("era5", source, tiny_params.paths, client_factory=no_rc)
     assert no_rc.clients == 3, "one attempt per month, no retry"
+
+
+def truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:4000])
+
+
+def overwrite_header_keeping_size_and_time(path) -> None:
+    """Bit rot in the file's first bytes: same size, same modification time (same cache key)."""
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[:64] = bytes(64)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("damage", [truncate, overwrite_header_keeping_size_and_time])
+def test_a_month_damaged_after_its_download_is_fetched_again(tiny_params, prefect_harness, damage):
+    """A Prefect cache hit must not vouch for a file that no longer reads."""
+    from pipelines.era5 import download_era5
+
+    source, paths = era5_source(months=("2024-01", "2024-02", "2024-03"), retries=0), tiny_params.paths
+    download_era5("era5", source, paths, client_factory=StandInCDS())
+    download_era5("era5", source, paths, client_factory=StandInCDS())  # every month now cached as it is
+    target = paths.raw_dir("era5") / month_filename("2024-02")
+    request = era5.month_request(source, "2024-02")
+    good = era5.open_month(target)
+    damage(target)
+    with pytest.raises(era5.Era5FileError, match=r"era5-land_2024-02\.nc: cannot be read as netCDF"):
+        era5.check_month_file(target, request)
+    again = StandInCDS()
+    download_era5("era5", source, paths, client_factory=again)
+    assert again.months() == ["2024-02"], "the damaged month is fetched again, the intact ones are not"
+    assert era5.check_month_file(target, request)["time_steps"] == 29 * 4
+    for name in ("t2m", "sp"):
+        np.testing.assert_array_equal(era5.open_month(target)[name].values, good[name].values)
+    assert [p.name for p in paths.raw_dir("era5").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_month_whose_data_was_damaged_after_its_download_is_fetched_again(tiny_params, prefect_harness):
+    """A file whose header still reads (variables, times, grid) but whose values were damaged
+    (here: `sp` all missing) is caught too: the task's cache key covers the file's content, so
+    any change reruns the full check."""
+    from pipelines.era5 import download_era5
+
+    source, paths = era5_source(months=("2024-04", "2024-05", "2024-06"), retries=0), tiny_params.paths
+    download_era5("era5", source, paths, client_factory=StandInCDS())
+    download_era5("era5", source, paths, client_factory=StandInCDS())
+    target = paths.raw_dir("era5") / month_filename("2024-05")
+    request = era5.month_request(source, "2024-05")
+    with xr.open_dataset(target, engine="netcdf4") as ds:
+        damaged = ds.load()
+    damaged["sp"][:] = np.nan
+    damaged.to_netcdf(target, engine="netcdf4", format="NETCDF4")
+    era5.check_month_header(target, request)  # the cheap check cannot see it
+    with pytest.raises(era5.Era5FileError, match=r"era5-land_2024-05\.nc: 'sp' holds no finite value"):
+        era5.check_month_file(target, request)
+    again = StandInCDS()
+    download_era5("era5", source, paths, client_factory=again)
+    assert again.months() == ["2024-05"]
+    assert era5.check_month_file(target, request)["time_steps"] == 31 * 4
+
+
+def test_a_valid_cached_month_is_not_fetched_again(tiny_params, prefect_harness):
+    from pipelines.era5 import download_era5
+
+    source, paths = era5_source(months=("2024-07", "2024-08", "2024-09"), retries=0), tiny_params.paths
+    first = StandInCDS()
+    download_era5("era5", source, paths, client_factory=first)
+    target = paths.raw_dir("era5") / month_filename("2024-08")
+    before = target.read_bytes()
+    for _ in range(2):  # the first rerun validates the file (new content key), the second is a cache hit
+        again = StandInCDS()
+        download_era5("era5", source, paths, client_factory=again)
+        assert again.calls == [] and again.clients == 0
+    assert first.months() == ["2024-07", "2024-08", "2024-09"] and target.read_bytes() == before

@@ -193,7 +193,7 @@ def check_month_file(path: str | Path, request: dict) -> dict:
 
     Checks: it opens and its data reads; it has every requested variable over
     (time, latitude, longitude) with some finite values; its time steps are exactly the
-    requested days x hours; its grid spacing is the requested one and it lies in the area.
+    requested days x hours; its grid spacing is the requested one and it spans the area.
     """
     path = Path(path)
     ds = open_month(path)
@@ -222,21 +222,24 @@ def requested_grid(area: list, step: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_grid(path: str | Path, ds: xr.Dataset, area: list, grid: list) -> None:
-    """The file's grid has the requested spacing and lies in the requested area (within a
-    step: CDS may align the area to its grid); the error names both grids."""
+    """The file's grid has the requested spacing and spans the requested area (to within a
+    step at each edge: CDS may align the area to its grid); the error names both grids."""
     north, west, south, east = area
     lat, lon = ds["latitude"].values, ds["longitude"].values
     for axis, values, step, lo, hi in (("latitude", lat, grid[1], south, north), ("longitude", lon, grid[0], west, east)):
         spacing = np.abs(np.diff(values))
+        span = f"{axis} spans {values.min():.6g}..{values.max():.6g}"
         if len(values) > 1 and not np.allclose(spacing, step, rtol=0.01, atol=1e-6):
-            problem = f"{axis} spacing is {spacing.min():.4g}..{spacing.max():.4g}, not {step}"
+            problem = f"{axis} spacing is {spacing.min():.4g}..{spacing.max():.4g}, not {step:g}"
         elif values.min() < lo - step or values.max() > hi + step:
-            problem = f"{axis} spans {values.min():.4g}..{values.max():.4g}, outside {lo}..{hi}"
+            problem = f"{span}, outside {lo:g}..{hi:g}"
+        elif values.min() > lo + step + 1e-6 or values.max() < hi - step - 1e-6:
+            problem = f"{span}, short of {lo:g}..{hi:g}"
         else:
             continue
         want = describe_grid(*requested_grid(area, grid[1]))
         raise Era5FileError(f"{path}: {problem}: the file's grid is {describe_grid(lat, lon)}; the requested one "
-                            f"(area {[float(v) for v in area]} at step {grid[1]}) is {want}")
+                            f"(area {[round(float(v), 6) for v in area]} at step {grid[1]:g}) is {want}")
 
 
 def unwrap_zip(path: str | Path) -> None:

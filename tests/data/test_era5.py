@@ -79,6 +79,12 @@ def test_a_file_with_missing_hours_or_the_wrong_month_is_rejected(tmp_path):
     StandInCDS().retrieve(era5.DATASET, dict(request, area=[47.0, 7.0, 46.3, 9.0]), str(path))
     with pytest.raises(era5.Era5FileError, match="longitude spans"):
         era5.check_month_file(path, request)
+    StandInCDS().retrieve(era5.DATASET, dict(request, area=[47.0, 7.0, 46.3, 7.3]), str(path))
+    with pytest.raises(era5.Era5FileError, match=r"x\.nc: longitude spans 7\.\.7\.3, short of 7\.\.7\.7: the file's grid is "
+                                                 r"latitude 47\.\.46\.3 by 0\.1 \(8 points\), longitude 7\.\.7\.3 by 0\.1 \(4 points\); "
+                                                 r"the requested one \(area \[47\.0, 7\.0, 46\.3, 7\.7\] at step 0\.1\) is "
+                                                 r"latitude 47\.\.46\.3 by 0\.1 \(8 points\), longitude 7\.\.7\.7 by 0\.1 \(8 points\)$"):
+        era5.check_month_file(path, request)
 
 
 def test_stale_reason_reads_only_the_header(tmp_path):

@@ -6,6 +6,11 @@ never cross a month boundary, so no clip spans two splits), and resized to the d
 resolution. The store holds one float32 field modality per variable in physical units (t2m in
 K, sp in Pa; NaN where missing) plus a `valid` mask (1 where every variable is finite: land).
 
+Bad months never pass silently: before any store is built, `check_months` reads every month of
+every split and raises `Era5FileError` (one line naming the file) for a month that fails the
+checks of a download (variables, days x hours, the grid of the configured area and step), lies
+on another grid than the first month, or has a variable with no finite value in the crop.
+
 Normalisation constants (`norm_min`/`norm_max` on each field) come from `processing.normalization`:
 
 - "metadata": the range fixed by the int16 packing of old CDS files, `add_offset ± 32767
@@ -29,7 +34,7 @@ import xarray as xr
 
 from syncvp.config.loader import to_plain
 from syncvp.data import store, transforms
-from syncvp.data.era5 import Era5FileError, open_month
+from syncvp.data.era5 import Era5FileError, check_month_layout, describe_grid, month_request, open_month
 from syncvp.io.netcdf import NETCDF_LOCK
 from syncvp.data.synthetic_era5 import VARIABLES, month_filename
 from syncvp.progress import ProgressFn, ProgressEvent, no_progress
@@ -47,18 +52,68 @@ def month_path(raw_dir: str | Path, month: str) -> Path:
 
 def read_month(path: str | Path, names: tuple[str, ...], crop) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """One month, cropped: times [T], fields {name: float32 [T, H, W]} (NaN where invalid), and
-    `valid` bool [T, H, W] (every field finite)."""
-    ds = open_month(path)
+    `valid` bool [T, H, W] (every field finite). A crop beyond the file's grid, a variable with
+    no finite value (in the crop) or no point where every variable is finite is an
+    `Era5FileError` naming the file and the variables."""
+    return _crop_fields(Path(path), open_month(path), names, crop)
+
+
+def _crop_fields(path: Path, ds: xr.Dataset, names: tuple[str, ...], crop) -> tuple:
     missing = [n for n in names if n not in ds.data_vars]
     if missing:
         raise Era5FileError(f"{path}: lacks {missing} (it holds {sorted(ds.data_vars)})")
+    where = ""
     if crop is not None:
         row, col, height, width = crop
+        if row + height > ds.sizes["latitude"] or col + width > ds.sizes["longitude"]:
+            raise Era5FileError(f"{path}: processing.crop {list(crop)} does not fit its "
+                                f"{ds.sizes['latitude']}x{ds.sizes['longitude']} grid ({_grid(ds)})")
         ds = ds.isel(latitude=slice(row, row + height), longitude=slice(col, col + width))
+        where = f" within processing.crop {list(crop)}"
     fields = {n: ds[n].transpose("time", "latitude", "longitude").values.astype(np.float32) for n in names}
+    empty = [n for n, f in fields.items() if not np.isfinite(f).any()]
+    if empty:
+        which = f"{', '.join(map(repr, empty))} {'has' if len(empty) == 1 else 'have'}"
+        raise Era5FileError(f"{path}: {which} no finite value in any of the {ds.sizes['time']} time steps{where} "
+                            "(a damaged month, or sea only): fetch or write the month again, or drop it from "
+                            "processing.splits")
     valid = np.logical_and.reduce([np.isfinite(f) for f in fields.values()])
+    if not valid.any():
+        raise Era5FileError(f"{path}: {', '.join(map(repr, names))} are never finite at the same point{where}, "
+                            "so the month has no valid point")
     fields = {n: np.where(valid, f, np.float32(np.nan)) for n, f in fields.items()}
     return ds["time"].values, fields, valid
+
+
+def _grid(ds: xr.Dataset) -> str:
+    return describe_grid(ds["latitude"].values, ds["longitude"].values)
+
+
+def check_months(source, names: tuple[str, ...], raw_dir: str | Path) -> None:
+    """Check every month of every split before any store is built (`prepare.dataset_constants`
+    calls it first); raise `Era5FileError` naming the file.
+
+    Each month must pass the layout checks of a download against the source's request
+    (variables, days x hours, the grid of the configured area and step), lie on the same grid
+    as the first month (no month is silently resized to match the others), and pass
+    `read_month` (crop inside the grid, every variable finite somewhere in the crop).
+    """
+    first = None
+    for month in source.processing.splits.months:
+        path = month_path(raw_dir, month)
+        ds = open_month(path)
+        check_month_layout(path, ds, month_request(source, month))
+        if first is None:
+            first = (path, ds["latitude"].values, ds["longitude"].values)
+        elif not _same_grid(ds, first[1], first[2], source.step):
+            raise Era5FileError(f"{path}: its grid ({_grid(ds)}) is not the grid of {first[0].name} "
+                                f"({describe_grid(first[1], first[2])}); every month must lie on one grid")
+        _crop_fields(path, ds, names, source.processing.crop)
+
+
+def _same_grid(ds: xr.Dataset, lat: np.ndarray, lon: np.ndarray, step: float) -> bool:
+    mine = ds["latitude"].values, ds["longitude"].values
+    return all(len(a) == len(b) and np.allclose(a, b, rtol=0, atol=0.01 * step) for a, b in zip(mine, (lat, lon)))
 
 
 def metadata_range(path: str | Path, name: str) -> tuple[float, float]:

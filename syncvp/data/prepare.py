@@ -58,9 +58,12 @@ def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str
 
 def dataset_constants(name: str, cfg: DatasetConfig, paths) -> dict:
     """Values every split of a dataset needs, computed once: {"norm": {field: [min, max, how]}}
-    for ERA5 sources, {} otherwise (JSON-able)."""
+    for ERA5 sources, {} otherwise (JSON-able). For ERA5 sources every month of every split is
+    checked first (`era5_clips.check_months`), so a bad month stops `prepare` before any store
+    is built."""
     if cfg.source.kind in ERA5_KINDS:
         raw = cfg.source.input_dir(name, paths)
+        era5_clips.check_months(cfg.source, tuple(cfg.modalities), raw)  # a bad month stops prepare here
         return {"norm": era5_clips.norm_constants(cfg.source.processing, tuple(cfg.modalities), raw)}
     return {}
 

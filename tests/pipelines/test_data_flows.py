@@ -80,3 +80,28 @@ def test_item_cache_skips_done_items_and_redoes_missing(tmp_path, prefect_harnes
     source.write_text("b")
     many(1)
     assert calls[4:] == ["out0.txt"] and (tmp_path / "out0.txt").read_text() == "B", "new input content, new key"
+
+
+def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(tiny_params, repo_params, prefect_harness,
+                                                                            monkeypatch):
+    """An all-NaN month in the last split built (test) stops the flow before the train store is
+    written, and nothing is left that DVC or Prefect would take for a finished output."""
+    from pipelines import data
+    from syncvp.data import synthetic_era5
+    from syncvp.data.era5 import Era5FileError
+    from tests.data.test_era5_bad_months import write_nan_month
+    from tests.data.test_era5_clips import GRID, MONTHS, era5_config
+
+    cfg, paths = era5_config(repo_params, normalization="train"), tiny_params.paths
+    raw = paths.raw_dir("era5")
+    for month in MONTHS:
+        synthetic_era5.write_month(raw / synthetic_era5.month_filename(month), 0, month, layout="new", **GRID)
+    path = write_nan_month(raw, MONTHS[-1], ("t2m", "sp"))
+    written = []
+    real_write = data.store.write_store
+    monkeypatch.setattr(data.store, "write_store", lambda out, ds, **kw: written.append(out) or real_write(out, ds, **kw))
+    with pytest.raises(Era5FileError, match=rf"^{path}: 't2m', 'sp' have no finite value"):
+        data.prepare("era5", cfg, paths)
+    assert written == [], "no split was built"
+    assert not paths.processed_dir("era5").exists()
+    assert not paths.processed.exists() or list(paths.processed.iterdir()) == []

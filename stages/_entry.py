@@ -1,7 +1,10 @@
 """The shared stage runner: parse -> load and validate params -> call one flow -> exit code.
 
 Params are validated before Prefect (or torch) is even imported, so a bad params.yaml fails in
-well under a second, names the key, and leaves nothing behind.
+well under a second, names the key, and leaves nothing behind. A stage that fails later (bad data,
+a missing model file) prints one line, `error: <stage>@<item>: <type>: <message>`, and exits 1;
+Prefect's console log keeps its lines without tracebacks, and the traceback goes to
+`$PREFECT_HOME/errors/<stage>@<item>.log` (`--debug` prints tracebacks instead).
 
 Distributed training stages (a `worker` in their spec): with `run.processes` > 1 the stage re-runs
 itself under `torchrun --nproc_per_node <processes>` (`--standalone` on one node; multi-node
@@ -16,15 +19,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from syncvp.config import Params, ParamsError, load_params
 
-EXIT_PARAMS, EXIT_SERVER = 2, 3
+EXIT_FAILED, EXIT_PARAMS, EXIT_SERVER = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,55 @@ def _check_server() -> None:
             sys.exit(EXIT_SERVER)
 
 
+class _WithoutTraceback(logging.Formatter):
+    """A console formatter's lines without the traceback of the record (the record itself, which
+    other handlers such as Prefect's API log also see, is not changed)."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return self.inner.format(record)
+
+
+def _console_without_tracebacks() -> None:
+    """Prefect's console log keeps its lines but drops tracebacks (they go to the error log)."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None \
+                and not isinstance(handler.formatter, _WithoutTraceback):
+            handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
+def error_log(stage: str, item: str) -> Path:
+    """Where a failed stage writes its traceback: `$PREFECT_HOME/errors/<stage>@<item>.log`."""
+    return Path(os.environ.get("PREFECT_HOME", ".prefect")) / "errors" / f"{stage}@{item}.log"
+
+
+def _report_failure(spec: StageSpec, item: str, exc: Exception) -> int:
+    """One line on stderr naming the stage and the error; the traceback goes to `error_log`."""
+    path = error_log(spec.name, item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(traceback.format_exception(exc)))
+    lines = str(exc).strip().splitlines()
+    print(f"error: {spec.name}@{item}: {type(exc).__name__}: {lines[0] if lines else '(no message)'} "
+          f"(traceback in {path}; --debug prints it)", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m stages.{spec.name}")
     parser.add_argument("item", help=f"one entry of pipeline.{spec.fanout}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--debug", action="store_true",
+                        help="print tracebacks (otherwise a failure prints one line and writes its traceback to "
+                             "$PREFECT_HOME/errors/<stage>@<item>.log)")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
@@ -134,6 +185,13 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     run_name = os.environ.get("DVC_STAGE") or f"{spec.name}@{args.item}"
     if os.environ.get("DVC_EXP_NAME"):
         run_name += f" [{os.environ['DVC_EXP_NAME']}]"
-    with tags("dvc", f"stage:{spec.name}", f"item:{args.item}"):
-        flow.with_options(flow_run_name=run_name)(**kwargs)
+    if not args.debug:
+        _console_without_tracebacks()
+    try:
+        with tags("dvc", f"stage:{spec.name}", f"item:{args.item}"):
+            flow.with_options(flow_run_name=run_name)(**kwargs)
+    except Exception as exc:
+        if args.debug:
+            raise
+        return _report_failure(spec, args.item, exc)
     return 0

@@ -8,6 +8,7 @@ and `video_file` for image-based sources; the synthetic video source is handled 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ import xarray as xr
 
 from syncvp import viz
 from syncvp.config import DatasetConfig
+from syncvp.config.data import PSEUDO_DEPTH_MODALITY
 from syncvp.config.loader import to_plain
 from syncvp.data import era5_clips, image_sequence, store, synthia, transforms, video_file
+from syncvp.data.frames import read_pseudo_depth
+from syncvp.data.interim import depth_recipe
 from syncvp.data.synthetic_video import CLASSES
 from syncvp.io.netcdf import NETCDF_LOCK, load_dataset
 from syncvp.progress import ProgressFn, no_progress
@@ -31,8 +35,29 @@ def inverse_depth_uint8(depth: np.ndarray, near: float, far: float) -> np.ndarra
     return np.round(np.clip(inv, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str) -> xr.Dataset:
-    """Raw synthetic split (rgb, metric depth, class ids) -> clip store of `cfg.modalities`."""
+def _synthetic_pseudo_depth(ds: xr.Dataset, interim_dir: Path) -> tuple[np.ndarray, dict]:
+    """The `pseudo_depth` stage's depth of every video of a raw synthetic split, [V*F, H, W] uint8,
+    and the one recipe they were all made with."""
+    recipe, out = None, []
+    for vid in (str(v) for v in ds["video_id"].values):
+        depth, attrs = read_pseudo_depth(interim_dir, vid, ds["rgb"].shape[1:4])
+        got = depth_recipe(attrs)
+        if recipe is not None and got != recipe:
+            raise ValueError(f"video {vid!r}: pseudo-depth made differently ({got}) from the others ({recipe}); "
+                             "rerun the `pseudo_depth` stage")
+        recipe = got
+        out.append(depth)
+    return np.concatenate(out), recipe
+
+
+def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str,
+                            interim_dir: Path | None = None) -> xr.Dataset:
+    """Raw synthetic split (rgb, metric depth, class ids) -> clip store of `cfg.modalities`.
+
+    With `cfg.pseudo_depth` set, `depth` is the `pseudo_depth` stage's estimate from the RGB
+    frames (read from `interim_dir`) instead of the exact depth: the same scenes with exact and
+    estimated depth measure what pseudo-labels cost.
+    """
     src = cfg.source
     near, far = src.depth_range
     ds = load_dataset(raw, mask_and_scale=False)
@@ -40,7 +65,13 @@ def prepare_synthetic_video(name: str, cfg: DatasetConfig, raw: Path, split: str
     arrays, attrs = {}, {}
     for m in cfg.modalities:
         frames = ds[m].values.reshape((-1,) + ds[m].shape[2:])  # [V*F, H, W(, C)]
-        if m == "rgb":
+        if m == PSEUDO_DEPTH_MODALITY and cfg.pseudo_depth is not None:
+            if interim_dir is None:
+                raise ValueError(f"dataset {name!r} has pseudo_depth: prepare needs the pseudo_depth stage's folder")
+            estimate, recipe = _synthetic_pseudo_depth(ds, Path(interim_dir))
+            out = transforms.resize_frames(estimate, size, "area")  # as the RGB frames it came from
+            attrs[m] = {"encoding": "pseudo_depth", "pseudo_depth": json.dumps(recipe, sort_keys=True)}
+        elif m == "rgb":
             out = transforms.resize_frames(frames, size, "area")
             attrs[m] = {"encoding": "rgb"}
         elif m == "depth":
@@ -73,7 +104,7 @@ def prepare_split(name: str, cfg: DatasetConfig, paths, split: str, constants: d
     """The clip store of one split of any source kind (in memory; `store.write_store` writes it)."""
     kind = cfg.source.kind
     if kind == "synthetic_video":
-        return prepare_synthetic_video(name, cfg, paths.raw_dir(name) / f"{split}.nc", split)
+        return prepare_synthetic_video(name, cfg, paths.raw_dir(name) / f"{split}.nc", split, paths.interim_dir(name))
     if kind in ERA5_KINDS:
         return era5_clips.prepare_split(name, cfg, cfg.source.input_dir(name, paths), split, constants["norm"], progress)
     if kind in FRAME_SOURCES:

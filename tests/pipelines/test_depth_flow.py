@@ -4,6 +4,7 @@ layout, 28-pixel network input): outputs, per-video caching, resume, stale label
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from syncvp.config import SPLITS
 from syncvp.config.depth import PseudoDepthConfig, TaskRunnerConfig
-from syncvp.data import interim, store, synthetic_video
+from syncvp.data import interim, store, synthetic_video, transforms
 from syncvp.data import pseudo_depth as pdepth
 from syncvp.io.weights import MissingWeightsError
 from tests.conftest import with_pipeline
@@ -195,3 +196,24 @@ def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, pref
     assert sorted(got) == listed and {i.split("-")[0] for i in listed} == {"a", "b"} and len(listed) >= 4
     assert got["a-0000000"][0].shape == (4, 64, 96) and got["b-0000000"][0].shape == (4, 48, 80)
     assert not params.paths.raw_dir("clips").exists()
+
+
+def test_prepare_uses_the_estimate_on_the_synthetic_source(depth_params, prefect_harness):
+    from syncvp.data.prepare import prepare_split
+
+    out = run(depth_params)
+    cfg, paths = depth_params.datasets["synthetic"], depth_params.paths
+    estimated = prepare_split("synthetic", cfg, paths, "test", {})
+    exact = prepare_split("synthetic", dataclasses.replace(cfg, pseudo_depth=None), paths, "test", {})
+    assert estimated["depth"].attrs["encoding"] == "pseudo_depth"
+    assert json.loads(estimated["depth"].attrs["pseudo_depth"])["encoder"] == "vits"
+    assert exact["depth"].attrs["encoding"] == "inverse_depth"
+    for v, vid in enumerate(["test-0000", "test-0001"]):
+        label, _ = interim.read_depth(out / "depth" / f"{vid}.npz")
+        want = transforms.resize_frames(label, tuple(cfg.resolution), "area")
+        np.testing.assert_array_equal(estimated["depth"].values[v], want)
+    assert not np.array_equal(estimated["depth"].values, exact["depth"].values)
+    np.testing.assert_array_equal(estimated["rgb"].values, exact["rgb"].values)
+    (out / "depth" / "test-0001.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="test-0001.npz does not exist: run the `pseudo_depth` stage"):
+        prepare_split("synthetic", cfg, paths, "test", {})

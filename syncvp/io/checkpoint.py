@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from syncvp.io.atomic import atomic_path
+from syncvp.io.model_file import read_torch_file
 
 FORMAT, VERSION = "syncvp-checkpoint", 1
 KEYS = ("config_hash", "step", "models", "optimizers", "schedulers", "rng", "extra")
@@ -88,17 +89,19 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with `weights_only=True` and check its schema."""
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file")
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, remedy: str | None = None) -> dict:
+    """Read a checkpoint with `weights_only=True` and check its schema.
+
+    Raises:
+        CheckpointError: a one-line message naming the file and what is wrong with it (empty,
+            truncated, foreign, another version), followed by `remedy` when given.
+    """
+    tail = f"; {remedy}" if remedy else ""
+    ckpt = read_torch_file(path, FORMAT, label="training checkpoint", remedy=remedy, error=CheckpointError,
+                           map_location=map_location)
     if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} (this code reads {VERSION})")
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} (this code reads {VERSION}){tail}")
     missing = [k for k in KEYS if k not in ckpt]
     if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}{tail}")
     return ckpt

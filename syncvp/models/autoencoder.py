@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from syncvp.io.atomic import atomic_path
+from syncvp.io.model_file import ModelFileError, one_line, read_torch_file, rerun_hint
 from syncvp.models.transformer import AxisTransformer, SpaceTimeTransformer
 from syncvp.models.triplane import TriplaneShape
 
@@ -200,12 +201,21 @@ def save_autoencoder(path: str | Path, model: TriplaneAutoencoder, meta: dict | 
 
 
 def load_autoencoder(path: str | Path, map_location: str | torch.device = "cpu") -> TriplaneAutoencoder:
-    """Load a frozen autoencoder written by `save_autoencoder`, in eval mode with grads off."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} checkpoint")
-    model = TriplaneAutoencoder(AutoencoderSpec.from_dict(payload["spec"]))
-    model.load_state_dict(payload["state_dict"])
+    """Load a frozen autoencoder written by `save_autoencoder`, in eval mode with grads off.
+
+    Raises:
+        ModelFileError: the file is missing, not one `save_autoencoder` wrote (empty, truncated,
+            foreign), or its weights do not fit its spec; the message names the file and the
+            `dvc repro` that rewrites it.
+    """
+    payload = read_torch_file(path, FORMAT, keys=("spec", "state_dict"), remedy=rerun_hint(path),
+                              map_location=map_location)
+    try:
+        model = TriplaneAutoencoder(AutoencoderSpec.from_dict(payload["spec"]))
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: the weights do not fit the saved spec ({one_line(exc)}); "
+                             f"{rerun_hint(path)}") from None
     model.eval().requires_grad_(False)
     return model.to(map_location)
 

@@ -27,17 +27,15 @@ from torch import nn
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
 from syncvp.config.loader import ParamsError, build, to_plain
 from syncvp.io.atomic import atomic_path
+from syncvp.io.model_file import ModelFileError, one_line, read_torch_file, rerun_hint
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.joint_unet import JointUNet
 from syncvp.models.triplane import TriplaneShape
 from syncvp.models.unet import TriplaneUNet
 
 FORMAT, VERSION = "syncvp-diffusion", 1
+KEYS = ("version", "kind", "modalities", "shapes", "unet", "joint", "diffusion", "state_dict", "meta")
 Shapes = Mapping[str, tuple[TriplaneShape, TriplaneShape | None]]
-
-
-class ModelFileError(ValueError):
-    """A diffusion-model file is missing, foreign, or inconsistent with its own configuration."""
 
 
 def _shape_dict(shape: TriplaneShape | None) -> dict | None:
@@ -112,7 +110,8 @@ class DiffusionModelFile:
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
-            raise ModelFileError(f"{self.path}: the weights do not fit the saved configuration: {exc}") from None
+            raise ModelFileError(f"{self.path}: the weights do not fit the saved configuration ({one_line(exc)}); "
+                                 f"{rerun_hint(self.path)}") from None
         return model.eval().requires_grad_(False).to(device)
 
 
@@ -123,16 +122,11 @@ def load_diffusion_model(path: str | Path, *, kind: str | None = None) -> Diffus
         kind: "single" or "joint" to insist on one kind (a clear error otherwise).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path} does not exist: train it first (`dvc repro`), or point to a trained model")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign
-        raise ModelFileError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a {FORMAT} file")
-    if payload.get("version") != VERSION:
-        raise ModelFileError(f"{path}: version {payload.get('version')} (this code reads {VERSION})")
+    payload = read_torch_file(path, FORMAT, keys=KEYS, remedy=rerun_hint(path))
+    if payload["version"] != VERSION:
+        raise ModelFileError(f"{path}: version {payload['version']} (this code reads {VERSION}); {rerun_hint(path)}")
     if kind is not None and payload["kind"] != kind:
         raise ModelFileError(f"{path} holds a {payload['kind']} model, a {kind} model is needed here")
     return DiffusionModelFile(path, payload)

@@ -229,7 +229,7 @@ def finished_checkpoint(job: AutoencoderJob, phase: str) -> dict:
     path = job.checkpoint_path(phase)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: train the unit first")
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, remedy=f"rerun `dvc repro train_autoencoder@{job.unit}` to train it from scratch")
     if ckpt["config_hash"] != job.fingerprint(phase) or ckpt["step"] != job.phase_steps(phase):
         raise CheckpointError(f"{path} is not the finished {phase} phase of the current configuration "
                               f"(step {ckpt['step']} of {job.phase_steps(phase)})")

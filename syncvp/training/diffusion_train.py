@@ -359,7 +359,8 @@ def finished_checkpoint(job: DiffusionJob) -> dict:
     path = job.checkpoint_path
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: train the unit first")
-    ckpt = load_checkpoint(path)
+    stage = "train_single" if job.kind == "single" else "train_joint"
+    ckpt = load_checkpoint(path, remedy=f"rerun `dvc repro {stage}@{job.unit}` to train it from scratch")
     if ckpt["config_hash"] != job.fingerprint or ckpt["step"] != job.train.steps:
         raise CheckpointError(f"{path} is not the finished run of the current configuration "
                               f"(step {ckpt['step']} of {job.train.steps})")

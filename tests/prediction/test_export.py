@@ -63,10 +63,10 @@ def test_wrong_or_missing_files_fail_clearly(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         load_diffusion_model(tmp_path / "none.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelFileError, match="cannot be read"):
+    with pytest.raises(ModelFileError, match="junk.pt is not a model file this project wrote .truncated or foreign"):
         load_diffusion_model(tmp_path / "junk.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
-    with pytest.raises(ModelFileError, match="is not a syncvp-diffusion file"):
+    with pytest.raises(ModelFileError, match="a other file, not a syncvp-diffusion file"):
         load_diffusion_model(tmp_path / "other.pt")
     unet = single_model(ctx, fut, "rgb")
     save_diffusion_model(tmp_path / "rgb.pt", unet, shapes={"rgb": (fut["rgb"].latent_shape, ctx["rgb"].latent_shape)},

@@ -83,6 +83,18 @@ def test_predict_cli_clear_errors(files, tmp_path, capsys, change, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_cli_names_a_truncated_model_file_in_one_line(files, tmp_path, capsys):
+    inputs = _frames(tmp_path / "in")
+    future_ae = Path(files[-1].split(",")[1])   # the depth future autoencoder
+    future_ae.write_bytes(future_ae.read_bytes()[: future_ae.stat().st_size // 2])   # a copy cut short
+    assert main(["predict", *files, "--input", str(inputs), "--out", str(tmp_path / "out"), "--frames", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {future_ae} is not a model file this project wrote (truncated or foreign: ")
+    assert err.rstrip().endswith("; rerun `dvc repro train_autoencoder@synthetic-depth-future` or delete it")
+    assert not (tmp_path / "out").exists()
+
+
 def test_resize_fits_other_sizes(files, tmp_path):
     inputs = _frames(tmp_path / "in", size=16)
     assert main(["predict", *files, "--input", str(inputs), "--out", str(tmp_path / "out"), "--frames", "2",

@@ -155,7 +155,7 @@ def test_checkpoint_files_are_checked(tmp_path):
     with pytest.raises(ckpt_io.CheckpointError, match="not a syncvp-checkpoint"):
         ckpt_io.load_checkpoint(tmp_path / "a.pt")
     (tmp_path / "b.pt").write_bytes(b"truncated")
-    with pytest.raises(ckpt_io.CheckpointError, match="cannot be read"):
+    with pytest.raises(ckpt_io.CheckpointError, match="b.pt is not a training checkpoint this project wrote"):
         ckpt_io.load_checkpoint(tmp_path / "b.pt")
     rng = np.random.default_rng(5)
     state = ckpt_io.capture_rng(numpy_generators={"np": rng})

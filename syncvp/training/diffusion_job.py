@@ -27,7 +27,7 @@ from syncvp.diffusion.conditioning import check_patterns, independent_patterns, 
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import file_md5
 from syncvp.models.autoencoder import load_autoencoder
-from syncvp.models.export import ModelFileError, load_diffusion_model
+from syncvp.models.export import load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
 from syncvp.seeding import stream_seed
 
@@ -174,6 +174,8 @@ def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusio
 
     Raises:
         ValueError: the unit does not name a modality of the dataset, or a file disagrees.
+        ModelFileError: an autoencoder file is truncated or foreign (the message names the file
+            and the `dvc repro` that rewrites it).
         FileNotFoundError: the training store or an autoencoder file is missing (the message
             names the `dvc repro` to run).
     """
@@ -206,10 +208,7 @@ def _check_stage1(name: str, modality: str, unet: UNetConfig, shape, paths: Path
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train_joint.init is stage1; run "
                                 f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)")
-    try:
-        f = load_diffusion_model(path, kind="single")
-    except ModelFileError as exc:
-        raise ValueError(str(exc)) from None
+    f = load_diffusion_model(path, kind="single")   # a ModelFileError (a ValueError) names the file and the fix
     if f.unet != unet or f.shapes.get(modality) != shape:
         raise ValueError(f"{path} was trained with another `unet` section or latent geometry than the joint model "
                          f"uses now: rerun `dvc repro train_single@{name}-{modality}`")

@@ -30,7 +30,11 @@ from syncvp.io.checkpoint import config_hash
 from syncvp.models.autoencoder import TriplaneAutoencoder
 from syncvp.models.context import ContextEncoder, encode_context
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training import distributed
+from syncvp.training.context_probe import probe_indices
+from syncvp.training.data import BatchStream
 from syncvp.training.diffusion_job import DiffusionJob
+from syncvp.training.fastpath import pin_memory
 
 Encoders = Mapping[str, tuple[TriplaneAutoencoder | None, TriplaneAutoencoder]]
 """{modality: (context autoencoder or None when unused, future autoencoder)}, frozen."""
@@ -132,6 +136,20 @@ class LatentDataset(Dataset):
                 "future": {m: v[index] for m, v in self.future.items()}}
 
 
+def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn) -> BatchStream:
+    """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
+    size = distributed.per_rank_batch(job.train.batch_size, key=f"train_{job.kind}.batch_size")
+    shard = dict(rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
+    if job.train.latents == "precompute":
+        if not distributed.is_main():
+            distributed.barrier()          # rank 0 encodes (or finds) the cache first
+        files = precompute(job, encoders, device, progress=progress)
+        if distributed.is_main():
+            distributed.barrier()
+        return BatchStream(LatentDataset(files), size, seed=job.seed_for("order"), **shard)
+    return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
+
+
 def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, future_frames: int,
                   context_encoder: ContextEncoder) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
@@ -139,3 +157,29 @@ def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, futur
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
     return encode_batch(batch, encoders, context_frames, future_frames, context_encoder)
+
+
+def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
+                   count: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(context, future) latents of `count` training windows spread evenly over the training set
+    (read from the latent cache when it exists, else encoded now)."""
+    files = cache_paths(job)
+    if job.train.latents == "precompute" and all(p.is_file() for p in files.values()):
+        cached = LatentDataset(files)
+        picked = [cached[i] for i in probe_indices(len(cached), count)]
+        return ({m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
+                {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities})
+    data = windows(job)
+    try:
+        items = [data[i] for i in probe_indices(len(data), count)]
+    finally:
+        data.reader.close()
+    contexts, futures = {m: [] for m in job.modalities}, {m: [] for m in job.modalities}
+    for start in range(0, len(items), 32):
+        part = items[start:start + 32]
+        clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
+        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder)
+        for m in job.modalities:
+            contexts[m].append(c[m])
+            futures[m].append(f[m])
+    return {m: torch.cat(v) for m, v in contexts.items()}, {m: torch.cat(v) for m, v in futures.items()}

@@ -53,13 +53,9 @@ from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim, runtime
 from syncvp.training.autoencoder_train import resume
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
-from syncvp.training.context_probe import ContextProbe, context_summary, probe_indices, probe_timesteps
-from syncvp.training.data import BatchStream
+from syncvp.training.context_probe import ContextProbe, context_summary, probe_timesteps
 from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
-from syncvp.training.fastpath import pin_memory
-from syncvp.training.diffusion_latents import (
-    Encoders, LatentDataset, batch_latents, cache_paths, encode_batch, precompute, windows,
-)
+from syncvp.training.diffusion_latents import Encoders, batch_latents, batch_stream, sample_latents
 from syncvp.training.loop import Update, fit
 from syncvp.training.state import TrainState
 
@@ -99,20 +95,6 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
             files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
             model.load_branches(stage1_branch_states(files))
     return model.to(device)
-
-
-def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn) -> BatchStream:
-    """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
-    size = distributed.per_rank_batch(job.train.batch_size, key=f"train_{job.kind}.batch_size")
-    shard = dict(rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
-    if job.train.latents == "precompute":
-        if not distributed.is_main():
-            distributed.barrier()          # rank 0 encodes (or finds) the cache first
-        files = precompute(job, encoders, device, progress=progress)
-        if distributed.is_main():
-            distributed.barrier()
-        return BatchStream(LatentDataset(files), size, seed=job.seed_for("order"), **shard)
-    return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
 
 
 def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator,
@@ -166,32 +148,6 @@ PROBE_WINDOWS = 8
 SCALE_WINDOWS = 256
 
 
-def _sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
-                    count: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(context, future) latents of `count` training windows spread evenly over the training set
-    (read from the latent cache when it exists, else encoded now)."""
-    files = cache_paths(job)
-    if job.train.latents == "precompute" and all(p.is_file() for p in files.values()):
-        cached = LatentDataset(files)
-        picked = [cached[i] for i in probe_indices(len(cached), count)]
-        return ({m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
-                {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities})
-    data = windows(job)
-    try:
-        items = [data[i] for i in probe_indices(len(data), count)]
-    finally:
-        data.reader.close()
-    contexts, futures = {m: [] for m in job.modalities}, {m: [] for m in job.modalities}
-    for start in range(0, len(items), 32):
-        part = items[start:start + 32]
-        clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
-        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder)
-        for m in job.modalities:
-            contexts[m].append(c[m])
-            futures[m].append(f[m])
-    return {m: torch.cat(v) for m, v in contexts.items()}, {m: torch.cat(v) for m, v in futures.items()}
-
-
 def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device) -> DiffusionTarget:
     """The diffusion space of the unit (`syncvp.diffusion.target`): with `diffusion.normalize`, the
     scale of each modality is measured on SCALE_WINDOWS training windows (stage 1) or taken from the
@@ -203,7 +159,7 @@ def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device
                 saved = DiffusionTarget.from_dict(load_diffusion_model(path, kind="single").meta.get("target"))
                 scales[m], missing[m] = saved.scale(m), saved.missing_scale(m)
         else:
-            context, future = _sample_latents(job, encoders, device, SCALE_WINDOWS)
+            context, future = sample_latents(job, encoders, device, SCALE_WINDOWS)
             for m in job.modalities:
                 z = future[m].cpu()
                 missing[m] = measure_scale(z, None, residual=False)
@@ -216,7 +172,7 @@ def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device
 def context_probe(job: DiffusionJob, model: nn.Module, encoders: Encoders, device: torch.device,
                   target: DiffusionTarget) -> ContextProbe:
     """The fixed probe of context use (`syncvp.training.context_probe`) on PROBE_WINDOWS training windows."""
-    context, future = _sample_latents(job, encoders, device, PROBE_WINDOWS)
+    context, future = sample_latents(job, encoders, device, PROBE_WINDOWS)
     return ContextProbe(model, joint=job.kind == "joint", context=context, future=future,
                         schedule=build_schedule(job.diffusion).to(device), prediction=job.diffusion.prediction,
                         seed=job.seed_for("probe"), target=target)

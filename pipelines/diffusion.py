@@ -35,7 +35,8 @@ def plan_joint(name: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: D
 def train_unit(job: diffusion_job.DiffusionJob) -> dict:
     title = "stage-1 diffusion model" if job.kind == "single" else "joint diffusion model"
     progress = PrefectProgress(f"{job.unit}-{job.kind}-train", f"Training the {title} {job.unit}")
-    return diffusion_train.train(job, progress=progress, log=get_run_logger().info)
+    logger = get_run_logger()
+    return diffusion_train.train(job, progress=progress, log=logger.info, warn=logger.warning)
 
 
 @task(task_run_name="export-{job.unit}", cache_policy=NO_CACHE)

@@ -12,12 +12,18 @@ the same items in the same order. A window's latents are
 window once (`precompute`) into `<work>/latents-<modality>-<key>.pt`, where the key hashes the
 modality's autoencoder files, the training data and the window layout, and serves them with
 `LatentDataset`. The joint stage reuses the stage-1 units' caches (same key, same windows).
+
+A cache is checked before use (`find_caches`): one that is truncated, foreign or of other shapes
+(a killed copy, a disk error, a hand-placed file) is reported in a one-line warning and encoded
+again, never fatal; a bad cache in another unit's work directory is left there and skipped.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -27,6 +33,7 @@ from syncvp.data.dataset import ClipDataset
 from syncvp.diffusion.conditioning import split_clip
 from syncvp.io.atomic import atomic_path
 from syncvp.io.checkpoint import config_hash
+from syncvp.io.model_file import ModelFileError, read_torch_file
 from syncvp.models.autoencoder import TriplaneAutoencoder
 from syncvp.models.context import ContextEncoder, encode_context
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
@@ -39,6 +46,8 @@ from syncvp.training.fastpath import pin_memory
 Encoders = Mapping[str, tuple[TriplaneAutoencoder | None, TriplaneAutoencoder]]
 """{modality: (context autoencoder or None when unused, future autoencoder)}, frozen."""
 CACHE_FORMAT = "syncvp-latents"
+Log = Callable[[str], None]
+_logger = logging.getLogger(__name__)
 
 
 def windows(job: DiffusionJob) -> ClipDataset:
@@ -65,28 +74,65 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
     return f"latents-{modality}-{key[:16]}.pt"
 
 
-def cache_paths(job: DiffusionJob) -> dict[str, Path]:
-    """Where each modality's latents are (or will be) cached: an existing cache in the unit's work
-    directory or in one of `job.latent_sources` (the stage-1 units' work directories, whose
-    caches the joint stage reuses), else a new file in the work directory."""
-    out = {}
+def window_count(job: DiffusionJob) -> int:
+    """How many training windows the unit has (the length of every latent cache)."""
+    data = windows(job)
+    try:
+        return len(data)
+    finally:
+        data.reader.close()
+
+
+def check_cache(path: Path, job: DiffusionJob, modality: str, count: int) -> None:
+    """Raise `ModelFileError` unless `path` is a latent cache of `count` windows in the unit's
+    latent shapes (the tensors are memory-mapped, not read)."""
+    payload = read_torch_file(path, CACHE_FORMAT, keys=("context", "future"), label="latent cache", mmap=True)
+    future, context = job.shapes[modality]
+    for key, shape in (("context", context), ("future", future)):
+        value = payload[key]
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        if got != (count, shape.channels, shape.length):
+            raise ModelFileError(f"{path} is not a latent cache of {job.unit} (mismatched: {key} latents {got}, "
+                                 f"the unit has {(count, shape.channels, shape.length)})")
+
+
+def find_caches(job: DiffusionJob, warn: Log = _logger.warning) -> dict[str, Path | None]:
+    """Each modality's usable latent cache, or None: the first that checks out of the unit's work
+    directory and `job.latent_sources` (the stage-1 units' work directories, whose caches the
+    joint stage reuses). A bad cache is reported through `warn` (one line); in the unit's own
+    work directory it is also removed, so that `precompute` writes a fresh one."""
+    count, found = None, {}
     for m in job.modalities:
-        name = cache_name(job, m)
-        found = [d / name for d in (job.work_dir, *job.latent_sources) if (d / name).is_file()]
-        out[m] = found[0] if found else job.work_dir / name
-    return out
+        name, found[m] = cache_name(job, m), None
+        for folder in (job.work_dir, *job.latent_sources):
+            path = folder / name
+            if not path.exists():
+                continue
+            count = window_count(job) if count is None else count
+            try:
+                check_cache(path, job, m, count)
+            except ModelFileError as exc:
+                warn(f"{exc}: encoding the training windows again into {job.work_dir / name}")
+                if folder == job.work_dir:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                continue
+            found[m] = path
+            break
+    return found
 
 
 @torch.no_grad()
 def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, batch_size: int = 32,
-               progress: ProgressFn = no_progress) -> dict[str, Path]:
-    """Encode every training window once per modality (or reuse a cache); returns the files.
+               progress: ProgressFn = no_progress, warn: Log = _logger.warning) -> dict[str, Path]:
+    """Encode every training window once per modality (or reuse a cache that checks out,
+    `find_caches`); returns the files.
 
     Each file holds {"format", "context": [N, C', L_c], "future": [N, C', L_f]} (float32, CPU)
     in window order; stale caches of the modality in the work directory are removed.
     """
-    paths = cache_paths(job)
-    todo = [m for m, p in paths.items() if not p.is_file()]
+    found = find_caches(job, warn)
+    paths = {m: found[m] or job.work_dir / cache_name(job, m) for m in job.modalities}
+    todo = [m for m in job.modalities if found[m] is None]
     if not todo:
         return paths
     data = windows(job)
@@ -118,9 +164,8 @@ class LatentDataset(Dataset):
     def __init__(self, paths: Mapping[str, str | Path]):
         self.context, self.future = {}, {}
         for m, path in paths.items():
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("format") != CACHE_FORMAT:
-                raise ValueError(f"{path} is not a {CACHE_FORMAT} file")
+            payload = read_torch_file(path, CACHE_FORMAT, keys=("context", "future"), label="latent cache",
+                                      remedy="delete it: training encodes the windows again")
             self.context[m], self.future[m] = payload["context"], payload["future"]
         sizes = {len(v) for v in self.future.values()}
         if len(sizes) != 1:
@@ -136,14 +181,15 @@ class LatentDataset(Dataset):
                 "future": {m: v[index] for m, v in self.future.items()}}
 
 
-def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn) -> BatchStream:
+def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn = no_progress,
+                 warn: Log = _logger.warning) -> BatchStream:
     """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
     size = distributed.per_rank_batch(job.train.batch_size, key=f"train_{job.kind}.batch_size")
     shard = dict(rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
     if job.train.latents == "precompute":
         if not distributed.is_main():
             distributed.barrier()          # rank 0 encodes (or finds) the cache first
-        files = precompute(job, encoders, device, progress=progress)
+        files = precompute(job, encoders, device, progress=progress, warn=warn)
         if distributed.is_main():
             distributed.barrier()
         return BatchStream(LatentDataset(files), size, seed=job.seed_for("order"), **shard)
@@ -162,10 +208,10 @@ def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, futur
 def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
                    count: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of `count` training windows spread evenly over the training set
-    (read from the latent cache when it exists, else encoded now)."""
-    files = cache_paths(job)
-    if job.train.latents == "precompute" and all(p.is_file() for p in files.values()):
-        cached = LatentDataset(files)
+    (read from the latent caches when they check out, else encoded now)."""
+    found = find_caches(job) if job.train.latents == "precompute" else {}
+    if found and all(found.values()):
+        cached = LatentDataset(found)
         picked = [cached[i] for i in probe_indices(len(cached), count)]
         return ({m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
                 {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities})

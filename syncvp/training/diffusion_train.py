@@ -202,8 +202,8 @@ class Timer:
 # Training
 
 
-def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
-               progress: ProgressFn = no_progress) -> tuple[TrainState, Update, EMA, DiffusionTarget]:
+def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn = no_progress,
+               warn: Log = _logger.warning) -> tuple[TrainState, Update, EMA, DiffusionTarget]:
     """The fresh training state (model, EMA, AdamW + cosine, noise generator, batches), its update
     and the diffusion space (measured once the batches, and so the latent cache, exist)."""
     model = build_model(job, device)
@@ -216,32 +216,34 @@ def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device,
     # the EMA rides with the streams: its own state dict, kept apart from the raw weights
     state = TrainState(models={UPDATE: model}, optimizers={UPDATE: opt}, schedulers={UPDATE: sched},
                        generators={"noise": generator},
-                       streams={"train": batch_stream(job, encoders, device, progress), "ema": ema})
+                       streams={"train": batch_stream(job, encoders, device, progress, warn), "ema": ema})
     target = diffusion_target(job, encoders, device)
     make = single_update if job.kind == "single" else joint_update
     return state, make(job, model, encoders, generator, target), ema, target
 
 
 def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info,
-          stop_at: int | None = None) -> dict:
+          warn: Log = _logger.warning, stop_at: int | None = None) -> dict:
     """Train (or resume) the unit to `train.steps` (or to `stop_at`, to simulate an interruption).
+    `warn` receives the one-line warnings (a bad latent cache, encoded again).
 
     Under torchrun every rank calls this; it joins the process group and leaves it at the end.
     """
     runtime.configure_threads(job.threads)
     device = distributed.init(runtime.resolve_device(job.device))
     try:
-        return _train(job, device, progress, log, stop_at)
+        return _train(job, device, progress, log, warn, stop_at)
     finally:
         distributed.shutdown()
 
 
-def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, stop_at: int | None) -> dict:
+def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, warn: Log,
+           stop_at: int | None) -> dict:
     if distributed.is_main():
         (job.work_dir / "status.json").unlink(missing_ok=True)
         job.work_dir.mkdir(parents=True, exist_ok=True)
     encoders = load_encoders(job, device)
-    state, update, ema, target = make_state(job, encoders, device, progress)
+    state, update, ema, target = make_state(job, encoders, device, progress, warn)
     model = state.models[UPDATE]
     state.extra["target"] = target.as_dict()
     log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "

@@ -1,6 +1,7 @@
 """A project torch file that is empty, cut short, foreign, not a torch file at all, or a directory
 fails with one line that names the file and what to do: autoencoders, diffusion models (stage 1
-and joint) and training checkpoints, each written by the project's own save function first."""
+and joint), training checkpoints and latent caches, each written by the project's own save
+function first."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from syncvp.io.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
 from syncvp.models.export import ModelFileError, load_diffusion_model, save_diffusion_model
 from syncvp.models.autoencoder import load_autoencoder, save_autoencoder
+from syncvp.training.diffusion_latents import CACHE_FORMAT, LatentDataset
 from tests.prediction.conftest import DIFFUSION, JOINT, UNET, autoencoders, joint_model, shapes, single_model
 
 CORRUPTIONS = ("empty", "truncated", "foreign torch", "random bytes", "text", "directory")
@@ -116,3 +118,15 @@ def test_a_bad_checkpoint_names_itself_in_one_line(tmp_path, how):
     message = str(err.value)
     assert message.startswith(f"{path} is not a training checkpoint this project wrote (") and "\n" not in message
     assert message.endswith("; rerun `dvc repro train_single@synthetic-rgb` to train it from scratch")
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+def test_a_bad_latent_cache_names_itself(tmp_path, how):
+    path = tmp_path / "latents-rgb-0123456789abcdef.pt"
+    torch.save({"format": CACHE_FORMAT, "context": torch.zeros(3, 2, 4), "future": torch.zeros(3, 2, 6)}, path)
+    assert len(LatentDataset({"rgb": path})) == 3
+    corrupt(path, how)
+    with pytest.raises(ModelFileError) as err:
+        LatentDataset({"rgb": path})
+    assert str(err.value).startswith(f"{path} is not a latent cache this project wrote (")
+    assert "\n" not in str(err.value)

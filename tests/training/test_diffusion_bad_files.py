@@ -1,15 +1,18 @@
 """Diffusion training meets bad files: a truncated or foreign autoencoder or stage-1 model fails
-the plan with one line naming the file and the stage that rewrites it."""
+the plan with one line naming the file and the stage that rewrites it; a bad latent cache is
+reported in one warning and encoded again, and training proceeds on the same latents."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import pytest
 import torch
 
 from syncvp.models.export import ModelFileError
 from syncvp.training import diffusion_train
+from syncvp.training.diffusion_latents import CACHE_FORMAT, cache_name, precompute
 from tests.conftest import with_pipeline
 from tests.io.test_model_files import corrupt
 from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_autoencoders
@@ -48,3 +51,54 @@ def test_a_foreign_stage1_model_fails_the_joint_plan_naming_file_and_stage(tiny_
                                              r"foreign: a dict of \['x'\], not a syncvp-diffusion file\); "
                                              r"rerun `dvc repro train_single@synthetic-rgb` or delete it$"):
         plan_joint(p)
+
+
+def _cache(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _spoil(path, how: str) -> None:
+    if how == "mismatched":  # a well-formed cache one window short
+        good = _cache(path)
+        torch.save({"format": CACHE_FORMAT, "context": good["context"][:-1], "future": good["future"][:-1]}, path)
+    else:
+        corrupt(path, how)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "foreign torch", "mismatched", "directory"])
+def test_a_bad_latent_cache_is_encoded_again_and_training_proceeds(tiny_params, how):
+    p = setup(tiny_params)
+    job = plan_single(p)
+    fresh = precompute(job, diffusion_train.load_encoders(job, CPU), CPU)["rgb"]
+    reference = _cache(fresh)
+    _spoil(fresh, how)
+    warnings = []
+    result = diffusion_train.train(job, warn=warnings.append)
+    assert result["steps"] == job.train.steps
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"{fresh} is not a latent cache")
+    assert warnings[0].endswith(f": encoding the training windows again into {fresh}")
+    rebuilt = _cache(fresh)
+    assert torch.equal(rebuilt["context"], reference["context"]) and torch.equal(rebuilt["future"], reference["future"])
+
+
+def test_a_bad_stage1_latent_cache_is_skipped_and_left_alone(tiny_params, tmp_path):
+    p = setup(tiny_params)
+    job = plan_joint(dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch")))
+    encoders = diffusion_train.load_encoders(job, CPU)
+    fresh = precompute(job, encoders, CPU)
+    reference = {m: _cache(f) for m, f in fresh.items()}
+    stage1_work = tmp_path / "stage1-work"   # the caches as the stage-1 units left them, one cut short
+    stage1_work.mkdir()
+    for f in fresh.values():
+        shutil.move(f, stage1_work / f.name)
+    bad = stage1_work / cache_name(job, "rgb")
+    corrupt(bad, "truncated")
+    spoiled = bad.read_bytes()
+    warnings = []
+    paths = precompute(dataclasses.replace(job, latent_sources=(stage1_work,)), encoders, CPU, warn=warnings.append)
+    assert paths == {"rgb": job.work_dir / bad.name, "depth": stage1_work / cache_name(job, "depth")}
+    assert len(warnings) == 1 and warnings[0].startswith(f"{bad} is not a latent cache this project wrote")
+    assert bad.read_bytes() == spoiled, "another unit's work directory is read, never written"
+    for m, path in paths.items():
+        assert torch.equal(_cache(path)["future"], reference[m]["future"])

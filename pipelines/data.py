@@ -1,7 +1,9 @@
 """Data flows: `synthesize` (generate a synthetic dataset) and `prepare` (raw -> clip stores).
 
 Both write into a temporary sibling of their output folder and rename it at the end, so an
-interrupted run leaves nothing DVC would take for a finished output.
+interrupted run leaves nothing DVC would take for a finished output. Each starts by deleting the
+temporary siblings a killed run of the same dataset left (`.<dataset>.tmp-*`); results and
+artifacts name the final files, never the temporary ones.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import SPLITS, DatasetConfig, PathsConfig
 from syncvp.data import prepare as prep
 from syncvp.data import era5, store, synthetic_era5, synthetic_video
-from syncvp.io.atomic import atomic_dir, write_json
+from syncvp.io.atomic import atomic_dir, remove_stale, write_json
+
+
+def remove_leftovers(final: Path) -> None:
+    """Delete the temporary siblings of `final` that a killed run of this stage left behind."""
+    removed = remove_stale(final)
+    if removed:
+        get_run_logger().warning(f"removed what a killed run left in {final.parent}: "
+                                 f"{', '.join(p.name for p in removed)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -26,7 +36,7 @@ def render_video_split(name: str, source, split: str, out: Path) -> dict:
     progress = PrefectProgress(f"{name}-render-{split}", f"{name}: rendering the {split} split")
     ds = synthetic_video.render_split(name, source, split, progress=progress)
     info = store.write_store(out, ds)
-    return {"split": split, "videos": info.videos, "frames": info.frames, "file": str(out)}
+    return {"split": split, "videos": info.videos, "frames": info.frames, "file": out.name}
 
 
 @task(task_run_name="era5-month-{month}")
@@ -34,7 +44,7 @@ def write_era5_month(source, month: str, out: Path) -> dict:
     synthetic_era5.write_month(out, source.seed, month, grid=tuple(source.grid), step=source.step,
                                north=source.north, west=source.west, layout=source.layout)
     info = era5.check_month_file(out, era5.month_request(source, month))  # the checks a download passes
-    return {"month": month, "file": str(out), "layout": source.layout, "time_steps": info["time_steps"]}
+    return {"month": month, "file": out.name, "layout": source.layout, "time_steps": info["time_steps"]}
 
 
 @flow(name="synthesize", log_prints=True)
@@ -42,6 +52,7 @@ def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
     """Generate one synthetic dataset from its seed into `<paths.raw>/<dataset>/`."""
     source = config.source
     final = paths.raw_dir(dataset)
+    remove_leftovers(final)
     with atomic_dir(final) as tmp:
         if source.kind == "synthetic_video":
             rows = [render_video_split(dataset, source, s, tmp / f"{s}.nc") for s in SPLITS]
@@ -49,6 +60,7 @@ def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
             rows = [write_era5_month(source, m, tmp / synthetic_era5.month_filename(m)) for m in source.months]
         else:
             raise ValueError(f"dataset {dataset!r}: source kind {source.kind!r} is not synthetic")
+    rows = [{**r, "file": str(final / r["file"])} for r in rows]   # the final files, not the temporary ones
     publish_table(f"{dataset}-synthesize", rows, f"Synthetic dataset {dataset!r}")
     get_run_logger().info(f"wrote {len(rows)} files to {final}")
     return str(final)
@@ -89,6 +101,7 @@ def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
         hint = f"run `dvc repro {stage}@{dataset}` first" if stage else "point the dataset's source.root at your data"
         raise FileNotFoundError(f"{raw} does not exist: {hint}")
     final = paths.processed_dir(dataset)
+    remove_leftovers(final)
     constants = dataset_constants(dataset, config, paths)
     with atomic_dir(final) as tmp:
         rows = [prepare_split(dataset, config, paths, s, constants, tmp / f"{s}.nc") for s in SPLITS]

@@ -1,11 +1,17 @@
 """Write to a temporary sibling, then rename: an interrupted write never leaves a file that
-DVC or Prefect would take for a finished output."""
+DVC or Prefect would take for a finished output.
+
+The siblings are named `.<name>.tmp-<random>` (and, for a moment while a folder is replaced,
+`.<name>.old-<pid>`). A killed process leaves them behind; `remove_stale` deletes those of one
+output, and the stages that write whole folders call it before they start.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,6 +65,30 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stale_siblings(path: str | Path) -> list[Path]:
+    """The temporary siblings of `path` that `atomic_path` / `atomic_dir` create, by name only:
+    `.<name>.tmp-<random>` and `.<name>.old-<pid>` (sorted). Nothing else matches: not another
+    output's (`.<other>.tmp-...`), nor `<name>` itself, nor a name with more after the suffix."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp-[a-z0-9_]+|old-[0-9]+)")
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+
+
+def remove_stale(path: str | Path) -> list[Path]:
+    """Delete the temporary siblings of `path` a killed writer left behind (`stale_siblings`);
+    returns them. Call it only where no other process writes `path` at the same time (a DVC
+    stage: `dvc repro` locks the workspace)."""
+    stale = stale_siblings(path)
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return stale
 
 
 def write_text(path: str | Path, text: str) -> Path:

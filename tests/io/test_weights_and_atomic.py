@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from syncvp.io.atomic import atomic_dir, atomic_path, write_json
+from syncvp.io.atomic import atomic_dir, atomic_path, remove_stale, write_json
 from syncvp.io.weights import MissingWeightsError, WeightsSpec, resolve_weights
+from tests.io.killed import kill_mid_write
 
 SPEC = WeightsSpec(title="I3D (Kinetics-400)", filename="i3d_pretrained_400.pt",
                    url="https://example.org/i3d_pretrained_400.pt", key="weights.i3d")
@@ -41,3 +42,20 @@ def test_atomic_file_and_dir(tmp_path):
             raise RuntimeError
     assert sorted(p.name for p in out.iterdir()) == ["x"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "dir"]
+
+
+def test_remove_stale_deletes_only_what_a_killed_writer_of_that_output_left(tmp_path):
+    final = tmp_path / "synthetic"
+    left = kill_mid_write(final)
+    old = tmp_path / ".synthetic.old-4242"    # killed between the two renames of `atomic_dir`
+    old.mkdir()
+    unrelated = [tmp_path / n for n in (".synthetic2.tmp-abcd1234", "synthetic2", ".synthetic.backup",
+                                        ".synthetic.tmp-notes.txt", "synthetic.tmp-abcd1234")]
+    for p in unrelated:
+        p.mkdir()
+    (final / "kept.txt").parent.mkdir()
+    (final / "kept.txt").write_text("a finished output")
+    assert remove_stale(final) == sorted([left, old])
+    assert not left.exists() and not old.exists()
+    assert all(p.is_dir() for p in unrelated) and (final / "kept.txt").read_text() == "a finished output"
+    assert remove_stale(final) == [] and remove_stale(tmp_path / "none" / "synthetic") == []

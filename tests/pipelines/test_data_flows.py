@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from syncvp.config import SPLITS
 from syncvp.data import store
+from tests.io.killed import kill_mid_write
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +51,39 @@ def test_prepare_failure_leaves_no_output(tiny_params, prefect_harness, monkeypa
         data.prepare("synthetic", cfg, paths)
     assert not paths.processed_dir("synthetic").exists()
     assert list(paths.processed.iterdir()) == []
+
+
+def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tiny_params, prefect_harness,
+                                                                               monkeypatch):
+    from pipelines import data
+
+    published = {}   # the real table artifacts, plus a record of them
+    publish = data.publish_table
+
+    def record(key, rows, description):
+        published[key] = rows
+        publish(key, rows, description)
+
+    monkeypatch.setattr(data, "publish_table", record)
+    cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
+    left = [kill_mid_write(paths.raw_dir("synthetic")), kill_mid_write(paths.processed_dir("synthetic"))]
+    others = [paths.raw / ".synthetic_era5.tmp-abcd1234", paths.raw / "synthetic_era5", paths.processed / ".keep",
+              paths.processed / ".synthetic.backup"]   # another dataset's temporary folder, the user's folders
+    for p in others:
+        p.mkdir()
+    raw = Path(data.synthesize("synthetic", cfg, paths))
+    assert not left[0].exists() and left[1].exists(), "synthesize removes its own leftovers only"
+    out = Path(data.prepare("synthetic", cfg, paths))
+    assert not left[1].exists()
+    assert all(p.is_dir() for p in others)
+    assert sorted(p.name for p in paths.raw.iterdir()) == [".synthetic_era5.tmp-abcd1234", "synthetic",
+                                                           "synthetic_era5"]
+    assert sorted(p.name for p in paths.processed.iterdir()) == [".keep", ".synthetic.backup", "synthetic"]
+    assert sorted(p.name for p in raw.iterdir()) == ["test.nc", "train.nc", "val.nc"]
+    info = store.read_info(out / "train.nc", deep=True, require=cfg.modalities)
+    assert (info.videos, info.frames, info.height, info.width) == (3, 12, 16, 16)
+    assert [r["file"] for r in published["synthetic-synthesize"]] == [str(raw / f"{s}.nc") for s in SPLITS]
+    assert ".tmp-" not in repr(published)
 
 
 def test_item_cache_skips_done_items_and_redoes_missing(tmp_path, prefect_harness):

@@ -2,7 +2,8 @@
 #   make repro   run the default pipeline (dvc repro; independent stages side by side, pipelines/waves.py)
 #                and print the results table
 #   make test    run the test suite (what CI runs)
-#   make ui      start the Prefect server on 127.0.0.1 and print its URL; `make ui-stop` stops it
+#   make ui      start the Prefect server on 127.0.0.1:$SYNCVP_PREFECT_PORT (4200) and print its URL;
+#                `make ui-stop` stops it
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

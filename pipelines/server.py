@@ -223,7 +223,8 @@ def stop() -> str:
     token = _token_file().read_text().strip() if _token_file().exists() else None
     if not text.isdigit() or not _alive(int(text)):
         _forget()
-        return f"no server was running (process {text or '?'} named by {pid_file} has exited); removed the stale pid file"
+        return (f"no server was running (process {text or '?'} named by {pid_file} has exited); "
+                "removed the stale pid file")
     pid = int(text)
     if not is_server_process(pid, token):
         _forget()

@@ -28,7 +28,7 @@ from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipelines.caching import file_digest, item_policy
+from pipelines.caching import RESULT_SERIALIZER, file_digest, item_policy
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import DatasetConfig, PathsConfig, to_plain
 from syncvp.config.depth import TaskRunnerConfig
@@ -91,7 +91,7 @@ def task_runner(cfg: TaskRunnerConfig):
 
 
 @task(cache_policy=item_policy("files", exclude=("config", "raw_dir", "weights", "batch_size", "device")),
-      task_run_name="depth-{video_id}")
+      result_serializer=RESULT_SERIALIZER, task_run_name="depth-{video_id}")
 def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: str, files: list[str], settings: dict,
                 key: str, weights: str, batch_size: int, device: str, out: Path) -> dict:
     """Estimate, normalise and write the pseudo-depth of one raw video (skipped if up to date)."""

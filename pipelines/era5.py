@@ -20,7 +20,7 @@ from typing import Callable
 from prefect import flow, get_run_logger, task
 from prefect.tasks import exponential_backoff
 
-from pipelines.caching import item_policy
+from pipelines.caching import RESULT_SERIALIZER, item_policy
 from pipelines.reporting import publish_table
 from syncvp.config import Era5Source, PathsConfig
 from syncvp.data import era5
@@ -32,8 +32,8 @@ def _retryable(task, task_run, state) -> bool:
     return not isinstance(state.result(raise_on_failure=False), era5.Era5CredentialsError)
 
 
-@task(cache_policy=item_policy(exclude=("client_factory",), stamped=("target",)), task_run_name="era5-{month}",
-      retry_condition_fn=_retryable)
+@task(cache_policy=item_policy(exclude=("client_factory",), stamped=("target",)), result_serializer=RESULT_SERIALIZER,
+      task_run_name="era5-{month}", retry_condition_fn=_retryable)
 def download_month(month: str, request: dict, target: Path, client_factory: Callable | None) -> dict:
     report = era5.download_month(request, target, client_factory or era5.cds_client_factory())
     get_run_logger().info(f"{month}: {report['status']} {target.name}")

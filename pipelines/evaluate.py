@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines.caching import item_policy, run_item
+from pipelines.caching import RESULT_SERIALIZER, item_policy, run_item
 from pipelines.reporting import PrefectProgress, publish_markdown, publish_table
 from syncvp import evaluation
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig, SamplingConfig, WeightsConfig
@@ -35,7 +35,7 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
     return plan
 
 
-@task(task_run_name="{label}-batch-{index}", cache_policy=item_policy("files"))
+@task(task_run_name="{label}-batch-{index}", cache_policy=item_policy("files"), result_serializer=RESULT_SERIALIZER)
 def evaluate_batch(plan: evaluation.EvaluationPlan, label: str, index: int, files: list[str]) -> str:
     return str(evaluation.run_batch(plan, plan.setting(label), index))
 

@@ -127,6 +127,7 @@ def live_server(tmp_path_factory):
     """This checkout's server on a free port: (PREFECT_HOME, port, process)."""
     home, port = tmp_path_factory.mktemp("checkout") / ".prefect", free_port()
     with checkout(home, port):
+        os.environ["PREFECT_API_URL"] = "http://127.0.0.1:4200/api"  # left in the shell from another server
         proc = server.start(wait_s=240)
     assert proc is not None
     yield home, port, proc

@@ -46,3 +46,14 @@ def setup(params: Params) -> Params:
     write_tiny_stores(p.paths)
     write_autoencoders(p)
     return p
+
+
+def setup_with_context_encoder(params: Params, encoder: str) -> Params:
+    """`setup` with `diffusion.context_encoder` = encoder (and no residual, which needs "future")."""
+    from tests.conftest import with_pipeline
+
+    p = tiny_diffusion_params(params)
+    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False))
+    write_tiny_stores(p.paths)
+    write_autoencoders(p)
+    return p

@@ -13,10 +13,8 @@ import torch
 from syncvp.models.export import ModelFileError
 from syncvp.training import diffusion_train
 from syncvp.training.diffusion_latents import CACHE_FORMAT, cache_name, precompute
-from tests.conftest import with_pipeline
 from tests.io.test_model_files import corrupt
-from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_autoencoders
-from tests.training.stores import write_tiny_stores
+from tests.training.diffusion_setup import setup, setup_with_context_encoder
 from tests.training.test_diffusion_training import plan_joint, plan_single
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,10 +23,7 @@ CPU = torch.device("cpu")
 
 @pytest.mark.parametrize("encoder, role", [("context", "context"), ("future", "future")])
 def test_a_truncated_autoencoder_fails_plan_and_load_naming_file_and_stage(tiny_params, encoder, role):
-    p = tiny_diffusion_params(tiny_params)
-    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False))
-    write_tiny_stores(p.paths)
-    write_autoencoders(p)
+    p = setup_with_context_encoder(tiny_params, encoder)
     job = plan_single(p)
     path = p.paths.model_dir(f"synthetic-rgb-{role}") / "autoencoder.pt"
     corrupt(path, "truncated")

@@ -17,7 +17,7 @@ from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.export import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train
 from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
-from tests.training.diffusion_setup import setup, tiny_diffusion_params, write_autoencoders
+from tests.training.diffusion_setup import setup, setup_with_context_encoder, tiny_diffusion_params, write_autoencoders
 from tests.conftest import with_pipeline
 from tests.training.stores import write_tiny_stores
 
@@ -48,10 +48,7 @@ def train_stage1(p):
 
 @pytest.mark.parametrize("encoder, role", [("context", "context"), ("future", "future")])
 def test_missing_autoencoder_names_the_file_and_the_command(tiny_params, encoder, role):
-    p = tiny_diffusion_params(tiny_params)
-    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False))
-    write_tiny_stores(p.paths)
-    write_autoencoders(p)
+    p = setup_with_context_encoder(tiny_params, encoder)
     (p.paths.model_dir(f"synthetic-rgb-{role}") / "autoencoder.pt").unlink()
     with pytest.raises(FileNotFoundError, match=rf"synthetic-rgb-{role}/autoencoder.pt does not exist.*"
                                                 rf"dvc repro train_autoencoder@synthetic-rgb-{role}"):

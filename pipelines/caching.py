@@ -166,5 +166,3 @@ def item_policy(*file_arguments: str, exclude: tuple[str, ...] = (), stamped: tu
 def run_item(task, target: str | Path, *args: Any, **kwargs: Any) -> Any:
     """Call a cached task, refreshing its cache when its output `target` does not exist."""
     return task.with_options(refresh_cache=not Path(target).exists())(*args, **kwargs)
-
-

@@ -58,7 +58,7 @@ def paper_sections(params_path: Path):
                                attention_resolutions=(4, 2, 1), num_heads=8, norm_groups=32, dropout=0.0,
                                condition_layout="per_plane")
     diffusion = dataclasses.replace(params.diffusion, timesteps=1000, schedule="linear_sqrt", beta_start=0.0015,
-                                    beta_end=0.0195, prediction="eps", context_encoder="context",
+                                    beta_end=0.0195, prediction="eps", context_encoder="context", context_motion=False,
                                     residual=False, normalize=False, min_snr_gamma=None,
                                     high_noise_share=0.0, high_noise_from=0)
     joint = dataclasses.replace(params.joint, cross_attention="deep", deep_levels=1, split_planes=True,

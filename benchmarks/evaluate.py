@@ -54,7 +54,11 @@ def _files(params, name: str, paths, videos: int) -> None:
             save_autoencoder(paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", ae)
             aes.append(ae.latent_shape)
         # with context_encoder future the conditioning lies in the future latent space
-        shapes[m] = (aes[1], aes[1] if params.diffusion.context_encoder == "future" else aes[0])
+        if params.diffusion.context_encoder == "future":
+            motion = params.diffusion.context_motion
+            shapes[m] = (aes[1], aes[1].with_channels(2 * aes[1].channels) if motion else aes[1])
+        else:
+            shapes[m] = (aes[1], aes[0])
     model = build_joint_unet(params.unet, params.joint, shapes)
     save_diffusion_model(paths.models / name / "joint.pt", model, shapes=shapes, unet=params.unet,
                          diffusion=params.diffusion, joint=params.joint,

@@ -91,6 +91,9 @@ class DiffusionConfig:
             `future_frames`, through the future autoencoder: the conditioning then lies in the
             target's own latent space and geometry, so "the future looks like the last frame,
             moved" is a short step for the network; the context autoencoders are not used).
+        context_motion: with context_encoder "future", also condition on the latent change between
+            the last two context frames, each encoded as a still clip (`syncvp.models.context`):
+            C' more input channels that carry the velocity the held context loses (paper: false).
         residual: diffuse the change of the future latent from the conditioning latent instead of
             the latent itself (needs context_encoder "future"; `syncvp.diffusion.target`).
         normalize: divide the diffused quantity by its standard deviation over the training
@@ -111,6 +114,7 @@ class DiffusionConfig:
     beta_end: float
     prediction: Prediction
     context_encoder: Literal["context", "future"]
+    context_motion: bool
     residual: bool
     normalize: bool
     min_snr_gamma: float | None
@@ -125,6 +129,8 @@ class DiffusionConfig:
                 f"must be in [0, timesteps - 1 = {self.timesteps - 1}], got {self.high_noise_from}")
         require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma",
                 f"must be null or > 0, got {self.min_snr_gamma}")
+        require(not self.context_motion or self.context_encoder == "future", "context_motion",
+                "needs context_encoder: future (the motion channels are future-autoencoder latents)")
         require(not self.residual or self.context_encoder == "future", "residual",
                 "needs context_encoder: future (the change is taken in the future latent's own space)")
         require(0.0 < self.beta_start < 1.0, "beta_start", f"must be in (0, 1), got {self.beta_start}")

@@ -18,6 +18,10 @@ spread whether or not the context is there, as latent-diffusion practice scales 
 about three times larger than a change: one shared scale would let the context-free samples
 dominate the loss.)
 
+A conditioning latent with more channels than z (`diffusion.context_motion`: the held context
+followed by its motion channels) contributes only its first C' channels to b: the base is always
+the held context.
+
 Because z is bounded, x0 is bounded too, per value: clamping the predicted x0 to
 [(-1 - b) / s, (1 - b) / s] (`bounds`) is the plain [-1, 1] clamp of the paper's sampler, moved
 into this space.
@@ -76,6 +80,7 @@ class DiffusionTarget:
                             torch.tensor(s_0, dtype=like.dtype, device=like.device))
         if not self.residual:
             return 0.0, scale
+        cond = base_of(cond, like.shape[1])
         if cond.shape != like.shape:
             raise ValueError("a residual diffusion target needs a conditioning latent shaped like the future latent "
                              f"(diffusion.context_encoder: future), got {tuple(cond.shape)} for {tuple(like.shape)}")
@@ -110,9 +115,17 @@ class DiffusionTarget:
                    missing_scales={m: float(s) for m, s in data.get("missing_scales", {}).items()})
 
 
+def base_of(cond: Tensor, channels: int) -> Tensor:
+    """The held-context part of a conditioning latent [B, C_c, L]: its first `channels` (C')
+    channels when it carries motion channels after them (C_c = 2C'), else itself."""
+    return cond[:, :channels] if cond.shape[1] == 2 * channels else cond
+
+
 def measure_scale(latents: Tensor, conds: Tensor | None, residual: bool) -> float:
     """s = std(z - b) over every value of N windows' latents [N, C, L] (b = their conditioning
     latents when `residual`, else 0), the spread the diffusion space divides by."""
+    if residual and conds is not None:
+        conds = base_of(conds, latents.shape[1])
     base = conds if residual else 0.0
     if residual and (conds is None or conds.shape != latents.shape):
         raise ValueError("measuring a residual scale needs conditioning latents shaped like the future latents")

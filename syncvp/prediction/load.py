@@ -73,5 +73,6 @@ def load_predictor(model: str | Path, autoencoders: Mapping[str, tuple[str | Pat
                              f"got {sampling.guidance_weight}")
     return Predictor(context_autoencoders=context, future_autoencoders=future, model=f.build(device),
                      sampler=sampler, guidance_weight=sampling.guidance_weight, quantize=frozenset(quantize),
-                     context_encoder=f.diffusion.context_encoder, target=target,
+                     context_encoder=f.diffusion.context_encoder, context_motion=f.diffusion.context_motion,
+                     target=target,
                      context_frames=int(f.meta["context_frames"]) if by_future else None)

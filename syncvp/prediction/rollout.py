@@ -49,6 +49,7 @@ class Predictor:
         batched_guidance: run the guidance passes as one batched call.
         context_encoder: how context frames become the conditioning latent ("context": the
             context autoencoder; "future": the future autoencoder on the held context).
+        context_motion: the conditioning carries motion channels (`diffusion.context_motion`).
         target: the diffusion space the model samples in (`syncvp.diffusion.target`): samples map
             back to latents through it, and `clip_x0` clamps to the latents' range within it.
         context_frames: observed frames per chunk; None = the context autoencoders' length (it
@@ -64,6 +65,7 @@ class Predictor:
     quantize: frozenset[str] = field(default_factory=frozenset)
     batched_guidance: bool = True
     context_encoder: ContextEncoder = "context"
+    context_motion: bool = False
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
     context_frames: int | None = None
 
@@ -134,12 +136,12 @@ class Predictor:
             ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
             if m in present:
                 cond[m] = encode_context(context[m][:, :, -self.context_frames:].to(device), self.context_encoder,
-                                         ae, future_ae)
+                                         ae, future_ae, motion=self.context_motion)
             else:
                 size = next(iter(context[p] for p in present)).shape[0] if present else batch
                 if size is None:
                     raise ValueError("at least one modality must be present (or `batch` given) to know the batch size")
-                shape = context_latent_shape(self.context_encoder, ae, future_ae)
+                shape = context_latent_shape(self.context_encoder, ae, future_ae, self.context_motion)
                 cond[m] = torch.zeros(size, shape.channels, shape.length, device=device)
         shapes = {m: (cond[m].shape[0], self.future_autoencoders[m].latent_shape.channels,
                       self.future_autoencoders[m].latent_shape.length) for m in self.modalities}

@@ -125,12 +125,16 @@ def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modaliti
 
 
 def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig,
-                        context_encoder: str = "context"):
+                        context_encoder: str = "context", motion: bool = False):
     """(context file, future file), (future latent, context latent) of one modality. With
-    `context_encoder: future` there is no context autoencoder: the future one stands in for it."""
+    `context_encoder: future` there is no context autoencoder: the future one stands in for it
+    (and with `motion` the conditioning has twice its channels: `syncvp.models.context`)."""
     if context_encoder == "future":
         (future_file,), (future,) = _check_roles(name, modality, dataset, paths, ("future",))
-        return (future_file, future_file), (future, future)
+        if motion and dataset.context_frames < 2:
+            raise ValueError(f"diffusion.context_motion needs >= 2 context frames; dataset {name!r} has "
+                             f"context_frames {dataset.context_frames}")
+        return (future_file, future_file), (future, future.with_channels(2 * future.channels) if motion else future)
     files, (context, future) = _check_roles(name, modality, dataset, paths, ROLES)
     return (files[0], files[1]), (future, context)
 
@@ -158,7 +162,8 @@ def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsC
 def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train, run, paths, out_dir,
          stage1=None, patterns=None) -> DiffusionJob:
     store = _check_store(name, dataset, paths, modalities)
-    checked = {m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder) for m in modalities}
+    checked = {m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder, diffusion.context_motion)
+               for m in modalities}
     return DiffusionJob(unit=unit, kind=kind, dataset=name, modalities=tuple(modalities),
                         context_frames=dataset.context_frames, future_frames=dataset.future_frames, unet=unet,
                         diffusion=diffusion, joint=joint, train=train,

@@ -6,6 +6,7 @@ the same items in the same order. A window's latents are
 
     context[m] = E_ctx^m(clip[m][:, :, :Tc])   [C', L_c]    (diffusion.context_encoder: context)
                = E_fut^m(hold_last(clip[m][:, :, :Tc], Tf))  [C', L_f]   (context_encoder: future)
+                 followed by E_fut^m(still last) - E_fut^m(still previous)  [2C', L_f]   (+ context_motion)
     future[m]  = E_fut^m(clip[m][:, :, Tc:Tc+Tf])   [C', L_f]
 
 `latents="online"` encodes every batch (`encode_batch`); `latents="precompute"` encodes every
@@ -58,19 +59,21 @@ def windows(job: DiffusionJob) -> ClipDataset:
 
 @torch.no_grad()
 def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames: int, future_frames: int,
-                 context_encoder: ContextEncoder) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C', L_c]}, {m: future latent [B, C', L_f]})."""
+                 context_encoder: ContextEncoder, motion: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
-    return ({m: encode_context(context[m], context_encoder, *encoders[m]) for m in encoders},
+    return ({m: encode_context(context[m], context_encoder, *encoders[m], motion=motion) for m in encoders},
             {m: encoders[m][1].encode(future[m]) for m in encoders})
 
 
 def cache_name(job: DiffusionJob, modality: str) -> str:
     """`latents-<modality>-<key>.pt`: the key hashes the modality's autoencoder files, the
     training data and the window layout, so any change re-encodes."""
-    key = config_hash({"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
-                       "frames": [job.context_frames, job.future_frames],
-                       "context_encoder": job.diffusion.context_encoder})
+    layout = {"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
+              "frames": [job.context_frames, job.future_frames], "context_encoder": job.diffusion.context_encoder}
+    if job.diffusion.context_motion:   # (keys of caches without motion channels stay as they were)
+        layout["context_motion"] = True
+    key = config_hash(layout)
     return f"latents-{modality}-{key[:16]}.pt"
 
 
@@ -141,7 +144,8 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
         done = 0
         for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
             ctx, fut = encode_batch({m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo},
-                                    job.context_frames, job.future_frames, job.diffusion.context_encoder)
+                                    job.context_frames, job.future_frames, job.diffusion.context_encoder,
+                                    motion=job.diffusion.context_motion)
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
                 parts[m]["future"].append(fut[m].float().cpu())
@@ -197,12 +201,12 @@ def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, pr
 
 
 def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, future_frames: int,
-                  context_encoder: ContextEncoder) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+                  context_encoder: ContextEncoder, motion: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
-    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder)
+    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion)
 
 
 def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
@@ -224,7 +228,8 @@ def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
     for start in range(0, len(items), 32):
         part = items[start:start + 32]
         clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
-        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder)
+        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder,
+                            motion=job.diffusion.context_motion)
         for m in job.modalities:
             contexts[m].append(c[m])
             futures[m].append(f[m])

@@ -106,7 +106,7 @@ def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, gener
 
     def loss(batch, step):
         context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
-                                        job.diffusion.context_encoder)
+                                        job.diffusion.context_encoder, job.diffusion.context_motion)
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
         x0 = target.encode(m, future[m], cond)
@@ -127,7 +127,7 @@ def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, genera
 
     def loss(batch, step):
         context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
-                                        job.diffusion.context_encoder)
+                                        job.diffusion.context_encoder, job.diffusion.context_motion)
         batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)
         cond = apply_presence(context, present)

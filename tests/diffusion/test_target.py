@@ -87,3 +87,16 @@ def test_missing_context_uses_its_own_scale_per_sample():
     assert torch.allclose(lo[1], torch.full((1, 2), -0.5)) and torch.allclose(hi[1], torch.full((1, 2), 0.5))
     assert DiffusionTarget.from_dict(target.as_dict()) == target
     assert target.missing_scale("other") == 1.0 and not target.identity
+
+
+def test_motion_channels_of_the_conditioning_are_not_part_of_the_residual_base():
+    target = DiffusionTarget(residual=True, scales={"rgb": 0.5})
+    z = torch.tensor([[[0.2, -0.4, 0.9]]])
+    held = torch.tensor([[[0.1, -0.5, 0.0]]])
+    cond = torch.cat([held, torch.tensor([[[0.3, 0.3, -0.7]]])], dim=1)    # [held | motion], 2C' channels
+    torch.testing.assert_close(target.encode("rgb", z, cond), target.encode("rgb", z, held))
+    torch.testing.assert_close(target.decode("rgb", target.encode("rgb", z, cond), cond), z)
+    lo, hi = target.bounds("rgb", z, cond)
+    torch.testing.assert_close(lo, torch.tensor([[[-2.2, -1.0, -2.0]]]))
+    assert measure_scale(torch.tensor([[[1.0, 3.0]]]), torch.tensor([[[1.0, 1.0], [5.0, -9.0]]]),
+                         residual=True) == pytest.approx(math.sqrt(2.0))       # std of [0, 2]: base only

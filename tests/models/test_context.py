@@ -47,3 +47,22 @@ def test_encode_context_by_either_autoencoder():
     assert context_latent_shape("context", context_ae, future_ae) == context_ae.latent_shape
     with pytest.raises(ValueError, match="needs the context autoencoder"):
         encode_context(clip, "context", None, future_ae)
+
+
+def test_motion_channels_are_the_change_between_the_last_two_frames_held_still():
+    future_ae = _ae(4, 1)
+    clip = torch.rand(3, 1, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        cond = encode_context(clip, "future", None, future_ae, motion=True)
+        still = lambda frame: future_ae.encode(frame[:, :, None].expand(-1, -1, 4, -1, -1))   # noqa: E731
+        torch.testing.assert_close(cond[:, :4], future_ae.encode(hold_last(clip, 4)))
+        torch.testing.assert_close(cond[:, 4:], still(clip[:, :, 2]) - still(clip[:, :, 1]), rtol=1e-5, atol=1e-6)
+        # a scene that stands still has no motion; the held part alone is the plain conditioning
+        frozen = clip[:, :, 2:].expand(-1, -1, 3, -1, -1)
+        assert encode_context(frozen, "future", None, future_ae, motion=True)[:, 4:].abs().max() < 1e-6
+        torch.testing.assert_close(cond[:, :4], encode_context(clip, "future", None, future_ae))
+    assert context_latent_shape("future", None, future_ae, motion=True) == future_ae.latent_shape.with_channels(8)
+    with pytest.raises(ValueError, match="motion channels need context_encoder 'future'"):
+        context_latent_shape("context", _ae(2, 0), future_ae, motion=True)
+    with pytest.raises(ValueError, match=">= 2 context frames"):
+        encode_context(clip[:, :, :1], "future", None, future_ae, motion=True)

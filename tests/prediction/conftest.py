@@ -14,7 +14,7 @@ CHANNELS = {"rgb": 3, "depth": 1}
 UNET = UNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1,), num_heads=2,
                   norm_groups=4, dropout=0.0, condition_layout="per_plane")
 DIFFUSION = DiffusionConfig(timesteps=100, schedule="linear_sqrt", beta_start=0.0015, beta_end=0.0195,
-                            prediction="eps", context_encoder="context", residual=False,
+                            prediction="eps", context_encoder="context", context_motion=False, residual=False,
                             normalize=False, min_snr_gamma=None,
                             high_noise_share=0.0, high_noise_from=0)
 JOINT = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,

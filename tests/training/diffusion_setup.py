@@ -53,7 +53,8 @@ def setup_with_context_encoder(params: Params, encoder: str) -> Params:
     from tests.conftest import with_pipeline
 
     p = tiny_diffusion_params(params)
-    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False))
+    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False,
+                                                       context_motion=encoder == "future" and p.diffusion.context_motion))
     write_tiny_stores(p.paths)
     write_autoencoders(p)
     return p

@@ -59,15 +59,19 @@ def test_missing_autoencoder_names_the_file_and_the_command(tiny_params, encoder
 
 def test_future_context_encoder_needs_no_context_autoencoder(tiny_params):
     """With context_encoder future the context autoencoders are never read: the job conditions on
-    the future latent space (shapes equal) and plans without them."""
+    the future latent space (shapes equal; twice the channels with the motion channels) and plans
+    without them."""
     p = setup(tiny_params)
-    assert p.diffusion.context_encoder == "future"
+    assert p.diffusion.context_encoder == "future" and p.diffusion.context_motion
     for m in ("rgb", "depth"):
         (p.paths.model_dir(f"synthetic-{m}-context") / "autoencoder.pt").unlink()
     job = plan_single(p)
     future, context = job.shapes["rgb"]
-    assert future == context
+    assert context == future.with_channels(2 * future.channels)
     assert job.autoencoders["rgb"][0] == job.autoencoders["rgb"][1]
+    still = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, context_motion=False))
+    future, context = plan_single(still).shapes["rgb"]
+    assert future == context
 
 
 def test_missing_stage1_model_names_the_command_unless_scratch(tiny_params):
@@ -114,7 +118,7 @@ def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message
 # Training behaviour
 
 
-PAPER_OBJECTIVE = dict(prediction="eps", context_encoder="context", residual=False, normalize=False)
+PAPER_OBJECTIVE = dict(prediction="eps", context_encoder="context", context_motion=False, residual=False, normalize=False)
 
 
 @pytest.mark.parametrize("objective, ratio", [(PAPER_OBJECTIVE, 10.0), ({}, 5.0)], ids=["paper", "default"])
@@ -174,7 +178,7 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
     for i in range(len(data)):
         clip = {m: v[None] for m, v in data[i].items() if m in job.modalities}
         context, future = encode_batch(clip, encoders, job.context_frames, job.future_frames,
-                                       job.diffusion.context_encoder)
+                                       job.diffusion.context_encoder, job.diffusion.context_motion)
         for m in job.modalities:
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(cached[i]["future"][m], future[m][0], rtol=1e-5, atol=1e-6)

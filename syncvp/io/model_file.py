@@ -47,13 +47,16 @@ def rerun_hint(path: str | Path) -> str:
     return f"rerun `dvc repro {stage}@{path.parent.name}` or delete it"
 
 
-def _load_failure(path: Path, exc: Exception) -> str:
+def describe_load_failure(path: Path, exc: Exception) -> str:
     """Why `torch.load` failed on an existing regular file, in a few words."""
     size = path.stat().st_size
     if size == 0:
         return "the file is empty"
     with open(path, "rb") as handle:
         head = handle.read(len(ZIP_MAGIC) + 12)
+    if head.startswith(b"\x80") and not isinstance(exc, pickle.UnpicklingError):   # torch's legacy (pre-1.6) format
+        first = re.split(r"(?<=\.)\s", one_line(exc, 400))[0]
+        return f"a damaged legacy PyTorch file of {size} bytes: {type(exc).__name__}: {one_line(first, 100)}"
     if not head.startswith(ZIP_MAGIC):
         return f"not a PyTorch archive, it starts with {head!r}"
     if isinstance(exc, pickle.UnpicklingError):
@@ -103,7 +106,7 @@ def read_torch_file(path: str | Path, fmt: str, *, keys: Iterable[str] = (), lab
     except PermissionError as exc:
         raise error(f"{path} cannot be read ({exc.strerror}): check its permissions") from None
     except Exception as exc:  # torch raises EOFError, OSError, RuntimeError, UnpicklingError, KeyError...
-        reason = _load_failure(path, exc)
+        reason = describe_load_failure(path, exc)
         raise error(f"{path} is not a {label} this project wrote (truncated or foreign: {reason}){tail}") from None
     reason = _foreign(payload, fmt, keys)
     if reason is not None:

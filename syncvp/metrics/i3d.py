@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from syncvp.io.weights import WeightsSpec
+from syncvp.io.weights import WeightsSpec, read_state_dict
 
 RESOLUTION = 224
 CLASSES = 400
@@ -179,9 +179,7 @@ def load_i3d(path: Path | str, device: torch.device | str = "cpu") -> InceptionI
     eval mode); any other missing, unexpected or mis-shaped tensor raises I3DWeightsError naming it.
     """
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise I3DWeightsError(f"{path}: expected a state dict of tensors (the i3d_pretrained_400.pt layout)")
+    state = read_state_dict(path, I3D_WEIGHTS)   # a truncated or foreign file: one line naming it
     model = InceptionI3d()
     own = model.state_dict()
     state = dict(state)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from syncvp.io.weights import WeightsSpec
+from syncvp.io.weights import WeightsSpec, read_state_dict
 
 ALEXNET_WEIGHTS = WeightsSpec(
     title="AlexNet trunk of LPIPS (torchvision ImageNet weights)",
@@ -57,9 +57,7 @@ def import_lpips():
 def trunk_state(path: Path | str) -> dict[str, Tensor]:
     """The AlexNet conv tensors of a torchvision state dict, renamed to the LPIPS layout."""
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise LpipsWeightsError(f"{path}: expected a torchvision AlexNet state dict, got {type(state).__name__}")
+    state = read_state_dict(path, ALEXNET_WEIGHTS)   # a truncated or foreign file: one line naming it
     out = {}
     for index, piece in TRUNK_SLICES.items():
         for kind in ("weight", "bias"):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from syncvp.io.model_file import describe_load_failure
 from syncvp.io.weights import WeightsSpec
 
 PATCH = 14
@@ -250,7 +251,8 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
                 raise
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (any unreadable file gets the same explanation)
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch state dict (weights_only=True): {exc}") from exc
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch state dict (truncated or foreign: "
+                              f"{describe_load_failure(path, exc)})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a plain state dict of tensors (the official Depth-Anything-V2 "
                               f".pth), got {type(state).__name__}")

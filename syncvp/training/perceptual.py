@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from syncvp.io.weights import WeightsSpec
+from syncvp.io.weights import WeightsFileError, WeightsSpec, read_state_dict, weights_fix
 
 VGG16 = WeightsSpec(
     title="torchvision VGG16 (ImageNet) trunk of the LPIPS perceptual loss",
@@ -87,14 +87,16 @@ def load_lpips_vgg(path: str | Path, heads: str | Path | None = None) -> LpipsVg
     linear heads (or `heads`); frozen, in eval mode.
 
     Raises:
-        KeyError: `path` lacks a convolution of the VGG16 trunk, or `heads` a linear head.
+        WeightsFileError: `path` is truncated, foreign or lacks a convolution of the VGG16 trunk.
+        KeyError: `heads` lacks a linear head.
     """
     net = LpipsVgg()
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_state_dict(path, VGG16)   # a truncated or foreign file: one line naming it
     trunk = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     missing = sorted(set(net.features.state_dict()) - set(trunk))
     if missing:
-        raise KeyError(f"{path}: not a torchvision VGG16 state dict (missing features.{missing[0]} ...)")
+        raise WeightsFileError(f"{path}: not a torchvision VGG16 state dict (missing features.{missing[0]} ...); "
+                               f"{weights_fix(VGG16)}")
     net.features.load_state_dict({k: trunk[k] for k in net.features.state_dict()})
     lin = torch.load(heads or shipped_heads(), map_location="cpu", weights_only=True)
     try:

@@ -1,11 +1,11 @@
-"""Weight resolution errors and atomic writes."""
+"""Weight resolution and reading errors, and atomic writes."""
 
 from __future__ import annotations
 
 import pytest
 
 from syncvp.io.atomic import atomic_dir, atomic_path, remove_stale, write_json
-from syncvp.io.weights import MissingWeightsError, WeightsSpec, resolve_weights
+from syncvp.io.weights import MissingWeightsError, WeightsFileError, WeightsSpec, read_state_dict, resolve_weights
 from tests.io.killed import kill_mid_write
 
 SPEC = WeightsSpec(title="I3D (Kinetics-400)", filename="i3d_pretrained_400.pt",
@@ -21,6 +21,40 @@ def test_missing_weights_messages(tmp_path):
         resolve_weights(tmp_path / "nope.pt", SPEC)
     (tmp_path / "w.pt").write_bytes(b"x")
     assert resolve_weights(tmp_path / "w.pt", SPEC) == tmp_path / "w.pt"
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("truncated", "(truncated or foreign: a damaged PyTorch archive of "),
+    ("truncated legacy", "(truncated or foreign: a damaged legacy PyTorch file of "),
+    ("empty", "(truncated or foreign: the file is empty)"),
+    ("html", "(truncated or foreign: not a PyTorch archive, it starts with b'<!DOCTYPE html>"),
+    ("not tensors", "(it holds a dict with values other than tensors, not a state dict of tensors)"),
+    ("directory", " is a directory, not I3D (Kinetics-400) weights"),
+])
+def test_a_bad_weights_file_names_itself_its_key_and_the_download(tmp_path, how, reason):
+    import torch
+
+    path = tmp_path / "i3d_pretrained_400.pt"
+    state = {"conv.weight": torch.randn(32, 32)}
+    torch.save(state, path, _use_new_zipfile_serialization=not how.endswith("legacy"))
+    assert read_state_dict(path, SPEC).keys() == state.keys()
+    if how.startswith("truncated"):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "html":   # a download that got a web page instead
+        path.write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
+    elif how == "not tensors":
+        torch.save({"epoch": 3, "state_dict": state}, path)
+    else:
+        path.unlink()
+        path.mkdir()
+    with pytest.raises(WeightsFileError) as err:
+        read_state_dict(path, SPEC)
+    message = str(err.value)
+    assert message.startswith(str(path)) and reason in message and "\n" not in message
+    assert message.endswith("; download i3d_pretrained_400.pt again from https://example.org/i3d_pretrained_400.pt "
+                            "(params.yaml weights.i3d)")
 
 
 def test_atomic_file_and_dir(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from syncvp.io.weights import WeightsFileError
 from syncvp.training.perceptual import load_lpips_vgg, perceptual_distance, shipped_heads, vgg16_features
 
 
@@ -73,5 +74,5 @@ def test_offline_build_loads_local_trunk_and_shipped_heads(vgg_file):
 
 def test_a_foreign_file_is_refused(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "x.pth")
-    with pytest.raises(KeyError, match="not a torchvision VGG16"):
+    with pytest.raises(WeightsFileError, match="not a torchvision VGG16"):
         load_lpips_vgg(tmp_path / "x.pth")

@@ -5,9 +5,11 @@ client factory is not part of the key), retried with exponential backoff on tran
 (never on missing credentials). The output folder is a DVC `persist: true` output, so months
 already there survive a rerun: a month whose file answers its request and validates is kept, a
 missing or stale one is downloaded. A cache hit never vouches for a file that is damaged now:
-every run checks each month's header (`era5.stale_reason`: sidecar, variables, time steps, grid;
-no data values are read) and refreshes the task when it fails, and a file changed in any other
-way has a new stamp, so the task's full check (`era5.download_month`) runs again. A month that
+every run checks each month's header and md5 (`era5.stale_reason`: sidecars, variables, time
+steps, grid, and the md5 recorded when the file was last checked in full; no data values are
+decoded) and refreshes the task when that fails, so the task's full check
+(`era5.download_month`) runs again and fetches the month again if the file changed: bit rot
+that keeps the header, size and modification time is caught by the md5. A month that
 fails does not stop the others; the flow fails at the end naming the failed months, and the next
 run fetches only those. Nothing is pruned: months removed from params stay on disk.
 """
@@ -63,7 +65,7 @@ def download_era5(dataset: str, source: Era5Source, paths: PathsConfig, client_f
             target, request = out / month_filename(month), era5.month_request(source, month)
             stale = era5.stale_reason(target, request)
             if stale is not None and target.exists():
-                logger.warning(f"{month}: fetching it again: {stale}")
+                logger.warning(f"{month}: {stale}: checking it in full, and fetching it again if that fails")
             futures[month] = month_task.with_options(refresh_cache=stale is not None).submit(
                 month, request, target, client_factory)
         for month, future in futures.items():

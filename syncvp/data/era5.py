@@ -7,7 +7,8 @@ A month is requested as (new-CDS spelling)::
      "grid": [step, step], "data_format": "netcdf", "download_format": "unarchived"}
 
 and lands in `<raw>/<dataset>/era5-land_YYYY-MM.nc` (the name `synthesize` uses for the
-synthetic source), next to `era5-land_YYYY-MM.request.json`, the request it answers. The
+synthetic source), next to `era5-land_YYYY-MM.request.json`, the request it answers, and
+`era5-land_YYYY-MM.nc.md5`, the md5 of the file as it was checked (`md5sum -c` reads it). The
 download goes to a temporary sibling; it is renamed only after it opens with xarray and holds
 the requested variables and exactly the requested time steps, so a truncated or wrong file is
 never taken for a finished month. CDS has served two layouts (time dim `valid_time` + float32,
@@ -23,6 +24,7 @@ CDSAPI_URL / CDSAPI_KEY); nothing here reads, logs or writes them.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -33,7 +35,8 @@ import numpy as np
 import xarray as xr
 
 from syncvp.data.synthetic_era5 import VARIABLES, month_days, month_filename
-from syncvp.io.atomic import atomic_path, write_json
+from syncvp.io.atomic import atomic_path, write_json, write_text
+from syncvp.io.digest import file_md5
 from syncvp.io.netcdf import NETCDF_LOCK
 
 DATASET = "reanalysis-era5-land"
@@ -91,6 +94,28 @@ def request_file(target: Path) -> Path:
     """The sidecar recording the request a month file answers."""
     target = Path(target)
     return target.with_name(target.name.removesuffix(".nc") + ".request.json")
+
+
+def checksum_file(target: Path) -> Path:
+    """The sidecar recording the md5 of a month file as it was checked (md5sum's format)."""
+    target = Path(target)
+    return target.with_name(target.name + ".md5")
+
+
+def record_checksum(target: Path) -> str:
+    """Write `checksum_file(target)` for the file as it is now; returns the digest."""
+    digest = file_md5(target)
+    write_text(checksum_file(target), f"{digest}  {Path(target).name}\n")
+    return digest
+
+
+def recorded_checksum(target: Path) -> str | None:
+    """The md5 `checksum_file(target)` records, or None when it is missing or unreadable."""
+    try:
+        digest = checksum_file(target).read_text().split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return digest if re.fullmatch(r"[0-9a-f]{32}", digest) else None
 
 
 def cds_client_factory(*, retry_max: int = 3, sleep_max: float = 10.0, timeout: float = 120.0) -> ClientFactory:
@@ -266,8 +291,25 @@ def unwrap_zip(path: str | Path) -> None:
 
 def stale_reason(target: str | Path, request: dict) -> str | None:
     """Why the month file `target` cannot be kept for `request`, from cheap checks: the file and
-    its request sidecar exist, the sidecar is `request`, and `check_month_header` passes (no
-    data values are read). None when it passes."""
+    its request sidecar exist, the sidecar is `request`, `check_month_header` passes (no data
+    values are decoded), and the file's md5 is the one recorded when it was last checked in full
+    (`checksum_file`: bit rot keeps a file's header, size and modification time, not its md5).
+    None when it passes."""
+    reason = _layout_reason(target, request)
+    if reason is not None:
+        return reason
+    recorded = recorded_checksum(target)
+    if recorded is None:
+        return f"{checksum_file(Path(target)).name} is missing or unreadable"
+    digest = file_md5(target)
+    if digest != recorded:
+        return (f"{target}: its content changed since it was checked (md5 {digest}, "
+                f"{checksum_file(Path(target)).name} records {recorded})")
+    return None
+
+
+def _layout_reason(target: str | Path, request: dict) -> str | None:
+    """`stale_reason` without the checksum."""
     target, sidecar = Path(target), request_file(Path(target))
     if not target.is_file():
         return "not downloaded yet"
@@ -286,8 +328,12 @@ def stale_reason(target: str | Path, request: dict) -> str | None:
 
 
 def is_current(target: str | Path, request: dict) -> bool:
-    """Whether `target` answers exactly `request` (its sidecar matches) and validates."""
-    if stale_reason(target, request) is not None:
+    """Whether `target` answers exactly `request` (its sidecar matches), has the md5 recorded
+    when it was checked (if one is recorded), and validates in full."""
+    if _layout_reason(target, request) is not None:
+        return False
+    recorded = recorded_checksum(target)
+    if recorded is not None and file_md5(target) != recorded:
         return False
     try:
         check_month_file(target, request)
@@ -299,13 +345,16 @@ def is_current(target: str | Path, request: dict) -> bool:
 def download_month(request: dict, target: str | Path, client_factory: ClientFactory) -> dict:
     """Make `target` hold the month `request` asks for.
 
-    A target that already answers the request and validates is kept. Otherwise the client
-    retrieves into a temporary sibling, which is unzipped if needed, validated and only then
-    renamed to `target`; a failure leaves `target` as it was. Returns a small report.
+    A target that already answers the request and validates is kept (its md5 is recorded if it
+    was not). Otherwise the client retrieves into a temporary sibling, which is unzipped if
+    needed, validated and only then renamed to `target`, and its md5 is recorded; a failure
+    leaves `target` as it was. Returns a small report.
     """
     target = Path(target)
     month = f"{request['year']}-{request['month']}"
     if is_current(target, request):
+        if recorded_checksum(target) is None:
+            record_checksum(target)
         return {"month": month, "status": "kept", "file": str(target)}
     with atomic_path(target) as tmp:
         client = _client(client_factory)
@@ -313,13 +362,16 @@ def download_month(request: dict, target: str | Path, client_factory: ClientFact
         unwrap_zip(tmp)
         info = check_month_file(tmp, request)
     write_json(request_file(target), request)
+    record_checksum(target)
     return {"month": month, "status": "downloaded", "file": str(target), **info}
 
 
 def remove_partial(folder: str | Path) -> list[Path]:
-    """Delete temporary downloads a killed process left behind (`.era5-land_*.tmp-*`)."""
+    """Delete what a killed process left behind: temporary downloads and sidecars
+    (`.era5-land_*.tmp-*`) and unzip folders."""
     folder = Path(folder)
-    stale = sorted(folder.glob(f".{month_filename('*')}.tmp-*")) + sorted(folder.glob(".unzip-*"))
+    prefix = month_filename("*").removesuffix(".nc")
+    stale = sorted(folder.glob(f".{prefix}.tmp-*")) + sorted(folder.glob(".unzip-*"))
     for p in stale:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     return stale

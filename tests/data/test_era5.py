@@ -14,6 +14,7 @@ import pytest
 from syncvp.config import Era5Processing, Era5Source, MonthSplits
 from syncvp.data import era5
 from syncvp.data.synthetic_era5 import month_filename
+from syncvp.io.digest import file_md5
 from tests.data.cds_standin import StandInCDS
 
 MONTHS = tuple(f"2020-{m:02d}" for m in range(1, 13))
@@ -56,7 +57,9 @@ def test_download_validates_then_keeps_a_current_month(tmp_path):
     assert not era5.is_current(target, other)
     assert era5.download_month(other, target, client)["status"] == "downloaded"
     assert era5.check_month_file(target, other)["time_steps"] == 31 * 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["era5-land_2020-03.nc", "era5-land_2020-03.request.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["era5-land_2020-03.nc", "era5-land_2020-03.nc.md5",
+                                                          "era5-land_2020-03.request.json"]
+    assert era5.checksum_file(target).read_text() == f"{file_md5(target)}  era5-land_2020-03.nc\n"   # md5sum's format
 
 
 def test_truncated_download_is_rejected_and_leaves_nothing(tmp_path):
@@ -87,8 +90,9 @@ def test_a_file_with_missing_hours_or_the_wrong_month_is_rejected(tmp_path):
         era5.check_month_file(path, request)
 
 
-def test_stale_reason_reads_only_the_header(tmp_path):
-    """The cheap per-run check of a kept month: file, sidecar, header (variables, times, grid)."""
+def test_stale_reason_checks_sidecars_header_and_checksum(tmp_path):
+    """The cheap per-run check of a kept month: file, sidecars, header (variables, times, grid)
+    and the md5 recorded when it was checked in full (no data value is decoded)."""
     request = era5.month_request(era5_source(), "2020-03")
     target = tmp_path / month_filename("2020-03")
     assert era5.stale_reason(target, request) == "not downloaded yet"
@@ -100,6 +104,16 @@ def test_stale_reason_reads_only_the_header(tmp_path):
     era5.request_file(target).unlink()
     assert era5.stale_reason(target, request) == "era5-land_2020-03.request.json is missing"
     era5.download_month(request, target, StandInCDS())
+    era5.checksum_file(target).unlink()   # a month downloaded before checksums were recorded
+    assert era5.stale_reason(target, request) == "era5-land_2020-03.nc.md5 is missing or unreadable"
+    assert era5.download_month(request, target, StandInCDS(broken={"2020-03"}))["status"] == "kept", \
+        "checked in full and kept, not fetched again"
+    assert era5.stale_reason(target, request) is None
+    rotten = bytearray(target.read_bytes())
+    rotten[len(rotten) // 2] ^= 0xFF   # one flipped byte in the data: the header still reads
+    target.write_bytes(bytes(rotten))
+    assert era5.stale_reason(target, request).startswith(f"{target}: its content changed since it was checked (md5 ")
+    assert not era5.is_current(target, request)
     target.write_bytes(target.read_bytes()[:5000])
     assert era5.stale_reason(target, request).startswith(f"{target}: cannot be read as netCDF (OSError")
     assert not era5.is_current(target, request)

@@ -77,6 +77,13 @@ def _crop_fields(path: Path, ds: xr.Dataset, names: tuple[str, ...], crop) -> tu
         raise Era5FileError(f"{path}: {which} no finite value in any of the {ds.sizes['time']} time steps{where} "
                             "(a damaged month, or sea only): fetch or write the month again, or drop it from "
                             "processing.splits")
+    for n, f in fields.items():
+        blank = ~np.isfinite(f).any(axis=(1, 2))
+        if blank.any():
+            times = np.datetime_as_string(ds["time"].values[blank][:3], unit="h")
+            raise Era5FileError(f"{path}: {n!r} has no finite value at {int(blank.sum())} of its {len(blank)} time "
+                                f"steps{where} ({', '.join(times)}{'...' if blank.sum() > 3 else ''}): a damaged or "
+                                "incomplete month; fetch or write it again, or drop it from processing.splits")
     valid = np.logical_and.reduce([np.isfinite(f) for f in fields.values()])
     if not valid.any():
         raise Era5FileError(f"{path}: {', '.join(map(repr, names))} are never finite at the same point{where}, "

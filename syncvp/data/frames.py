@@ -157,7 +157,8 @@ def _native(cfg, video: FrameVideo, interim_dir) -> tuple[dict[str, np.ndarray],
     native = {m: video.loaders[m]() for m in wanted}
     shapes = {m: a.shape[:3] for m, a in native.items()}
     if len(set(shapes.values())) > 1:
-        raise ValueError(f"video {video.video_id!r}: modalities disagree in [frames, height, width]: {shapes}")
+        found = ", ".join(f"{m} {list(shape)} from {video.files[m][0]}" for m, shape in shapes.items())
+        raise ValueError(f"video {video.video_id!r}: modalities disagree in [frames, height, width]: {found}")
     attrs = None
     if any(m not in src.provides for m in cfg.modalities):
         rgb = native.get(src.rgb_modality)
@@ -182,7 +183,11 @@ def prepare_split(name: str, cfg, videos: list[FrameVideo], split: str, *, modes
     src, size = cfg.source, tuple(cfg.resolution)
     todo = [v for v in videos if v.split == split]
     if not todo:
-        raise ValueError(f"dataset {name!r}: the {split} split has no video of {src.video_frames} frames")
+        step = getattr(src, "frame_step", 1)
+        after = f" after frame_step {step}" if step > 1 else ""
+        raise ValueError(f"dataset {name!r}: the {split} split has no video of {src.video_frames} frames (its "
+                         f"sequences are shorter{after}): add longer sequences to the split or lower "
+                         f"datasets.{name}.source.video_frames")
     unknown = [m for m in cfg.modalities if m not in src.provides and
                not (m == PSEUDO_DEPTH_MODALITY and getattr(cfg, "pseudo_depth", None) is not None)]
     if unknown:

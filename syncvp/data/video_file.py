@@ -121,7 +121,7 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
     root, out, stems = Path(root), [], {}
     infos: dict[str, VideoInfo] = {}
     for split, segments in source.splits.as_dict().items():
-        for seg in segments:
+        for n, seg in enumerate(segments):
             path = root / seg.file
             stem = Path(seg.file).stem
             if stems.setdefault(stem, seg.file) != seg.file:
@@ -132,6 +132,11 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
                 raise ValueError(f"dataset {name!r}: fps {source.fps} exceeds the {info.fps} fps of {path} "
                                  "(frames would repeat)")
             ks = output_range(info, source.fps, tuple(source.trim_s), seg.start_s, seg.end_s)
+            if len(ks) < source.video_frames:
+                raise ValueError(f"datasets.{name}.source.splits.{split}[{n}]: {seg.start_s:g}-{seg.end_s or 'end'} "
+                                 f"s of {path} ({info.duration_s:.3g} s, trim_s {list(source.trim_s)}) holds "
+                                 f"{len(ks)} frames at {source.fps:g} fps, fewer than one video of video_frames "
+                                 f"{source.video_frames}")
             for pos in frames.clip_positions(len(ks), source.video_frames, source.stride):
                 clip = [ks[pos + i] for i in range(source.video_frames)]
                 idx = [source_index(k, source.fps, info.fps) for k in clip]

@@ -38,6 +38,7 @@ from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.runtime import PathsConfig, WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
+from syncvp.io.model_file import rerun_hint
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.export import ModelFileError
 from syncvp.prediction.load import context_role
@@ -225,6 +226,8 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
                               f"{config.context_frames} + rollout_frames {config.rollout_frames}")
     models, aes = model_files(dataset, evaluate, config.modalities, paths)
     for path in [*models.values(), *(p for pair in aes.values() for p in pair)]:
+        if path.is_dir():
+            raise ModelFileError(f"{path} is a directory, not a model file: {rerun_hint(path)}")
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist: train it first (`dvc repro`)")
     singles = single_files(dataset, evaluate, config.modalities, paths)

@@ -53,6 +53,9 @@ def _predict(args) -> int:
     from syncvp.prediction.load import context_role
 
     params = load_params(args.params)
+    for flag, value in (("--frames", args.frames), ("--trajectories", args.trajectories)):
+        if value is not None and value < 1:
+            raise ParamsError(f"{flag} must be >= 1, got {value}")
     if args.model:
         if not args.autoencoders:
             raise ParamsError("--model needs --autoencoders MOD=CONTEXT,FUTURE for each modality")

@@ -131,8 +131,12 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
     `find_caches`); returns the files.
 
     Each file holds {"format", "context": [N, C', L_c], "future": [N, C', L_f]} (float32, CPU)
-    in window order; stale caches of the modality in the work directory are removed.
+    in window order; stale caches of the modality in the work directory are removed, and so are
+    the temporary files a killed write of one left (`.latents-<modality>-*.pt.tmp-*`).
     """
+    for m in job.modalities:   # what a killed write of a cache left (`atomic_path`)
+        for stale in job.work_dir.glob(f".latents-{m}-*.pt.tmp-*"):
+            stale.unlink()
     found = find_caches(job, warn)
     paths = {m: found[m] or job.work_dir / cache_name(job, m) for m in job.modalities}
     todo = [m for m in job.modalities if found[m] is None]

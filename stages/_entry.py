@@ -109,6 +109,30 @@ def _check_server() -> None:
             sys.exit(EXIT_SERVER)
 
 
+def _start_ephemeral_server() -> None:
+    """Ephemeral mode on a new database: start this process's temporary Prefect server holding a
+    lock in $PREFECT_HOME, so that stage processes started at once on a fresh checkout (two `dvc
+    repro` runs, `dvc queue start -j 2`) create the database one after the other. Otherwise both
+    servers migrate the new database at once, one fails its start-up with a long traceback on the
+    console and Prefect starts it again. Once the database exists, nothing is locked: starting on
+    an up-to-date database changes nothing in it."""
+    import fcntl
+
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
+
+    url = str(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
+    if PREFECT_API_URL.value() or not url.startswith("sqlite") or ":///" not in url:
+        return   # a server, or a database that is not a local SQLite file
+    db = Path(url.split(":///", 1)[1])
+    if db.exists():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".start-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes (or the process ends)
+        SubprocessASGIServer().start()     # the flow's client uses this one (a singleton)
+
+
 class _WithoutTraceback(logging.Formatter):
     """A console formatter's lines without the traceback of the record (the record itself, which
     other handlers such as Prefect's API log also see, is not changed)."""
@@ -178,6 +202,7 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     import pipelines  # noqa: F401  (Prefect environment defaults, before prefect is imported)
 
     _check_server()
+    _start_ephemeral_server()
     from prefect import tags
 
     module, name = spec.flow.split(":")

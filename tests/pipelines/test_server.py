@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -182,6 +183,31 @@ def test_another_checkouts_server_is_not_reused(live_server, tmp_path, capsys):
     assert err.count("\n") == 0, err
     assert f"127.0.0.1:{port}" in err and "not this checkout's" in err and "SYNCVP_PREFECT_PORT=" in err, err
     assert not marker.exists(), "make repro ran its stages against another checkout's server"
+
+
+@pytest.mark.slow
+def test_two_stage_processes_report_to_the_server_at_once(live_server, tmp_path):
+    """Server mode of tests/pipelines/test_concurrency.py: both runs and all their tasks recorded."""
+    from tests.pipelines.test_concurrency import ITEMS, run_side_by_side, stage_env, tiny_params_file
+
+    _, port, _ = live_server
+    api = f"http://127.0.0.1:{port}/api"
+    env = stage_env(tmp_path / ".prefect", PREFECT_API_URL=api)
+    for code, out in run_side_by_side(tiny_params_file(tmp_path), env):
+        assert code == 0 and "Traceback" not in out, out
+    names = [f"synthesize@{item}" for item in ITEMS]
+    runs = get_json(f"{api}/flow_runs/filter", {"flow_runs": {"name": {"any_": names}}})
+    assert sorted((r["name"], r["state_type"]) for r in runs) == [(n, "COMPLETED") for n in sorted(names)]
+    tasks = {"synthesize@synthetic": 3, "synthesize@era5_synthetic": 4}   # splits rendered, months written
+    ids = {r["id"]: r["name"] for r in runs}
+    for _ in range(60):   # task runs are recorded from events, a few seconds behind
+        found = get_json(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": list(ids)}}})
+        counts = {name: sum(t["flow_run_id"] == i and t["state_type"] == "COMPLETED" for t in found)
+                  for i, name in ids.items()}
+        if counts == tasks:
+            break
+        time.sleep(0.5)
+    assert counts == tasks
 
 
 @pytest.mark.slow

@@ -1,0 +1,131 @@
+"""Stages at the same time: two `dvc repro` runs on disjoint stages of one repo both succeed while
+DVC's per-path lock refuses a run of a stage that is running, and two stage processes share one
+Prefect database (here in ephemeral mode, on a new database; server mode: tests/pipelines/test_server.py)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncvp.__main__ import _fanout_yaml
+from syncvp.config.loader import read_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ITEMS = ("synthetic", "era5_synthetic")   # the two synthesize instances, as `make repro` runs them side by side
+
+
+def tiny_params_file(folder: Path) -> Path:
+    """params.yaml with every path under `folder` and both synthetic datasets shrunk to a blink."""
+    data = read_yaml(REPO / "params.yaml")
+    for key in ("raw", "interim", "processed", "models", "eval"):
+        data["paths"][key] = str(folder / key)
+    synthetic = data["datasets"]["synthetic"]
+    synthetic["source"].update(resolution=16, frames=12, videos={"train": 3, "val": 1, "test": 2}, supersample=1)
+    synthetic.update(resolution=[16, 16], rollout_frames=8)
+    era5 = data["datasets"]["era5_synthetic"]
+    era5["source"]["grid"], era5["resolution"] = [8, 8], [8, 8]
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    data["pipeline"] = yaml.safe_load(_fanout_yaml(str(path)))["pipeline"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def stage_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(home.parent),
+           "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240"}
+    return {**env, **extra}
+
+
+def run_side_by_side(params: Path, env: dict[str, str]) -> list[tuple[int, str]]:
+    """`python -m stages.synthesize <item>` for both items at once: [(exit code, output)]."""
+    procs = [subprocess.Popen([sys.executable, "-m", "stages.synthesize", item, "--params", str(params)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for item in ITEMS]
+    return [(p.wait(timeout=400), p.stdout.read()) for p in procs]
+
+
+@pytest.mark.slow
+def test_two_stage_processes_share_a_new_ephemeral_database(tmp_path):
+    """No server: each process starts its own temporary one on the same new SQLite database."""
+    home = tmp_path / ".prefect"
+    params = tiny_params_file(tmp_path)
+    results = run_side_by_side(params, stage_env(home))
+    for code, out in results:
+        assert code == 0, out
+        assert "Traceback" not in out, out   # no server start-up failed on the half-made database
+    for item in ITEMS:
+        assert (tmp_path / "raw" / item).is_dir()
+    with sqlite3.connect(home / "prefect.db") as db:
+        runs = dict(db.execute("SELECT name, state_type FROM flow_run").fetchall())
+    assert runs == {f"synthesize@{item}": "COMPLETED" for item in ITEMS}
+
+
+# --------------------------------------------------------------------------------------------
+# DVC: disjoint stages side by side, a stage that is running is locked
+
+_WAIT = """\
+import pathlib, sys, time
+out = pathlib.Path(sys.argv[1])
+out.with_suffix(".started").write_text("")
+for _ in range(1200):      # until the test says so (at most 2 minutes)
+    if pathlib.Path("release").exists():
+        break
+    time.sleep(0.1)
+out.write_text("done")
+"""
+
+
+def dvc(root: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_dvc_runs_disjoint_stages_side_by_side_and_locks_a_running_one(tmp_path):
+    from dvc.repo import Repo
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    Repo.init(str(root), no_scm=True).close()
+    (root / "wait.py").write_text(_WAIT)
+    (root / "dvc.yaml").write_text(textwrap.dedent(f"""\
+        stages:
+          slow:
+            cmd: {Path(sys.executable).name} wait.py slow.txt
+            outs: [slow.txt]
+          quick:
+            cmd: {Path(sys.executable).name} -c "open('quick.txt', 'w').write('x')"
+            outs: [quick.txt]
+        """))
+    slow = dvc(root, "repro", "slow")
+    try:
+        for _ in range(1200):
+            if (root / "slow.started").exists() or slow.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (root / "slow.started").exists(), slow.communicate()[0]
+        again = dvc(root, "repro", "slow")     # the same stage while it runs: refused, not run twice
+        out = again.communicate(timeout=120)[0]
+        assert again.returncode != 0 and "is busy, it is being blocked by" in out, out
+        quick = dvc(root, "repro", "quick")    # a disjoint stage meanwhile: runs
+        out = quick.communicate(timeout=120)[0]
+        assert quick.returncode == 0, out
+        assert not (root / "slow.txt").exists(), "the slow stage was still running"
+    finally:
+        (root / "release").write_text("")
+    out = slow.communicate(timeout=120)[0]
+    assert slow.returncode == 0, out
+    assert (root / "slow.txt").read_text() == "done" and (root / "quick.txt").is_file()
+    with Repo(str(root)) as repo:
+        assert repo.status() == {}, "dvc.lock records both stages"

@@ -25,7 +25,7 @@ import io
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -333,13 +333,6 @@ def _(ctx):
     return prepare_row(ctx, "city", path)
 
 
-@case("source trees", "a file name frame_pattern does not match")
-def _(ctx):
-    root = city(ctx)
-    (frame(root, "rgb").with_name("notes.png")).write_bytes(frame(root, "rgb").read_bytes())
-    return prepare_row(ctx, "city", frame(root, "rgb").with_name("notes.png"), "frame_pattern")
-
-
 def synthia(ctx: Ctx) -> Path:
     from tests.data.source_trees import write_synthia
     from tests.data.test_synthia import SEQS, synthia_config
@@ -360,18 +353,6 @@ def _(ctx):
     seq = synthia(ctx)
     shutil.rmtree(seq / "GT")
     return prepare_row(ctx, "synthia", seq / "GT" / "LABELS" / CAMERA)
-
-
-@case("source trees", "an 8-bit gray SYNTHIA label")
-def _(ctx):
-    import cv2
-
-    from tests.data.source_trees import CAMERA
-
-    seq = synthia(ctx)
-    label = seq / "GT" / "LABELS" / CAMERA / "000001.png"
-    cv2.imwrite(str(label), np.zeros((16, 24), np.uint8))
-    return prepare_row(ctx, "synthia", label)
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,13 +408,6 @@ def _(ctx):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (96, 64))
     writer.release()
     return prepare_row(ctx, "drive", path)
-
-
-@case("videos", "a listed video is missing")
-def _(ctx):
-    path = drive(ctx)
-    path.unlink()
-    return prepare_row(ctx, "drive", path, "does not exist")
 
 
 @case("videos", "a segment past the end of the video")
@@ -518,19 +492,6 @@ def _(ctx):
 def _(ctx):
     path = rewrite(era5_months(ctx)["2021-02"], lambda ds: ds.drop_vars("sp"))
     return prepare_row(ctx, "era5", path, "lacks variable 'sp'")
-
-
-@case("netCDF months", "a month missing a day")
-def _(ctx):
-    path = rewrite(era5_months(ctx)["2021-01"], lambda ds: ds.isel(valid_time=slice(4, None)))
-    return prepare_row(ctx, "era5", path, "time steps")
-
-
-@case("netCDF months", "a month file is missing")
-def _(ctx):
-    path = era5_months(ctx)["2021-02"]
-    path.unlink()
-    return prepare_row(ctx, "era5", path, "does not exist")
 
 
 @case("netCDF months", "a month whose data rotted on disk is fetched again")

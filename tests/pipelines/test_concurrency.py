@@ -1,6 +1,7 @@
 """Stages at the same time: two `dvc repro` runs on disjoint stages of one repo both succeed while
 DVC's per-path lock refuses a run of a stage that is running, and two stage processes share one
-Prefect database (here in ephemeral mode, on a new database; server mode: tests/pipelines/test_server.py)."""
+Prefect database (here in ephemeral mode; server mode: tests/pipelines/test_server.py), the first
+ephemeral start on a new database being taken in turn."""
 
 from __future__ import annotations
 
@@ -53,20 +54,73 @@ def run_side_by_side(params: Path, env: dict[str, str]) -> list[tuple[int, str]]
     return [(p.wait(timeout=400), p.stdout.read()) for p in procs]
 
 
+def copy_database(home: Path) -> None:
+    """The test harness's database (migrated, with earlier runs) as `home`'s, like a checkout's
+    `.prefect/prefect.db` after its first run. (A new database costs a migration; the first start
+    on one is covered by test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn.)"""
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    home.mkdir(parents=True)
+    source = str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1]
+    with sqlite3.connect(source) as src, sqlite3.connect(home / "prefect.db") as dst:
+        src.backup(dst)
+
+
 @pytest.mark.slow
-def test_two_stage_processes_share_a_new_ephemeral_database(tmp_path):
-    """No server: each process starts its own temporary one on the same new SQLite database."""
+def test_two_stage_processes_share_an_ephemeral_database(tmp_path, prefect_harness):
+    """No server: each process starts its own temporary one on the same SQLite database."""
     home = tmp_path / ".prefect"
+    copy_database(home)
     params = tiny_params_file(tmp_path)
     results = run_side_by_side(params, stage_env(home))
     for code, out in results:
         assert code == 0, out
-        assert "Traceback" not in out, out   # no server start-up failed on the half-made database
+        assert "Traceback" not in out, out
     for item in ITEMS:
         assert (tmp_path / "raw" / item).is_dir()
+    names = [f"synthesize@{item}" for item in ITEMS]
     with sqlite3.connect(home / "prefect.db") as db:
-        runs = dict(db.execute("SELECT name, state_type FROM flow_run").fetchall())
-    assert runs == {f"synthesize@{item}": "COMPLETED" for item in ITEMS}
+        runs = db.execute(f"SELECT name, state_type FROM flow_run WHERE name IN ({', '.join('?' * len(names))})",
+                          names).fetchall()
+    assert sorted(runs) == [(name, "COMPLETED") for name in sorted(names)]
+
+
+def test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn(tmp_path, monkeypatch):
+    """Two servers migrating a new SQLite database at once: one fails its start-up with a long
+    traceback (seen with two `python -m stages.synthesize` at once on a fresh checkout). The stage
+    entry starts its ephemeral server holding a lock beside the database, only while there is none."""
+    import fcntl
+
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, temporary_settings
+
+    from stages._entry import _start_ephemeral_server
+
+    db = tmp_path / "home" / "prefect.db"
+    lock = db.with_name("prefect.db.start-lock")
+    started = []
+
+    def start(self, timeout=None):   # what the real start does to a new database, and whether it is locked
+        with open(lock) as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+        started.append(held)
+        db.write_bytes(b"SQLite format 3\x00")
+
+    monkeypatch.setattr(SubprocessASGIServer, "start", start)
+    with temporary_settings({PREFECT_API_URL: "", PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{db}"}):
+        _start_ephemeral_server()
+        assert started == [True], "started once, holding the lock"
+        _start_ephemeral_server()
+        assert started == [True], "the database exists: nothing to do"
+    db.unlink()
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api",
+                             PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{db}"}):
+        _start_ephemeral_server()
+    assert started == [True] and not db.exists(), "a server is configured: no ephemeral start"
 
 
 # --------------------------------------------------------------------------------------------

@@ -97,3 +97,16 @@ def test_a_bad_stage1_latent_cache_is_skipped_and_left_alone(tiny_params, tmp_pa
     assert bad.read_bytes() == spoiled, "another unit's work directory is read, never written"
     for m, path in paths.items():
         assert torch.equal(_cache(path)["future"], reference[m]["future"])
+
+
+def test_a_killed_cache_write_leaves_nothing_behind(tiny_params):
+    """A cache write killed before its rename leaves `.latents-<m>-<key>.pt.tmp-*` in the work
+    folder; the next precompute deletes it and writes the cache."""
+    p = setup(tiny_params)
+    job = plan_single(p)
+    leftover = job.work_dir / f".{cache_name(job, 'rgb')}.tmp-k1ll3d"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"PK\x03\x04" + bytes(1000))
+    paths = precompute(job, diffusion_train.load_encoders(job, CPU), CPU)
+    assert paths["rgb"].is_file() and not leftover.exists()
+    assert [f.name for f in job.work_dir.iterdir() if f.name.startswith(".")] == []

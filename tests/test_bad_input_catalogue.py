@@ -13,7 +13,7 @@ printed lines), or `python -m syncvp predict`'s `main`. For each row:
 
 A few rows are inputs the pipeline must repair rather than refuse (a bad latent cache, an ERA5
 month whose data rotted on disk); they assert the repair. Rows are cheap on purpose (tiny stores,
-tiny models, files of a few kB): the catalogue runs in well under two minutes on two cores.
+tiny models, files of a few kB): most of a row's second is the Prefect flow run itself.
 """
 
 from __future__ import annotations

@@ -186,3 +186,25 @@ def test_synthetic_months_pass_the_download_checks(tmp_path, repo_params, layout
     request = era5.month_request(source, "2020-02")
     assert request["area"] == pytest.approx([47.0, 7.0, 46.5, 7.6]) and len(request["time"]) == 24
     assert era5.check_month_file(path, request) == {"time_steps": 29 * 24, "grid": [6, 7]}
+
+
+def test_real_cdsapi_client_downloads_from_a_local_stand_in(tmp_path, monkeypatch):
+    """The real cdsapi client (token route, ecmwf-datastores protocol) against a local HTTP
+    stand-in of the CDS retrieve API: the request goes out as built, the answer validates, and a
+    wrong key fails as an HTTP 401 that does not show the key."""
+    from tests.data.cds_http_standin import CDSHTTPStandIn
+
+    monkeypatch.setenv("CDSAPI_RC", str(tmp_path / "no-rc"))
+    request = era5.month_request(era5_source(), "2020-02")
+    with CDSHTTPStandIn() as server:
+        for var, value in server.env().items():
+            monkeypatch.setenv(var, value)
+        factory = era5.cds_client_factory(retry_max=1, sleep_max=0.1, timeout=10)
+        report = era5.download_month(request, tmp_path / month_filename("2020-02"), factory)
+        assert report["status"] == "downloaded" and server.requests == [(era5.DATASET, request)]
+        assert era5.check_month_file(tmp_path / month_filename("2020-02"), request)["grid"] == [8, 8]
+        monkeypatch.setenv("CDSAPI_KEY", "wrong-token-4567")
+        with pytest.raises(Exception, match="401") as failed:
+            era5.download_month(era5.month_request(era5_source(), "2020-03"), tmp_path / "m3.nc", factory)
+        assert "wrong-token-4567" not in str(failed.value) and len(server.requests) == 1
+    assert not (tmp_path / "m3.nc").exists()

@@ -72,6 +72,34 @@ def test_bad_params_name_the_key(tmp_path, edit, key, words):
     assert words in message, message
 
 
+def test_explicit_patterns_with_a_dataset_of_other_modalities_name_it_and_the_way_out(tmp_path):
+    """The shipped `train_joint.explicit` names rgb and depth: training a SYNTHIA dataset (rgb +
+    semantic) next to them is refused naming that dataset and the patterns that serve both."""
+    from syncvp.__main__ import _fanout_yaml
+
+    def edit(d):
+        d["datasets"]["synthia"] = {
+            "source": {"kind": "synthia", "root": str(tmp_path / "synthia"), "camera": "Stereo_Left/Omni_F",
+                       "splits": {"train": ["a"], "val": ["b"], "test": ["c"]}, "frame_step": 1, "video_frames": 30,
+                       "stride": 30, "resize": "area"},
+            "modalities": ["rgb", "semantic"], "resolution": [32, 32], "context_frames": 2, "future_frames": 8,
+            "rollout_frames": 16, "pseudo_depth": None}
+        d["pipeline"]["train"] = ["synthetic", "synthia"]
+        (tmp_path / "fanout.yaml").write_text(yaml.safe_dump(d))
+        d["pipeline"] = yaml.safe_load(_fanout_yaml(str(tmp_path / "fanout.yaml")))["pipeline"]
+
+    with pytest.raises(ParamsError, match=r"train_joint\.explicit\.\S*depth: names \['depth'\], not modalities of "
+                                          r"the dataset 'synthia' \(\['rgb', 'semantic'\]\).*patterns to official or "
+                                          r"independent \(and explicit: null\)"):
+        load_modified(tmp_path, edit)
+
+    def official(d):
+        edit(d)
+        d["train_joint"].update(patterns="official", explicit=None)
+
+    load_modified(tmp_path, official)
+
+
 def test_yaml12_floats_and_int_promotion(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("a: 1e-4\nb: 3\nc: .5\n")

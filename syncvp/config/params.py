@@ -50,7 +50,7 @@ class Params:
         for ds in self.pipeline.train:
             self.evaluate.check_modalities(self.datasets[ds].modalities)
         for ds in self.pipeline.joint:
-            check_explicit_modalities(self.train_joint, self.datasets[ds].modalities)
+            check_explicit_modalities(self.train_joint, self.datasets[ds].modalities, ds)
 
     def _check_patch_size(self) -> None:
         p = self.autoencoder.patch_size

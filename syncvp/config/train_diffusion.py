@@ -141,16 +141,21 @@ class TrainJointConfig(_TrainDiffusion):
         require(math.isclose(total, 1.0, abs_tol=1e-6), "explicit", f"probabilities must sum to 1, got {total}")
 
 
-def check_explicit_modalities(train: "TrainJointConfig", modalities) -> None:
+def check_explicit_modalities(train: "TrainJointConfig", modalities, dataset: str | None = None) -> None:
     """With patterns "explicit", every modality an `explicit` key names must be one of the
-    dataset's (`syncvp.training.diffusion_job.resolve_patterns` and `Params` both apply this)."""
+    dataset's (`syncvp.training.diffusion_job.resolve_patterns` and `Params` both apply this).
+    The message names the dataset when given, and the way out: one `explicit` mapping serves
+    every trained dataset, so datasets with other modalities need the other patterns."""
     if train.patterns != "explicit":
         return
     modalities = list(modalities)
     for key in train.explicit:
         unknown = [n for n in explicit_names(key) if n not in modalities]
+        which = f" {dataset!r}" if dataset else ""
         require(not unknown, f"train_joint.explicit.{key}",
-                f"names {unknown}, not modalities of the dataset ({modalities})")
+                f"names {unknown}, not modalities of the dataset{which} ({modalities}); `explicit` serves every "
+                "trained dataset, so with datasets of other modalities set train_joint.patterns to official or "
+                "independent (and explicit: null)")
 
 
 def explicit_names(key: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from syncvp.io.netcdf import NETCDF_LOCK
 from tests.data.cds_standin import write_answer
 
 
@@ -62,7 +63,8 @@ class CDSHTTPStandIn:
         job = uuid.uuid4().hex
         with self._lock:
             self.requests.append((dataset, request))
-        write_answer(self._files / f"{job}.nc", request, seed=self.seed, layout=self.layout, wrap=None)
+        with NETCDF_LOCK:  # requests arrive on several threads; HDF5 writes must not overlap
+            write_answer(self._files / f"{job}.nc", request, seed=self.seed, layout=self.layout, wrap=None)
         return job
 
     def file(self, job: str) -> Path | None:

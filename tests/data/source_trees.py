@@ -73,3 +73,63 @@ def frame_number(frame: np.ndarray) -> int:
     w = frame.shape[1]
     bits = [frame[10:14, w // 2 - 4 * BITS + 8 * b + 2: w // 2 - 4 * BITS + 8 * b + 6].mean() > 128 for b in range(BITS)]
     return sum(1 << b for b, on in enumerate(bits) if on)
+
+
+# --------------------------------------------------------------------------------------------
+# Moving scenes: textured frames with motion (so a model can be told from copying a frame) and a
+# matching depth, for end-to-end runs through real encoders.
+
+
+def moving_scene(frames: int, size: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 [T, H, W, 3] of a bright disc crossing a drifting striped background, and its
+    depth in metres [T, H, W] (background 8 -> 4 m from top to bottom, the disc at 2 m)."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    phase, speed, hue = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5), rng.uniform(0.3, 1.0, 3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    rgb, depth = [], []
+    for t in range(frames):
+        stripes = 0.5 + 0.35 * np.sin(xx * 2 * np.pi / max(w / 3, 2) + phase + speed * t)
+        base = np.stack([stripes * c for c in hue], axis=-1) * (0.6 + 0.4 * yy / max(h - 1, 1))[..., None]
+        cy, cx = h * (0.3 + 0.4 * (t % 7) / 7), w * ((0.1 + 0.8 * t / max(frames - 1, 1) + phase) % 1.0)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= (min(h, w) / 5) ** 2
+        base[disc] = (0.95, 0.9, 0.2)
+        rgb.append(np.round(np.clip(base, 0, 1) * 255).astype(np.uint8))
+        z = 8.0 - 4.0 * yy / max(h - 1, 1)
+        z[disc] = 2.0
+        depth.append(z)
+    return np.stack(rgb), np.stack(depth)
+
+
+def write_clip(path: Path, rgb: np.ndarray, fps: float, codec: str) -> None:
+    """RGB frames [T, H, W, 3] -> a video file encoded by OpenCV's VideoWriter (`codec` fourcc)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = rgb.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot encode {codec} into {path}"
+    for frame in rgb:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+
+
+def write_frames(folder: Path, rgb: np.ndarray, names: list[str], ext: str) -> None:
+    """One image file per frame, `<folder>/<name><ext>` (PNG lossless, JPEG lossy)."""
+    for frame, name in zip(rgb, names, strict=True):
+        write_rgb(folder / f"{name}{ext}", frame)
+
+
+def disparity_png(depth: np.ndarray) -> np.ndarray:
+    """Cityscapes-style 16-bit disparity of a depth map: p = 256 d + 1 with d = 240 / z px (up to ~30700)."""
+    return np.round(256.0 * 240.0 / depth + 1.0).astype(np.uint16)
+
+
+def write_cityscapes(root: Path, split: str, city: str, snippet: int, frames: int, size=(32, 64), seed=0) -> None:
+    """`leftImg8bit_sequence` and `disparity_sequence` frames of one snippet, renamed to `rgb/`
+    and `depth/`: `<root>/{rgb,depth}/<split>/<city>/<city>_<snippet>_<frame>_{leftImg8bit,disparity}.png`."""
+    rgb, depth = moving_scene(frames, size, seed)
+    for i in range(frames):
+        stem = f"{city}_{snippet:06d}_{i:06d}"
+        write_rgb(root / "rgb" / split / city / f"{stem}_leftImg8bit.png", rgb[i])
+        path = root / "depth" / split / city / f"{stem}_disparity.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), disparity_png(depth[i]))

@@ -1,126 +1,54 @@
-"""`dvc repro` of the default pipeline in a fresh copy of the repository, shrunk to CI size."""
+"""`dvc repro` of the default pipeline (shrunk to CI size) in a fresh copy of the repository: the
+default datasets of the shared run (conftest.py, which also carries the real-source datasets of
+test_real_sources.py), then an up-to-date rerun; and bad params refused before any work."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from syncvp.config.loader import read_yaml
+from tests.e2e.repo import REPO, check_evaluation, copy_repo, dvc, dvc_env, shrink
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shrink(params: dict) -> dict:
-    """The default params with every dataset and model cut to a few seconds of work."""
-    for ds in params["datasets"].values():
-        src = ds["source"]
-        if src["kind"] == "synthetic_video":
-            src.update(resolution=16, frames=12, videos={"train": 4, "val": 1, "test": 2}, supersample=1)
-            ds.update(resolution=[16, 16], context_frames=2, future_frames=4, rollout_frames=8)
-        elif src["kind"] == "synthetic_era5":
-            months = ["2020-01", "2020-02", "2020-03"]
-            src.update(months=months, grid=[12, 12])
-            src["processing"].update(crop=None, splits={"train": months[:1], "val": months[1:2], "test": months[2:]})
-            ds.update(resolution=[12, 12])
-    params["autoencoder"].update(width=16, depth=1, heads=2, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1,
-                                 axis_head_dim=8, axis_mlp=16)
-    params["train_autoencoder"].update(steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2,
-                                       checkpoint_every=2, log_every=2, num_workers=0)
-    params["train_autoencoder"]["gan"].update(enabled=False)
-    params["unet"].update(model_channels=8, channel_mult=[1, 2], num_heads=2, norm_groups=4, attention_resolutions=[2])
-    params["joint"].update(num_heads=2)
-    for stage in ("train_single", "train_joint"):
-        params[stage].update(steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2,
-                             num_workers=0)
-    params["evaluate"].update(videos=2, batch_size=2, trajectories=1, conditions=["all", "each"], samples=1,
-                              metrics=["ssim", "psnr", "l2", "l1", "alignment"])
-    params["sampling"].update(steps=2)
-    params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
-    return params
-
-
-def copy_repo(dst: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dst / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=dst, check=True)
+DEFAULT = tuple(read_yaml(REPO / "params.yaml")["datasets"])   # the datasets params.yaml ships
 
 
 @pytest.fixture
 def workdir(tmp_path, prefect_harness):
-    from prefect.settings import PREFECT_API_URL
-
     copy_repo(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(shrink(read_yaml(tmp_path / "params.yaml")), sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-               PREFECT_API_URL=PREFECT_API_URL.value())
-    return tmp_path, env
+    return tmp_path, dvc_env()
 
 
-def dvc(args, cwd, env, check=True):
-    res = subprocess.run(["dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if check and res.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return res
-
-
-def test_repro_then_up_to_date(workdir):
-    root, env = workdir
-    dvc(["repro"], root, env)
-    from syncvp.config import load_params
+def test_repro_then_up_to_date(pipeline_run):
     from syncvp.data.store import read_info
 
-    params = load_params(root / "params.yaml")
-    for name in params.pipeline.prepare:
+    root, env, params = pipeline_run.root, pipeline_run.env, pipeline_run.params
+    assert set(DEFAULT) <= set(params.pipeline.prepare) and set(params.pipeline.train) & set(DEFAULT)
+    for name in DEFAULT:
         for split in ("train", "val", "test"):
             read_info(root / params.paths.store(name, split), deep=True, require=params.datasets[name].modalities)
     check_era5_masks(root, params)
-    for unit in params.pipeline.autoencoders:
+    for unit in (u for u, ds in params.pipeline.autoencoders.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)
         assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
-    for unit in params.pipeline.single:
+    for unit in (u for u, ds in params.pipeline.single.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)
         assert {"diffusion.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
-    for name in params.pipeline.joint:
+    for name in (n for n in params.pipeline.joint if n in DEFAULT):
         out = root / params.paths.model_dir(name)
         assert {"joint.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
-    for name in params.pipeline.joint:
         check_evaluation(root / params.paths.eval_dir(name), name, params.datasets[name].modalities)
     shown = dvc(["metrics", "show"], root, env).stdout
     assert "copy_last" in shown and "ssim" in shown
-    start = time.monotonic()
-    res = dvc(["repro"], root, env)
-    assert "Data and pipelines are up to date" in res.stdout
-    assert time.monotonic() - start < 30
-
-
-def check_evaluation(out: Path, name: str, modalities) -> None:
-    """metrics.json holds the model and the references for every condition; plots, samples and compare.md exist."""
-    metrics = json.loads((out / "metrics.json").read_text())[name]
-    assert {"all", "copy_last", "autoencoder", "ground_truth", "single-all", *modalities,
-            *(f"single-{m}" for m in modalities)} <= set(metrics)
-    assert "| all → " in (out / "tables" / "compare.md").read_text()
-    for setting in ("all", "copy_last"):
-        for m in modalities:
-            assert 0 < metrics[setting]["standard"][m]["ssim"] <= 1
-    assert list((out / "plots").glob("*.tsv")) and list((out / "samples").glob("*.gif"))
-    assert (out / "tables" / "videos.csv").is_file()
+    assert "Data and pipelines are up to date" in pipeline_run.again.stdout
+    assert pipeline_run.again_seconds < 30
 
 
 def check_era5_masks(root: Path, params) -> None:

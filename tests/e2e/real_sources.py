@@ -35,9 +35,15 @@ VIDEOS = {
     "drive_d.mp4": (40, 10, (44, 60), "mp4v"),
     "b/drive_e.avi": (33, 11, (52, 40), "MJPG"),   # portrait
 }
-SEGMENTS = {"train": [{"file": "drive_a.mp4", "start_s": 0, "end_s": 5.0}, {"file": "b/drive_b.avi", "start_s": 0, "end_s": None}],
-            "val": [{"file": "drive_a.mp4", "start_s": 5.0, "end_s": None}, {"file": "drive_c.avi", "start_s": 0, "end_s": None}],
-            "test": [{"file": "drive_d.mp4", "start_s": 0, "end_s": None}, {"file": "b/drive_e.avi", "start_s": 0, "end_s": None}]}
+
+
+def _segment(file: str, start_s: float = 0, end_s: float | None = None) -> dict:
+    return {"file": file, "start_s": start_s, "end_s": end_s}
+
+
+SEGMENTS = {"train": [_segment("drive_a.mp4", 0, 5.0), _segment("b/drive_b.avi")],
+            "val": [_segment("drive_a.mp4", 5.0), _segment("drive_c.avi")],
+            "test": [_segment("drive_d.mp4"), _segment("b/drive_e.avi")]}
 
 # sequence folder -> (frames, (height, width), extension). Videos of 10 frames every 3 frames:
 # 10 or 11 frames -> 1 video, 12 -> 1, 13 -> 2.
@@ -94,7 +100,8 @@ def write_inputs(base: Path) -> dict[str, Path]:
 def write_split_files(root: Path, splits: dict[str, list[str]]) -> None:
     (root / "splits").mkdir(parents=True, exist_ok=True)
     for split, entries in splits.items():
-        (root / "splits" / f"{split}.txt").write_text("# sequences (or folders of sequences)\n" + "\n".join(entries) + "\n")
+        lines = ["# sequences (or folders of sequences)", *entries]
+        (root / "splits" / f"{split}.txt").write_text("\n".join(lines) + "\n")
 
 
 def datasets(roots: dict[str, Path]) -> dict[str, dict]:
@@ -123,8 +130,9 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
         "era5": {"source": {"kind": "era5", "months": [m for ms in ERA5_MONTHS.values() for m in ms],
                             "hours": [0, 6, 12, 18], "area": [47.0, 7.0, 45.5, 8.5], "step": 0.1, "retries": 0,
                             "retry_delay_s": 0, "workers": 2,
-                            "processing": {"normalization": "train", "fixed_range": None, "crop": None, "resize": "area",
-                                           "video_frames": 10, "stride": 40, "splits": ERA5_MONTHS}},
+                            "processing": {"normalization": "train", "fixed_range": None, "crop": None,
+                                           "resize": "area", "video_frames": 10, "stride": 40,
+                                           "splits": ERA5_MONTHS}},
                  "modalities": ["t2m", "sp"], "resolution": SIZE, **CLIP, "pseudo_depth": None},
     }
 

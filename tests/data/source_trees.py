@@ -81,11 +81,14 @@ def frame_number(frame: np.ndarray) -> int:
 
 
 def moving_scene(frames: int, size: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 [T, H, W, 3] of a bright disc crossing a drifting striped background, and its
-    depth in metres [T, H, W] (background 8 -> 4 m from top to bottom, the disc at 2 m)."""
+    """RGB uint8 [T, H, W, 3] of a yellow disc crossing a drifting striped background, and its
+    depth in metres [T, H, W] (background 8 -> 4 m from top to bottom, the disc at 2 m). Blue
+    stays below 140 everywhere, so a blue-red swap (OpenCV's BGR order) turns the disc cyan,
+    which nothing else is."""
     h, w = size
     rng = np.random.default_rng(seed)
-    phase, speed, hue = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5), rng.uniform(0.3, 1.0, 3)
+    phase, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
+    hue = rng.uniform((0.3, 0.3, 0.2), (1.0, 1.0, 0.6))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     rgb, depth = [], []
     for t in range(frames):

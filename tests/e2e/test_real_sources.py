@@ -65,10 +65,24 @@ def test_label_maps_and_16_bit_disparity_keep_their_meaning(pipeline_run):
     params, root = pipeline_run.params, pipeline_run.root
     with xr.open_dataset(root / params.paths.store("synthia", "train"), engine="netcdf4") as store:
         assert set(np.unique(store["semantic"].values)) <= {17 * i for i in range(16)}
+        rgb = store["rgb"].values   # source_trees.rgb_frame: red = 10 * frame + 5, blue 0
+        assert rgb[..., 2].max() <= 2 and rgb[..., 0].max() >= 95
     with xr.open_dataset(root / params.paths.store("cityscapes", "train"), engine="netcdf4") as store:
         depth = store["depth"].values
         assert store["depth"].attrs["value_range"].tolist() == [0, 32767]
         assert 150 < depth.max() <= 255 and depth.min() > 0   # disparity 240 / z px of 2..8 m, scaled by 255 / 32767
+
+
+@pytest.mark.parametrize("name", ["clips", "frames", "cityscapes"])
+def test_colour_frames_are_stored_rgb(pipeline_run, name):
+    """Decoded through OpenCV (BGR) and stored RGB: the scenes' yellow disc is yellow in the
+    store, never cyan (`moving_scene` has no other strong blue)."""
+    params, root = pipeline_run.params, pipeline_run.root
+    for split in SPLITS:
+        with xr.open_dataset(root / params.paths.store(name, split), engine="netcdf4") as store:
+            rgb = store["rgb"].values.astype(int)
+        r, b = rgb[..., 0], rgb[..., 2]
+        assert ((r > 190) & (b < 110)).any() and not ((b > 190) & (r < 110)).any(), split
 
 
 def test_era5_months_come_from_the_cds_api(pipeline_run):

@@ -47,6 +47,17 @@ def rerun_hint(path: str | Path) -> str:
     return f"rerun `dvc repro {stage}@{path.parent.name}` or delete it"
 
 
+def load_state(path: Path, mmap: bool = False):
+    """`torch.load(path, weights_only=True)` on the CPU; `mmap=True` maps the file, falling back to
+    a normal read for files in the legacy non-zip format (which cannot be mapped)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except RuntimeError as exc:
+        if not mmap or "mmap" not in str(exc):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def describe_load_failure(path: Path, exc: Exception) -> str:
     """Why `torch.load` failed on an existing regular file, in a few words."""
     size = path.stat().st_size

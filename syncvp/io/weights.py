@@ -71,18 +71,13 @@ def read_state_dict(path: Path | str, spec: WeightsSpec, *, mmap: bool = False) 
     """
     import torch
 
-    from syncvp.io.model_file import describe_load_failure
+    from syncvp.io.model_file import describe_load_failure, load_state
 
     path = Path(path)
     if path.is_dir():
         raise WeightsFileError(f"{path} is a directory, not {spec.title} weights; {weights_fix(spec)}")
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:
-            if not mmap or "mmap" not in str(exc):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state(path, mmap)
     except PermissionError as exc:
         raise WeightsFileError(f"{path} cannot be read ({exc.strerror}): check its permissions") from exc
     except Exception as exc:  # torch raises EOFError, OSError, RuntimeError, UnpicklingError...

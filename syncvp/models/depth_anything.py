@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from syncvp.io.model_file import describe_load_failure
+from syncvp.io.model_file import describe_load_failure, load_state
 from syncvp.io.weights import WeightsSpec
 
 PATCH = 14
@@ -244,12 +244,7 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     """
     path = Path(path)
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:
-            if not mmap or "mmap" not in str(exc):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state(path, mmap)
     except Exception as exc:  # noqa: BLE001 (any unreadable file gets the same explanation)
         raise CheckpointError(f"{path}: cannot be read as a PyTorch state dict (truncated or foreign: "
                               f"{describe_load_failure(path, exc)})") from exc

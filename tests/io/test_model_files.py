@@ -5,7 +5,7 @@ function first."""
 
 from __future__ import annotations
 
-import os
+import random
 import shutil
 from pathlib import Path
 
@@ -32,7 +32,9 @@ def corrupt(path: Path, how: str) -> None:
     elif how == "foreign torch":
         torch.save({"x": 1}, path)
     elif how == "random bytes":
-        path.write_bytes(os.urandom(4096))
+        # seeded, and starting with neither a zip (PK) nor a pickle (0x80) signature, so the
+        # reason is always the same (os.urandom sometimes began with a byte torch reads as pickle)
+        path.write_bytes(b"SYNC" + random.Random(0).randbytes(4092))
     elif how == "text":
         path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\n")
     else:

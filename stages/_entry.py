@@ -118,7 +118,6 @@ def _start_ephemeral_server() -> None:
     an up-to-date database changes nothing in it."""
     import fcntl
 
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
 
     url = str(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
@@ -127,6 +126,10 @@ def _start_ephemeral_server() -> None:
     db = Path(url.split(":///", 1)[1])
     if db.exists():
         return
+    # imported only here: the server's modules take seconds to import, which every stage process
+    # of a `make repro` (a running server) would pay for nothing
+    from prefect.server.api.server import SubprocessASGIServer
+
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".start-lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes (or the process ends)

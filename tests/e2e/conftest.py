@@ -1,12 +1,19 @@
-"""One `dvc repro` of everything, shared by the end-to-end tests: the default pipeline (shrunk)
-together with a dataset of every real source kind, from raw files written with real encoders to
-metrics, in one temporary copy of the repository. `test_dvc_repro.py` checks the default
-datasets and `test_real_sources.py` the real ones.
+"""The `dvc repro` shared by the end-to-end tests: the default pipeline (shrunk) and a dataset of
+every real source kind, from raw files written with real encoders to metrics. `test_dvc_repro.py`
+checks the default datasets and `test_real_sources.py` the real ones.
 
 Process start-ups dominate a CI-sized run (each stage imports torch and prefect for a few tiny
-steps), so every stage runs once, and the datasets' chains, which share no stage, are split
-into two `dvc repro <targets>` runs side by side: each stage process uses one thread, and CI
-machines have two cores. A plain `dvc repro` afterwards must find everything up to date.
+steps), so every stage runs once. The datasets, which share no stage, are dealt into `COPIES`
+temporary copies of the repository, each a complete project (params, `pipeline` section from
+`python -m syncvp fanout`, its own dvc.lock) reproduced by one `dvc repro`, side by side:
+
+- each stage process uses one thread, and CI machines have two cores;
+- DVC rewrites the whole dvc.lock after every stage (a round-trip YAML parse and dump: about 4 s
+  of CPU for the 11,600-line lock of all 48 stages), so the cost grows with the square of the
+  stages per lock. On the 2-core machine, one copy with two concurrent `dvc repro` runs took
+  418 s for both e2e modules, two copies 377 s, three 346 s.
+
+A second plain `dvc repro` in each copy must find everything up to date.
 """
 
 from __future__ import annotations
@@ -23,54 +30,88 @@ import yaml
 from syncvp.config.loader import read_yaml
 from tests.data.cds_http_standin import CDSHTTPStandIn
 from tests.e2e import real_sources
-from tests.e2e.repo import copy_repo, dvc, dvc_env, shrink
+from tests.e2e.repo import REPO, copy_repo, dvc, dvc_env, shrink
+
+COPIES = 3   # see the module docstring
+DEFAULT = tuple(read_yaml(REPO / "params.yaml")["datasets"])   # the datasets params.yaml ships
 
 
-LANES = 2   # concurrent `dvc repro` runs: each stage process is single-threaded, two keep both CI cores busy
+@dataclass
+class Project:
+    """One repository copy of the run and how its `dvc repro` went."""
+
+    root: Path
+    params: object                      # syncvp Params of this copy
+    log: str = ""                       # output of the `dvc repro` that did the work
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    again: subprocess.CompletedProcess | None = None   # the plain `dvc repro` after it
+    again_seconds: float = 0.0
 
 
 @dataclass
 class Run:
-    """What the shared run left: the repository copy, its params and how each command went."""
+    """The whole run: its copies, the raw inputs and what the CDS stand-in was asked."""
 
-    root: Path
+    projects: list[Project]
     env: dict
-    params: object                      # syncvp Params of the run
     inputs: dict[str, Path]             # real_sources.write_inputs
     cds_requests: list[tuple[str, dict]]
-    lanes: list[list[str]]              # the targets of each concurrent `dvc repro`
-    log: str                            # their output
-    seconds: float
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    again: subprocess.CompletedProcess | None = None   # the plain `dvc repro` after them
-    again_seconds: float = 0.0
+
+    def project(self, dataset: str) -> Project:
+        return next(p for p in self.projects if dataset in p.params.datasets)
 
 
-def lanes(params, count: int = LANES) -> list[list[str]]:
-    """Every dataset's last stage (`evaluate@`, or `prepare@` when not trained), dealt into `count`
-    lists of about equal stage counts. Datasets share no stage, so the lists are disjoint chains."""
-    p = params.pipeline
-    cost = {}
-    for name, ds in params.datasets.items():
-        upstream = sum(name in group for group in (p.synthesize, p.download_era5, p.pseudo_depth))
-        trained = sum(d == name for d in (*p.autoencoders.values(), *p.single.values()))
-        trained += 2 if name in p.joint else 0   # train_joint, evaluate
-        cost[name] = 1 + upstream + trained
-    out, load = [[] for _ in range(count)], [0] * count
-    for name in sorted(cost, key=lambda n: -cost[n]):
+def stage_count(params: dict, name: str) -> int:
+    """Stages of one dataset's chain, from its (fanned-out) `pipeline` section."""
+    p = params["pipeline"]
+    own = [name in p[k] for k in ("synthesize", "download_era5", "pseudo_depth", "prepare", "joint")]
+    units = [d == name for k in ("autoencoders", "single") for d in p[k].values()]
+    return sum(own) + sum(units) + (name in p["joint"])   # joint counts train_joint and evaluate
+
+
+def deal(params: dict, count: int = COPIES) -> list[list[str]]:
+    """The datasets dealt into `count` groups of about equal stage counts, the shipped ones together
+    in the first (`test_dvc_repro.py` checks that copy as the default project)."""
+    groups, load = [list(DEFAULT)] + [[] for _ in range(count - 1)], [0] * count
+    load[0] = sum(stage_count(params, n) for n in DEFAULT)
+    for name in sorted((n for n in params["datasets"] if n not in DEFAULT), key=lambda n: -stage_count(params, n)):
         i = load.index(min(load))
-        out[i].append(f"evaluate@{name}" if name in p.joint else f"prepare@{name}")
-        load[i] += cost[name]
-    return [lane for lane in out if lane]
+        groups[i].append(name)
+        load[i] += stage_count(params, name)
+    return groups
 
 
-def repro_lanes(root: Path, env: dict, targets: list[list[str]]) -> tuple[str, float, dict[str, float]]:
-    """`dvc repro <targets>` for each list at once (DVC locks per output path; `--wait-for-lock`
-    waits out the other run's brief repository lock), with the wall time of each stage from
-    DVC's "Running stage" lines. A failure raises with that run's output."""
+def with_fanout(path: Path, params: dict) -> dict:
+    """`params` written to `path` with the `pipeline` section `python -m syncvp fanout` prints."""
+    from syncvp.__main__ import _fanout_yaml
+
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    params["pipeline"] = yaml.safe_load(_fanout_yaml(str(path)))["pipeline"]
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def make_copies(base: Path, params: dict) -> list[Path]:
+    """One repository copy per group of datasets, each with only its datasets in params.yaml."""
+    roots = []
+    for i, group in enumerate(deal(with_fanout(base / "all-params.yaml", params))):
+        root = base / f"repo{i}"
+        root.mkdir()
+        copy_repo(root)
+        part = {**params, "datasets": {n: params["datasets"][n] for n in group},
+                "pipeline": {**params["pipeline"], "train": [n for n in params["pipeline"]["train"] if n in group]}}
+        with_fanout(root / "params.yaml", part)
+        roots.append(root)
+    return roots
+
+
+def repro_side_by_side(projects: list[Project], env: dict) -> None:
+    """`dvc repro` in every copy at once; each stage's wall time from DVC's "Running stage" lines.
+    A failure raises with that copy's output."""
     start = time.monotonic()
-    procs = [subprocess.Popen(["dvc", "--wait-for-lock", "repro", *lane], cwd=root, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for lane in targets]
+    procs = [subprocess.Popen(["dvc", "repro"], cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for p in projects]
     logs, marks = [[] for _ in procs], [[] for _ in procs]
 
     def read(i: int) -> None:
@@ -82,46 +123,36 @@ def repro_lanes(root: Path, env: dict, targets: list[list[str]]) -> tuple[str, f
     readers = [threading.Thread(target=read, args=(i,)) for i in range(len(procs))]
     for reader in readers:
         reader.start()
-    codes, ends = [], []
-    for proc, reader in zip(procs, readers):
-        codes.append(proc.wait())
+    for project, proc, reader, log, stage_marks in zip(projects, procs, readers, logs, marks):
+        code = proc.wait()
         reader.join()
-        ends.append(time.monotonic())
-    text = ["".join(log) for log in logs]
-    for lane, code, log in zip(targets, codes, text):
+        end = time.monotonic()
+        project.log, project.seconds = "".join(log), end - start
         if code != 0:
-            raise AssertionError(f"dvc repro {' '.join(lane)} failed (exit status {code}):\n{log[-6000:]}")
-    stages = {}
-    for lane_marks, end in zip(marks, ends):
-        for i, (name, t) in enumerate(lane_marks):
-            stages[name] = (lane_marks[i + 1][1] if i + 1 < len(lane_marks) else end) - t
-    return "\n".join(text), time.monotonic() - start, stages
+            raise AssertionError(f"dvc repro in {project.root} failed (exit status {code}):\n{project.log[-6000:]}")
+        for i, (name, t) in enumerate(stage_marks):
+            project.stage_seconds[name] = (stage_marks[i + 1][1] if i + 1 < len(stage_marks) else end) - t
 
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, prefect_harness) -> Run:
-    from syncvp.__main__ import _fanout_yaml
     from syncvp.config import load_params
 
-    root, raw = tmp_path_factory.mktemp("repo"), tmp_path_factory.mktemp("raw")
-    copy_repo(root)
+    base, raw = tmp_path_factory.mktemp("e2e"), tmp_path_factory.mktemp("raw")
     inputs = real_sources.write_inputs(raw)
-    params = real_sources.configure(shrink(read_yaml(root / "params.yaml")), inputs)
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    params["pipeline"] = yaml.safe_load(_fanout_yaml(str(path)))["pipeline"]   # `python -m syncvp fanout`, pasted
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    params = real_sources.configure(shrink(read_yaml(REPO / "params.yaml")), inputs)
+    projects = [Project(root=root, params=load_params(root / "params.yaml")) for root in make_copies(base, params)]
     with CDSHTTPStandIn() as cds:
         env = dvc_env(**cds.env(), CDSAPI_RC=str(raw / "no-cdsapirc"))
-        loaded = load_params(path)
-        targets = lanes(loaded)
-        log, seconds, stages = repro_lanes(root, env, targets)
-        run = Run(root=root, env=env, params=loaded, inputs=inputs, cds_requests=list(cds.requests), lanes=targets,
-                  log=log, seconds=seconds, stage_seconds=stages)
-        start = time.monotonic()
-        run.again = dvc(["repro"], root, env)
-        run.again_seconds = time.monotonic() - start
-    slowest = sorted(stages.items(), key=lambda kv: -kv[1])[:5]
-    print(f"shared run: {len(stages)} stages in {seconds:.0f} s over {len(targets)} lanes; up-to-date check "
-          f"{run.again_seconds:.0f} s; slowest: " + ", ".join(f"{n} {t:.0f} s" for n, t in slowest))
+        repro_side_by_side(projects, env)
+        for project in projects:
+            start = time.monotonic()
+            project.again = dvc(["repro"], project.root, env)
+            project.again_seconds = time.monotonic() - start
+        run = Run(projects=projects, env=env, inputs=inputs, cds_requests=list(cds.requests))
+    for p in projects:
+        slowest = sorted(p.stage_seconds.items(), key=lambda kv: -kv[1])[:3]
+        print(f"{p.root.name}: {len(p.stage_seconds)} stages of {list(p.params.datasets)} in {p.seconds:.0f} s; "
+              f"up-to-date check {p.again_seconds:.0f} s; slowest: "
+              + ", ".join(f"{n} {t:.0f} s" for n, t in slowest))
     return run

@@ -76,6 +76,7 @@ EXPECTED = {  # dataset -> videos per split
     "era5": {"train": 3, "val": 3, "test": 3},
 }
 PSEUDO = ("clips", "frames")   # the RGB-only datasets, depth by the pseudo_depth stage
+TRAINED = ("clips", "frames", "synthia", "cityscapes", "era5")   # trained and evaluated (pipeline.train)
 
 
 def write_inputs(base: Path) -> dict[str, Path]:
@@ -145,5 +146,5 @@ def configure(params: dict, roots: dict[str, Path]) -> dict:
     params["datasets"].update(datasets(roots))
     params["train_joint"].update(patterns="official", explicit=None)
     params["weights"]["depth_anything_vits"] = str(roots["weights"])
-    params["pipeline"]["train"] = [*params["pipeline"]["train"], *EXPECTED]
+    params["pipeline"]["train"] = [*params["pipeline"]["train"], *TRAINED]
     return params

@@ -1,6 +1,7 @@
-"""`dvc repro` of the default pipeline (shrunk to CI size) in a fresh copy of the repository: the
-default datasets of the shared run (conftest.py, which also carries the real-source datasets of
-test_real_sources.py), then an up-to-date rerun; and bad params refused before any work."""
+"""`dvc repro` of the default pipeline (shrunk to CI size) in a fresh copy of the repository (the
+copy of the shared run in conftest.py that holds the default datasets, next to some real-source
+datasets of test_real_sources.py), then an up-to-date rerun; and bad params refused before any
+work."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 import yaml
 
 from syncvp.config.loader import read_yaml
-from tests.e2e.repo import REPO, check_evaluation, copy_repo, dvc, dvc_env, shrink
+from tests.e2e.conftest import DEFAULT
+from tests.e2e.repo import check_evaluation, copy_repo, dvc, dvc_env, shrink
 
 pytestmark = pytest.mark.slow
-DEFAULT = tuple(read_yaml(REPO / "params.yaml")["datasets"])   # the datasets params.yaml ships
 
 
 @pytest.fixture
@@ -27,7 +28,8 @@ def workdir(tmp_path, prefect_harness):
 def test_repro_then_up_to_date(pipeline_run):
     from syncvp.data.store import read_info
 
-    root, env, params = pipeline_run.root, pipeline_run.env, pipeline_run.params
+    project, env = pipeline_run.project(DEFAULT[0]), pipeline_run.env
+    root, params = project.root, project.params
     assert set(DEFAULT) <= set(params.pipeline.prepare) and set(params.pipeline.train) & set(DEFAULT)
     for name in DEFAULT:
         for split in ("train", "val", "test"):
@@ -47,8 +49,8 @@ def test_repro_then_up_to_date(pipeline_run):
         check_evaluation(root / params.paths.eval_dir(name), name, params.datasets[name].modalities)
     shown = dvc(["metrics", "show"], root, env).stdout
     assert "copy_last" in shown and "ssim" in shown
-    assert "Data and pipelines are up to date" in pipeline_run.again.stdout
-    assert pipeline_run.again_seconds < 30
+    assert "Data and pipelines are up to date" in project.again.stdout
+    assert project.again_seconds < 30
 
 
 def check_era5_masks(root: Path, params) -> None:

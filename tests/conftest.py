@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,14 +21,29 @@ os.environ["PREFECT_RESULTS_DEFAULT_SERIALIZER"] = "json"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+atexit.register(shutil.rmtree, _PREFECT_HOME, True)   # ignore_errors: the harness may still be closing
 
 REPO = Path(__file__).resolve().parents[1]
 
 from syncvp.config import Params, load_params  # noqa: E402
 
 
+# Test files whose tests share one session fixture, kept on one xdist worker (see below).
+SHARED_RUN = {"tests/e2e/test_dvc_repro.py": "e2e", "tests/e2e/test_real_sources.py": "e2e"}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml) each test file is one group,
+    so that a worker runs a whole file and a module fixture (a server, a trained model) is made
+    once; the two end-to-end files share the one `dvc repro` of tests/e2e/conftest.py, so they form
+    one group. Runs before xdist's own hook, which reads the groups. Tests that need CUDA are
+    skipped without it."""
     import torch
+
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(SHARED_RUN.get(path, path)))
 
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -26,7 +26,7 @@ from syncvp.evaluation import plan_evaluation, run_baseline, run_batch
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, save_autoencoder
 from syncvp.models.export import save_diffusion_model
 from syncvp.models.factory import build_joint_unet
-from syncvp.training.runtime import configure_threads
+from syncvp.runtime import configure_threads
 
 
 def _channels(modality: str) -> int:

@@ -29,7 +29,7 @@ from syncvp.config.loader import read_yaml
 from syncvp.config.params import params_from_dict
 from syncvp.training import diffusion_train
 from syncvp.training.diffusion_job import plan_joint, plan_single
-from syncvp.training.runtime import configure_threads
+from syncvp.runtime import configure_threads
 
 METRICS = ("ssim", "psnr", "l2")
 COLUMNS = (("joint", "all"), ("single", "single-all"), ("copy-last", "copy_last"), ("autoencoder", "autoencoder"))

@@ -38,6 +38,7 @@ from syncvp.data.raw import RawVideo, raw_videos
 from syncvp.io.weights import resolve_weights
 from syncvp.models import depth_anything
 from syncvp.progress import ProgressEvent
+from syncvp.runtime import resolve_device, torch_threads
 
 # Module state is only touched through module-level functions: Dask pickles the task's function
 # by value, and a lock referenced from its body could not be pickled.
@@ -104,7 +105,7 @@ def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: st
                                   normalization=settings["normalization"], precision=settings["precision"])
     attrs = pdepth.attributes(encoder=settings["encoder"], input_size=settings["input_size"],
                               normalization=settings["normalization"], precision=settings["precision"],
-                              device=pdepth.resolve_device(device),
+                              device=resolve_device(device),
                               weights=f"{Path(weights).name} md5 {settings['weights_md5']}")
     interim.write_depth(out, depth, {**attrs, "video_id": video_id, "label_key": key})
     seconds = time.monotonic() - start
@@ -140,7 +141,7 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
         raise ValueError(f"dataset {dataset!r} has no pseudo_depth settings (datasets.{dataset}.pseudo_depth is null)")
     path = resolve_weights(weights, depth_anything.weights_spec(cfg.encoder))  # before any frame is read
     depth_anything.check_checkpoint(path, cfg.encoder)
-    device = str(pdepth.resolve_device(device))
+    device = str(resolve_device(device))
     settings = label_settings(config, file_digest(path))
     runner = task_runner(cfg.task_runner)
     raw = config.source.input_dir(dataset, paths)  # the folder `pipeline.pseudo_depth` names (a DVC dependency)
@@ -150,7 +151,7 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     progress = PrefectProgress(f"{dataset}-pseudo-depth-progress",
                                f"{dataset}: pseudo-depth, videos done / {len(videos)}")
     progress(ProgressEvent("videos", 0, len(videos)))
-    with pdepth.torch_threads(threads), runner:
+    with torch_threads(threads), runner:
         futures = [runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir))
                    for v in videos]
         rows = []

@@ -21,7 +21,7 @@ from syncvp import evaluation
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig, SamplingConfig, WeightsConfig
 from syncvp.config.evaluate import EvaluateConfig
 from syncvp.progress import ProgressEvent
-from syncvp.training.runtime import configure_threads, resolve_device
+from syncvp.runtime import configure_threads, resolve_device
 
 
 @task(task_run_name="plan-{dataset}", cache_policy=NO_CACHE)

@@ -11,7 +11,7 @@ prepare, train_autoencoder, train_single, train_joint, evaluate) and runs the `f
 instances of a group, which never depend on each other, as parallel `dvc repro --single-item`
 processes: at most N at once (N = `run.threads` of params.yaml, or `--threads`; 0 = the CPU
 count), each told to use N / (processes at once) torch threads through `SYNCVP_THREADS` (see
-`syncvp.training.runtime.configure_threads`). A group with one instance runs alone with all N.
+`syncvp.runtime.configure_threads`). A group with one instance runs alone with all N.
 
 A stage that is up to date is skipped by DVC as usual. After the last group a plain `dvc repro`
 checks the whole graph (a no-op when every group succeeded), so the result is what `dvc repro`

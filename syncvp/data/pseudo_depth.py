@@ -10,7 +10,6 @@ to uint8 like the official `astype(np.uint8)`; larger = nearer.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator, Literal
 
 import numpy as np
@@ -122,27 +121,6 @@ def prepare_model(model: torch.nn.Module, device: str | torch.device) -> torch.n
     head runs ~20 % faster on CPU that way, the same float32 results to ~1e-6 relative; on CUDA
     it is the layout cuDNN prefers)."""
     return model.to(torch.device(device)).eval().to(memory_format=torch.channels_last)
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device is 'cuda' but no CUDA device is available")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Temporarily use `threads` CPU threads (0 = leave torch's setting)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def attributes(*, encoder: str, input_size: int, normalization: Normalization, precision: Precision,

@@ -33,8 +33,9 @@ from syncvp.io.atomic import write_json, write_text
 from syncvp.io.checkpoint import CheckpointError, load_checkpoint
 from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
 from syncvp.progress import ProgressFn, no_progress
+from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
-from syncvp.training import distributed, optim, runtime
+from syncvp.training import distributed, optim
 from syncvp.training.autoencoder import AutoencoderObjective, build_discriminators
 from syncvp.training.autoencoder_job import PHASES, AutoencoderJob, plan
 from syncvp.training.fastpath import pin_memory, prepare_model
@@ -44,6 +45,7 @@ from syncvp.training.loop import fit
 from syncvp.training.perceptual import load_lpips_vgg
 from syncvp.training.reconstruction import (held_out_clips, reconstruct_all, reconstruction_grid,
                                             reconstruction_metrics)
+from syncvp.training.seeded_init import build_seeded
 from syncvp.training.state import TrainState
 from syncvp.viz import save_png
 
@@ -57,7 +59,7 @@ _logger = logging.getLogger(__name__)
 
 def build_model(job: AutoencoderJob, device: torch.device) -> TriplaneAutoencoder:
     """The autoencoder, its initial weights drawn from the unit's seed (the same on every rank)."""
-    model = runtime.build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
+    model = build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
     return prepare_model(model, channels_last=job.channels_last, compile=job.compile)
 
 
@@ -160,7 +162,7 @@ def reconstruct_phase(job, model, perceptual, evaluate, device, progress, log) -
 def gan_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
     """Fine-tune from the reconstruction weights with fresh optimizers at `gan.lr`."""
     phase, gan = PHASES[1], job.train.gan
-    discs = runtime.build_seeded(lambda: build_discriminators(job.spec.channels, gan.ndf, gan.disc_layers),
+    discs = build_seeded(lambda: build_discriminators(job.spec.channels, gan.ndf, gan.disc_layers),
                                  job.seed_for(phase, "init")).to(device)
     opt_g, sched_g = optimizer(model.parameters(), job, lr=gan.lr, total_steps=gan.steps)
     opt_d, sched_d = optimizer(discs.parameters(), job, lr=gan.lr, total_steps=max(gan.steps - gan.disc_start, 1))
@@ -182,8 +184,8 @@ def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log =
 
     Under torchrun every rank calls this; it joins the process group and leaves it at the end.
     """
-    runtime.configure_threads(job.threads)
-    device = distributed.init(runtime.resolve_device(job.device))
+    configure_threads(job.threads)
+    device = distributed.init(resolve_device(job.device))
     try:
         return _train(job, device, progress, log)
     finally:
@@ -267,7 +269,7 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
     """Write `autoencoder.pt`, `metrics.json`, `reconstruction.png` and `plots/*.tsv` to `out_dir`,
     then retire the work checkpoints (`work/status.json` records the finished run)."""
     out_dir = Path(out_dir)
-    device = runtime.resolve_device(job.device)
+    device = resolve_device(job.device)
     ckpt = finished_checkpoint(job, job.final_phase)
     model = TriplaneAutoencoder(job.spec)
     model.load_state_dict(ckpt["models"]["autoencoder"])

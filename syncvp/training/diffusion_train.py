@@ -49,14 +49,16 @@ from syncvp.models.export import load_diffusion_model, save_diffusion_model, sta
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
 from syncvp.progress import ProgressFn, no_progress
+from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
-from syncvp.training import distributed, optim, runtime
+from syncvp.training import distributed, optim
 from syncvp.training.autoencoder_train import resume
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.context_probe import ContextProbe, context_summary, probe_timesteps
 from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
 from syncvp.training.diffusion_latents import Encoders, batch_latents, batch_stream, sample_latents
 from syncvp.training.loop import Update, fit
+from syncvp.training.seeded_init import build_seeded
 from syncvp.training.state import TrainState
 
 Log = Callable[[str], None]
@@ -88,9 +90,9 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
     joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`."""
     if job.kind == "single":
         (m,) = job.modalities
-        model = runtime.build_seeded(lambda: build_unet(job.unet, *job.shapes[m]), job.seed_for("init"))
+        model = build_seeded(lambda: build_unet(job.unet, *job.shapes[m]), job.seed_for("init"))
     else:
-        model = runtime.build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.shapes), job.seed_for("init"))
+        model = build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.shapes), job.seed_for("init"))
         if job.stage1:
             files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
             model.load_branches(stage1_branch_states(files))
@@ -229,8 +231,8 @@ def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _
 
     Under torchrun every rank calls this; it joins the process group and leaves it at the end.
     """
-    runtime.configure_threads(job.threads)
-    device = distributed.init(runtime.resolve_device(job.device))
+    configure_threads(job.threads)
+    device = distributed.init(resolve_device(job.device))
     try:
         return _train(job, device, progress, log, warn, stop_at)
     finally:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipelines import waves
-from syncvp.training import runtime
+from syncvp import runtime
 
 
 def test_groups_keep_file_order_and_gather_foreach_instances():

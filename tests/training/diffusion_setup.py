@@ -6,7 +6,7 @@ import dataclasses
 
 from syncvp.config import Params
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, save_autoencoder
-from syncvp.training import runtime
+from syncvp.training.seeded_init import build_seeded
 from tests.training.stores import write_tiny_stores
 
 ROLES = ("context", "future")
@@ -36,7 +36,7 @@ def write_autoencoders(params: Params, name: str = "synthetic", modalities=("rgb
         for j, (role, frames) in enumerate(zip(ROLES, (ds.context_frames, ds.future_frames))):
             spec = AutoencoderSpec.from_config(params.autoencoder, channels=channels[m], frames=frames,
                                                resolution=ds.resolution)
-            model = runtime.build_seeded(lambda: TriplaneAutoencoder(spec), seed + 10 * i + j)
+            model = build_seeded(lambda: TriplaneAutoencoder(spec), seed + 10 * i + j)
             save_autoencoder(params.paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", model)
 
 

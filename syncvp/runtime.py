@@ -1,14 +1,15 @@
-"""Process-level setup for training: device choice, CPU threads, seeded module construction."""
+"""Process setup for every caller (training, evaluation, pseudo-depth, benchmarks): the torch
+device a `run.device` setting names, and the CPU threads torch uses."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator, TypeVar
+from typing import Iterator
 
 import torch
 
-T = TypeVar("T")
+THREADS_ENV = "SYNCVP_THREADS"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -18,9 +19,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("run.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     return torch.device(name)
-
-
-THREADS_ENV = "SYNCVP_THREADS"
 
 
 def configure_threads(threads: int) -> None:
@@ -43,18 +41,12 @@ def configure_threads(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block with torch's global CPU RNG seeded to `seed`, restoring it afterwards.
-
-    Module constructors draw their initial weights from the global RNG; this makes them a pure
-    function of `seed` without leaking state into the rest of the process.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+def torch_threads(threads: int) -> Iterator[None]:
+    """Temporarily use `threads` CPU threads (0 = leave torch's setting)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
         yield
-
-
-def build_seeded(factory: Callable[[], T], seed: int) -> T:
-    """`factory()` with its random initialisation drawn from `seed`."""
-    with seeded(seed):
-        return factory()
+    finally:
+        torch.set_num_threads(before)

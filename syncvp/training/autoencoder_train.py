@@ -29,8 +29,7 @@ import torch
 
 from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import read_info
-from syncvp.io.atomic import write_json, write_text
-from syncvp.io.checkpoint import CheckpointError, load_checkpoint
+from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
@@ -45,8 +44,9 @@ from syncvp.training.loop import fit
 from syncvp.training.perceptual import load_lpips_vgg
 from syncvp.training.reconstruction import (held_out_clips, reconstruct_all, reconstruction_grid,
                                             reconstruction_metrics)
+from syncvp.training.records import clear_finished, mark_finished, write_curve
 from syncvp.training.seeded_init import build_seeded
-from syncvp.training.state import TrainState
+from syncvp.training.state import TrainState, load_finished, resume
 from syncvp.viz import save_png
 
 Log = Callable[[str], None]
@@ -92,26 +92,6 @@ def evaluator(model: TriplaneAutoencoder, clips: torch.Tensor, device: torch.dev
         finally:
             model.train(was_training)
     return evaluate
-
-
-def resume(state: TrainState, path: Path, fingerprint: str, log: Log) -> None:
-    """Restore `state` from `path` if it holds this configuration's checkpoint."""
-    if not path.exists():
-        return
-    try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as exc:
-        log(f"ignoring an unreadable checkpoint, training from scratch: {exc}")
-        return
-    if ckpt["config_hash"] != fingerprint:
-        log(f"{path} was written with another configuration (params or data changed): training from scratch")
-        return
-    try:
-        state.restore(ckpt)
-    except CheckpointError as exc:   # e.g. another number of processes; nothing was loaded
-        log(f"not resuming {path.name}: {exc}; training from scratch")
-        return
-    log(f"resumed {path.name} at step {state.step}")
 
 
 def overall_progress(job: AutoencoderJob, phase: str, progress: ProgressFn) -> ProgressFn:
@@ -194,7 +174,7 @@ def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log =
 
 def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log: Log) -> dict:
     if distributed.is_main():
-        (job.work_dir / "status.json").unlink(missing_ok=True)   # a previous run's; this one is not finished
+        clear_finished(job.work_dir / "status.json")
     perceptual = None
     if job.perceptual_weights is not None:
         perceptual = load_lpips_vgg(job.perceptual_weights).to(device)
@@ -228,14 +208,9 @@ def train_worker(unit: str, **sections) -> dict:
 
 def finished_checkpoint(job: AutoencoderJob, phase: str) -> dict:
     """The checkpoint of a phase that ran to its last step with the current configuration."""
-    path = job.checkpoint_path(phase)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: train the unit first")
-    ckpt = load_checkpoint(path, remedy=f"rerun `dvc repro train_autoencoder@{job.unit}` to train it from scratch")
-    if ckpt["config_hash"] != job.fingerprint(phase) or ckpt["step"] != job.phase_steps(phase):
-        raise CheckpointError(f"{path} is not the finished {phase} phase of the current configuration "
-                              f"(step {ckpt['step']} of {job.phase_steps(phase)})")
-    return ckpt
+    return load_finished(job.checkpoint_path(phase), job.fingerprint(phase), job.phase_steps(phase),
+                         remedy=f"rerun `dvc repro train_autoencoder@{job.unit}` to train it from scratch",
+                         what=f"{phase} phase")
 
 
 def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
@@ -250,19 +225,13 @@ def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
     return out
 
 
-def _tsv(rows: list[dict], columns: tuple[str, ...]) -> str:
-    lines = ["\t".join(columns)] + ["\t".join(f"{r[c]:.6g}" if c != "step" else str(r[c]) for c in columns)
-                                    for r in rows if all(c in r for c in columns)]
-    return "\n".join(lines) + "\n"
-
-
 def write_curves(job: AutoencoderJob, out_dir: Path) -> None:
     """plots/psnr.tsv, plots/ssim.tsv (held-out) and plots/loss.tsv (training), step-indexed."""
     history = curves(job)
     for name in ("psnr", "ssim"):
-        write_text(out_dir / "plots" / f"{name}.tsv", _tsv(history["eval"], ("step", name)))
+        write_curve(out_dir / "plots" / f"{name}.tsv", history["eval"], ("step", name))
     train = [{"step": r["step"], "loss": r["autoencoder/loss"], "l1": r["l1"]} for r in history["train"]]
-    write_text(out_dir / "plots" / "loss.tsv", _tsv(train, ("step", "loss", "l1")))
+    write_curve(out_dir / "plots" / "loss.tsv", train, ("step", "loss", "l1"))
 
 
 def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info) -> dict:
@@ -287,8 +256,6 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
             "fingerprint": job.fingerprint(job.final_phase), "metrics": scores}
     save_autoencoder(out_dir / "autoencoder.pt", model, meta)
     write_json(out_dir / "metrics.json", metrics)
-    for phase in PHASES:
-        job.checkpoint_path(phase).unlink(missing_ok=True)
-    write_json(job.work_dir / "status.json", {"finished": True, **meta})
+    mark_finished(job.work_dir / "status.json", [job.checkpoint_path(phase) for phase in PHASES], meta)
     log(f"{job.unit}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} -> {out_dir}")
     return metrics

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -41,8 +40,7 @@ from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
 from syncvp.diffusion.process import min_snr_weights, sample_timesteps, training_loss
 from syncvp.diffusion.samplers import draw_noise
 from syncvp.diffusion.target import DiffusionTarget, measure_scale
-from syncvp.io.atomic import write_json, write_text
-from syncvp.io.checkpoint import CheckpointError, load_checkpoint
+from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.ema import EMA
 from syncvp.models.export import load_diffusion_model, save_diffusion_model, stage1_branch_states
@@ -52,14 +50,14 @@ from syncvp.progress import ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
-from syncvp.training.autoencoder_train import resume
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.context_probe import ContextProbe, context_summary, probe_timesteps
 from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
 from syncvp.training.diffusion_latents import Encoders, batch_latents, batch_stream, sample_latents
 from syncvp.training.loop import Update, fit
+from syncvp.training.records import clear_finished, mark_finished, save_loss_plot, write_curve
 from syncvp.training.seeded_init import build_seeded
-from syncvp.training.state import TrainState
+from syncvp.training.state import TrainState, load_finished, resume
 
 Log = Callable[[str], None]
 _logger = logging.getLogger(__name__)
@@ -242,7 +240,7 @@ def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _
 def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, warn: Log,
            stop_at: int | None) -> dict:
     if distributed.is_main():
-        (job.work_dir / "status.json").unlink(missing_ok=True)
+        clear_finished(job.work_dir / "status.json")
         job.work_dir.mkdir(parents=True, exist_ok=True)
     encoders = load_encoders(job, device)
     state, update, ema, target = make_state(job, encoders, device, progress, warn)
@@ -316,46 +314,16 @@ def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
 
 def finished_checkpoint(job: DiffusionJob) -> dict:
     """The checkpoint of a run that reached `train.steps` with the current configuration."""
-    path = job.checkpoint_path
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: train the unit first")
     stage = "train_single" if job.kind == "single" else "train_joint"
-    ckpt = load_checkpoint(path, remedy=f"rerun `dvc repro {stage}@{job.unit}` to train it from scratch")
-    if ckpt["config_hash"] != job.fingerprint or ckpt["step"] != job.train.steps:
-        raise CheckpointError(f"{path} is not the finished run of the current configuration "
-                              f"(step {ckpt['step']} of {job.train.steps})")
-    return ckpt
-
-
-def save_loss_plot(path: Path, rows: list[dict], columns: tuple[str, ...], title: str) -> None:
-    """A log-scale PNG of the loss curve(s)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from syncvp.io.atomic import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    for c in columns:
-        ax.plot([r["step"] for r in rows], [r[c] for r in rows], label=c)
-    ax.set(xlabel="step", ylabel="training loss", title=title, yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    return load_finished(job.checkpoint_path, job.fingerprint, job.train.steps,
+                         remedy=f"rerun `dvc repro {stage}@{job.unit}` to train it from scratch")
 
 
 def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
     """`plots/context.tsv`: the context probe's x0 errors over training (with / without context)."""
     if not rows:
         return
-    columns = [k for k in rows[0] if k != "step"]
-    lines = ["\t".join(["step", *columns])] + ["\t".join([str(r["step"])] + [f"{r[c]:.6g}" for c in columns])
-                                               for r in rows]
-    write_text(job.out_dir / "plots" / "context.tsv", "\n".join(lines) + "\n")
+    write_curve(job.out_dir / "plots" / "context.tsv", rows, ["step", *(k for k in rows[0] if k != "step")])
 
 
 def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
@@ -369,9 +337,7 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     model.load_state_dict(ckpt["extra"]["streams"]["ema"]["module"], strict=True)
     history = ckpt["extra"].get("history", {}).get("train", [])
     rows, columns = curve_rows(job, history), loss_columns(job)
-    lines = ["\t".join(("step",) + columns)] + ["\t".join([str(r["step"])] + [f"{r[c]:.6g}" for c in columns])
-                                                for r in rows]
-    write_text(job.out_dir / "plots" / "loss.tsv", "\n".join(lines) + "\n")
+    write_curve(job.out_dir / "plots" / "loss.tsv", rows, ("step",) + columns)
     save_loss_plot(job.out_dir / "loss.png", rows, columns, f"{job.unit} ({job.kind})")
     probe_rows = ckpt["extra"].get("history", {}).get("context", [])
     write_probe(job, probe_rows)
@@ -393,8 +359,7 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
                          diffusion=job.diffusion, joint=job.joint, meta=meta)
     write_json(job.out_dir / "metrics.json", metrics)
     write_json(job.out_dir / TIMINGS, timings)
-    job.checkpoint_path.unlink(missing_ok=True)
-    write_json(job.work_dir / "status.json", {"finished": True, **meta})
+    mark_finished(job.work_dir / "status.json", [job.checkpoint_path], meta)
     log(f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"
         f" (smoothed), {metrics['parameters'] / 1e6:.3f} M parameters -> {job.model_file}")
     return metrics

@@ -1,10 +1,12 @@
-"""`TrainState`: everything a training run needs to stop and carry on exactly where it was."""
+"""`TrainState`: everything a training run needs to stop and carry on exactly where it was, and
+the two readings of its checkpoint file: `resume` (carry on, if the file is this configuration's)
+and `load_finished` (the file of a run that reached its last step, for export)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -85,3 +87,35 @@ class TrainState:
         for name, stream in self.streams.items():
             stream.load_state_dict(streams[name])
         self.extra, self.step = extra, int(ckpt["step"])
+
+
+def resume(state: TrainState, path: Path, fingerprint: str, log: Callable[[str], None]) -> None:
+    """Restore `state` from `path` if it holds this configuration's checkpoint."""
+    if not path.exists():
+        return
+    try:
+        ckpt = ckpt_io.load_checkpoint(path)
+    except ckpt_io.CheckpointError as exc:
+        log(f"ignoring an unreadable checkpoint, training from scratch: {exc}")
+        return
+    if ckpt["config_hash"] != fingerprint:
+        log(f"{path} was written with another configuration (params or data changed): training from scratch")
+        return
+    try:
+        state.restore(ckpt)
+    except ckpt_io.CheckpointError as exc:   # e.g. another number of processes; nothing was loaded
+        log(f"not resuming {path.name}: {exc}; training from scratch")
+        return
+    log(f"resumed {path.name} at step {state.step}")
+
+
+def load_finished(path: Path, fingerprint: str, steps: int, *, remedy: str, what: str = "run") -> dict:
+    """The checkpoint at `path` of a run (`what`: "run", "<phase> phase") that reached `steps` with
+    the configuration `fingerprint`; `remedy` says how to train it again if the file is unreadable."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: train the unit first")
+    ckpt = ckpt_io.load_checkpoint(path, remedy=remedy)
+    if ckpt["config_hash"] != fingerprint or ckpt["step"] != steps:
+        raise ckpt_io.CheckpointError(f"{path} is not the finished {what} of the current configuration "
+                                      f"(step {ckpt['step']} of {steps})")
+    return ckpt

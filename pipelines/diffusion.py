@@ -1,5 +1,7 @@
 """Diffusion training flows. `train_single`: one stage-1 model per flow run (a dataset x modality
-unit); `train_joint`: the stage-2 joint model of a dataset.
+unit); `train_joint`: the stage-2 joint model of a dataset. `train_single_worker` and
+`train_joint_worker` are what the other ranks of a torchrun launch of those stages call
+(`stages._entry`).
 
 Like `train_autoencoder`, training is not cached by Prefect (DVC decides when a stage reruns); it
 resumes from its own checkpoint in `<models>/<unit>/work`, which also keeps the latent cache.
@@ -66,3 +68,14 @@ def train_joint(name: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: 
     metrics = export_unit(job)
     publish_table(f"{name}-joint", [{"dataset": name, **metrics}], f"Joint diffusion model {name}")
     return metrics
+
+
+def train_single_worker(unit: str, **sections) -> dict:
+    """A rank > 0 of the `train_single` stage under torchrun: plan and train with the flow's keyword
+    arguments, without Prefect tasks (rank 0 runs the flow, reports and exports)."""
+    return diffusion_train.train(diffusion_job.plan_single(unit, **sections))
+
+
+def train_joint_worker(name: str, **sections) -> dict:
+    """A rank > 0 of the `train_joint` stage under torchrun: plan and train, without Prefect tasks."""
+    return diffusion_train.train(diffusion_job.plan_joint(name, **sections))

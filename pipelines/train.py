@@ -1,5 +1,6 @@
 """Training flows. `train_autoencoder`: one projected autoencoder per flow run (a dataset x
-modality x clip-length unit).
+modality x clip-length unit); `train_autoencoder_worker`: what the other ranks of a torchrun
+launch of the stage call (`stages._entry`).
 
 Training is not cached by Prefect (DVC decides when a stage reruns); it resumes from its own
 checkpoints in `<models>/<unit>/work` instead, so a rerun after an interruption carries on.
@@ -61,3 +62,9 @@ def train_autoencoder(unit: str, dataset: DatasetConfig, autoencoder: Autoencode
     metrics = export_unit(job, paths.model_dir(unit))
     publish_table(f"{unit}-autoencoder", [{"unit": unit, **metrics}], f"Autoencoder {unit}: held-out reconstruction")
     return metrics
+
+
+def train_autoencoder_worker(unit: str, **sections) -> dict:
+    """A rank > 0 of the `train_autoencoder` stage under torchrun: plan and train with the flow's
+    keyword arguments, without Prefect tasks (rank 0 runs the flow, reports and exports)."""
+    return autoencoder_train.train(autoencoder_job.plan(unit, **sections))

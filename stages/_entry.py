@@ -10,15 +10,14 @@ Distributed training stages (a `worker` in their spec): with `run.processes` > 1
 itself under `torchrun --nproc_per_node <processes>` (`--standalone` on one node; multi-node
 settings come from torchrun's PET_* environment variables, e.g. PET_NNODES, PET_NODE_RANK,
 PET_RDZV_ENDPOINT, which pass through). Under torchrun, rank 0 runs the Prefect flow as usual
-(logs, artifacts, exports: one flow run per stage) and the other ranks call the worker, the same
-library training call without Prefect, so they start in seconds instead of starting their own
-ephemeral Prefect server and flow run each.
+(logs, artifacts, exports: one flow run per stage) and the other ranks call the worker, which the
+flow's module defines next to the flow: the same library training call without Prefect tasks, so
+they start in seconds instead of starting their own ephemeral Prefect server and flow run each.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import subprocess
@@ -42,20 +41,22 @@ class StageSpec:
         fanout: the `pipeline` key listing this stage's items (a dataset or unit per DVC item).
         sections: item -> the dotted params keys the stage reads; dvc.yaml's `params:` for the
             stage must list exactly these (tests/test_params_contract.py).
-        flow: "module:function" of the Prefect flow.
+        flow: () -> the Prefect flow. The stage imports it inside this function, so that Prefect
+            (and torch) load only once the params are checked.
         arguments: (params view, item) -> the flow's keyword arguments. The view only exposes
             the declared sections, so the declaration cannot drift from what is read.
-        worker: "module:function" run by the ranks > 0 of a distributed run with the flow's
-            keyword arguments (no Prefect); None for stages that never run under torchrun. A stage
-            with a worker must declare the `run` section (it reads `run.processes`).
+        worker: () -> the function run by the ranks > 0 of a distributed run with the flow's
+            keyword arguments (no Prefect flow or tasks), imported the same way; None for stages
+            that never run under torchrun. A stage with a worker must declare the `run` section
+            (it reads `run.processes`).
     """
 
     name: str
     fanout: str
     sections: Callable[[str], tuple[str, ...]]
-    flow: str
+    flow: Callable[[], Any]
     arguments: Callable[["SectionView", str], dict[str, Any]]
-    worker: str | None = None
+    worker: Callable[[], Callable[..., Any]] | None = None
 
 
 class SectionView:
@@ -91,11 +92,6 @@ def torchrun_command(spec: StageSpec, item: str, params_file: str, processes: in
     if not any(k in env for k in ("PET_NNODES", "PET_RDZV_ENDPOINT", "PET_MASTER_ADDR")):
         cmd.append("--standalone")
     return cmd + ["-m", f"stages.{spec.name}", item, "--params", params_file]
-
-
-def _call(target: str, kwargs: dict[str, Any]) -> Any:
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)(**kwargs)
 
 
 def _check_server() -> None:
@@ -200,7 +196,7 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
         if spec.worker is None:
             print(f"error: stage {spec.name} does not run distributed (WORLD_SIZE > 1)", file=sys.stderr)
             return EXIT_PARAMS
-        _call(spec.worker, kwargs)
+        spec.worker()(**kwargs)
         return 0
     import pipelines  # noqa: F401  (Prefect environment defaults, before prefect is imported)
 
@@ -208,8 +204,7 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     _start_ephemeral_server()
     from prefect import tags
 
-    module, name = spec.flow.split(":")
-    flow = getattr(importlib.import_module(module), name)
+    flow = spec.flow()
     run_name = os.environ.get("DVC_STAGE") or f"{spec.name}@{args.item}"
     if os.environ.get("DVC_EXP_NAME"):
         run_name += f" [{os.environ['DVC_EXP_NAME']}]"

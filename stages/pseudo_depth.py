@@ -13,12 +13,19 @@ def arguments(p, ds: str) -> dict:
             "threads": p("run.threads"), "weights": p(f"weights.{config.pseudo_depth.weights_key}")}
 
 
+def flow():
+    """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
+    from pipelines.depth import pseudo_depth
+
+    return pseudo_depth
+
+
 SPEC = StageSpec(
     name="pseudo_depth",
     fanout="pseudo_depth",
     sections=lambda ds: (f"datasets.{ds}", "paths", "run.device", "run.threads",
                          *(f"weights.depth_anything_{e}" for e in ENCODERS)),
-    flow="pipelines.depth:pseudo_depth",
+    flow=flow,
     arguments=arguments,
 )
 

@@ -4,11 +4,19 @@ import sys
 
 from stages._entry import StageSpec, run
 
+
+def flow():
+    """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
+    from pipelines.data import synthesize
+
+    return synthesize
+
+
 SPEC = StageSpec(
     name="synthesize",
     fanout="synthesize",
     sections=lambda ds: (f"datasets.{ds}", "paths"),
-    flow="pipelines.data:synthesize",
+    flow=flow,
     arguments=lambda p, ds: {"dataset": ds, "config": p(f"datasets.{ds}"), "paths": p("paths")},
 )
 

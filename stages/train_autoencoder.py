@@ -10,16 +10,30 @@ def _dataset(unit: str) -> str:
     return parse_unit(unit)[0]
 
 
+def flow():
+    """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
+    from pipelines.train import train_autoencoder
+
+    return train_autoencoder
+
+
+def worker():
+    """The call of ranks > 0 under torchrun: the flow's training without Prefect tasks."""
+    from pipelines.train import train_autoencoder_worker
+
+    return train_autoencoder_worker
+
+
 SPEC = StageSpec(
     name="train_autoencoder",
     fanout="autoencoders",
     sections=lambda unit: (f"datasets.{_dataset(unit)}", "autoencoder", "train_autoencoder", "run", "paths",
                            "weights.lpips_vgg16"),
-    flow="pipelines.train:train_autoencoder",
+    flow=flow,
+    worker=worker,
     arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "autoencoder": p("autoencoder"),
                                "train": p("train_autoencoder"), "run": p("run"), "paths": p("paths"),
                                "lpips_vgg16": p("weights.lpips_vgg16")},
-    worker="syncvp.training.autoencoder_train:train_worker",
 )
 
 if __name__ == "__main__":

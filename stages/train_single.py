@@ -10,12 +10,26 @@ def _dataset(unit: str) -> str:
     return parse_unit(unit)[0]
 
 
+def flow():
+    """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
+    from pipelines.diffusion import train_single
+
+    return train_single
+
+
+def worker():
+    """The call of ranks > 0 under torchrun: the flow's training without Prefect tasks."""
+    from pipelines.diffusion import train_single_worker
+
+    return train_single_worker
+
+
 SPEC = StageSpec(
     name="train_single",
     fanout="single",
     sections=lambda unit: (f"datasets.{_dataset(unit)}", "unet", "diffusion", "train_single", "run", "paths"),
-    flow="pipelines.diffusion:train_single",
-    worker="syncvp.training.diffusion_train:train_single_worker",
+    flow=flow,
+    worker=worker,
     arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "unet": p("unet"),
                                "diffusion": p("diffusion"), "train": p("train_single"), "run": p("run"),
                                "paths": p("paths")},

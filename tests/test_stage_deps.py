@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib
 from pathlib import Path
 
 import yaml
@@ -39,7 +38,7 @@ def imports_of(module: str, path: Path) -> tuple[set[str], set[str], set[str]]:
 
     Imports anywhere in the file count (the project imports lazily inside functions); relative imports
     are resolved; a string constant naming a module ("pkg.mod" or "pkg.mod:function") counts too, for
-    `importlib.import_module` and the stage specs' flow/worker strings."""
+    modules that `importlib.import_module` loads."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     lazy_nodes = _lazy_attribute_nodes(tree)
@@ -80,9 +79,9 @@ def closure(roots: list[str], modules: dict[str, Path]) -> set[str]:
 
 
 def stage_roots(name: str) -> list[str]:
-    """The modules a stage starts from: its entry point and its spec's flow and worker modules."""
-    spec = importlib.import_module(f"stages.{name}").SPEC
-    return [f"stages.{name}", *(target.partition(":")[0] for target in (spec.flow, spec.worker) if target)]
+    """The modules a stage starts from: its entry point (which imports its flow and worker inside
+    the spec's loader functions, lazy imports the closure follows)."""
+    return [f"stages.{name}"]
 
 
 def code_deps() -> dict[str, list[str]]:

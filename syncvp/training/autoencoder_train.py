@@ -12,7 +12,7 @@ so) otherwise. `export` deletes them once the outputs are written and leaves `st
 finished run is never resumed: the next run of the stage trains from scratch.
 
 Data-parallel under torchrun (`syncvp.training.distributed`): every rank calls `train` (the stage's
-rank 0 inside its Prefect flow, the others through `train_worker`); each loads
+rank 0 inside its Prefect flow, the others through the stage's worker); each loads
 batch_size / processes clips per step, draws its random frames from a rank-salted generator, and
 `fit` averages the gradients. Rank 0 alone evaluates, writes checkpoints and exports; all ranks
 resume from the same checkpoint.
@@ -36,7 +36,7 @@ from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
 from syncvp.training.autoencoder import AutoencoderObjective, build_discriminators
-from syncvp.training.autoencoder_job import PHASES, AutoencoderJob, plan
+from syncvp.training.autoencoder_job import PHASES, AutoencoderJob
 from syncvp.training.fastpath import pin_memory, prepare_model
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.data import BatchStream
@@ -194,12 +194,6 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
     last = state.extra["history"]["eval"][-1]
     return {"unit": job.unit, "steps": job.train.steps, "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
             **{k: v for k, v in last.items() if k != "step"}}
-
-
-def train_worker(unit: str, **sections) -> dict:
-    """A non-zero rank of the `train_autoencoder` stage under torchrun: plan and `train`, without
-    Prefect (rank 0 runs the flow, reports and exports). Takes the flow's keyword arguments."""
-    return train(plan(unit, **sections))
 
 
 # --------------------------------------------------------------------------------------------

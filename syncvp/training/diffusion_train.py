@@ -17,10 +17,10 @@ rerun resumes a checkpoint with the current fingerprint; `export` retires `train
 `status.json`, so the next run of the stage trains from scratch.
 
 Data-parallel under torchrun (`syncvp.training.distributed`, as the autoencoder stage): every
-rank calls `train` (rank 0 in the Prefect flow, the others through `train_single_worker` /
-`train_joint_worker`); each takes batch_size / processes windows per step from its shard of the
-window order and draws noise, timesteps and dropout from a rank-salted generator; `fit` averages
-the gradients, so the ranks keep identical weights. Rank 0 builds the latent cache first (the
+rank calls `train` (rank 0 in the Prefect flow, the others through the stage's worker); each
+takes batch_size / processes windows per step from its shard of the window order and draws noise,
+timesteps and dropout from a rank-salted generator; `fit` averages the gradients, so the ranks
+keep identical weights. Rank 0 builds the latent cache first (the
 others then read it), writes the checkpoints and exports.
 """
 
@@ -52,7 +52,7 @@ from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.context_probe import ContextProbe, context_summary, probe_timesteps
-from syncvp.training.diffusion_job import DiffusionJob, plan_joint, plan_single
+from syncvp.training.diffusion_job import DiffusionJob
 from syncvp.training.diffusion_latents import Encoders, batch_latents, batch_stream, sample_latents
 from syncvp.training.loop import Update, fit
 from syncvp.training.records import clear_finished, mark_finished, save_loss_plot, write_curve
@@ -269,16 +269,6 @@ def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: L
     if not distributed.is_main():
         return {"unit": job.unit, "rank": distributed.rank()}
     return {"unit": job.unit, "steps": state.step, **loss_summary(job, state.extra.get("history", {}).get("train", []))}
-
-
-def train_single_worker(unit: str, **sections) -> dict:
-    """A non-zero rank of the `train_single` stage under torchrun: plan and `train`, no Prefect."""
-    return train(plan_single(unit, **sections))
-
-
-def train_joint_worker(name: str, **sections) -> dict:
-    """A non-zero rank of the `train_joint` stage under torchrun: plan and `train`, no Prefect."""
-    return train(plan_joint(name, **sections))
 
 
 # --------------------------------------------------------------------------------------------

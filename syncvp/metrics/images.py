@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from syncvp.data.transforms import model_to_image
+from syncvp.io.model_space import model_to_image
 
 Rounding = Literal["truncate", "round"]
 Scope = Literal["batch", "video", "range"]

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import torch
 from torch import nn
 
-from syncvp.config.runtime import WeightsConfig
 from syncvp.io.weights import WeightsSpec, resolve_weights
 from syncvp.metrics.i3d import I3D_WEIGHTS, load_i3d
 from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_lpips
@@ -36,6 +35,13 @@ NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
     "fvd": ("i3d", I3D_WEIGHTS),
     "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),
 }
+
+
+class MetricWeights(Protocol):
+    """The weights entries the metrics read (params.yaml `weights`; `syncvp.config.WeightsConfig`)."""
+
+    i3d: Path | None
+    lpips_alexnet: Path | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class MetricModels:
     lpips: nn.Module | None = None
 
 
-def plan_metrics(metrics: Iterable[str], weights: WeightsConfig) -> MetricPlan:
+def plan_metrics(metrics: Iterable[str], weights: MetricWeights) -> MetricPlan:
     """Resolve the weights of `metrics`: null key -> skipped; configured but missing -> error."""
     requested = tuple(dict.fromkeys(metrics))
     unknown = [m for m in requested if m not in METRICS]

@@ -3,7 +3,7 @@
 The paper (supplementary 1.4) rescales predictions to the original range and computes the L1
 error with missing points (sea) masked out. Both prediction and target arrive in model space
 ([-1, 1], as `ClipDataset` serves them) and are mapped back with the store's `norm_min` /
-`norm_max` (`syncvp.data.transforms.model_to_field`); invalid points contribute nothing:
+`norm_max` (`syncvp.io.model_space.model_to_field`); invalid points contribute nothing:
 
     L1(video) = sum(valid * |p - g|) / sum(valid)     over C, T, H, W
     L1(frame) = the same over C, H, W of one frame
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from syncvp.data.transforms import model_to_field
+from syncvp.io.model_space import model_to_field
 
 
 @dataclass(frozen=True)

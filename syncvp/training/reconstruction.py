@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from syncvp import viz
-from syncvp.data import transforms
 from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import ModalityInfo
+from syncvp.io.model_space import model_to_field, model_to_image
 from syncvp.metrics.frames import psnr, ssim
 
 Reconstruct = Callable[[Tensor], Tensor]  # [B, C, T, H, W] -> same, both in [-1, 1]
@@ -57,9 +57,9 @@ def _displayable(clip: Tensor, info: ModalityInfo) -> np.ndarray:
     """[C, T, H, W] model space -> uint8 [T, H, W, 3]."""
     x = clip.permute(1, 2, 3, 0).numpy()  # [T, H, W, C]
     if info.kind == "image":
-        return viz.to_rgb(transforms.model_to_image(x), "image")
+        return viz.to_rgb(model_to_image(x), "image")
     lo, hi = float(info.attrs["norm_min"]), float(info.attrs["norm_max"])
-    return viz.to_rgb(transforms.model_to_field(x, lo, hi), "field", lo, hi)
+    return viz.to_rgb(model_to_field(x, lo, hi), "field", lo, hi)
 
 
 def reconstruction_grid(inputs: Tensor, recons: Tensor, info: ModalityInfo, clips: int = 4,

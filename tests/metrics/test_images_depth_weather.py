@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from syncvp.data.transforms import field_to_model, image_to_model
+from syncvp.io.model_space import field_to_model, image_to_model
 from syncvp.metrics.depth import l2, rmse
 from syncvp.metrics.images import ground_truth, normalise, quantise
 from syncvp.metrics.weather import FieldSpec, masked_l1

@@ -17,7 +17,6 @@ raw frames are read one video at a time per process (netCDF/HDF5 reads are not t
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import threading
 import time
@@ -35,8 +34,6 @@ from syncvp.config.depth import TaskRunnerConfig
 from syncvp.data import interim
 from syncvp.data import pseudo_depth as pdepth
 from syncvp.data.raw import RawVideo, raw_videos
-from syncvp.io.weights import resolve_weights
-from syncvp.models import depth_anything
 from syncvp.progress import ProgressEvent
 from syncvp.runtime import resolve_device, torch_threads
 
@@ -52,7 +49,7 @@ def shared_model(weights: str, weights_md5: str, encoder: str, device: str):
     with _MODEL_LOCK:
         if key not in _MODEL:
             _MODEL.clear()
-            _MODEL[key] = pdepth.prepare_model(depth_anything.load_depth_anything(weights, encoder), device)
+            _MODEL[key] = pdepth.load_estimator(weights, encoder, device)
         return _MODEL[key]
 
 
@@ -116,10 +113,9 @@ def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: st
 def label_settings(config: DatasetConfig, weights_md5: str) -> dict:
     """Everything that changes a label (see the module docstring)."""
     cfg = config.pseudo_depth
-    code = "".join(inspect.getsource(m) for m in (pdepth, depth_anything, interim))
     return {"encoder": cfg.encoder, "input_size": cfg.input_size, "normalization": cfg.normalization,
             "precision": cfg.precision, "weights_md5": weights_md5, "source": to_plain(config.source),
-            "code": hashlib.md5(code.encode()).hexdigest()}
+            "code": pdepth.code_digest()}
 
 
 def prune(depth_dir: Path, keep: set[str]) -> list[str]:
@@ -139,8 +135,7 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     cfg = config.pseudo_depth
     if cfg is None:
         raise ValueError(f"dataset {dataset!r} has no pseudo_depth settings (datasets.{dataset}.pseudo_depth is null)")
-    path = resolve_weights(weights, depth_anything.weights_spec(cfg.encoder))  # before any frame is read
-    depth_anything.check_checkpoint(path, cfg.encoder)
+    path = pdepth.estimator_weights(weights, cfg.encoder)  # before any frame is read
     device = str(resolve_device(device))
     settings = label_settings(config, file_digest(path))
     runner = task_runner(cfg.task_runner)

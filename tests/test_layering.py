@@ -1,6 +1,6 @@
 """Imports run one way: stages -> pipelines -> syncvp; inside syncvp, models and diffusion are
-independent, config stays light, metrics sit at the bottom, and the two trainer families share a
-core without importing each other.
+independent, config stays light, metrics sit at the bottom, flows call library jobs rather than
+networks, and the two trainer families share a core without importing each other.
 
 An import is any `import` statement (at module level or inside a function), a call
 `importlib.import_module("pkg.mod")`, or a string constant shaped like a module path of the project
@@ -90,6 +90,11 @@ def test_stages_only_use_pipelines_and_config():
 def test_metrics_sit_at_the_bottom():
     """Metrics read model-space tensors and files: of the project, only `syncvp.io` (and themselves)."""
     assert offenders("syncvp/metrics", PROJECT, allowed=("syncvp.io", "syncvp.metrics")) == []
+
+
+def test_flows_call_library_jobs_not_networks():
+    """A flow wraps library jobs (`syncvp.data.pseudo_depth`, `syncvp.training`...), never a network module."""
+    assert offenders("pipelines", ("syncvp.models",)) == []
 
 
 # The training package: a generic core (loop, state, callbacks, records, data streams, optimizers,

@@ -6,16 +6,27 @@ shorter side is `input_size` (both sides rounded to multiples of 14, never below
 (align_corners=True) back to the frame size. The relative inverse depth is then min-max
 normalised to 0-255 per frame (the official `run.py` convention) or per video, and truncated
 to uint8 like the official `astype(np.uint8)`; larger = nearer.
+
+The job the `pseudo_depth` flow calls: `estimator_weights` (resolve and check the checkpoint before
+any frame is read), `load_estimator`, `estimate_depth` per video, `attributes` to store with it,
+and `code_digest` (the labelling code's part of a label key).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import sys
+from pathlib import Path
 from typing import Iterator, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from syncvp.data import interim
+from syncvp.io.weights import resolve_weights
+from syncvp.models import depth_anything
 from syncvp.progress import ProgressFn, ProgressEvent, no_progress
 
 PATCH = 14
@@ -121,6 +132,27 @@ def prepare_model(model: torch.nn.Module, device: str | torch.device) -> torch.n
     head runs ~20 % faster on CPU that way, the same float32 results to ~1e-6 relative; on CUDA
     it is the layout cuDNN prefers)."""
     return model.to(torch.device(device)).eval().to(memory_format=torch.channels_last)
+
+
+def estimator_weights(weights: str | Path | None, encoder: str) -> Path:
+    """The Depth-Anything-V2 checkpoint of `encoder` (params.yaml `weights.depth_anything_<encoder>`),
+    resolved and checked: a null entry, a missing file or one holding another encoder is an error
+    that names the right file and where to get it."""
+    path = resolve_weights(weights, depth_anything.weights_spec(encoder))
+    depth_anything.check_checkpoint(path, encoder)
+    return path
+
+
+def load_estimator(weights: str | Path, encoder: str, device: str | torch.device) -> torch.nn.Module:
+    """Depth-Anything-V2 `encoder` from its checkpoint, ready for `estimate_depth` on `device`."""
+    return prepare_model(depth_anything.load_depth_anything(weights, encoder), device)
+
+
+def code_digest() -> str:
+    """md5 of the labelling code (this module, the network, the depth-file writer): a label made by
+    other code is made again."""
+    code = "".join(inspect.getsource(m) for m in (sys.modules[__name__], depth_anything, interim))
+    return hashlib.md5(code.encode()).hexdigest()
 
 
 def attributes(*, encoder: str, input_size: int, normalization: Normalization, precision: Precision,

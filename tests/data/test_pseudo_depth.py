@@ -145,3 +145,18 @@ def test_cuda_bf16_channels_last_close_to_cpu(vits):
     gpu_model = pdepth.prepare_model(copy.deepcopy(vits), "cuda")  # channels-last convolutions
     gpu = pdepth.estimate_depth(gpu_model, frames, input_size=126, precision="auto")  # bf16 autocast
     assert gpu.shape == cpu.shape and np.abs(gpu.astype(int) - cpu).mean() < 8
+
+
+def test_the_estimator_job_checks_the_weights_before_loading(tmp_path):
+    from syncvp.io.weights import MissingWeightsError
+    from syncvp.models.depth_anything import CheckpointError
+
+    path = save_random_checkpoint(tmp_path / "depth_anything_v2_vits.pth", "vits", seed=5)
+    assert pdepth.estimator_weights(path, "vits") == path
+    with pytest.raises(MissingWeightsError, match=r"weights\.depth_anything_vitb is null"):
+        pdepth.estimator_weights(None, "vitb")
+    with pytest.raises(CheckpointError, match="holds Depth-Anything-V2 ViT-S weights"):
+        pdepth.estimator_weights(path, "vitb")
+    model = pdepth.load_estimator(path, "vits", "cpu")
+    assert not model.training and next(model.parameters()).device == torch.device("cpu")
+    assert len(pdepth.code_digest()) == 32

@@ -17,9 +17,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from syncvp.metrics.frames import C1, C2, gaussian_window, ssim
 from syncvp.metrics.i3d import InceptionI3d, preprocess
 from syncvp.metrics.protocol import score_batch
+from syncvp.metrics.ssim_psnr import C1, C2, gaussian_window, ssim
 
 
 def conv_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from scipy.ndimage import gaussian_filter
 
 from syncvp.config import load_params
 from syncvp.data.dataset import ClipDataset
-from syncvp.metrics.frames import psnr, ssim
+from syncvp.metrics.ssim_psnr import psnr, ssim
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.context import hold_last
 from syncvp.prediction.load import load_predictor

@@ -2,7 +2,7 @@
 
 SyncVP normalises the predicted and the GT depth batch separately by their global min and max,
 then takes per video `sqrt(mean((p - g)^2))` over all T x C x H x W values, and reports it
-x100. Depth SSIM is the ordinary SSIM (`syncvp.metrics.frames.ssim`) on the same normalised
+x100. Depth SSIM is the ordinary SSIM (`syncvp.metrics.ssim_psnr.ssim`) on the same normalised
 values. Nothing here is depth-specific: any image modality can be scored this way.
 """
 

@@ -38,10 +38,10 @@ from syncvp.io.atomic import atomic_path
 from syncvp.metrics import depth
 from syncvp.metrics.alignment import alignment, pair_key
 from syncvp.metrics.fvd import video_features
-from syncvp.metrics.frames import psnr, ssim
 from syncvp.metrics.images import Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricModels
+from syncvp.metrics.ssim_psnr import psnr, ssim
 from syncvp.metrics.weather import FieldSpec, masked_l1
 
 

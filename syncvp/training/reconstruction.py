@@ -1,7 +1,7 @@
 """Reconstruction quality of a video autoencoder on held-out clips: PSNR, SSIM, L1, and a PNG
 grid of inputs over reconstructions.
 
-PSNR and SSIM follow the paper's definitions (`syncvp.metrics.frames`) on the [0, 1] scale
+PSNR and SSIM follow the paper's definitions (`syncvp.metrics.ssim_psnr`) on the [0, 1] scale
 (x / 2 + 0.5 of model space): PSNR per clip over all its values, SSIM per frame then averaged
 over frames; both then averaged over clips. The float reconstruction is used (not quantised).
 """
@@ -19,7 +19,7 @@ from syncvp import viz
 from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import ModalityInfo
 from syncvp.io.model_space import model_to_field, model_to_image
-from syncvp.metrics.frames import psnr, ssim
+from syncvp.metrics.ssim_psnr import psnr, ssim
 
 Reconstruct = Callable[[Tensor], Tensor]  # [B, C, T, H, W] -> same, both in [-1, 1]
 

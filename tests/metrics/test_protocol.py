@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from syncvp.metrics.frames import ssim
 from syncvp.metrics.fvd import frechet_distance
 from syncvp.metrics.plan import MetricModels
 from syncvp.metrics.protocol import PAPER, STANDARD, BatchResult, copy_last_frame, score_batch
 from syncvp.metrics.report import summarise
+from syncvp.metrics.ssim_psnr import ssim
 from syncvp.metrics.weather import FieldSpec
 
 

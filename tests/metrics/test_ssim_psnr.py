@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from syncvp.metrics.frames import C1, C2, gaussian_window, psnr, ssim
+from syncvp.metrics.ssim_psnr import C1, C2, gaussian_window, psnr, ssim
 
 
 def numpy_ssim(x: np.ndarray, y: np.ndarray) -> float:

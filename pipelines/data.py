@@ -87,9 +87,6 @@ def prepare_split(name: str, config: DatasetConfig, paths: PathsConfig, split: s
             "size": f"{info.height}x{info.width}", "modalities": ",".join(info.modalities)}
 
 
-_PRODUCER = {"synthetic_video": "synthesize", "synthetic_era5": "synthesize", "era5": "download_era5"}
-
-
 @flow(name="prepare", log_prints=True)
 def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
     """Turn a dataset's input folder (`source.input_dir`: `<paths.raw>/<dataset>/` or the user's
@@ -97,7 +94,7 @@ def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
     `preview.png` beside them."""
     raw = Path(config.source.input_dir(dataset, paths))
     if not raw.exists():
-        stage = _PRODUCER.get(config.source.kind)
+        stage = config.source.producer
         hint = f"run `dvc repro {stage}@{dataset}` first" if stage else "point the dataset's source.root at your data"
         raise FileNotFoundError(f"{raw} does not exist: {hint}")
     final = paths.processed_dir(dataset)

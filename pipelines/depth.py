@@ -33,7 +33,8 @@ from syncvp.config import DatasetConfig, PathsConfig, to_plain
 from syncvp.config.depth import TaskRunnerConfig
 from syncvp.data import interim
 from syncvp.data import pseudo_depth as pdepth
-from syncvp.data.raw import RawVideo, raw_videos
+from syncvp.data.raw import RawVideo
+from syncvp.data.sources import raw_videos
 from syncvp.progress import ProgressEvent
 from syncvp.runtime import resolve_device, torch_threads
 

@@ -247,7 +247,7 @@ def _(ctx):
 
 def city(ctx: Ctx) -> Path:
     """A Cityscapes-like tree (rgb + 16-bit disparity, 3 splits) and its dataset `city`."""
-    from tests.data.test_image_sequence import city_config, write_city, write_splits
+    from tests.data.sources.test_image_sequence import city_config, write_city, write_splits
 
     root = ctx.tmp / "cityscapes"
     write_city(root, "train", "aachen", snippets=1, frames=4)
@@ -324,7 +324,7 @@ def _(ctx):
 
 def synthia(ctx: Ctx) -> Path:
     from tests.data.source_trees import write_synthia
-    from tests.data.test_synthia import SEQS, synthia_config
+    from tests.data.sources.test_synthia import SEQS, synthia_config
 
     root = ctx.tmp / "synthia"
     for seq in SEQS:
@@ -360,7 +360,7 @@ def drive(ctx: Ctx, name: str = "drive.mp4", codec: str = "mp4v", **segments) ->
     """Dataset `drive`: one 4 s video (10 fps, 64 x 96) cut into three splits."""
     from syncvp.config import VideoSplits
     from tests.data.source_trees import write_video
-    from tests.data.test_video_file import segment, video_source
+    from tests.data.sources.test_video import segment, video_source
 
     root = ctx.tmp / "videos"
     root.mkdir(exist_ok=True)
@@ -401,7 +401,7 @@ def _(ctx):
 
 @case("videos", "a segment past the end of the video")
 def _(ctx):
-    from tests.data.test_video_file import segment
+    from tests.data.sources.test_video import segment
 
     path = drive(ctx, test=(segment("drive.mp4", start=30.0),))
     return prepare_row(ctx, "drive", path, "datasets.drive.source.splits.test[0]")

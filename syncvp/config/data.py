@@ -66,6 +66,7 @@ class SyntheticVideoSource:
     depth_range: tuple[float, float]
 
     provides = ("rgb", "depth", "semantic")
+    producer = "synthesize"
 
     def __post_init__(self) -> None:
         require(self.resolution >= 8, "resolution", f"must be >= 8, got {self.resolution}")
@@ -113,6 +114,7 @@ class SyntheticEra5Source:
     processing: Era5Processing
 
     provides = ("t2m", "sp")
+    producer = "synthesize"
 
     def __post_init__(self) -> None:
         require(len(self.months) >= 1, "months", "must list at least one month")

@@ -16,8 +16,8 @@ class PipelineConfig:
     """Stage fan-out.
 
     Attributes:
-        synthesize: datasets with a synthetic source.
-        download_era5: datasets with an `era5` source.
+        synthesize: datasets whose source is made by the `synthesize` stage (its `producer`).
+        download_era5: datasets whose source is downloaded by `download_era5` (`era5`).
         pseudo_depth: dataset -> folder of its raw frames, for datasets whose depth is
             estimated with Depth-Anything-V2 (the folder is the stage's DVC dependency).
         prepare: dataset -> the folder its clip stores are made from (the raw frames, or the
@@ -48,8 +48,6 @@ class PipelineConfig:
 def expected_pipeline(datasets: dict, paths, train: tuple[str, ...], context_encoder: str = "context") -> dict:
     """The whole `pipeline` section implied by `datasets`, `paths`, the trained datasets and
     `diffusion.context_encoder`."""
-    kinds = {name: ds.source.kind for name, ds in datasets.items()}
-
     def prepare_input(name: str, ds) -> str:
         if getattr(ds, "pseudo_depth", None) is not None:
             return str(paths.interim_dir(name))
@@ -59,8 +57,8 @@ def expected_pipeline(datasets: dict, paths, train: tuple[str, ...], context_enc
     autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train},
                                           roles)
     return {
-        "synthesize": [n for n, k in kinds.items() if k.startswith("synthetic")],
-        "download_era5": [n for n, k in kinds.items() if k == "era5"],
+        "synthesize": [n for n, ds in datasets.items() if ds.source.producer == "synthesize"],
+        "download_era5": [n for n, ds in datasets.items() if ds.source.producer == "download_era5"],
         "pseudo_depth": {n: str(ds.source.input_dir(n, paths)) for n, ds in datasets.items()
                          if getattr(ds, "pseudo_depth", None) is not None},
         "prepare": {n: prepare_input(n, ds) for n, ds in datasets.items()},

@@ -9,7 +9,8 @@ the synthetic ERA5 source.
 - `video`: local video files (OpenDV-YouTube), decoded at a target frame rate.
 
 Every source has `provides` (the modality names it supplies), `video_frames` (frames per stored
-video) and `input_dir(name, paths)` (the folder `prepare` reads, a DVC dependency).
+video), `input_dir(name, paths)` (the folder `prepare` reads, a DVC dependency) and `producer`
+(the stage writing that folder, None for the user's folder; the `pipeline` fan-out reads it).
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class Era5Source:
     processing: Era5Processing
 
     provides = ERA5_FIELDS
+    producer = "download_era5"
 
     def __post_init__(self) -> None:
         require(len(self.months) >= 1, "months", "must list at least one month")
@@ -237,6 +239,7 @@ class SynthiaSource:
 
     provides = ("rgb", "semantic")
     rgb_modality = "rgb"
+    producer = None
 
     def __post_init__(self) -> None:
         check_clips(self.video_frames, self.stride, self.frame_step)
@@ -294,6 +297,8 @@ class ImageSequenceSource:
     frame_step: int
     video_frames: int
     stride: int
+
+    producer = None
 
     def __post_init__(self) -> None:
         require(len(self.modalities) >= 1, "modalities", "must name at least one modality folder")
@@ -388,6 +393,7 @@ class VideoSource:
 
     provides = ("rgb",)
     rgb_modality = "rgb"
+    producer = None
 
     def __post_init__(self) -> None:
         require(self.fps > 0, "fps", f"must be > 0, got {self.fps}")

@@ -1,8 +1,10 @@
-"""Image-based sources (SYNTHIA, image sequences, video files) -> clip stores.
+"""What the image-based source kinds (SYNTHIA, image sequences, video files) share: reading and
+pairing frames, and turning their videos into clip stores.
 
-A source module lists its stored videos as `FrameVideo`s: for each modality, a loader that
-returns the video's native frames (uint8 [T, H, W] or [T, H, W, 3], the source's temporal
-selection already applied) and the files it reads. `prepare_split` then, per video:
+A source kind module (`syncvp.data.sources.<kind>`) lists its stored videos as `FrameVideo`s:
+for each modality, a loader that returns the video's native frames (uint8 [T, H, W] or
+[T, H, W, 3], the source's temporal selection already applied) and the files it reads.
+`prepare_split` then, per video:
 
 1. loads each modality and checks they agree in frames and size;
 2. adds the pseudo-depth of a dataset with `pseudo_depth` from
@@ -11,8 +13,9 @@ selection already applied) and the files it reads. `prepare_split` then, per vid
    resolution with the modality's mode (images area/bilinear, label maps nearest; pseudo-depth
    exactly like the RGB frames it was estimated from);
 
-and builds the store. The same `FrameVideo`s serve `syncvp.data.raw` (RGB frames for the
-pseudo-depth stage), so pseudo-depth and `prepare` always see the same frames and ids.
+and builds the store. The same `FrameVideo`s give the kind's `RawVideo`s (`raw_listing`: RGB
+frames for the pseudo-depth stage), so pseudo-depth and `prepare` always see the same frames
+and ids.
 """
 
 from __future__ import annotations

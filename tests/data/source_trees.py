@@ -4,11 +4,17 @@ videos written with OpenCV), with contents that encode which frame they are."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
 CAMERA = "Stereo_Left/Omni_F"
+
+
+def interim_at(folder: Path) -> SimpleNamespace:
+    """A stand-in for `PathsConfig` whose pseudo-depth folder is `folder` for every dataset."""
+    return SimpleNamespace(interim_dir=lambda name: Path(folder))
 
 
 def rgb_frame(index: int, size: tuple[int, int], salt: int = 0) -> np.ndarray:

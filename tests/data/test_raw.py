@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from syncvp.data import store, synthetic_video
-from syncvp.data.raw import raw_videos
+from syncvp.data.sources import raw_videos
 
 
 def test_synthetic_raw_videos(tmp_path, tiny_params):

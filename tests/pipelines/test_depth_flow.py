@@ -190,7 +190,7 @@ def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, pref
     assert params.pipeline.pseudo_depth == {"clips": str(root)}
     out = Path(pseudo_depth("clips", cfg, params.paths, weights, "cpu", 0))
     got = labels(out)
-    from syncvp.data.raw import raw_videos
+    from syncvp.data.sources import raw_videos
 
     listed = sorted(v.video_id for v in raw_videos("clips", cfg, root))
     assert sorted(got) == listed and {i.split("-")[0] for i in listed} == {"a", "b"} and len(listed) >= 4

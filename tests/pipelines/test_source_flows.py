@@ -14,7 +14,7 @@ import xarray as xr
 from syncvp.config import MonthSplits
 from syncvp.data import store, synthetic_era5
 from tests.conftest import with_pipeline
-from tests.data.test_image_sequence import city_config, write_city, write_splits
+from tests.data.sources.test_image_sequence import city_config, write_city, write_splits
 
 pytestmark = pytest.mark.slow
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import xarray as xr
 
-from syncvp.data import frames
-from syncvp.data.frames import IMAGE_EXTENSIONS, FramePairingError, FrameVideo
-from syncvp.data.raw import RawVideo, register
+from syncvp.data import frame_sources
+from syncvp.data.frame_sources import IMAGE_EXTENSIONS, FramePairingError, FrameVideo
+from syncvp.data.raw import RawVideo
 from syncvp.progress import ProgressFn, no_progress
 
 SPLIT_FILES = "splits"
@@ -90,11 +90,12 @@ def assign_splits(sequences: list[str], entries: dict[str, list[str]], root: Pat
                 if owner.get(seq, split) != split:
                     raise ValueError(f"sequence {seq!r} is in both the {owner[seq]} and the {split} split")
                 owner[seq] = split
-    return {split: sorted((s for s, o in owner.items() if o == split), key=frames.natural_key) for split in entries}
+    return {split: sorted((s for s, o in owner.items() if o == split), key=frame_sources.natural_key)
+            for split in entries}
 
 
 def _loader(paths: tuple[Path, ...], spec):
-    return lambda: frames.stack_frames(paths, lambda p: frames.read_image(p, channels=spec.channels,
+    return lambda: frame_sources.stack_frames(paths, lambda p: frame_sources.read_image(p, channels=spec.channels,
                                                                           value_range=spec.value_range))
 
 
@@ -103,13 +104,13 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
     root = Path(root)
     pattern = re.compile(source.frame_pattern)
     scans = {m: scan_modality(root / m, pattern) for m in source.modalities}
-    sequences = sorted(set().union(*scans.values()), key=frames.natural_key)
+    sequences = sorted(set().union(*scans.values()), key=frame_sources.natural_key)
     out = []
     for split, seqs in assign_splits(sequences, read_splits(root), root).items():
         for seq in seqs:
             files = {m: scans[m].get(seq, {}) for m in source.modalities}
-            keys = frames.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
-            for pos in frames.clip_positions(len(keys), source.video_frames, source.stride):
+            keys = frame_sources.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
+            for pos in frame_sources.clip_positions(len(keys), source.video_frames, source.stride):
                 chunk = {m: tuple(files[m][k] for k in keys[pos:pos + source.video_frames]) for m in source.modalities}
                 out.append(FrameVideo(split=split, video_id=f"{seq.replace('/', '__')}-{pos * source.frame_step:06d}",
                                       loaders={m: _loader(chunk[m], spec) for m, spec in source.modalities.items()},
@@ -128,15 +129,21 @@ def modality_attrs(source) -> dict[str, dict]:
     return out
 
 
-def prepare_split(name: str, cfg, split: str, interim_dir: Path | None,
+def dataset_constants(name: str, cfg, paths) -> dict:
+    """What every split needs, computed once: nothing for this kind."""
+    return {}
+
+
+def prepare_split(name: str, cfg, paths, split: str, constants: dict,
                   progress: ProgressFn = no_progress) -> xr.Dataset:
     """The clip store of one split."""
     src = cfg.source
-    return frames.prepare_split(name, cfg, videos(name, src, src.root), split,
-                                modes={m: spec.resize for m, spec in src.modalities.items()},
-                                attrs=modality_attrs(src), interim_dir=interim_dir, progress=progress)
+    return frame_sources.prepare_split(name, cfg, videos(name, src, src.root), split,
+                                       modes={m: spec.resize for m, spec in src.modalities.items()},
+                                       attrs=modality_attrs(src), interim_dir=paths.interim_dir(name),
+                                       progress=progress)
 
 
-@register("image_sequence")
-def _raw(name: str, config, raw_dir: Path) -> list[RawVideo]:
-    return frames.raw_listing(videos(name, config.source, raw_dir), config.source.rgb_modality)
+def raw_videos(name: str, cfg, raw_dir: Path) -> list[RawVideo]:
+    """The RGB frames of every video under `raw_dir` (the source's root), for pseudo-depth."""
+    return frame_sources.raw_listing(videos(name, cfg.source, raw_dir), cfg.source.rgb_modality)

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import xarray as xr
 
-from syncvp.data import frames, transforms
-from syncvp.data.frames import FrameVideo
-from syncvp.data.raw import RawVideo, register
+from syncvp.data import frame_sources, transforms
+from syncvp.data.frame_sources import FrameVideo
+from syncvp.data.raw import RawVideo
 from syncvp.progress import ProgressFn, no_progress
 
 CLASSES = ("void", "sky", "building", "road", "sidewalk", "fence", "vegetation", "pole", "car", "traffic_sign",
@@ -59,6 +59,11 @@ def read_semantic(path: str | Path) -> np.ndarray:
     return transforms.class_gray(read_class_ids(path), len(CLASSES))
 
 
+def read_rgb(path: str | Path) -> np.ndarray:
+    """One RGB frame [H, W, 3] uint8."""
+    return frame_sources.read_image(path, channels=3)
+
+
 def _frame_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist (check the SYNTHIA root, sequence name and camera)")
@@ -73,30 +78,35 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
             base = Path(root) / seq
             files = {"rgb": _frame_files(base / "RGB" / source.camera),
                      "semantic": _frame_files(base / "GT" / "LABELS" / source.camera)}
-            keys = frames.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
-            for pos in frames.clip_positions(len(keys), source.video_frames, source.stride):
+            keys = frame_sources.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
+            for pos in frame_sources.clip_positions(len(keys), source.video_frames, source.stride):
                 chunk = keys[pos:pos + source.video_frames]
                 rgb = tuple(files["rgb"][k] for k in chunk)
                 sem = tuple(files["semantic"][k] for k in chunk)
                 out.append(FrameVideo(
                     split=split, video_id=f"{seq}-{pos * source.frame_step:06d}",
-                    loaders={"rgb": lambda p=rgb: frames.stack_frames(p, lambda f: frames.read_image(f, channels=3)),
-                             "semantic": lambda p=sem: frames.stack_frames(p, read_semantic)},
+                    loaders={"rgb": lambda p=rgb: frame_sources.stack_frames(p, read_rgb),
+                             "semantic": lambda p=sem: frame_sources.stack_frames(p, read_semantic)},
                     files={"rgb": rgb, "semantic": sem}))
     return out
 
 
-def prepare_split(name: str, cfg, split: str, interim_dir: Path | None,
+def dataset_constants(name: str, cfg, paths) -> dict:
+    """What every split needs, computed once: nothing for this kind."""
+    return {}
+
+
+def prepare_split(name: str, cfg, paths, split: str, constants: dict,
                   progress: ProgressFn = no_progress) -> xr.Dataset:
     """The clip store of one split (modalities from rgb, semantic and, with pseudo_depth, depth)."""
     attrs = {"rgb": {"encoding": "rgb"},
              "semantic": {"encoding": "class_gray", "num_classes": len(CLASSES), "classes": ",".join(CLASSES),
                           "meaning": "class id from the red channel of GT/LABELS, id / 15 * 255"}}
-    return frames.prepare_split(name, cfg, videos(name, cfg.source, cfg.source.root), split,
-                                modes={"rgb": cfg.source.resize, "semantic": "nearest"}, attrs=attrs,
-                                interim_dir=interim_dir, progress=progress)
+    return frame_sources.prepare_split(name, cfg, videos(name, cfg.source, cfg.source.root), split,
+                                       modes={"rgb": cfg.source.resize, "semantic": "nearest"}, attrs=attrs,
+                                       interim_dir=paths.interim_dir(name), progress=progress)
 
 
-@register("synthia")
-def _raw(name: str, config, raw_dir: Path) -> list[RawVideo]:
-    return frames.raw_listing(videos(name, config.source, raw_dir), config.source.rgb_modality)
+def raw_videos(name: str, cfg, raw_dir: Path) -> list[RawVideo]:
+    """The RGB frames of every video under `raw_dir` (the source's root), for pseudo-depth."""
+    return frame_sources.raw_listing(videos(name, cfg.source, raw_dir), cfg.source.rgb_modality)

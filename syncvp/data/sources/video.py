@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import xarray as xr
 
-from syncvp.data import frames
-from syncvp.data.frames import FrameVideo
-from syncvp.data.raw import RawVideo, register
+from syncvp.data import frame_sources
+from syncvp.data.frame_sources import FrameVideo
+from syncvp.data.raw import RawVideo
 from syncvp.progress import ProgressFn, no_progress
 
 _EPS = 1e-9
@@ -137,7 +137,7 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
                                  f"s of {path} ({info.duration_s:.3g} s, trim_s {list(source.trim_s)}) holds "
                                  f"{len(ks)} frames at {source.fps:g} fps, fewer than one video of video_frames "
                                  f"{source.video_frames}")
-            for pos in frames.clip_positions(len(ks), source.video_frames, source.stride):
+            for pos in frame_sources.clip_positions(len(ks), source.video_frames, source.stride):
                 clip = [ks[pos + i] for i in range(source.video_frames)]
                 idx = [source_index(k, source.fps, info.fps) for k in clip]
                 out.append(FrameVideo(split=split, video_id=f"{stem}-{clip[0]:07d}",
@@ -146,15 +146,20 @@ def videos(name: str, source, root: Path) -> list[FrameVideo]:
     return out
 
 
-def prepare_split(name: str, cfg, split: str, interim_dir: Path | None,
+def dataset_constants(name: str, cfg, paths) -> dict:
+    """What every split needs, computed once: nothing for this kind."""
+    return {}
+
+
+def prepare_split(name: str, cfg, paths, split: str, constants: dict,
                   progress: ProgressFn = no_progress) -> xr.Dataset:
     """The clip store of one split."""
     src = cfg.source
-    return frames.prepare_split(name, cfg, videos(name, src, src.root), split, modes={"rgb": src.resize},
-                                attrs={"rgb": {"encoding": "rgb", "fps": float(src.fps)}}, interim_dir=interim_dir,
-                                progress=progress)
+    return frame_sources.prepare_split(name, cfg, videos(name, src, src.root), split, modes={"rgb": src.resize},
+                                       attrs={"rgb": {"encoding": "rgb", "fps": float(src.fps)}},
+                                       interim_dir=paths.interim_dir(name), progress=progress)
 
 
-@register("video")
-def _raw(name: str, config, raw_dir: Path) -> list[RawVideo]:
-    return frames.raw_listing(videos(name, config.source, raw_dir), config.source.rgb_modality)
+def raw_videos(name: str, cfg, raw_dir: Path) -> list[RawVideo]:
+    """The RGB frames of every video under `raw_dir` (the source's root), for pseudo-depth."""
+    return frame_sources.raw_listing(videos(name, cfg.source, raw_dir), cfg.source.rgb_modality)

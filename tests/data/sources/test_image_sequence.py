@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from syncvp.config import DatasetConfig, ImageModality, ImageSequenceSource
-from syncvp.data import image_sequence
-from syncvp.data.frames import FramePairingError, read_image
-from syncvp.data.raw import raw_videos
-from tests.data.source_trees import rgb_frame, write_rgb
+from syncvp.data.frame_sources import FramePairingError, read_image
+from syncvp.data.sources import image_sequence, raw_videos
+from tests.data.source_trees import interim_at, rgb_frame, write_rgb
 
 CITY_PATTERN = r"(?P<sequence>[a-z]+_\d+)_(?P<frame>\d+)_(leftImg8bit|disparity)"
 SIZE = (16, 24)
@@ -58,7 +57,7 @@ def city(tmp_path):
 
 def test_cityscapes_layout_pairs_frames_by_name(city):
     cfg = city_config(city)
-    ds = image_sequence.prepare_split("cityscapes", cfg, "train", None)
+    ds = image_sequence.prepare_split("cityscapes", cfg, interim_at(city / "interim"), "train", {})
     assert list(ds["video_id"].values) == ["train__aachen__aachen_000000-000000", "train__aachen__aachen_000000-000004",
                                            "train__aachen__aachen_000001-000000", "train__aachen__aachen_000001-000004"]
     assert ds["rgb"].shape == (4, 4, 8, 8, 3) and ds["depth"].shape == (4, 4, 8, 8)
@@ -70,7 +69,7 @@ def test_cityscapes_layout_pairs_frames_by_name(city):
     expect = cv2.resize(rgb_frame(2, SIZE, salt=1)[:, 4:20], (8, 8), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(ds["rgb"].values[2, 2], expect)
     assert list(ds["depth"].attrs["value_range"]) == [0.0, 25500.0]
-    test = image_sequence.prepare_split("cityscapes", cfg, "test", None)
+    test = image_sequence.prepare_split("cityscapes", cfg, interim_at(city / "interim"), "test", {})
     assert list(test["video_id"].values) == ["test__berlin__berlin_000000-000000"], "5 frames: one video of 4"
 
 

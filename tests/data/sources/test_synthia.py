@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from syncvp.config import DatasetConfig, NameSplits, SynthiaSource
-from syncvp.data import synthia
-from syncvp.data.frames import FramePairingError
-from syncvp.data.raw import raw_videos
-from tests.data.source_trees import CAMERA, class_ids, rgb_frame, write_label, write_synthia
+from syncvp.data.frame_sources import FramePairingError
+from syncvp.data.sources import raw_videos, synthia
+from tests.data.source_trees import CAMERA, class_ids, interim_at, rgb_frame, write_label, write_synthia
 
 SEQS = ("SYNTHIA-SEQS-01-DAWN", "SYNTHIA-SEQS-02-DAWN", "SYNTHIA-SEQS-04-DAWN")
 
@@ -51,7 +50,7 @@ def test_prepare_split_crops_and_resizes_rgb_area_labels_nearest(tmp_path):
     for seq in SEQS:
         write_synthia(tmp_path, seq, frames=6, size=(24, 32))
     cfg = synthia_config(tmp_path)
-    ds = synthia.prepare_split("synthia", cfg, "val", None)
+    ds = synthia.prepare_split("synthia", cfg, interim_at(tmp_path / "interim"), "val", {})
     assert list(ds["video_id"].values) == [f"{SEQS[1]}-000000", f"{SEQS[1]}-000002"]
     assert ds["rgb"].shape == (2, 4, 8, 8, 3) and ds["semantic"].shape == (2, 4, 8, 8)
     sem = ds["semantic"].values

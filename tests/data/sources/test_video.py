@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from syncvp.config import DatasetConfig, VideoSegment, VideoSource, VideoSplits
-from syncvp.data import frames, video_file
+from syncvp.data import frame_sources
 from syncvp.data.interim import depth_file, write_depth
-from syncvp.data.raw import raw_videos
-from tests.data.source_trees import frame_number, write_video
+from syncvp.data.sources import raw_videos
+from syncvp.data.sources import video as video_file  # the reader of video files
+from tests.data.source_trees import frame_number, interim_at, write_video
 
 
 def segment(file="drive.mp4", start=0.0, end=None) -> VideoSegment:
@@ -49,7 +50,7 @@ def test_centre_crop_and_resize_remove_the_borders(mp4):
     native = video.loaders["rgb"]()
     assert native.shape == (4, 64, 96, 3)
     assert (native[:, :, :8, 0] > 200).all() and (native[:, :, :8, 2] < 60).all(), "red borders, RGB order"
-    out = frames.crop_resize(native, (32, 32), "area")
+    out = frame_sources.crop_resize(native, (32, 32), "area")
     assert out.shape == (4, 32, 32, 3)
     assert (np.abs(out.astype(int) - out[..., :1].astype(int)) <= 8).all(), "gray only: the red borders are cropped"
     assert (np.abs(native.astype(int) - native[..., :1].astype(int)) > 100).any()
@@ -100,16 +101,16 @@ def test_pseudo_depth_gets_the_same_crop_and_resize_as_rgb(mp4, tmp_path):
     for video in raw:
         depths[video.video_id] = rng.integers(0, 256, (4, 64, 96), dtype=np.uint8)
         write_depth(depth_file(tmp_path / "interim", video.video_id), depths[video.video_id], {"encoder": "vitl"})
-    ds = video_file.prepare_split("opendv", cfg, "val", tmp_path / "interim")
+    ds = video_file.prepare_split("opendv", cfg, interim_at(tmp_path / "interim"), "val", {})
     assert list(ds["video_id"].values) == ["drive-0000010"] and ds["depth"].shape == (1, 4, 16, 16)
     expect = np.stack([cv2.resize(d[:, 16:80], (16, 16), interpolation=cv2.INTER_AREA) for d in depths["drive-0000010"]])
     np.testing.assert_array_equal(ds["depth"].values[0], expect)
     assert ds["depth"].attrs["encoding"] == "pseudo_depth" and "vitl" in ds["depth"].attrs["pseudo_depth"]
     write_depth(depth_file(tmp_path / "interim", "drive-0000010"), depths["drive-0000010"][:3], {"encoder": "vitl"})
     with pytest.raises(ValueError, match=r"drive-0000010\.npz: pseudo-depth of shape \(3, 64, 96\).*stale"):
-        video_file.prepare_split("opendv", cfg, "val", tmp_path / "interim")
+        video_file.prepare_split("opendv", cfg, interim_at(tmp_path / "interim"), "val", {})
     with pytest.raises(FileNotFoundError, match="run the `pseudo_depth` stage"):
-        video_file.prepare_split("opendv", cfg, "val", tmp_path / "elsewhere")
+        video_file.prepare_split("opendv", cfg, interim_at(tmp_path / "elsewhere"), "val", {})
 
 
 def test_depth_needs_pseudo_depth_in_the_dataset_config(mp4):
@@ -137,10 +138,10 @@ def test_pseudo_depth_of_several_videos_per_split_merges(tmp_path):
     for i, video in enumerate(raw_videos("opendv", cfg, tmp_path)):
         write_depth(depth_file(tmp_path / "interim", video.video_id), np.full((4, 64, 96), i, np.uint8),
                     {**recipe, "video_id": video.video_id, "label_key": f"key-{i}"})
-    ds = video_file.prepare_split("opendv", cfg, "train", tmp_path / "interim")
+    ds = video_file.prepare_split("opendv", cfg, interim_at(tmp_path / "interim"), "train", {})
     assert list(ds["video_id"].values) == ["a-0000005", "b-0000005"]
     assert ds["depth"].attrs["pseudo_depth"] == '{"encoder": "vitl", "input_size": 518}'
     write_depth(depth_file(tmp_path / "interim", "b-0000005"), np.zeros((4, 64, 96), np.uint8),
                 {**recipe, "encoder": "vits", "video_id": "b-0000005", "label_key": "other"})
     with pytest.raises(ValueError, match=r"video 'b-0000005': pseudo-depth made differently"):
-        video_file.prepare_split("opendv", cfg, "train", tmp_path / "interim")
+        video_file.prepare_split("opendv", cfg, interim_at(tmp_path / "interim"), "train", {})

@@ -31,8 +31,8 @@ class UNetConfig:
             (paper [1, 2]).
         num_res_blocks: residual blocks per level on the way down (paper 1; one more on the way up).
         attention_resolutions: downsampling rates (1, 2, 4, ...) whose blocks carry 2-D attention
-            within each plane (paper [4, 2, 1]: every level). The 1-D joint attention over the
-            tokens of all three planes follows every block regardless.
+            within each plane (paper [4, 2, 1]: every level). The 1-D cross-plane attention over
+            the tokens of all three planes follows every block regardless.
         num_heads: heads of every attention layer (paper 8).
         norm_groups: GroupNorm groups (paper 32); must divide every level's width.
         dropout: dropout in the residual blocks (paper 0).

@@ -1,15 +1,15 @@
 """The triplane UNet (PVDM's UNet on the three planes of a latent; stage 1, METHOD §3.3).
 
 Every 2-D layer runs on each plane with shared weights (planes of equal shape batched together);
-after every block but the stem, a joint 1-D self-attention over the tokens of all three planes
-mixes them. The context latent (from the context autoencoder) is laid plane by plane onto the
-future latent's geometry (`align_condition`) and concatenated along channels.
+after every block but the stem, a cross-plane 1-D self-attention over the tokens of all three
+planes mixes them. The context latent (from the context autoencoder) is laid plane by plane onto
+the future latent's geometry (`align_condition`) and concatenated along channels.
 
 Layout for channel_mult [1, 2], one residual block (the paper's; widths 256 / 512):
     in0 stem conv | in1 Res+Attn2D | in2 Res(down) | in3 Res+Attn2D | mid Res+Attn2D+Res
     | out0 Res+Attn2D | out1 Res+Attn2D+Res(up) | out2 Res+Attn2D | out3 Res+Attn2D | head
-with the joint attention closing every block after in0. Skips are stored after each input block
-and concatenated on the way up (the forward is a plain walk over the block lists).
+with the cross-plane attention closing every block after in0. Skips are stored after each input
+block and concatenated on the way up (the forward is a plain walk over the block lists).
 
 Odd plane sizes (e.g. 5 or 1 frames): downsampling averages the in-bounds cells of each 2x2
 window (ceil), upsampling doubles, and the result is cropped to the skip's size. For even sizes
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from syncvp.models.triplane import TriplaneShape, align_condition
 from syncvp.models.unet_blocks import (
-    JointAttention, OutputHead, PlaneAttention, PlaneConv, PlaneLayout, Planes, ResBlock, TimestepEmbedding,
+    CrossPlaneAttention, OutputHead, PlaneAttention, PlaneConv, PlaneLayout, Planes, ResBlock, TimestepEmbedding,
     UNetBlock, concat_skip,
 )
 
@@ -59,7 +59,7 @@ class TriplaneUNet(nn.Module):
         blocks, skip_channels = _input_blocks(make, in_channels, widths, num_res_blocks, attend)
         self.input_blocks = nn.ModuleList(blocks)
         ch = widths[-1]
-        self.middle_block = UNetBlock([make.res(ch, ch), make.plane(ch), make.res(ch, ch), make.joint(ch)],
+        self.middle_block = UNetBlock([make.res(ch, ch), make.plane(ch), make.res(ch, ch), make.cross_plane(ch)],
                                       kind="middle", level=len(widths) - 1, channels=ch)
         self.output_blocks = nn.ModuleList(_output_blocks(make, widths, num_res_blocks, attend, skip_channels))
         self.head = OutputHead(model_channels * channel_mult[0], out_channels or shape.channels, norm_groups=norm_groups)
@@ -118,24 +118,24 @@ class _Layers:
     def plane(self, ch: int) -> PlaneAttention:
         return PlaneAttention(ch, self.heads, self.norm_groups)
 
-    def joint(self, ch: int) -> JointAttention:
-        return JointAttention(ch, self.heads, self.norm_groups)
+    def cross_plane(self, ch: int) -> CrossPlaneAttention:
+        return CrossPlaneAttention(ch, self.heads, self.norm_groups)
 
 
 def _input_blocks(make: _Layers, in_channels: int, widths: Sequence[int], num_res_blocks: int,
                   attend: Sequence[bool]) -> tuple[list[UNetBlock], list[int]]:
     """Stem, then per level: residual blocks (+ plane attention), then a downsampling block
-    (all but the last level); each followed by the joint attention. Returns the blocks and the
+    (all but the last level); each followed by the cross-plane attention. Returns the blocks and the
     channels of the skips they leave."""
     blocks = [UNetBlock([PlaneConv(in_channels, widths[0])], kind="stem", level=0, channels=widths[0])]
     skips, ch = [widths[0]], widths[0]
     for level, width in enumerate(widths):
         for _ in range(num_res_blocks):
-            layers = [make.res(ch, width)] + ([make.plane(width)] if attend[level] else []) + [make.joint(width)]
+            layers = [make.res(ch, width), *([make.plane(width)] if attend[level] else []), make.cross_plane(width)]
             blocks.append(UNetBlock(layers, kind="down", level=level, channels=width))
             skips.append(ch := width)
         if level != len(widths) - 1:
-            blocks.append(UNetBlock([make.res(ch, ch, "down"), make.joint(ch)], kind="downsample", level=level,
+            blocks.append(UNetBlock([make.res(ch, ch, "down"), make.cross_plane(ch)], kind="downsample", level=level,
                                     channels=ch))
             skips.append(ch)
     return blocks, skips
@@ -144,7 +144,7 @@ def _input_blocks(make: _Layers, in_channels: int, widths: Sequence[int], num_re
 def _output_blocks(make: _Layers, widths: Sequence[int], num_res_blocks: int, attend: Sequence[bool],
                    skips: list[int]) -> list[UNetBlock]:
     """Per level, deepest first: num_res_blocks + 1 residual blocks on [h, skip] (+ plane
-    attention), the last one upsampling (all but level 0); each followed by the joint attention."""
+    attention), the last one upsampling (all but level 0); each followed by the cross-plane attention."""
     blocks, ch = [], widths[-1]
     for level in reversed(range(len(widths))):
         width = widths[level]
@@ -152,7 +152,7 @@ def _output_blocks(make: _Layers, widths: Sequence[int], num_res_blocks: int, at
             layers = [make.res(ch + skips.pop(), width)] + ([make.plane(width)] if attend[level] else [])
             if level and i == num_res_blocks:
                 layers.append(make.res(width, width, "up"))
-            blocks.append(UNetBlock([*layers, make.joint(width)], kind="up", level=level, channels=width))
+            blocks.append(UNetBlock([*layers, make.cross_plane(width)], kind="up", level=level, channels=width))
             ch = width
     return blocks
 

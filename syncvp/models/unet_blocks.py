@@ -11,7 +11,8 @@ Blocks:
   zero-initialised conv, residual; up/down variants resample both axes of every plane (so the
   time axis of yt/xt halves too).
 - `PlaneAttention`: self-attention among the tokens of each plane.
-- `JointAttention`: self-attention over the tokens of all three planes together (mixes planes).
+- `CrossPlaneAttention`: self-attention over the tokens of all three planes of one latent together
+  (mixes the planes of one modality; modalities meet only in `joint_unet`'s cross-attention).
 - `OutputHead`: GN-SiLU-zero-initialised conv.
 """
 
@@ -262,7 +263,7 @@ class PlaneAttention(_SelfAttention):
         return h.map(lambda x, n: self.attend(x.flatten(2)).reshape(x.shape))
 
 
-class JointAttention(_SelfAttention):
+class CrossPlaneAttention(_SelfAttention):
     """Self-attention over the L = H'W' + T W' + T H' tokens of all three planes of a sample."""
 
     def forward(self, h: Planes, emb: Tensor | None = None) -> Planes:

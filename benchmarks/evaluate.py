@@ -24,7 +24,7 @@ from syncvp.config import load_params
 from syncvp.data import store
 from syncvp.evaluation import plan_evaluation, run_baseline, run_batch
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, save_autoencoder
-from syncvp.models.export import save_diffusion_model
+from syncvp.models.diffusion_file import save_diffusion_model
 from syncvp.models.factory import build_joint_unet
 from syncvp.runtime import configure_threads
 

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("params", nargs="?", default="params.yaml")
     args = parser.parse_args(argv)
     if args.command == "predict":
-        from syncvp.models.export import ModelFileError
+        from syncvp.models.diffusion_file import ModelFileError
         from syncvp.prediction.api import PredictionInputError
 
         try:

@@ -40,7 +40,7 @@ from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
 from syncvp.io.model_file import rerun_hint
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
-from syncvp.models.export import ModelFileError
+from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction.load import context_role
 
 BASELINE = "copy_last"  # the label of the copy-last-context-frame baseline

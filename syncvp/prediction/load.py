@@ -11,7 +11,7 @@ from syncvp.config.diffusion import SamplingConfig
 from syncvp.diffusion.factory import build_sampler
 from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.autoencoder import TriplaneAutoencoder, load_autoencoder
-from syncvp.models.export import ModelFileError, load_diffusion_model
+from syncvp.models.diffusion_file import ModelFileError, load_diffusion_model
 from syncvp.prediction.rollout import Predictor
 
 

@@ -27,7 +27,7 @@ from syncvp.diffusion.conditioning import check_patterns, independent_patterns, 
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import file_md5
 from syncvp.models.autoencoder import load_autoencoder
-from syncvp.models.export import load_diffusion_model
+from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
 from syncvp.seeding import stream_seed
 

@@ -42,8 +42,8 @@ from syncvp.diffusion.samplers import draw_noise
 from syncvp.diffusion.target import DiffusionTarget, measure_scale
 from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import load_autoencoder
+from syncvp.models.diffusion_file import load_diffusion_model, save_diffusion_model, stage1_branch_states
 from syncvp.models.ema import EMA
-from syncvp.models.export import load_diffusion_model, save_diffusion_model, stage1_branch_states
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
 from syncvp.progress import ProgressFn, no_progress

@@ -13,7 +13,7 @@ from syncvp.config.evaluate import EvaluateConfig, NoiseConfig
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data import store
 from syncvp.models.autoencoder import save_autoencoder
-from syncvp.models.export import save_diffusion_model
+from syncvp.models.diffusion_file import save_diffusion_model
 from tests.conftest import tiny_dataset
 from syncvp.models.factory import build_joint_unet
 from tests.models.tiny import perturb

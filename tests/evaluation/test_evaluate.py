@@ -14,7 +14,7 @@ from syncvp.evaluation import (BASELINE, EvaluationError, add_context_noise, eva
                                summarise_plan)
 from syncvp.io.weights import MissingWeightsError
 from syncvp.metrics.protocol import BatchResult
-from syncvp.models.export import ModelFileError
+from syncvp.models.diffusion_file import ModelFileError
 from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, field_dataset
 
 

@@ -16,7 +16,7 @@ from syncvp.evaluation.batch import load_clips, networks, trajectories
 from syncvp.evaluation.references import autoencode_future
 from syncvp.metrics.protocol import BatchResult
 from syncvp.models.autoencoder import load_autoencoder
-from syncvp.models.export import ModelFileError
+from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction import quantize_uint8
 from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, field_dataset
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from syncvp.io.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
-from syncvp.models.export import ModelFileError, load_diffusion_model, save_diffusion_model
+from syncvp.models.diffusion_file import ModelFileError, load_diffusion_model, save_diffusion_model
 from syncvp.models.autoencoder import load_autoencoder, save_autoencoder
 from syncvp.training.diffusion_latents import CACHE_FORMAT, LatentDataset
 from tests.prediction.conftest import DIFFUSION, JOINT, UNET, autoencoders, joint_model, shapes, single_model

@@ -21,7 +21,7 @@ def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
     import torch
 
     from pipelines.diffusion import train_joint, train_single
-    from syncvp.models.export import load_diffusion_model
+    from syncvp.models.diffusion_file import load_diffusion_model
 
     p = setup(tiny_params)
     ds = p.datasets["synthetic"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from syncvp.models.autoencoder import save_autoencoder
-from syncvp.models.export import (ModelFileError, load_diffusion_model, save_diffusion_model,
+from syncvp.models.diffusion_file import (ModelFileError, load_diffusion_model, save_diffusion_model,
                                   stage1_branch_states)
 from syncvp.models.factory import build_joint_unet
 from syncvp.prediction import load_predictor

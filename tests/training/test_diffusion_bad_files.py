@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from syncvp.models.export import ModelFileError
+from syncvp.models.diffusion_file import ModelFileError
 from syncvp.training import diffusion_train
 from syncvp.training.diffusion_latents import CACHE_FORMAT, cache_name, precompute
 from tests.io.test_model_files import corrupt

@@ -14,7 +14,7 @@ import torch
 
 from syncvp.config import ParamsError, params_from_dict, to_plain
 from syncvp.diffusion.target import DiffusionTarget
-from syncvp.models.export import load_diffusion_model
+from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train
 from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
 from tests.training.diffusion_setup import setup, setup_with_context_encoder, tiny_diffusion_params, write_autoencoders

@@ -10,7 +10,7 @@ import socket
 import torch
 import torch.multiprocessing as mp
 
-from syncvp.models.export import load_diffusion_model
+from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train, distributed
 from syncvp.training.data import BatchStream
 from tests.training.diffusion_setup import setup

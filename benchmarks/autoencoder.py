@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     models = {}
     for frames in (8, 2):
         torch.manual_seed(0)
-        model = TriplaneAutoencoder(AutoencoderSpec(frames=frames, **PAPER))
+        model = TriplaneAutoencoder(AutoencoderSpec.from_dict({**PAPER, "frames": frames}))
         shape = model.latent_shape
         print(f"{f'{frames} frames, 128 px':<22}{count_parameters(model):>14,}{f'{shape.channels}x{shape.length}':>12}")
         models[frames] = model

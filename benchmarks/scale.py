@@ -73,7 +73,7 @@ def _shapes(size: str):
     params = load_params(REPO / "params.yaml")
     if size == "paper":
         unet, diffusion, joint = paper_sections(REPO / "params.yaml")
-        return AutoencoderSpec(frames=8, **PAPER), unet, diffusion, joint, FUTURE, CONTEXT
+        return AutoencoderSpec.from_dict({**PAPER, "frames": 8}), unet, diffusion, joint, FUTURE, CONTEXT
     ds = params.datasets["synthetic"]
     spec = lambda frames: AutoencoderSpec.from_config(params.autoencoder, channels=3, frames=frames,  # noqa: E731
                                                       resolution=ds.resolution)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from syncvp.config.autoencoder import AutoencoderConfig
 from syncvp.io.atomic import atomic_path
 from syncvp.io.model_file import ModelFileError, one_line, read_torch_file, rerun_hint
 from syncvp.models.transformer import AxisTransformer, SpaceTimeTransformer
@@ -32,37 +33,26 @@ FORMAT = "syncvp-autoencoder"
 
 @dataclass(frozen=True, kw_only=True)
 class AutoencoderSpec:
-    """Everything that fixes an autoencoder's architecture (stored in its checkpoint).
+    """Everything that fixes an autoencoder's architecture (stored in its checkpoint): the
+    `autoencoder` params section and the sizes of the clips it codes.
 
     Attributes:
         channels: image channels of the modality (1 or 3).
         frames: clip length T.
         resolution: (H, W) in pixels.
-        the rest: as `syncvp.config.AutoencoderConfig`.
+        config: the architecture (`syncvp.config.AutoencoderConfig`).
     """
 
     channels: int
     frames: int
     resolution: tuple[int, int]
-    width: int
-    depth: int
-    heads: int
-    head_dim: int
-    ff_mult: int
-    axis_depth: int
-    axis_heads: int
-    axis_head_dim: int
-    axis_mlp: int
-    patch_size: int
-    latent_channels: int
-    gray_to_rgb: bool
-    axis_token: Literal["clean", "pvdm"]
+    config: AutoencoderConfig
 
     @classmethod
-    def from_config(cls, config: Any, *, channels: int, frames: int, resolution: tuple[int, int]) -> "AutoencoderSpec":
+    def from_config(cls, config: AutoencoderConfig, *, channels: int, frames: int,
+                    resolution: tuple[int, int]) -> "AutoencoderSpec":
         """Combine an `AutoencoderConfig` with the data-dependent sizes."""
-        fields = {k: getattr(config, k) for k in cls.__dataclass_fields__ if hasattr(config, k)}
-        return cls(channels=channels, frames=frames, resolution=tuple(resolution), **fields)
+        return cls(channels=channels, frames=frames, resolution=tuple(resolution), config=config)
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.frames < 1:
@@ -72,22 +62,29 @@ class AutoencoderSpec:
     @property
     def net_channels(self) -> int:
         """Channels the network itself sees (3 for a gray modality with `gray_to_rgb`)."""
-        return 3 if self.gray_to_rgb and self.channels == 1 else self.channels
+        return 3 if self.config.gray_to_rgb and self.channels == 1 else self.channels
 
     @property
     def latent_shape(self) -> TriplaneShape:
         h, w = self.resolution
-        return TriplaneShape.for_video(channels=self.latent_channels, height=h, width=w,
-                                       frames=self.frames, patch=self.patch_size)
+        return TriplaneShape.for_video(channels=self.config.latent_channels, height=h, width=w,
+                                       frames=self.frames, patch=self.config.patch_size)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["resolution"] = list(self.resolution)
-        return out
+        """The file's flat form: channels, frames, resolution, then the config's fields in order."""
+        return {"channels": self.channels, "frames": self.frames, "resolution": list(self.resolution),
+                **asdict(self.config)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "AutoencoderSpec":
-        return cls(**{**data, "resolution": tuple(data["resolution"])})
+        """Read `to_dict`'s form (a missing or unknown key raises TypeError)."""
+        sizes = ("channels", "frames", "resolution")
+        missing = [k for k in sizes if k not in data]
+        if missing:
+            raise TypeError(f"the spec lacks {missing}")
+        config = AutoencoderConfig(**{k: v for k, v in data.items() if k not in sizes})
+        return cls(channels=data["channels"], frames=data["frames"], resolution=tuple(data["resolution"]),
+                   config=config)
 
 
 class AxisProjection(nn.Module):
@@ -124,20 +121,21 @@ class TriplaneAutoencoder(nn.Module):
         super().__init__()
         self.spec = spec
         self.latent_shape = spec.latent_shape
-        d, p, c = spec.width, spec.patch_size, spec.net_channels
+        cfg = spec.config
+        d, p, c = cfg.width, cfg.patch_size, spec.net_channels
         ls = self.latent_shape
         self.patch_embed = nn.Linear(c * p * p, d)
-        self.encoder = SpaceTimeTransformer(d, spec.depth, spec.heads, spec.head_dim, spec.ff_mult)
-        axis = dict(depth=spec.axis_depth, heads=spec.axis_heads, head_dim=spec.axis_head_dim,
-                    mlp=spec.axis_mlp, mode=spec.axis_token)
+        self.encoder = SpaceTimeTransformer(d, cfg.depth, cfg.heads, cfg.head_dim, cfg.ff_mult)
+        axis = dict(depth=cfg.axis_depth, heads=cfg.axis_heads, head_dim=cfg.axis_head_dim,
+                    mlp=cfg.axis_mlp, mode=cfg.axis_token)
         self.project = nn.ModuleDict({
             "xy": AxisProjection(d, ls.frames, **axis),   # over time
             "yt": AxisProjection(d, ls.height, **axis),   # over height
             "xt": AxisProjection(d, ls.width, **axis),    # over width
         })
-        self.to_latent = nn.ModuleDict({k: nn.Linear(d, spec.latent_channels) for k in PLANES})
-        self.from_latent = nn.ModuleDict({k: nn.Linear(spec.latent_channels, d) for k in PLANES})
-        self.decoder = SpaceTimeTransformer(d, spec.depth, spec.heads, spec.head_dim, spec.ff_mult)
+        self.to_latent = nn.ModuleDict({k: nn.Linear(d, cfg.latent_channels) for k in PLANES})
+        self.from_latent = nn.ModuleDict({k: nn.Linear(cfg.latent_channels, d) for k in PLANES})
+        self.decoder = SpaceTimeTransformer(d, cfg.depth, cfg.heads, cfg.head_dim, cfg.ff_mult)
         self.unpatchify = nn.ConvTranspose2d(d, c, kernel_size=p, stride=p)
 
     # ---------------------------------------------------------------------------------------
@@ -145,7 +143,7 @@ class TriplaneAutoencoder(nn.Module):
     def patchify(self, video: Tensor) -> Tensor:
         """[B, C, T, H, W] -> [B, T, H', W', P*P*C], values ordered (row in patch, column, channel)."""
         b, c, t, h, w = video.shape
-        p = self.spec.patch_size
+        p = self.spec.config.patch_size
         x = video.reshape(b, c, t, h // p, p, w // p, p)
         return x.permute(0, 2, 3, 5, 4, 6, 1).reshape(b, t, h // p, w // p, p * p * c)
 

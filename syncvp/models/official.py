@@ -57,7 +57,7 @@ def convert_official(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 def load_official(state: Mapping[str, Tensor], spec: AutoencoderSpec) -> TriplaneAutoencoder:
     """A `TriplaneAutoencoder` holding an official checkpoint's weights (strict: every key used)."""
-    if spec.axis_token != "pvdm":
+    if spec.config.axis_token != "pvdm":
         raise ValueError("official checkpoints read the axis projections PVDM's way: use axis_token='pvdm'")
     model = TriplaneAutoencoder(spec)
     model.load_state_dict(convert_official(state), strict=True)

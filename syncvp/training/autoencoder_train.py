@@ -181,7 +181,7 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
     elif job.train.perceptual_weight > 0:
         log("perceptual (LPIPS-VGG16) loss is off: params.yaml weights.lpips_vgg16 is null")
     model = build_model(job, device)
-    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.latent_channels} x "
+    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.config.latent_channels} x "
         f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}"
         + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else ""))
     clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from syncvp.config import AutoencoderConfig
 from syncvp.models.autoencoder import (AutoencoderSpec, AxisProjection, TriplaneAutoencoder, load_autoencoder,
                                        save_autoencoder)
 from syncvp.models.transformer import SpaceTimeBlock, apply_rotary, axial_rotary, frame_rotary
@@ -19,7 +20,7 @@ def spec(**changes) -> AutoencoderSpec:
                 axis_depth=1, axis_heads=2, axis_head_dim=8, axis_mlp=16, patch_size=4, latent_channels=4,
                 gray_to_rgb=False, axis_token="clean")
     base.update(changes)
-    return AutoencoderSpec(**base)
+    return AutoencoderSpec.from_dict(base)
 
 
 def build(seed: int = 0, **changes) -> TriplaneAutoencoder:
@@ -156,6 +157,22 @@ def test_frozen_checkpoint_round_trip(tmp_path):
     torch.save({"format": "other"}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a syncvp-autoencoder"):
         load_autoencoder(tmp_path / "bad.pt")
+
+
+def test_spec_file_form_is_the_flat_v1_layout():
+    """Files store the spec flat, sizes first, then the `autoencoder` section's fields in order:
+    the form written before the spec held an `AutoencoderConfig` (old files load, new ones match)."""
+    s = spec(channels=1, gray_to_rgb=True)
+    flat = s.to_dict()
+    assert list(flat) == ["channels", "frames", "resolution", "width", "depth", "heads", "head_dim", "ff_mult",
+                          "axis_depth", "axis_heads", "axis_head_dim", "axis_mlp", "patch_size", "latent_channels",
+                          "gray_to_rgb", "axis_token"]
+    assert flat["resolution"] == [16, 16] and flat["gray_to_rgb"] is True
+    assert AutoencoderSpec.from_dict(flat) == s and isinstance(s.config, AutoencoderConfig)
+    with pytest.raises(TypeError):
+        AutoencoderSpec.from_dict({**flat, "mystery": 1})
+    with pytest.raises(TypeError):
+        AutoencoderSpec.from_dict({k: v for k, v in flat.items() if k != "frames"})
 
 
 def test_wrong_input_shape_is_refused():

@@ -11,9 +11,10 @@ from syncvp.models.context import context_latent_shape, encode_context, hold_las
 
 def _ae(frames: int, seed: int) -> TriplaneAutoencoder:
     torch.manual_seed(seed)
-    spec = AutoencoderSpec(channels=1, frames=frames, resolution=(8, 8), width=16, depth=1, heads=2, head_dim=8,
-                           ff_mult=2, axis_depth=1, axis_heads=2, axis_head_dim=8, axis_mlp=16, patch_size=4,
-                           latent_channels=4, gray_to_rgb=False, axis_token="clean")
+    spec = AutoencoderSpec.from_dict(dict(channels=1, frames=frames, resolution=(8, 8), width=16, depth=1, heads=2,
+                                          head_dim=8, ff_mult=2, axis_depth=1, axis_heads=2, axis_head_dim=8,
+                                          axis_mlp=16, patch_size=4, latent_channels=4, gray_to_rgb=False,
+                                          axis_token="clean"))
     return TriplaneAutoencoder(spec).eval()
 
 

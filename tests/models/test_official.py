@@ -47,9 +47,10 @@ def test_official_layout_loads_strictly(channels, gray_to_rgb, resolution):
     d, frames, patch = 32, 4, 4
     grid = (resolution[0] // patch, resolution[1] // patch)
     state = official_state(3, d, depth=2, heads=2, hd=16, frames=frames, grid=grid, latent=4, patch=patch)
-    spec = AutoencoderSpec(channels=channels, frames=frames, resolution=resolution, width=d, depth=2, heads=2,
-                           head_dim=16, ff_mult=4, axis_depth=4, axis_heads=4, axis_head_dim=d // 8, axis_mlp=512,
-                           patch_size=patch, latent_channels=4, gray_to_rgb=gray_to_rgb, axis_token="pvdm")
+    spec = AutoencoderSpec.from_dict(dict(channels=channels, frames=frames, resolution=resolution, width=d, depth=2,
+                                          heads=2, head_dim=16, ff_mult=4, axis_depth=4, axis_heads=4,
+                                          axis_head_dim=d // 8, axis_mlp=512, patch_size=patch, latent_channels=4,
+                                          gray_to_rgb=gray_to_rgb, axis_token="pvdm"))
     model = load_official(state, spec)
     mine = model.state_dict()
     assert torch.equal(mine["encoder.blocks.1.space_attn.qkv.weight"], state["encoder.layers.1.1.fn.to_qkv.weight"])
@@ -65,8 +66,9 @@ def test_official_layout_loads_strictly(channels, gray_to_rgb, resolution):
 def test_unknown_keys_and_clean_mode_are_refused():
     with pytest.raises(KeyError, match="unexpected key"):
         convert_official({"encoder.mystery": torch.zeros(1)})
-    spec = AutoencoderSpec(channels=3, frames=2, resolution=(8, 8), width=16, depth=1, heads=1, head_dim=8, ff_mult=4,
-                           axis_depth=1, axis_heads=1, axis_head_dim=2, axis_mlp=8, patch_size=4, latent_channels=2,
-                           gray_to_rgb=False, axis_token="clean")
+    spec = AutoencoderSpec.from_dict(dict(channels=3, frames=2, resolution=(8, 8), width=16, depth=1, heads=1,
+                                          head_dim=8, ff_mult=4, axis_depth=1, axis_heads=1, axis_head_dim=2,
+                                          axis_mlp=8, patch_size=4, latent_channels=2, gray_to_rgb=False,
+                                          axis_token="clean"))
     with pytest.raises(ValueError, match="axis_token='pvdm'"):
         load_official({}, spec)

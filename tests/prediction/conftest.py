@@ -23,9 +23,10 @@ SAMPLING = SamplingConfig(method="ddim", steps=3, eta=1.0, clip_x0=True, rederiv
 
 
 def autoencoder(channels: int, frames: int, seed: int) -> TriplaneAutoencoder:
-    spec = AutoencoderSpec(channels=channels, frames=frames, resolution=(8, 8), width=8, depth=1, heads=1,
-                           head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1, axis_head_dim=8, axis_mlp=8,
-                           patch_size=4, latent_channels=2, gray_to_rgb=False, axis_token="clean")
+    spec = AutoencoderSpec.from_dict(dict(channels=channels, frames=frames, resolution=(8, 8), width=8, depth=1,
+                                          heads=1, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1, axis_head_dim=8,
+                                          axis_mlp=8, patch_size=4, latent_channels=2, gray_to_rgb=False,
+                                          axis_token="clean"))
     torch.manual_seed(seed)
     return TriplaneAutoencoder(spec).eval().requires_grad_(False)
 

@@ -46,7 +46,7 @@ def tiny_spec(**changes) -> AutoencoderSpec:
     base = dict(channels=3, frames=4, resolution=(16, 16), width=32, depth=1, heads=2, head_dim=16, ff_mult=2,
                 axis_depth=1, axis_heads=2, axis_head_dim=16, axis_mlp=32, patch_size=4, latent_channels=8,
                 gray_to_rgb=False, axis_token="clean")
-    return AutoencoderSpec(**{**base, **changes})
+    return AutoencoderSpec.from_dict({**base, **changes})
 
 
 def test_tiny_autoencoder_overfits_one_clip():

@@ -7,7 +7,7 @@ from stages._entry import StageSpec, run
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     return download_era5
 

@@ -15,7 +15,7 @@ def arguments(p, ds: str) -> dict:
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.depth import pseudo_depth
+    from pipelines.pseudo_depth import pseudo_depth
 
     return pseudo_depth
 

@@ -12,14 +12,14 @@ def _dataset(unit: str) -> str:
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.train import train_autoencoder
+    from pipelines.train_autoencoder import train_autoencoder
 
     return train_autoencoder
 
 
 def worker():
     """The call of ranks > 0 under torchrun: the flow's training without Prefect tasks."""
-    from pipelines.train import train_autoencoder_worker
+    from pipelines.train_autoencoder import train_autoencoder_worker
 
     return train_autoencoder_worker
 

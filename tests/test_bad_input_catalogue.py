@@ -488,7 +488,7 @@ def _(ctx):
     """Bytes in the data area flipped, the file's size, modification time and header unchanged:
     `download_era5`'s per-month cache must not keep it (the stand-in CDS client is handed to the
     real flow, which the stage entry point cannot do)."""
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
     from syncvp.data import era5
     from syncvp.data.synthetic_era5 import month_filename
     from tests.data.cds_standin import StandInCDS

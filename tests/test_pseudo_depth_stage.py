@@ -84,7 +84,7 @@ def test_dvc_stage_tracks_exactly_the_declared_sections(tmp_path):
         (out,) = stage.outs
         assert stage.name == "pseudo_depth@synthetic" and stage.cmd == "python -m stages.pseudo_depth synthetic"
         assert params == sorted(SPEC.sections("synthetic"))
-        assert "data/raw/synthetic" in deps and "pipelines/depth.py" in deps
+        assert "data/raw/synthetic" in deps and "pipelines/pseudo_depth.py" in deps
         assert str(out.def_path) == "data/interim/synthetic" and out.persist
     loaded = load_params(params_path)
     args = SPEC.arguments(SectionView(loaded, SPEC.sections("synthetic")), "synthetic")

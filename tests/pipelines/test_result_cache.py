@@ -70,7 +70,7 @@ def fetch_month(month: str, target: Path, client: StandInCDS) -> tuple[str, dict
     """Run the cached `download_month` task once in a flow: (its final state's name, its result)."""
     from prefect import flow
 
-    from pipelines.era5 import download_month
+    from pipelines.download_era5 import download_month
 
     @flow(name="fetch-month")
     def fetch() -> tuple[str, dict]:

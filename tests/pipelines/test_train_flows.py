@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_train_autoencoder_flow_writes_its_outputs(tiny_params, prefect_harness):
     import torch
 
-    from pipelines.train import train_autoencoder
+    from pipelines.train_autoencoder import train_autoencoder
     from syncvp.models.autoencoder import load_autoencoder
 
     write_tiny_stores(tiny_params.paths)

@@ -24,7 +24,7 @@ def month_files(folder) -> list[str]:
 
 
 def test_resume_after_a_failure_in_the_middle_of_a_year(tiny_params, prefect_harness):
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source, paths = era5_source(retries=1), tiny_params.paths
     out = paths.raw_dir("era5")
@@ -51,7 +51,7 @@ def test_resume_after_a_failure_in_the_middle_of_a_year(tiny_params, prefect_har
 
 
 def test_transient_errors_are_retried_with_backoff(tiny_params, prefect_harness):
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     months = ("2021-01", "2021-02", "2021-03")
     source = era5_source(months=months, retries=2, workers=2)
@@ -62,7 +62,7 @@ def test_transient_errors_are_retried_with_backoff(tiny_params, prefect_harness)
 
 
 def test_truncated_download_is_not_cached(tiny_params, prefect_harness):
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source, paths = era5_source(months=("2022-01", "2022-02", "2022-03"), retries=1), tiny_params.paths
     truncating = StandInCDS(truncate=True)
@@ -76,7 +76,7 @@ def test_truncated_download_is_not_cached(tiny_params, prefect_harness):
 
 
 def test_missing_credentials_are_not_retried(tiny_params, prefect_harness):
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source = era5_source(months=("2023-01", "2023-02", "2023-03"), retries=3)
     no_rc = StandInCDS(constructor_error=Exception("Missing/incomplete configuration file: /root/.cdsapirc"))
@@ -101,7 +101,7 @@ def overwrite_header_keeping_size_and_time(path) -> None:
 @pytest.mark.parametrize("damage", [truncate, overwrite_header_keeping_size_and_time])
 def test_a_month_damaged_after_its_download_is_fetched_again(tiny_params, prefect_harness, damage):
     """A Prefect cache hit must not vouch for a file that no longer reads."""
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source, paths = era5_source(months=("2024-01", "2024-02", "2024-03"), retries=0), tiny_params.paths
     download_era5("era5", source, paths, client_factory=StandInCDS())
@@ -125,7 +125,7 @@ def test_a_month_whose_data_was_damaged_after_its_download_is_fetched_again(tiny
     """A file whose header still reads (variables, times, grid) but whose values were damaged
     (here: `sp` all missing) is caught too: the task's cache key covers the file's content, so
     any change reruns the full check."""
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source, paths = era5_source(months=("2024-04", "2024-05", "2024-06"), retries=0), tiny_params.paths
     download_era5("era5", source, paths, client_factory=StandInCDS())
@@ -146,7 +146,7 @@ def test_a_month_whose_data_was_damaged_after_its_download_is_fetched_again(tiny
 
 
 def test_a_valid_cached_month_is_not_fetched_again(tiny_params, prefect_harness):
-    from pipelines.era5 import download_era5
+    from pipelines.download_era5 import download_era5
 
     source, paths = era5_source(months=("2024-07", "2024-08", "2024-09"), retries=0), tiny_params.paths
     first = StandInCDS()

@@ -59,7 +59,7 @@ def inference_calls(monkeypatch):
 
 
 def run(params, **changes):
-    from pipelines.depth import pseudo_depth
+    from pipelines.pseudo_depth import pseudo_depth
 
     cfg = params.datasets["synthetic"]
     if changes:
@@ -115,7 +115,7 @@ def test_a_param_change_never_reuses_stale_labels(depth_params, inference_calls,
 
 
 def test_progress_shows_videos_done_of_total(depth_params, monkeypatch, prefect_harness):
-    import pipelines.depth as flow_module
+    import pipelines.pseudo_depth as flow_module
     from pipelines.reporting import PrefectProgress
 
     events, tables = [], []
@@ -136,7 +136,7 @@ def test_progress_shows_videos_done_of_total(depth_params, monkeypatch, prefect_
 
 
 def test_missing_or_wrong_weights_fail_before_any_frame_is_read(depth_params, monkeypatch, prefect_harness):
-    import pipelines.depth as flow_module
+    import pipelines.pseudo_depth as flow_module
     from syncvp.models.depth_anything import CheckpointError
 
     def no_frames(*args, **kwargs):
@@ -167,7 +167,7 @@ def test_dask_task_runner(depth_params, prefect_harness):
 def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, prefect_harness):
     """An RGB-only source lives where `source.root` says (the folder DVC tracks for the stage),
     not under `paths.raw`: every segment of every file gets its label."""
-    from pipelines.depth import pseudo_depth
+    from pipelines.pseudo_depth import pseudo_depth
     from syncvp.config import DatasetConfig, VideoSegment, VideoSource, VideoSplits
     from tests.data.source_trees import write_video
 

@@ -7,14 +7,14 @@ from stages._entry import StageSpec, run
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.diffusion import train_joint
+    from pipelines.train_joint import train_joint
 
     return train_joint
 
 
 def worker():
     """The call of ranks > 0 under torchrun: the flow's training without Prefect tasks."""
-    from pipelines.diffusion import train_joint_worker
+    from pipelines.train_joint import train_joint_worker
 
     return train_joint_worker
 

@@ -12,14 +12,14 @@ def _dataset(unit: str) -> str:
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.diffusion import train_single
+    from pipelines.train_single import train_single
 
     return train_single
 
 
 def worker():
     """The call of ranks > 0 under torchrun: the flow's training without Prefect tasks."""
-    from pipelines.diffusion import train_single_worker
+    from pipelines.train_single import train_single_worker
 
     return train_single_worker
 

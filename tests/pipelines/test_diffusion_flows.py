@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
     import torch
 
-    from pipelines.diffusion import train_joint, train_single
+    from pipelines.train_joint import train_joint
+    from pipelines.train_single import train_single
     from syncvp.models.diffusion_file import load_diffusion_model
 
     p = setup(tiny_params)

@@ -28,22 +28,40 @@ REPO = Path(__file__).resolve().parents[1]
 from syncvp.config import Params, load_params  # noqa: E402
 
 
-# Test files whose tests share one session fixture, kept on one xdist worker (see below).
+# Test files whose tests share one session fixture: one xdist work unit, run first (see below).
 SHARED_RUN = {"tests/e2e/test_dvc_repro.py": "e2e", "tests/e2e/test_real_sources.py": "e2e"}
 
 
-@pytest.hookimpl(tryfirst=True)
+def _work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return SHARED_RUN.get(path, path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`-n 2 --dist loadfile`, pyproject.toml) a worker runs whole test files,
+    so that a module fixture (a server, a trained model) is made once, and the two end-to-end files
+    form one unit: they share the one `dvc repro` of tests/e2e/conftest.py, the longest unit of
+    the suite. (xdist's own `loadgroup` marks do not work on pytest 9: they rename the node id,
+    which pytest 9 no longer reads from the attribute xdist sets.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSharedRun(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return FilesAndSharedRun(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml) each test file is one group,
-    so that a worker runs a whole file and a module fixture (a server, a trained model) is made
-    once; the two end-to-end files share the one `dvc repro` of tests/e2e/conftest.py, so they form
-    one group. Runs before xdist's own hook, which reads the groups. Tests that need CUDA are
-    skipped without it."""
+    """The shared end-to-end run first (with `--no-loadscope-reorder` xdist hands out work units
+    in this order, so the longest one starts at once), the rest in file order; tests that need
+    CUDA are skipped without it."""
     import torch
 
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(SHARED_RUN.get(path, path)))
+    items.sort(key=lambda item: _work_unit(item.nodeid) != "e2e")   # stable: file order is kept
 
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
@@ -109,3 +127,4 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+

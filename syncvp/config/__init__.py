@@ -8,8 +8,10 @@ from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, 
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
-from syncvp.config.pipeline import ROLES, PipelineConfig, parse_unit
-from syncvp.config.runtime import SPLITS, PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.layout import SPLITS, PathsConfig, parse_unit
+from syncvp.config.pipeline import PipelineConfig
+from syncvp.config.roles import ROLES, RolePair
+from syncvp.config.runtime import RunConfig, WeightsConfig
 from syncvp.config.train_diffusion import EmaConfig, TrainJointConfig, TrainSingleConfig
 from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, ImageSequenceSource, MonthSplits,
                                    NameSplits, SynthiaSource, VideoSegment, VideoSource, VideoSplits)
@@ -17,7 +19,7 @@ from syncvp.config.sources import (Era5Processing, Era5Source, ImageModality, Im
 __all__ = [
     "ROLES", "SPLITS", "AutoencoderConfig", "DatasetConfig", "DiffusionConfig", "Era5Processing", "Era5Source",
     "FieldError", "GanConfig", "ImageModality", "ImageSequenceSource", "JointConfig", "MonthSplits", "NameSplits",
-    "Params", "ParamsError", "PathsConfig", "PipelineConfig", "RunConfig", "SamplingConfig", "SplitCounts",
+    "Params", "ParamsError", "PathsConfig", "PipelineConfig", "RolePair", "RunConfig", "SamplingConfig", "SplitCounts",
     "SyntheticEra5Source", "SyntheticVideoSource", "SynthiaSource", "TrainAutoencoderConfig", "TrainJointConfig",
     "TrainSingleConfig", "EmaConfig", "UNetConfig",
     "VideoSegment", "VideoSource", "VideoSplits", "WeightsConfig", "load_params", "params_from_dict", "parse_unit",

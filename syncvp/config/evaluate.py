@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from syncvp.config.layout import SPLITS
 from syncvp.config.loader import require
-from syncvp.config.runtime import SPLITS
 
 METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "alignment")  # syncvp.metrics.plan.METRICS (no torch here)
 BASELINE_NAMES = ("single", "autoencoder")  # reference columns besides copy_last (always computed)

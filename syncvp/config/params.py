@@ -11,9 +11,10 @@ from syncvp.config.autoencoder import AutoencoderConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, check_name
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig, check_sampling
 from syncvp.config.evaluate import EvaluateConfig
+from syncvp.config.layout import PathsConfig
 from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
-from syncvp.config.runtime import PathsConfig, RunConfig, WeightsConfig
+from syncvp.config.runtime import RunConfig, WeightsConfig
 from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, check_explicit_modalities
 
 

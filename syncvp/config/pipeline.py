@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("context", "future")
+from syncvp.config.layout import autoencoder_unit, single_unit
+from syncvp.config.roles import ROLES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,17 +77,8 @@ def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]
     autoencoders, single = {}, {}
     for ds in train:
         for m in modalities[ds]:
-            single[f"{ds}-{m}"] = ds
+            single[single_unit(ds, m)] = ds
             for role in roles:
-                autoencoders[f"{ds}-{m}-{role}"] = ds
+                autoencoders[autoencoder_unit(ds, m, role)] = ds
     return autoencoders, single
 
-
-def parse_unit(unit: str) -> tuple[str, str, str | None]:
-    """Split `<dataset>-<modality>[-<role>]` (names never contain '-')."""
-    parts = unit.split("-")
-    if len(parts) == 2:
-        return parts[0], parts[1], None
-    if len(parts) == 3 and parts[2] in ROLES:
-        return parts[0], parts[1], parts[2]
-    raise ValueError(f"unit {unit!r} is not <dataset>-<modality>[-context|-future]")

@@ -1,4 +1,4 @@
-"""Sections every stage may read: `run`, `paths`, `weights`."""
+"""Sections every stage may read: `run` and `weights` (`paths` is `syncvp.config.layout`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 from syncvp.config.loader import require
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,45 +38,6 @@ class RunConfig:
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         require(self.processes >= 1, "processes", f"must be >= 1, got {self.processes}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PathsConfig:
-    """Every artifact location (relative to the repository root). `dvc.yaml` templates these.
-
-    Attributes:
-        raw: downloaded or generated inputs, one folder per dataset.
-        interim: intermediate per-item products (pseudo-depth maps), one folder per dataset.
-        processed: clip stores, `<processed>/<dataset>/<split>.nc`.
-        models: checkpoints, one folder per trained unit.
-        eval: evaluation outputs, one folder per dataset.
-    """
-
-    raw: Path
-    interim: Path
-    processed: Path
-    models: Path
-    eval: Path
-
-    def raw_dir(self, dataset: str) -> Path:
-        return self.raw / dataset
-
-    def interim_dir(self, dataset: str) -> Path:
-        return self.interim / dataset
-
-    def processed_dir(self, dataset: str) -> Path:
-        return self.processed / dataset
-
-    def store(self, dataset: str, split: str) -> Path:
-        """Path of the clip store of one dataset and split."""
-        require(split in SPLITS, "split", f"must be one of {SPLITS}, got {split!r}")
-        return self.processed / dataset / f"{split}.nc"
-
-    def model_dir(self, unit: str) -> Path:
-        return self.models / unit
-
-    def eval_dir(self, dataset: str) -> Path:
-        return self.eval / dataset
 
 
 @dataclass(frozen=True, kw_only=True)

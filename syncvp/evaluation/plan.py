@@ -35,7 +35,8 @@ from syncvp.config.data import DatasetConfig
 from syncvp.config.diffusion import SamplingConfig
 from syncvp.config.evaluate import ALL, EvaluateConfig
 from syncvp.config.loader import FieldError, to_plain
-from syncvp.config.runtime import PathsConfig, WeightsConfig
+from syncvp.config.layout import PathsConfig
+from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
 from syncvp.io.model_file import rerun_hint

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from syncvp.config import AutoencoderConfig, DatasetConfig, PathsConfig, RunConfig, TrainAutoencoderConfig
 from syncvp.config.loader import to_plain
-from syncvp.config.pipeline import parse_unit
+from syncvp.config.layout import parse_unit
 from syncvp.data.store import read_info
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import file_md5

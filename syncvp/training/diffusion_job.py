@@ -19,7 +19,7 @@ from pathlib import Path
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
 from syncvp.config.loader import FieldError, to_plain
-from syncvp.config.pipeline import parse_unit
+from syncvp.config.layout import parse_unit
 from syncvp.config.train_diffusion import (TrainJointConfig, TrainSingleConfig, check_explicit_modalities,
                                             explicit_names)
 from syncvp.data.store import read_info

@@ -51,7 +51,7 @@ def _files(params, name: str, paths, videos: int) -> None:
             spec = AutoencoderSpec.from_config(params.autoencoder, channels=_channels(m), frames=t,
                                                resolution=(h, w))
             ae = TriplaneAutoencoder(spec)
-            save_autoencoder(paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", ae)
+            save_autoencoder(paths.autoencoder(name, m, role).model, ae)
             aes.append(ae.latent_shape)
         # with context_encoder future the conditioning lies in the future latent space
         if params.diffusion.context_encoder == "future":
@@ -60,7 +60,7 @@ def _files(params, name: str, paths, videos: int) -> None:
         else:
             shapes[m] = (aes[1], aes[0])
     model = build_joint_unet(params.unet, params.joint, shapes)
-    save_diffusion_model(paths.models / name / "joint.pt", model, shapes=shapes, unet=params.unet,
+    save_diffusion_model(paths.joint(name).model, model, shapes=shapes, unet=params.unet,
                          diffusion=params.diffusion, joint=params.joint,
                          meta={"context_frames": ds.context_frames, "future_frames": ds.future_frames})
 

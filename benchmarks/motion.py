@@ -71,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     ds, m = params.datasets[args.dataset], args.modality
-    ae_path = params.paths.model_dir(f"{args.dataset}-{m}-future") / "autoencoder.pt"
-    model = args.model or params.paths.model_dir(f"{args.dataset}-{m}") / "diffusion.pt"
+    ae_path = params.paths.autoencoder(args.dataset, m, "future").model
+    model = args.model or params.paths.single(args.dataset, m).model
     ae = load_autoencoder(ae_path)
     tc, tf = ds.context_frames, ds.future_frames
     if tc < 2:

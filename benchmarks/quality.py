@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from syncvp import evaluation
+from syncvp.config import ROLES
 from syncvp.config.loader import read_yaml
 from syncvp.config.params import params_from_dict
 from syncvp.training import diffusion_train
@@ -56,15 +57,16 @@ def _params(args, root: Path, steps: int):
     return params_from_dict(data, f"{args.params} (+ benchmark overrides)")
 
 
-def _link_autoencoders(params_models: Path, root: Path, dataset: str) -> None:
-    """Symlink the trained autoencoders of `dataset` into the budget's models folder."""
-    found = sorted(p for p in params_models.glob(f"{dataset}-*-*") if (p / "autoencoder.pt").is_file())
+def _link_autoencoders(base, params, dataset: str) -> None:
+    """Symlink the trained autoencoders of `dataset` (under `base`'s models) into the budget's models folder."""
+    units = [(m, role) for m in base.datasets[dataset].modalities for role in ROLES]
+    found = [(base.paths.autoencoder(dataset, *u).root, params.paths.autoencoder(dataset, *u).root) for u in units
+             if base.paths.autoencoder(dataset, *u).model.is_file()]
     if not found:
-        raise SystemExit(f"no trained autoencoders of {dataset!r} under {params_models}: run `make repro` "
+        raise SystemExit(f"no trained autoencoders of {dataset!r} under {base.paths.models}: run `make repro` "
                          f"(or `dvc repro train_autoencoder`) first")
-    (root / "models").mkdir(parents=True, exist_ok=True)
-    for src in found:
-        link = root / "models" / src.name
+    params.paths.models.mkdir(parents=True, exist_ok=True)
+    for src, link in found:
         if not link.exists():
             link.symlink_to(src.resolve())
 
@@ -140,7 +142,7 @@ def main(argv=None) -> None:
     for steps in (int(s) for s in args.steps.split(",")):
         root = out / str(steps)
         params = _params(args, root, steps)
-        _link_autoencoders(base.paths.models, root, args.dataset)
+        _link_autoencoders(base, params, args.dataset)
         seconds = _train(params, args.dataset)
         results[steps] = {"train_seconds": seconds, "metrics": _evaluate(params, args.dataset, args)}
         print(f"budget {steps}: trained in {seconds / 60:.1f} min", flush=True)

@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import SPLITS, DatasetConfig, PathsConfig
+from syncvp.config.layout import ClipStores, split_file
 from syncvp.data import prepare as prep
 from syncvp.data import era5, store, synthetic_era5, synthetic_video
 from syncvp.io.atomic import atomic_dir, remove_stale, write_json
@@ -55,7 +56,7 @@ def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
     remove_leftovers(final)
     with atomic_dir(final) as tmp:
         if source.kind == "synthetic_video":
-            rows = [render_video_split(dataset, source, s, tmp / f"{s}.nc") for s in SPLITS]
+            rows = [render_video_split(dataset, source, s, split_file(tmp, s)) for s in SPLITS]
         elif source.kind == "synthetic_era5":
             rows = [write_era5_month(source, m, tmp / synthetic_era5.month_filename(m)) for m in source.months]
         else:
@@ -101,8 +102,9 @@ def prepare(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
     remove_leftovers(final)
     constants = dataset_constants(dataset, config, paths)
     with atomic_dir(final) as tmp:
-        rows = [prepare_split(dataset, config, paths, s, constants, tmp / f"{s}.nc") for s in SPLITS]
-        write_json(tmp / "summary.json", prep.summary({s: tmp / f"{s}.nc" for s in SPLITS}))
-        prep.preview(tmp / "test.nc", tmp / "preview.png")
+        out = ClipStores(tmp)
+        rows = [prepare_split(dataset, config, paths, s, constants, out.store(s)) for s in SPLITS]
+        write_json(out.summary, prep.summary({s: out.store(s) for s in SPLITS}))
+        prep.preview(out.store("test"), out.preview)
     publish_table(f"{dataset}-prepare", rows, f"Clip stores of {dataset!r}")
     return str(final)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from syncvp.config import Params, load_params
+from syncvp.config.layout import COMPARE
 
 
 def _line(label: str, path: Path) -> str:
@@ -19,11 +20,11 @@ def _line(label: str, path: Path) -> str:
 
 def compare(params: Params, name: str) -> str:
     """The dataset's compare.md, rebuilt from metrics.json if only that exists, or a "not produced yet" line."""
-    out = params.paths.eval_dir(name)
-    table = out / "tables" / "compare.md"
+    out = params.paths.evaluation(name)
+    table = out.table(COMPARE)
     if table.is_file():
         return table.read_text().rstrip("\n")
-    metrics = out / "metrics.json"
+    metrics = out.metrics
     if metrics.is_file():
         from syncvp.evaluation.compare import compare_markdown  # imports torch: only on this path
 
@@ -39,18 +40,20 @@ def describe(params: str | Path | Params = "params.yaml") -> str:
     lines = ["", "Results"]
     for name in params.pipeline.prepare:
         lines.append(f"dataset {name}:")
-        lines.append(_line("clip stores", paths.processed_dir(name)))
-        lines.append(_line("preview", paths.processed_dir(name) / "preview.png"))
+        stores = paths.clip_stores(name)
+        lines.append(_line("clip stores", stores.root))
+        lines.append(_line("preview", stores.preview))
         if name in params.pipeline.train:
             units = [u for u, ds in {**params.pipeline.autoencoders, **params.pipeline.single}.items() if ds == name]
             for unit in units:
                 lines.append(_line(f"model {unit}", paths.model_dir(unit)))
-            lines.append(_line("joint model", paths.model_dir(name) / "joint.pt"))
-            lines.append(_line("metrics", paths.eval_dir(name) / "metrics.json"))
-            lines.append(_line("tables", paths.eval_dir(name) / "tables" / "summary.csv"))
-            lines.append(_line("plots", paths.eval_dir(name) / "plots"))
-            lines.append(_line("sample videos", paths.eval_dir(name) / "samples"))
-            lines.append(_line("comparison table", paths.eval_dir(name) / "tables" / "compare.md"))
+            out = paths.evaluation(name)
+            lines.append(_line("joint model", paths.joint(name).model))
+            lines.append(_line("metrics", out.metrics))
+            lines.append(_line("tables", out.table("summary.csv")))
+            lines.append(_line("plots", out.plots))
+            lines.append(_line("sample videos", out.samples))
+            lines.append(_line("comparison table", out.table(COMPARE)))
     lines += ["", "Compare runs: `dvc metrics show`, `dvc plots show` (writes dvc_plots/index.html), `dvc exp show`.",
               "Watch runs: `make ui`, then open http://127.0.0.1:4200."]
     for name in params.pipeline.joint:  # the evaluated datasets (evaluate@<dataset>)

@@ -70,10 +70,9 @@ def _predict(args) -> int:
         if args.dataset not in params.datasets:
             raise ParamsError(f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)})")
         paths, mods = params.paths, params.datasets[args.dataset].modalities
-        model = paths.models / args.dataset / "joint.pt"
+        model = paths.joint(args.dataset).model
         role = context_role(model) if model.is_file() else "context"
-        aes = {m: tuple(paths.model_dir(f"{args.dataset}-{m}-{r}") / "autoencoder.pt" for r in (role, "future"))
-               for m in mods}
+        aes = {m: tuple(paths.autoencoder(args.dataset, m, r).model for r in (role, "future")) for m in mods}
     else:
         raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")
     frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)

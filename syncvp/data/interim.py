@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvp.config.layout import depth_file  # where one file lives: the file contract (re-exported here)
 from syncvp.io.atomic import atomic_path
+
+__all__ = ["PER_VIDEO_KEYS", "depth_file", "depth_recipe", "read_depth", "write_depth"]
 
 
 PER_VIDEO_KEYS = ("video_id", "label_key")  # attributes that name one video, not how its depth was made
@@ -24,11 +27,6 @@ def depth_recipe(attrs: dict) -> dict:
     """How a pseudo-depth file was made (model, input size, normalisation...): its attributes
     without the per-video ones (`PER_VIDEO_KEYS`), equal for every video of one dataset."""
     return {k: v for k, v in attrs.items() if k not in PER_VIDEO_KEYS}
-
-
-def depth_file(interim_dir: Path, video_id: str) -> Path:
-    """Where the pseudo-depth of one raw video lives."""
-    return Path(interim_dir) / "depth" / f"{video_id}.npz"
 
 
 def write_depth(path: Path, depth: np.ndarray, attrs: dict) -> Path:

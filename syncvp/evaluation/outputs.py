@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvp.config.layout import COMPARE, EvaluationFiles
 from syncvp.data.transforms import model_to_field, model_to_image
 from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
@@ -121,13 +122,13 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
 
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
     """Tables, plots, samples, then metrics.json (last, so it only exists when the rest does)."""
-    out = plan.out_dir
-    with atomic_dir(out / "tables") as tmp:
+    out = EvaluationFiles(plan.out_dir)
+    with atomic_dir(out.tables) as tmp:
         for name, rows in (("summary", report.rows), ("videos", report.videos), ("curves", report.curves)):
             write_rows(tmp / f"{name}.csv", rows)
-        (tmp / "compare.md").write_text(compare_table(plan, report))
-    with atomic_dir(out / "plots") as tmp:
+        (tmp / COMPARE).write_text(compare_table(plan, report))
+    with atomic_dir(out.plots) as tmp:
         _write_plots(tmp, report.curves)
-    with atomic_dir(out / "samples") as tmp:
+    with atomic_dir(out.samples) as tmp:
         write_samples(plan, tmp)
-    return write_json(out / "metrics.json", report.metrics_json())
+    return write_json(out.metrics, report.metrics_json())

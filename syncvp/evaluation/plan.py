@@ -35,7 +35,7 @@ from syncvp.config.data import DatasetConfig
 from syncvp.config.diffusion import SamplingConfig
 from syncvp.config.evaluate import ALL, EvaluateConfig
 from syncvp.config.loader import FieldError, to_plain
-from syncvp.config.layout import PathsConfig
+from syncvp.config.layout import PathsConfig, batch_file
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
@@ -129,10 +129,10 @@ class EvaluationPlan:
                 *(p for pair in self.autoencoders.values() for p in pair)]
 
     def batch_file(self, label: str, index: int) -> Path:
-        return self.work_dir / label / f"batch-{index:04d}.npz"
+        return batch_file(self.work_dir, label, index)
 
     def sample_file(self, label: str, index: int) -> Path:
-        return self.work_dir / label / f"samples-{index:04d}.npz"
+        return batch_file(self.work_dir, label, index, "samples")
 
 
 def _label(condition: str, noise: tuple[str, float] | None) -> str:
@@ -187,7 +187,7 @@ def single_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, 
     """The stage-1 files the `single` baseline needs (checked: a missing one is an error naming it)."""
     if SINGLE not in evaluate.baselines:
         return {}
-    files = {m: paths.model_dir(f"{dataset}-{m}") / "diffusion.pt" for m in modalities}
+    files = {m: paths.single(dataset, m).model for m in modalities}
     for m, path in files.items():
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist: the single baseline (evaluate.baselines) needs the stage-1 "
@@ -199,13 +199,13 @@ def single_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, 
 def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...], paths: PathsConfig):
     """(diffusion-model files, autoencoder files) by the project's file conventions."""
     if evaluate.model == "joint":
-        models = {"joint": paths.models / dataset / "joint.pt"}
+        models = {"joint": paths.joint(dataset).model}
     else:
-        models = {m: paths.model_dir(f"{dataset}-{m}") / "diffusion.pt" for m in modalities}
+        models = {m: paths.single(dataset, m).model for m in modalities}
     first = next(iter(models.values()))
     role = context_role(first) if first.is_file() else "context"   # a missing model file is reported by the caller
-    aes = {m: (paths.model_dir(f"{dataset}-{m}-{role}") / "autoencoder.pt",
-               paths.model_dir(f"{dataset}-{m}-future") / "autoencoder.pt") for m in modalities}
+    aes = {m: (paths.autoencoder(dataset, m, role).model, paths.autoencoder(dataset, m, "future").model)
+           for m in modalities}
     return models, aes
 
 
@@ -244,9 +244,9 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
                "metrics": sorted(metric_plan.available), "device": device}
     files = [store, *models.values(), *singles.values(), *(p for pair in aes.values() for p in pair)]
     fp = _fingerprint(files, options)
-    out = paths.eval_dir(dataset)
+    out = paths.evaluation(dataset)
     return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,
                           model_files=models, autoencoders=aes, kinds=kinds, fields=fields, batches=batches,
-                          settings=settings, metric_plan=metric_plan, out_dir=out, work_dir=out / "work" / fp,
+                          settings=settings, metric_plan=metric_plan, out_dir=out.root, work_dir=out.work(fp),
                           fingerprint=fp, device=device, references=references_for(evaluate, settings, bool(pairs)),
                           single_files=singles, pairs=pairs)

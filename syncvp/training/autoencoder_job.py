@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 
 from syncvp.config import AutoencoderConfig, DatasetConfig, PathsConfig, RunConfig, TrainAutoencoderConfig
+from syncvp.config.layout import AutoencoderFiles, parse_unit
 from syncvp.config.loader import to_plain
-from syncvp.config.layout import parse_unit
 from syncvp.data.store import read_info
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import file_md5
@@ -46,11 +46,15 @@ class AutoencoderJob:
     compile: bool
     train_store: Path
     val_store: Path
-    work_dir: Path
+    files: AutoencoderFiles
     perceptual_weights: Path | None
 
+    @property
+    def work_dir(self) -> Path:
+        return self.files.work
+
     def checkpoint_path(self, phase: str) -> Path:
-        return self.work_dir / f"{phase}.pt"
+        return self.files.checkpoint(phase)
 
     @property
     def final_phase(self) -> str:
@@ -120,4 +124,5 @@ def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, t
     return AutoencoderJob(unit=unit, dataset=name, modality=modality, role=role, spec=spec, train=train,
                           seed=run.seed, device=run.device, threads=run.threads, channels_last=run.channels_last,
                           compile=run.compile, train_store=stores["train"],
-                          val_store=stores["val"], work_dir=paths.model_dir(unit) / "work", perceptual_weights=weights)
+                          val_store=stores["val"], files=paths.autoencoder(name, modality, role),
+                          perceptual_weights=weights)

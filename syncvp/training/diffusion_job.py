@@ -18,8 +18,8 @@ from pathlib import Path
 
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
+from syncvp.config.layout import DiffusionFiles, autoencoder_unit, parse_unit
 from syncvp.config.loader import FieldError, to_plain
-from syncvp.config.layout import parse_unit
 from syncvp.config.train_diffusion import (TrainJointConfig, TrainSingleConfig, check_explicit_modalities,
                                             explicit_names)
 from syncvp.data.store import read_info
@@ -47,7 +47,7 @@ class DiffusionJob:
         autoencoders: {m: (context autoencoder file, future autoencoder file)}.
         stage1: {m: stage-1 model file} the joint model starts from (empty otherwise).
         patterns: stage 2: {present modalities: probability} per sample; None for stage 1.
-        out_dir: where the exported files go; work_dir: checkpoints and the latent cache.
+        out_dir: where the exported files go (`files`); `work_dir`: checkpoints and the latent cache.
         latent_sources: other work directories whose latent caches may be reused (read only):
             the stage-1 units' for the joint stage.
     """
@@ -71,16 +71,23 @@ class DiffusionJob:
     threads: int
     train_store: Path
     out_dir: Path
-    work_dir: Path
     latent_sources: tuple[Path, ...] = ()
 
     @property
+    def files(self) -> DiffusionFiles:
+        return DiffusionFiles(self.out_dir, joint=self.kind == "joint")
+
+    @property
+    def work_dir(self) -> Path:
+        return self.files.work
+
+    @property
     def model_file(self) -> Path:
-        return self.out_dir / ("joint.pt" if self.kind == "joint" else "diffusion.pt")
+        return self.files.model
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.work_dir / "train.pt"
+        return self.files.checkpoint
 
     @property
     def clip_frames(self) -> int:
@@ -145,8 +152,8 @@ def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsC
     files, latents = [], []
     for role in roles:
         frames = frames_of[role]
-        unit = f"{name}-{modality}-{role}"
-        path = paths.model_dir(unit) / "autoencoder.pt"
+        unit = autoencoder_unit(name, modality, role)
+        path = paths.autoencoder(name, modality, role).model
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: the frozen {role} autoencoder of {modality!r} is "
                                     f"needed; run `dvc repro train_autoencoder@{unit}` first")
@@ -169,8 +176,7 @@ def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train
                         diffusion=diffusion, joint=joint, train=train,
                         shapes={m: c[1] for m, c in checked.items()},
                         autoencoders={m: c[0] for m, c in checked.items()}, stage1=stage1 or {}, patterns=patterns,
-                        seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir,
-                        work_dir=out_dir / "work")
+                        seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir)
 
 
 def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
@@ -188,7 +194,7 @@ def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusio
     if role is not None or modality not in dataset.modalities:
         raise ValueError(f"unit {unit!r}: expected <dataset>-<one of {list(dataset.modalities)}>")
     return _job(unit, "single", name, dataset, [modality], unet=unet, diffusion=diffusion, joint=None, train=train,
-                run=run, paths=paths, out_dir=paths.model_dir(unit))
+                run=run, paths=paths, out_dir=paths.single(name, modality).root)
 
 
 def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, float]:
@@ -209,7 +215,7 @@ def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, flo
 
 
 def _check_stage1(name: str, modality: str, unet: UNetConfig, shape, paths: PathsConfig) -> Path:
-    path = paths.model_dir(f"{name}-{modality}") / "diffusion.pt"
+    path = paths.single(name, modality).model
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train_joint.init is stage1; run "
                                 f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)")
@@ -233,8 +239,8 @@ def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion
         raise ValueError(f"dataset {name!r} has modalities {modalities}: the joint model needs at least 2")
     patterns = resolve_patterns(train, modalities)
     job = _job(name, "joint", name, dataset, modalities, unet=unet, diffusion=diffusion, joint=joint, train=train,
-               run=run, paths=paths, out_dir=paths.model_dir(name), patterns=patterns)
-    job = dataclasses.replace(job, latent_sources=tuple(paths.model_dir(f"{name}-{m}") / "work" for m in modalities))
+               run=run, paths=paths, out_dir=paths.joint(name).root, patterns=patterns)
+    job = dataclasses.replace(job, latent_sources=tuple(paths.single(name, m).work for m in modalities))
     if joint.same_noise and len(set(job.shapes[m][0] for m in modalities)) != 1:
         raise ValueError(f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
                          f"{ {m: job.shapes[m][0] for m in modalities} }")

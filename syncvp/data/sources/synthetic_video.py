@@ -12,6 +12,7 @@ import xarray as xr
 
 from syncvp.config import DatasetConfig
 from syncvp.config.data import PSEUDO_DEPTH_MODALITY
+from syncvp.config.layout import split_file
 from syncvp.config.loader import to_plain
 from syncvp.data import store, transforms
 from syncvp.data.frame_sources import read_pseudo_depth
@@ -88,7 +89,7 @@ def dataset_constants(name: str, cfg, paths) -> dict:
 def prepare_split(name: str, cfg, paths, split: str, constants: dict,
                   progress: ProgressFn = no_progress) -> xr.Dataset:
     """The clip store of one split, from `<paths.raw>/<dataset>/<split>.nc`."""
-    return prepare_synthetic_video(name, cfg, paths.raw_dir(name) / f"{split}.nc", split, paths.interim_dir(name))
+    return prepare_synthetic_video(name, cfg, split_file(paths.raw_dir(name), split), split, paths.interim_dir(name))
 
 
 def _store_video(path: Path, index: int) -> np.ndarray:
@@ -100,7 +101,7 @@ def raw_videos(name: str, cfg, raw_dir: Path) -> list[RawVideo]:
     """The rendered RGB videos under `raw_dir`, split by split (ids `<split>-<index>`)."""
     out = []
     for split, count in cfg.source.videos.as_dict().items():
-        path = raw_dir / f"{split}.nc"
+        path = split_file(raw_dir, split)
         for i in range(count):
             out.append(RawVideo(split=split, video_id=f"{split}-{i:04d}", files=(path,),
                                 load=lambda p=path, i=i: _store_video(p, i)))

@@ -46,6 +46,7 @@ def test_autoencoder_files():
     assert f.plot("psnr") == Path("m/bair-rgb-future/plots/psnr.tsv")
     assert f.work == Path("m/bair-rgb-future/work")
     assert f.checkpoint("finetune_gan") == Path("m/bair-rgb-future/work/finetune_gan.pt")
+    assert f.status == Path("m/bair-rgb-future/work/status.json")
 
 
 def test_diffusion_files():

@@ -105,11 +105,16 @@ class _TrainedFiles:
     def work(self) -> Path:
         return self.root / WORK
 
+    @property
+    def status(self) -> Path:
+        """`work/status.json`: the finished-run marker."""
+        return self.work / "status.json"
+
 
 @dataclass(frozen=True)
 class AutoencoderFiles(_TrainedFiles):
     """`<models>/<dataset>-<modality>-<role>/`: autoencoder.pt, metrics.json, reconstruction.png,
-    plots/{psnr,ssim,loss}.tsv; work/<phase>.pt (checkpoints)."""
+    plots/{psnr,ssim,loss}.tsv; work/<phase>.pt (checkpoints), work/status.json."""
 
     @property
     def model(self) -> Path:
@@ -127,7 +132,7 @@ class AutoencoderFiles(_TrainedFiles):
 class DiffusionFiles(_TrainedFiles):
     """`<models>/<unit>/` of a stage-1 (`diffusion.pt`) or joint (`joint.pt`) model, with metrics.json,
     timings.json (not tracked by DVC), loss.png, plots/{loss,context}.tsv; work/train.pt (the
-    checkpoint) and work/latents-<modality>-<key>.pt (latent caches)."""
+    checkpoint), work/status.json and work/latents-<modality>-<key>.pt (latent caches)."""
 
     joint: bool = False
 

@@ -27,6 +27,7 @@ from typing import Callable
 
 import torch
 
+from syncvp.config.layout import AutoencoderFiles
 from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import read_info
 from syncvp.io.atomic import write_json
@@ -174,7 +175,7 @@ def train(job: AutoencoderJob, *, progress: ProgressFn = no_progress, log: Log =
 
 def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log: Log) -> dict:
     if distributed.is_main():
-        clear_finished(job.work_dir / "status.json")
+        clear_finished(job.files.status)
     perceptual = None
     if job.perceptual_weights is not None:
         perceptual = load_lpips_vgg(job.perceptual_weights).to(device)
@@ -221,17 +222,18 @@ def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
 
 def write_curves(job: AutoencoderJob, out_dir: Path) -> None:
     """plots/psnr.tsv, plots/ssim.tsv (held-out) and plots/loss.tsv (training), step-indexed."""
-    history = curves(job)
+    history, files = curves(job), AutoencoderFiles(Path(out_dir))
     for name in ("psnr", "ssim"):
-        write_curve(out_dir / "plots" / f"{name}.tsv", history["eval"], ("step", name))
+        write_curve(files.plot(name), history["eval"], ("step", name))
     train = [{"step": r["step"], "loss": r["autoencoder/loss"], "l1": r["l1"]} for r in history["train"]]
-    write_curve(out_dir / "plots" / "loss.tsv", train, ("step", "loss", "l1"))
+    write_curve(files.plot("loss"), train, ("step", "loss", "l1"))
 
 
 def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info) -> dict:
     """Write `autoencoder.pt`, `metrics.json`, `reconstruction.png` and `plots/*.tsv` to `out_dir`,
     then retire the work checkpoints (`work/status.json` records the finished run)."""
     out_dir = Path(out_dir)
+    files = AutoencoderFiles(out_dir)
     device = resolve_device(job.device)
     ckpt = finished_checkpoint(job, job.final_phase)
     model = TriplaneAutoencoder(job.spec)
@@ -241,15 +243,15 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
     recons = reconstruct_all(lambda x: model(x)[0], clips, device, job.train.batch_size)
     scores = reconstruction_metrics(clips, recons)
     info = read_info(job.val_store).modalities[job.modality]
-    save_png(out_dir / "reconstruction.png", reconstruction_grid(clips, recons, info))
+    save_png(files.reconstruction, reconstruction_grid(clips, recons, info))
     write_curves(job, out_dir)
     metrics = {**scores, "eval_clips": len(clips), "steps": job.train.steps,
                "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
                "parameters": count_parameters(model), "latent_length": job.spec.latent_shape.length}
     meta = {"unit": job.unit, "dataset": job.dataset, "modality": job.modality, "role": job.role,
             "fingerprint": job.fingerprint(job.final_phase), "metrics": scores}
-    save_autoencoder(out_dir / "autoencoder.pt", model, meta)
-    write_json(out_dir / "metrics.json", metrics)
-    mark_finished(job.work_dir / "status.json", [job.checkpoint_path(phase) for phase in PHASES], meta)
+    save_autoencoder(files.model, model, meta)
+    write_json(files.metrics, metrics)
+    mark_finished(job.files.status, [job.checkpoint_path(phase) for phase in PHASES], meta)
     log(f"{job.unit}: held-out PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} -> {out_dir}")
     return metrics

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from syncvp.config.layout import latent_cache_name
 from syncvp.data.dataset import ClipDataset
 from syncvp.diffusion.conditioning import split_clip
 from syncvp.io.atomic import atomic_path
@@ -74,7 +75,7 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
     if job.diffusion.context_motion:   # (keys of caches without motion channels stay as they were)
         layout["context_motion"] = True
     key = config_hash(layout)
-    return f"latents-{modality}-{key[:16]}.pt"
+    return latent_cache_name(modality, key[:16])
 
 
 def window_count(job: DiffusionJob) -> int:
@@ -135,7 +136,7 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
     the temporary files a killed write of one left (`.latents-<modality>-*.pt.tmp-*`).
     """
     for m in job.modalities:   # what a killed write of a cache left (`atomic_path`)
-        for stale in job.work_dir.glob(f".latents-{m}-*.pt.tmp-*"):
+        for stale in job.work_dir.glob(f".{latent_cache_name(m, '*')}.tmp-*"):
             stale.unlink()
     found = find_caches(job, warn)
     paths = {m: found[m] or job.work_dir / cache_name(job, m) for m in job.modalities}
@@ -158,7 +159,7 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
     finally:
         data.reader.close()
     for m in todo:
-        for stale in job.work_dir.glob(f"latents-{m}-*.pt"):
+        for stale in job.work_dir.glob(latent_cache_name(m, "*")):
             stale.unlink()
         with atomic_path(paths[m]) as tmp:
             torch.save({"format": CACHE_FORMAT, **{k: torch.cat(v) for k, v in parts[m].items()}}, tmp)

@@ -68,8 +68,6 @@ UPDATE = "model"
 # Pieces
 
 
-TIMINGS = "timings.json"  # wall time and steps/s of the run, next to metrics.json (not tracked by DVC)
-
 def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
     """The frozen (context, future) autoencoders of every modality; a file named twice (the future
     autoencoder also encoding the context, `context_encoder: future`) is loaded once."""
@@ -240,7 +238,7 @@ def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _
 def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, warn: Log,
            stop_at: int | None) -> dict:
     if distributed.is_main():
-        clear_finished(job.work_dir / "status.json")
+        clear_finished(job.files.status)
         job.work_dir.mkdir(parents=True, exist_ok=True)
     encoders = load_encoders(job, device)
     state, update, ema, target = make_state(job, encoders, device, progress, warn)
@@ -313,7 +311,7 @@ def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
     """`plots/context.tsv`: the context probe's x0 errors over training (with / without context)."""
     if not rows:
         return
-    write_curve(job.out_dir / "plots" / "context.tsv", rows, ["step", *(k for k in rows[0] if k != "step")])
+    write_curve(job.files.plot("context"), rows, ["step", *(k for k in rows[0] if k != "step")])
 
 
 def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
@@ -327,8 +325,8 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     model.load_state_dict(ckpt["extra"]["streams"]["ema"]["module"], strict=True)
     history = ckpt["extra"].get("history", {}).get("train", [])
     rows, columns = curve_rows(job, history), loss_columns(job)
-    write_curve(job.out_dir / "plots" / "loss.tsv", rows, ("step",) + columns)
-    save_loss_plot(job.out_dir / "loss.png", rows, columns, f"{job.unit} ({job.kind})")
+    write_curve(job.files.plot("loss"), rows, ("step",) + columns)
+    save_loss_plot(job.files.loss_plot, rows, columns, f"{job.unit} ({job.kind})")
     probe_rows = ckpt["extra"].get("history", {}).get("context", [])
     write_probe(job, probe_rows)
     seconds = float(ckpt["extra"].get("train_seconds", 0.0))
@@ -347,9 +345,9 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
             "target": ckpt["extra"].get("target", DiffusionTarget().as_dict())}
     save_diffusion_model(job.model_file, model, shapes={m: job.shapes[m] for m in job.modalities}, unet=job.unet,
                          diffusion=job.diffusion, joint=job.joint, meta=meta)
-    write_json(job.out_dir / "metrics.json", metrics)
-    write_json(job.out_dir / TIMINGS, timings)
-    mark_finished(job.work_dir / "status.json", [job.checkpoint_path], meta)
+    write_json(job.files.metrics, metrics)
+    write_json(job.files.timings, timings)
+    mark_finished(job.files.status, [job.checkpoint_path], meta)
     log(f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"
         f" (smoothed), {metrics['parameters'] / 1e6:.3f} M parameters -> {job.model_file}")
     return metrics

@@ -286,7 +286,7 @@ def test_export_round_trip_and_stage1_init(tiny_params):
     assert "loss_rgb_final" in metrics
     # wall-clock figures stay out of the DVC-tracked metrics (a bit-identical retrain keeps dvc.lock)
     assert not {"steps_per_s", "train_seconds"} & set(metrics)
-    timings = json.loads((job1.out_dir / diffusion_train.TIMINGS).read_text())
+    timings = json.loads(job1.files.timings.read_text())
     assert timings["steps"] == job1.train.steps and timings["train_seconds"] > 0 and timings["steps_per_s"] > 0
     assert (job1.out_dir / "loss.png").stat().st_size > 0
     assert sorted(q.name for q in job1.work_dir.iterdir())[-1] == "status.json"

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from syncvp.config import load_params
+from syncvp.config import RolePair, load_params
 from syncvp.data.dataset import ClipDataset
 from syncvp.metrics.ssim_psnr import psnr, ssim
 from syncvp.models.autoencoder import load_autoencoder
@@ -98,7 +98,7 @@ def main() -> None:
         cos = float(F.cosine_similarity(change.flatten(1).double(), true_change).mean())
         print(f"decoded one-frame change, {name}: rms {rms(change):.4f} (true {rms(true_change):.4f}), cosine {cos:.3f}")
 
-    predictor = load_predictor(model, {m: (ae_path, ae_path)}, params.sampling)
+    predictor = load_predictor(model, {m: RolePair(context=ae_path, future=ae_path)}, params.sampling)
     generator = torch.Generator().manual_seed(0)
     pred = batched(lambda c: predictor.predict_chunk({m: c}, frozenset([m]), generator)[m], clips[:, :, :tc]).clamp(-1, 1)
     rows = [("model", pred), ("copy-last", last[:, :, None].expand_as(truth)),

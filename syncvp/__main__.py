@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-from syncvp.config import DatasetConfig, ParamsError, PathsConfig, load_params
+from syncvp.config import DatasetConfig, ParamsError, PathsConfig, RolePair, load_params
 from syncvp.config.loader import build, read_yaml
 from syncvp.config.pipeline import expected_pipeline
 
@@ -65,14 +65,15 @@ def _predict(args) -> int:
             ctx, _, fut = files.partition(",")
             if not (mod and ctx and fut):
                 raise ParamsError(f"--autoencoders {item!r}: expected MOD=CONTEXT,FUTURE")
-            aes[mod] = (ctx, fut)
+            aes[mod] = RolePair(context=ctx, future=fut)
     elif args.dataset:
         if args.dataset not in params.datasets:
             raise ParamsError(f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)})")
         paths, mods = params.paths, params.datasets[args.dataset].modalities
         model = paths.joint(args.dataset).model
         role = context_role(model) if model.is_file() else "context"
-        aes = {m: tuple(paths.autoencoder(args.dataset, m, r).model for r in (role, "future")) for m in mods}
+        aes = {m: RolePair(context=paths.autoencoder(args.dataset, m, role).model,
+                           future=paths.autoencoder(args.dataset, m, "future").model) for m in mods}
     else:
         raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")
     frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)

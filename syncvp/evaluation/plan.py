@@ -36,6 +36,7 @@ from syncvp.config.diffusion import SamplingConfig
 from syncvp.config.evaluate import ALL, EvaluateConfig
 from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.layout import PathsConfig, batch_file
+from syncvp.config.roles import RolePair
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.io.digest import file_md5
@@ -83,7 +84,7 @@ class EvaluationPlan:
     sampling: SamplingConfig
     store: Path
     model_files: dict[str, Path]                 # "joint" or each modality -> diffusion-model file
-    autoencoders: dict[str, tuple[Path, Path]]   # modality -> (context, future) autoencoder files
+    autoencoders: dict[str, RolePair[Path]]      # modality -> its context and future autoencoder files
     kinds: dict[str, str]                        # modality -> "image" | "field"
     fields: dict[str, tuple[float, float, str]]  # field modality -> (norm_min, norm_max, units)
     batches: tuple[tuple[int, int], ...]         # [start, stop) video ranges
@@ -126,7 +127,7 @@ class EvaluationPlan:
     def input_files(self) -> list[Path]:
         """Every file a batch result depends on (hashed into cache keys)."""
         return [self.store, *self.model_files.values(), *self.single_files.values(),
-                *(p for pair in self.autoencoders.values() for p in pair)]
+                *(p for pair in self.autoencoders.values() for p in (pair.context, pair.future))]
 
     def batch_file(self, label: str, index: int) -> Path:
         return batch_file(self.work_dir, label, index)
@@ -204,8 +205,8 @@ def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, .
         models = {m: paths.single(dataset, m).model for m in modalities}
     first = next(iter(models.values()))
     role = context_role(first) if first.is_file() else "context"   # a missing model file is reported by the caller
-    aes = {m: (paths.autoencoder(dataset, m, role).model, paths.autoencoder(dataset, m, "future").model)
-           for m in modalities}
+    aes = {m: RolePair(context=paths.autoencoder(dataset, m, role).model,
+                       future=paths.autoencoder(dataset, m, "future").model) for m in modalities}
     return models, aes
 
 
@@ -226,7 +227,8 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
         raise EvaluationError(f"{store}: videos have {info.frames} frames, the evaluation needs context_frames "
                               f"{config.context_frames} + rollout_frames {config.rollout_frames}")
     models, aes = model_files(dataset, evaluate, config.modalities, paths)
-    for path in [*models.values(), *(p for pair in aes.values() for p in pair)]:
+    ae_files = [p for pair in aes.values() for p in (pair.context, pair.future)]
+    for path in [*models.values(), *ae_files]:
         if path.is_dir():
             raise ModelFileError(f"{path} is a directory, not a model file: {rerun_hint(path)}")
         if not path.is_file():
@@ -242,7 +244,7 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
               for m, a in ((m, info.modalities[m].attrs) for m in config.modalities) if kinds[m] == "field"}
     options = {"dataset": to_plain(config), "evaluate": to_plain(evaluate), "sampling": to_plain(sampling),
                "metrics": sorted(metric_plan.available), "device": device}
-    files = [store, *models.values(), *singles.values(), *(p for pair in aes.values() for p in pair)]
+    files = [store, *models.values(), *singles.values(), *ae_files]
     fp = _fingerprint(files, options)
     out = paths.evaluation(dataset)
     return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,

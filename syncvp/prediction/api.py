@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from syncvp.config.roles import RolePair
 from syncvp.data.transforms import center_crop, image_to_model, model_to_image, resize_frames
 from syncvp.prediction.rollout import Predictor
 from syncvp.seeding import torch_generator
@@ -122,13 +123,14 @@ def write_prediction(out_dir: str | Path, frames: Mapping[str, np.ndarray], futu
 
 
 def predict_folder(input_dir: str | Path, out_dir: str | Path, *, model: str | Path,
-                   autoencoders: Mapping[str, tuple[str | Path, str | Path]], sampling, future: int,
+                   autoencoders: Mapping[str, RolePair[str | Path]], sampling, future: int,
                    trajectories: int = 1, present: Iterable[str] | None = None, seed: int = 0,
                    device: str = "cpu", resize: str | None = None) -> dict[str, np.ndarray]:
     """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`.
 
     Args:
-        model: a joint (or stage-1) diffusion-model file; autoencoders: {m: (context, future) files}.
+        model: a joint (or stage-1) diffusion-model file; autoencoders: {m: RolePair of its
+            context and future autoencoder files}.
         sampling: the `sampling` params section.
 
     Returns:

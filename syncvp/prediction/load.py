@@ -8,6 +8,7 @@ from typing import Iterable, Mapping
 import torch
 
 from syncvp.config.diffusion import SamplingConfig
+from syncvp.config.roles import RolePair
 from syncvp.diffusion.factory import build_sampler
 from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.autoencoder import TriplaneAutoencoder, load_autoencoder
@@ -28,15 +29,15 @@ def context_role(model: str | Path) -> str:
     return "future" if load_diffusion_model(model).diffusion.context_encoder == "future" else "context"
 
 
-def load_predictor(model: str | Path, autoencoders: Mapping[str, tuple[str | Path, str | Path]],
+def load_predictor(model: str | Path, autoencoders: Mapping[str, RolePair[str | Path]],
                    sampling: SamplingConfig, *, device: str | torch.device = "cpu",
                    quantize: Iterable[str] = (), same_noise: bool | None = None) -> Predictor:
     """A predictor from a diffusion-model file and its autoencoders.
 
     Args:
         model: a joint (stage 2) or stage-1 file written by `save_diffusion_model`.
-        autoencoders: {modality: (context autoencoder file, future autoencoder file)} for every
-            modality the model predicts (for a model with `context_encoder: future` the first is
+        autoencoders: {modality: its context and future autoencoder files} for every modality
+            the model predicts (for a model with `context_encoder: future` the context file is
             not read: the future autoencoder encodes the context too).
         sampling: the `sampling` params section (method, steps, eta, clamping, guidance weight).
         quantize: modalities snapped to uint8 levels after each chunk (image modalities).
@@ -52,9 +53,9 @@ def load_predictor(model: str | Path, autoencoders: Mapping[str, tuple[str | Pat
     by_future = f.diffusion.context_encoder == "future"   # the conditioning lies in the future latent space
     for m in f.modalities:
         future_shape, context_shape = f.shapes[m]
-        roles = [("future", autoencoders[m][1], future_shape, future)]
+        roles = [("future", autoencoders[m].future, future_shape, future)]
         if not by_future:
-            roles.insert(0, ("context", autoencoders[m][0], context_shape, context))
+            roles.insert(0, ("context", autoencoders[m].context, context_shape, context))
         for role, path, latent, into in roles:
             path = Path(path)
             if not path.is_file():

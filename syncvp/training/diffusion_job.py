@@ -20,6 +20,7 @@ from syncvp.config import DatasetConfig, PathsConfig, RunConfig
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
 from syncvp.config.layout import DiffusionFiles, autoencoder_unit, parse_unit
 from syncvp.config.loader import FieldError, to_plain
+from syncvp.config.roles import ROLES, RolePair
 from syncvp.config.train_diffusion import (TrainJointConfig, TrainSingleConfig, check_explicit_modalities,
                                             explicit_names)
 from syncvp.data.store import read_info
@@ -31,7 +32,6 @@ from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
 from syncvp.seeding import stream_seed
 
-ROLES = ("context", "future")
 # keys that do not change the trained weights (excluded from the resume fingerprint)
 _NOT_HASHED = ("checkpoint_every", "log_every", "loss_curve_every", "num_workers")
 
@@ -43,8 +43,9 @@ class DiffusionJob:
     Attributes:
         kind: "single" (stage 1) or "joint" (stage 2).
         modalities: the modalities the model predicts (one for "single"), in dataset order.
-        shapes: {m: (future latent, context latent)} from the frozen autoencoders.
-        autoencoders: {m: (context autoencoder file, future autoencoder file)}.
+        shapes: {m: the context and future latent shapes} from the frozen autoencoders
+            (`model_shapes` orders them as the model builders and model files take them).
+        autoencoders: {m: the context and future autoencoder files}.
         stage1: {m: stage-1 model file} the joint model starts from (empty otherwise).
         patterns: stage 2: {present modalities: probability} per sample; None for stage 1.
         out_dir: where the exported files go (`files`); `work_dir`: checkpoints and the latent cache.
@@ -62,8 +63,8 @@ class DiffusionJob:
     diffusion: DiffusionConfig
     joint: JointConfig | None
     train: TrainSingleConfig | TrainJointConfig
-    shapes: dict[str, tuple[TriplaneShape, TriplaneShape]]
-    autoencoders: dict[str, tuple[Path, Path]]
+    shapes: dict[str, RolePair[TriplaneShape]]
+    autoencoders: dict[str, RolePair[Path]]
     stage1: dict[str, Path]
     patterns: dict[frozenset, float] | None
     seed: int
@@ -90,6 +91,11 @@ class DiffusionJob:
         return self.files.checkpoint
 
     @property
+    def model_shapes(self) -> dict[str, tuple[TriplaneShape, TriplaneShape]]:
+        """{m: (future latent, context latent)}: the order `syncvp.models` builds and stores them in."""
+        return {m: (s.future, s.context) for m, s in self.shapes.items()}
+
+    @property
     def clip_frames(self) -> int:
         return self.context_frames + self.future_frames
 
@@ -104,7 +110,7 @@ class DiffusionJob:
 
     @cached_property
     def autoencoder_digests(self) -> dict[str, list[str]]:
-        return {m: [file_md5(p) for p in paths] for m, paths in self.autoencoders.items()}
+        return {m: [file_md5(pair.context), file_md5(pair.future)] for m, pair in self.autoencoders.items()}
 
     @cached_property
     def fingerprint(self) -> str:
@@ -133,23 +139,25 @@ def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modaliti
 
 def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig,
                         context_encoder: str = "context", motion: bool = False):
-    """(context file, future file), (future latent, context latent) of one modality. With
+    """The autoencoder files and latent shapes of one modality (context and future). With
     `context_encoder: future` there is no context autoencoder: the future one stands in for it
     (and with `motion` the conditioning has twice its channels: `syncvp.models.context`)."""
     if context_encoder == "future":
-        (future_file,), (future,) = _check_roles(name, modality, dataset, paths, ("future",))
+        files, latents = _check_roles(name, modality, dataset, paths, ("future",))
+        future_file, future = files["future"], latents["future"]
         if motion and dataset.context_frames < 2:
             raise ValueError(f"diffusion.context_motion needs >= 2 context frames; dataset {name!r} has "
                              f"context_frames {dataset.context_frames}")
-        return (future_file, future_file), (future, future.with_channels(2 * future.channels) if motion else future)
-    files, (context, future) = _check_roles(name, modality, dataset, paths, ROLES)
-    return (files[0], files[1]), (future, context)
+        context = future.with_channels(2 * future.channels) if motion else future
+        return RolePair(context=future_file, future=future_file), RolePair(context=context, future=future)
+    files, latents = _check_roles(name, modality, dataset, paths, ROLES)
+    return RolePair(**files), RolePair(**latents)
 
 
 def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig, roles):
-    """The autoencoder files of `roles` and their latent shapes, checked against the dataset."""
+    """{role: autoencoder file}, {role: its latent shape} of `roles`, checked against the dataset."""
     frames_of = {"context": dataset.context_frames, "future": dataset.future_frames}
-    files, latents = [], []
+    files, latents = {}, {}
     for role in roles:
         frames = frames_of[role]
         unit = autoencoder_unit(name, modality, role)
@@ -161,8 +169,8 @@ def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsC
         if spec.frames != frames or tuple(spec.resolution) != tuple(dataset.resolution):
             raise ValueError(f"{path}: an autoencoder of {spec.frames} frames at {spec.resolution}; {unit} needs "
                              f"{frames} frames at {tuple(dataset.resolution)} (rerun train_autoencoder@{unit})")
-        files.append(path)
-        latents.append(spec.latent_shape)
+        files[role] = path
+        latents[role] = spec.latent_shape
     return files, latents
 
 
@@ -174,8 +182,9 @@ def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train
     return DiffusionJob(unit=unit, kind=kind, dataset=name, modalities=tuple(modalities),
                         context_frames=dataset.context_frames, future_frames=dataset.future_frames, unet=unet,
                         diffusion=diffusion, joint=joint, train=train,
-                        shapes={m: c[1] for m, c in checked.items()},
-                        autoencoders={m: c[0] for m, c in checked.items()}, stage1=stage1 or {}, patterns=patterns,
+                        shapes={m: shapes for m, (_, shapes) in checked.items()},
+                        autoencoders={m: files for m, (files, _) in checked.items()}, stage1=stage1 or {},
+                        patterns=patterns,
                         seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir)
 
 
@@ -214,13 +223,13 @@ def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, flo
     return patterns
 
 
-def _check_stage1(name: str, modality: str, unet: UNetConfig, shape, paths: PathsConfig) -> Path:
+def _check_stage1(name: str, modality: str, unet: UNetConfig, shape: RolePair, paths: PathsConfig) -> Path:
     path = paths.single(name, modality).model
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train_joint.init is stage1; run "
                                 f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)")
     f = load_diffusion_model(path, kind="single")   # a ModelFileError (a ValueError) names the file and the fix
-    if f.unet != unet or f.shapes.get(modality) != shape:
+    if f.unet != unet or f.shapes.get(modality) != (shape.future, shape.context):
         raise ValueError(f"{path} was trained with another `unet` section or latent geometry than the joint model "
                          f"uses now: rerun `dvc repro train_single@{name}-{modality}`")
     return path
@@ -241,9 +250,9 @@ def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion
     job = _job(name, "joint", name, dataset, modalities, unet=unet, diffusion=diffusion, joint=joint, train=train,
                run=run, paths=paths, out_dir=paths.joint(name).root, patterns=patterns)
     job = dataclasses.replace(job, latent_sources=tuple(paths.single(name, m).work for m in modalities))
-    if joint.same_noise and len(set(job.shapes[m][0] for m in modalities)) != 1:
+    if joint.same_noise and len(set(job.shapes[m].future for m in modalities)) != 1:
         raise ValueError(f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
-                         f"{ {m: job.shapes[m][0] for m in modalities} }")
+                         f"{ {m: job.shapes[m].future for m in modalities} }")
     if train.init == "stage1":
         if joint.shared_weights:
             raise ValueError("train_joint.init stage1 loads one stage-1 model per branch; with joint.shared_weights "

@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from syncvp.config.layout import latent_cache_name
+from syncvp.config.roles import RolePair
 from syncvp.data.dataset import ClipDataset
 from syncvp.diffusion.conditioning import split_clip
 from syncvp.io.atomic import atomic_path
@@ -45,8 +46,8 @@ from syncvp.training.data import BatchStream
 from syncvp.training.diffusion_job import DiffusionJob
 from syncvp.training.fastpath import pin_memory
 
-Encoders = Mapping[str, tuple[TriplaneAutoencoder | None, TriplaneAutoencoder]]
-"""{modality: (context autoencoder or None when unused, future autoencoder)}, frozen."""
+Encoders = Mapping[str, RolePair[TriplaneAutoencoder]]
+"""{modality: its frozen context and future autoencoders}."""
 CACHE_FORMAT = "syncvp-latents"
 Log = Callable[[str], None]
 _logger = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames:
                  context_encoder: ContextEncoder, motion: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
-    return ({m: encode_context(context[m], context_encoder, *encoders[m], motion=motion) for m in encoders},
-            {m: encoders[m][1].encode(future[m]) for m in encoders})
+    return ({m: encode_context(context[m], context_encoder, encoders[m].context, encoders[m].future, motion=motion)
+             for m in encoders},
+            {m: encoders[m].future.encode(future[m]) for m in encoders})
 
 
 def cache_name(job: DiffusionJob, modality: str) -> str:
@@ -91,7 +93,7 @@ def check_cache(path: Path, job: DiffusionJob, modality: str, count: int) -> Non
     """Raise `ModelFileError` unless `path` is a latent cache of `count` windows in the unit's
     latent shapes (the tensors are memory-mapped, not read)."""
     payload = read_torch_file(path, CACHE_FORMAT, keys=("context", "future"), label="latent cache", mmap=True)
-    future, context = job.shapes[modality]
+    future, context = job.shapes[modality].future, job.shapes[modality].context
     for key, shape in (("context", context), ("future", future)):
         value = payload[key]
         got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__

@@ -69,7 +69,7 @@ UPDATE = "model"
 
 
 def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
-    """The frozen (context, future) autoencoders of every modality; a file named twice (the future
+    """The frozen context and future autoencoders of every modality; a file named twice (the future
     autoencoder also encoding the context, `context_encoder: future`) is loaded once."""
     loaded: dict = {}
 
@@ -78,7 +78,7 @@ def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
             loaded[path] = load_autoencoder(path, map_location=device)
         return loaded[path]
 
-    return {m: tuple(load(p) for p in job.autoencoders[m]) for m in job.modalities}
+    return {m: job.autoencoders[m].map(load) for m in job.modalities}
 
 
 def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
@@ -86,9 +86,10 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
     joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`."""
     if job.kind == "single":
         (m,) = job.modalities
-        model = build_seeded(lambda: build_unet(job.unet, *job.shapes[m]), job.seed_for("init"))
+        model = build_seeded(lambda: build_unet(job.unet, job.shapes[m].future, job.shapes[m].context),
+                             job.seed_for("init"))
     else:
-        model = build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.shapes), job.seed_for("init"))
+        model = build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.model_shapes), job.seed_for("init"))
         if job.stage1:
             files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
             model.load_branches(stage1_branch_states(files))
@@ -246,7 +247,7 @@ def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: L
     state.extra["target"] = target.as_dict()
     log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
         f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
-        f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]][0]}, on {device}"
+        f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]].future}, on {device}"
         + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
         + ("" if target.identity else f", diffusion space {target.as_dict()}"))
     resume(state, job.checkpoint_path, job.fingerprint, log)
@@ -319,9 +320,10 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     `plots/loss.tsv` to `job.out_dir`, then retire the work checkpoint (`work/status.json`)."""
     ckpt = finished_checkpoint(job)
     if job.kind == "single":
-        model = build_unet(job.unet, *job.shapes[job.modalities[0]])
+        shape = job.shapes[job.modalities[0]]
+        model = build_unet(job.unet, shape.future, shape.context)
     else:
-        model = build_joint_unet(job.unet, job.joint, job.shapes)
+        model = build_joint_unet(job.unet, job.joint, job.model_shapes)
     model.load_state_dict(ckpt["extra"]["streams"]["ema"]["module"], strict=True)
     history = ckpt["extra"].get("history", {}).get("train", [])
     rows, columns = curve_rows(job, history), loss_columns(job)
@@ -343,7 +345,7 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
             "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
             "context_frames": job.context_frames, "future_frames": job.future_frames,
             "target": ckpt["extra"].get("target", DiffusionTarget().as_dict())}
-    save_diffusion_model(job.model_file, model, shapes={m: job.shapes[m] for m in job.modalities}, unet=job.unet,
+    save_diffusion_model(job.model_file, model, shapes=job.model_shapes, unet=job.unet,
                          diffusion=job.diffusion, joint=job.joint, meta=meta)
     write_json(job.files.metrics, metrics)
     write_json(job.files.timings, timings)

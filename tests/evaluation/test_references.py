@@ -110,7 +110,7 @@ def test_ceiling_is_the_future_autoencoder_applied_to_gt_chunks(setup):
     (ceiling,) = trajectories(plan, plan.setting(AUTOENCODER), clips, 0)
     tc = plan.config.context_frames
     for m in plan.modalities:
-        ae = load_autoencoder(plan.autoencoders[m][1])
+        ae = load_autoencoder(plan.autoencoders[m].future)
         gt = clips[m][:, :, tc:]                                  # 5 frames: chunks of 3 and 2 (+ 1 repeated)
         with torch.no_grad():
             head = ae.decode(ae.encode(gt[:, :, :3]))

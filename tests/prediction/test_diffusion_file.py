@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from syncvp.config import RolePair
 from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.diffusion_file import (ModelFileError, load_diffusion_model, save_diffusion_model,
                                   stage1_branch_states)
@@ -85,13 +86,13 @@ def test_load_predictor_wires_files_and_checks_autoencoders(tmp_path):
                          joint=JOINT)
     paths = {}
     for m in ("rgb", "depth"):
-        paths[m] = (save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
-                    save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]))
+        paths[m] = RolePair(context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
+                            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]))
     p = load_predictor(tmp_path / "joint.pt", paths, SAMPLING, quantize=["rgb"])
     assert p.sampler.steps == SAMPLING.steps and p.sampler.same_noise is JOINT.same_noise
     out = p.rollout(context_clips(), 4, generator=torch.Generator().manual_seed(0))
     assert out["rgb"].shape == (2, 1, 3, 4, 8, 8)
-    swapped = {"rgb": (paths["rgb"][1], paths["rgb"][1]), "depth": paths["depth"]}
+    swapped = {"rgb": RolePair(context=paths["rgb"].future, future=paths["rgb"].future), "depth": paths["depth"]}
     with pytest.raises(ModelFileError, match="context autoencoder of 'rgb' has latent"):
         load_predictor(tmp_path / "joint.pt", swapped, SAMPLING)
     with pytest.raises(ModelFileError, match="autoencoders were given for"):

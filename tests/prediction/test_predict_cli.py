@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import syncvp
+from syncvp.config import RolePair
 from syncvp.__main__ import main
 from tests.evaluation.conftest import write_models
 
@@ -54,9 +55,16 @@ def test_predict_cli_writes_frames_and_gif(files, tmp_path, capsys):
     assert "prediction.gif" in capsys.readouterr().out
 
 
+def _pair(arg: str) -> tuple[str, RolePair]:
+    """`MOD=CONTEXT,FUTURE` (the CLI's --autoencoders item) -> (MOD, its files)."""
+    modality, _, files = arg.partition("=")
+    context, future = files.split(",")
+    return modality, RolePair(context=context, future=future)
+
+
 def test_predict_api_is_deterministic_and_missing_modality_runs(files, tmp_path):
     inputs = _frames(tmp_path / "in")
-    model, aes = files[3], {a.split("=")[0]: tuple(a.split("=")[1].split(",")) for a in files[5:]}
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
     from syncvp.config import load_params
 
     sampling = dataclasses.replace(load_params(REPO / "params.yaml").sampling, steps=4)

@@ -66,12 +66,12 @@ def test_future_context_encoder_needs_no_context_autoencoder(tiny_params):
     for m in ("rgb", "depth"):
         (p.paths.model_dir(f"synthetic-{m}-context") / "autoencoder.pt").unlink()
     job = plan_single(p)
-    future, context = job.shapes["rgb"]
-    assert context == future.with_channels(2 * future.channels)
-    assert job.autoencoders["rgb"][0] == job.autoencoders["rgb"][1]
+    shape = job.shapes["rgb"]
+    assert shape.context == shape.future.with_channels(2 * shape.future.channels)
+    assert job.autoencoders["rgb"].context == job.autoencoders["rgb"].future
     still = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, context_motion=False))
-    future, context = plan_single(still).shapes["rgb"]
-    assert future == context
+    shape = plan_single(still).shapes["rgb"]
+    assert shape.future == shape.context
 
 
 def test_missing_stage1_model_names_the_command_unless_scratch(tiny_params):
@@ -279,7 +279,7 @@ def test_export_round_trip_and_stage1_init(tiny_params):
     job1 = plan_single(p)
     f1 = load_diffusion_model(job1.model_file, kind="single")
     assert f1.meta["weights"] == "ema" and f1.meta["step"] == job1.train.steps
-    assert f1.meta["data_digest"] == job1.data_digest and f1.shapes["rgb"] == job1.shapes["rgb"]
+    assert f1.meta["data_digest"] == job1.data_digest and f1.shapes["rgb"] == job1.model_shapes["rgb"]
     built = f1.build()
     assert all(torch.equal(built.state_dict()[k], v) for k, v in f1.state_dict.items())
     metrics = json.loads((job1.out_dir / "metrics.json").read_text())
@@ -305,7 +305,7 @@ def test_export_round_trip_and_stage1_init(tiny_params):
     f = load_diffusion_model(job.model_file, kind="joint")
     assert f.meta["init"] == "stage1" and f.modalities == ("rgb", "depth")
     joint = f.build()
-    x = {m: torch.zeros(2, job.shapes[m][0].channels, job.shapes[m][0].length) for m in job.modalities}
+    x = {m: torch.zeros(2, job.shapes[m].future.channels, job.shapes[m].future.length) for m in job.modalities}
     out = joint(x, torch.tensor([3, 500]))
     assert {m: v.shape for m, v in out.items()} == {m: v.shape for m, v in x.items()}
     shutil.rmtree(job.work_dir)
@@ -324,7 +324,7 @@ def test_cuda_bf16_training_and_export(tiny_params, latents):
     assert math.isfinite(metrics["loss_final"])
     diffusion_train.export(job)
     model = load_diffusion_model(job.model_file, kind="joint").build("cpu")
-    x = {m: torch.zeros(1, job.shapes[m][0].channels, job.shapes[m][0].length) for m in job.modalities}
+    x = {m: torch.zeros(1, job.shapes[m].future.channels, job.shapes[m].future.length) for m in job.modalities}
     assert all(torch.isfinite(v).all() for v in model(x, torch.tensor([10])).values())
 
 

@@ -65,9 +65,9 @@ def test_evaluation_files():
     assert f.root == PATHS.eval_dir("bair") == Path("e/bair")
     assert (f.metrics, f.plots, f.samples) == (Path("e/bair/metrics.json"), Path("e/bair/plots"), Path("e/bair/samples"))
     assert f.table("compare.md") == Path("e/bair/tables/compare.md")
-    assert f.work("abc") == Path("e/bair/work/abc")
-    assert batch_file(f.work("abc"), "all", 3) == Path("e/bair/work/abc/all/batch-0003.npz")
-    assert batch_file(f.work("abc"), "all", 3, "samples") == Path("e/bair/work/abc/all/samples-0003.npz")
+    assert (f.work, f.run("abc")) == (Path("e/bair/work"), Path("e/bair/work/abc"))
+    assert batch_file(f.run("abc"), "all", 3) == Path("e/bair/work/abc/all/batch-0003.npz")
+    assert batch_file(f.run("abc"), "all", 3, "samples") == Path("e/bair/work/abc/all/samples-0003.npz")
 
 
 def test_role_pair_names_its_parts():

@@ -185,9 +185,13 @@ class EvaluationFiles:
     def samples(self) -> Path:
         return self.root / "samples"
 
-    def work(self, fingerprint: str) -> Path:
-        """The per-batch results of one set of inputs and options."""
-        return self.root / WORK / fingerprint
+    @property
+    def work(self) -> Path:
+        return self.root / WORK
+
+    def run(self, fingerprint: str) -> Path:
+        """`work/<fingerprint>/`: the per-batch results of one set of inputs and options."""
+        return self.work / fingerprint
 
 
 def batch_file(work: Path, label: str, index: int, what: str = "batch") -> Path:

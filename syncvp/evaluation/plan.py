@@ -249,6 +249,6 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
     out = paths.evaluation(dataset)
     return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,
                           model_files=models, autoencoders=aes, kinds=kinds, fields=fields, batches=batches,
-                          settings=settings, metric_plan=metric_plan, out_dir=out.root, work_dir=out.work(fp),
+                          settings=settings, metric_plan=metric_plan, out_dir=out.root, work_dir=out.run(fp),
                           fingerprint=fp, device=device, references=references_for(evaluate, settings, bool(pairs)),
                           single_files=singles, pairs=pairs)

@@ -101,7 +101,8 @@ def test_stage_files_are_the_layouts(repo_params):
         for stage in stages:
             name, _, item = stage.name.partition("@")
             rel = lambda o: Path(o.fs_path).relative_to(REPO)  # noqa: E731
-            deps = {rel(d) for d in stage.deps if type(d).__name__ != "ParamsDependency"} - {Path(c) for c in code[name]}
+            deps = {rel(d) for d in stage.deps if type(d).__name__ != "ParamsDependency"}
+            deps -= {Path(c) for c in code[name]}
             want_deps, want_outs = _files(repo_params, name, item)
             assert deps == want_deps, f"{stage.name}: dvc.yaml deps {sorted(map(str, deps))} != layout"
             assert {rel(o) for o in stage.outs} == want_outs, f"{stage.name}: dvc.yaml outs != layout"

@@ -79,3 +79,11 @@ def test_role_pair_names_its_parts():
         pair.of("past")
     with pytest.raises(TypeError):
         tuple(pair)  # no positional use
+
+
+def test_model_file_hints_name_the_layouts_files():
+    """`syncvp.io` (below config) keeps its own rerun-hint table; it must name the layout's model files."""
+    from syncvp.io.model_file import STAGE_OF
+
+    assert STAGE_OF == {PATHS.autoencoder("d", "m", "future").model.name: "train_autoencoder",
+                        PATHS.single("d", "m").model.name: "train_single", PATHS.joint("d").model.name: "train_joint"}

@@ -10,8 +10,6 @@ rows (table artifact `<ds>-evaluate`) and tables/compare.md (Markdown artifact `
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,6 +18,7 @@ from pipelines.reporting import PrefectProgress, publish_markdown, publish_table
 from syncvp import evaluation
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig, SamplingConfig, WeightsConfig
 from syncvp.config.evaluate import EvaluateConfig
+from syncvp.config.layout import EvaluationFiles
 from syncvp.progress import ProgressEvent
 from syncvp.runtime import configure_threads, resolve_device
 
@@ -67,4 +66,4 @@ def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, samp
     publish_markdown(f"{dataset}-compare", compare,
                      f"{dataset}: the {evaluate.model} model next to the stage-1 models, copy-last and the "
                      f"autoencoder ceiling (tables/compare.md){skipped}")
-    return str(Path(plan.out_dir) / "metrics.json")
+    return str(EvaluationFiles(plan.out_dir).metrics)

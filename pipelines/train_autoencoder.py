@@ -59,7 +59,7 @@ def train_autoencoder(unit: str, dataset: DatasetConfig, autoencoder: Autoencode
     write `<models>/<unit>/`: autoencoder.pt, metrics.json, reconstruction.png, plots/*.tsv."""
     job = plan_autoencoder(unit, dataset, autoencoder, train, run, paths, lpips_vgg16)
     train_unit(job)
-    metrics = export_unit(job, paths.model_dir(unit))
+    metrics = export_unit(job, job.files.root)
     publish_table(f"{unit}-autoencoder", [{"unit": unit, **metrics}], f"Autoencoder {unit}: held-out reconstruction")
     return metrics
 

@@ -1,7 +1,7 @@
 # syncvp-pipeline: every target sets itself up (creates .venv and installs the pinned project on first use).
 #   make repro   run the default pipeline (dvc repro; independent stages side by side, pipelines/waves.py)
 #                and print the results table
-#   make test    run the test suite (what CI runs)
+#   make test    lint (ruff check, ruff format --check) and run the test suite (what CI runs)
 #   make ui      start the Prefect server on 127.0.0.1:$SYNCVP_PREFECT_PORT (4200) and print its URL;
 #                `make ui-stop` stops it
 SHELL := /bin/bash
@@ -49,6 +49,8 @@ repro: $(STAMP)
 	@$(BIN)/python -m pipelines.summary
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 ui: $(STAMP)

@@ -21,14 +21,28 @@ import torch
 
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, count_parameters
 
-PAPER = dict(channels=3, resolution=(128, 128), width=192, depth=8, heads=8, head_dim=64, ff_mult=4, axis_depth=4,
-             axis_heads=4, axis_head_dim=24, axis_mlp=512, patch_size=4, latent_channels=4, gray_to_rgb=False,
-             axis_token="pvdm")
+PAPER = dict(
+    channels=3,
+    resolution=(128, 128),
+    width=192,
+    depth=8,
+    heads=8,
+    head_dim=64,
+    ff_mult=4,
+    axis_depth=4,
+    axis_heads=4,
+    axis_head_dim=24,
+    axis_mlp=512,
+    patch_size=4,
+    latent_channels=4,
+    gray_to_rgb=False,
+    axis_token="pvdm",
+)
 
 
 def rss_gib() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def time_steps(model: TriplaneAutoencoder, batch: int, steps: int, warmup: int, device: torch.device) -> list[float]:
@@ -54,8 +68,11 @@ def time_steps(model: TriplaneAutoencoder, batch: int, steps: int, warmup: int, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.autoencoder", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.autoencoder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=1)
@@ -66,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}"
+    )
     print(f"{'autoencoder':<22}{'parameters':>14}{'latent':>12}")
     models = {}
     for frames in (8, 2):
@@ -83,11 +102,13 @@ def main(argv: list[str] | None = None) -> None:
         torch.cuda.reset_peak_memory_stats()
     times = time_steps(model, args.batch, args.steps, args.warmup, device)
     median = statistics.median(times)
-    print(f"\ntraining step (forward + L1 + backward + AdamW), batch {args.batch}, 8 x 128 x 128, "
-          f"{args.steps} timed after {args.warmup} warm-up:")
+    print(
+        f"\ntraining step (forward + L1 + backward + AdamW), batch {args.batch}, 8 x 128 x 128, "
+        f"{args.steps} timed after {args.warmup} warm-up:"
+    )
     print(f"  per step: median {median:.3f} s (min {min(times):.3f}, max {max(times):.3f}) -> {1 / median:.3f} steps/s")
     if device.type == "cuda":
-        print(f"  peak CUDA memory: {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB")
+        print(f"  peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     else:
         print(f"  peak process RSS: {rss_gib():.2f} GiB (after building both models: {base:.2f} GiB)")
 

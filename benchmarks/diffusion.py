@@ -43,7 +43,7 @@ from syncvp.models.triplane import TriplaneShape
 from syncvp.models.unet import count_parameters
 
 REPO = Path(__file__).resolve().parents[1]
-FUTURE = TriplaneShape.for_video(channels=4, height=128, width=128, frames=8, patch=4)   # 4 x 1536
+FUTURE = TriplaneShape.for_video(channels=4, height=128, width=128, frames=8, patch=4)  # 4 x 1536
 CONTEXT = TriplaneShape.for_video(channels=4, height=128, width=128, frames=2, patch=4)  # 4 x 1152
 MODALITIES = ("rgb", "depth")
 # DESIGN.md §9: the authors' code on a 2-core CPU, and our targets
@@ -54,16 +54,43 @@ TARGETS = {"joint train step": 6.7, "joint forward": 1.2}
 def paper_sections(params_path: Path):
     """The repo's unet / diffusion / joint sections with the paper's values."""
     params = load_params(params_path)
-    unet = dataclasses.replace(params.unet, model_channels=256, channel_mult=(1, 2), num_res_blocks=1,
-                               attention_resolutions=(4, 2, 1), num_heads=8, norm_groups=32, dropout=0.0,
-                               condition_layout="per_plane")
-    diffusion = dataclasses.replace(params.diffusion, timesteps=1000, schedule="linear_sqrt", beta_start=0.0015,
-                                    beta_end=0.0195, prediction="eps", context_encoder="context", context_motion=False,
-                                    residual=False, normalize=False, min_snr_gamma=None,
-                                    high_noise_share=0.0, high_noise_from=0)
-    joint = dataclasses.replace(params.joint, cross_attention="deep", deep_levels=1, split_planes=True,
-                                normalize=True, num_heads=8, shared_weights=False, same_noise=True,
-                                stca_layout="fixed")
+    unet = dataclasses.replace(
+        params.unet,
+        model_channels=256,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(4, 2, 1),
+        num_heads=8,
+        norm_groups=32,
+        dropout=0.0,
+        condition_layout="per_plane",
+    )
+    diffusion = dataclasses.replace(
+        params.diffusion,
+        timesteps=1000,
+        schedule="linear_sqrt",
+        beta_start=0.0015,
+        beta_end=0.0195,
+        prediction="eps",
+        context_encoder="context",
+        context_motion=False,
+        residual=False,
+        normalize=False,
+        min_snr_gamma=None,
+        high_noise_share=0.0,
+        high_noise_from=0,
+    )
+    joint = dataclasses.replace(
+        params.joint,
+        cross_attention="deep",
+        deep_levels=1,
+        split_planes=True,
+        normalize=True,
+        num_heads=8,
+        shared_weights=False,
+        same_noise=True,
+        stca_layout="fixed",
+    )
     return unet, diffusion, joint
 
 
@@ -73,9 +100,12 @@ def default_sections(params_path: Path):
     params = load_params(params_path)
     ds = params.datasets[params.pipeline.train[0]]
     ae = params.autoencoder
-    future, context = (TriplaneShape.for_video(channels=ae.latent_channels, height=ds.resolution[0],
-                                               width=ds.resolution[1], frames=f, patch=ae.patch_size)
-                       for f in (ds.future_frames, ds.context_frames))
+    future, context = (
+        TriplaneShape.for_video(
+            channels=ae.latent_channels, height=ds.resolution[0], width=ds.resolution[1], frames=f, patch=ae.patch_size
+        )
+        for f in (ds.future_frames, ds.context_frames)
+    )
     return params.unet, params.diffusion, params.joint, future, context, params.train_single.batch_size
 
 
@@ -96,8 +126,16 @@ def autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
-def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool, batch: int = 1,
-                future: TriplaneShape = FUTURE, context: TriplaneShape = CONTEXT) -> dict[str, float]:
+def single_rows(
+    unet_cfg,
+    diffusion,
+    precision: str,
+    repeats: int,
+    train: bool,
+    batch: int = 1,
+    future: TriplaneShape = FUTURE,
+    context: TriplaneShape = CONTEXT,
+) -> dict[str, float]:
     net = build_unet(unet_cfg, future, context)
     schedule = build_schedule(diffusion)
     g = torch.Generator().manual_seed(0)
@@ -116,8 +154,13 @@ def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool, 
 
         def step():
             with autocast(precision):
-                loss = training_loss(lambda z, tt: net(z, tt, c), schedule, x0, t=sample_timesteps(batch, 1000, g),
-                                     noise=torch.randn(x0.shape, generator=g)).mean()
+                loss = training_loss(
+                    lambda z, tt: net(z, tt, c),
+                    schedule,
+                    x0,
+                    t=sample_timesteps(batch, 1000, g),
+                    noise=torch.randn(x0.shape, generator=g),
+                ).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -126,9 +169,18 @@ def single_rows(unet_cfg, diffusion, precision: str, repeats: int, train: bool, 
     return rows
 
 
-def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, train: bool,
-               sampling_steps: int, batch: int = 1, future: TriplaneShape = FUTURE,
-               context: TriplaneShape = CONTEXT) -> dict[str, float]:
+def joint_rows(
+    unet_cfg,
+    diffusion,
+    joint_cfg,
+    precision: str,
+    repeats: int,
+    train: bool,
+    sampling_steps: int,
+    batch: int = 1,
+    future: TriplaneShape = FUTURE,
+    context: TriplaneShape = CONTEXT,
+) -> dict[str, float]:
     model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in MODALITIES})
     schedule = build_schedule(diffusion)
     g = torch.Generator().manual_seed(0)
@@ -155,15 +207,26 @@ def joint_rows(unet_cfg, diffusion, joint_cfg, precision: str, repeats: int, tra
 
         rows["joint train step"] = median_seconds(step, repeats)
 
-    sampler = Sampler(schedule=schedule, prediction="eps", method="ddim", steps=sampling_steps, eta=1.0,
-                      clip_x0=True, rederive_eps=False, same_noise=True)
+    sampler = Sampler(
+        schedule=schedule,
+        prediction="eps",
+        method="ddim",
+        steps=sampling_steps,
+        eta=1.0,
+        clip_x0=True,
+        rederive_eps=False,
+        same_noise=True,
+    )
 
-    c = {m: v[:1] for m, v in c.items()}   # one chunk
+    c = {m: v[:1] for m, v in c.items()}  # one chunk
 
     def sample():
         with torch.no_grad(), autocast(precision):
-            sampler.sample(lambda z, s: model(z, s, c), {m: (1, future.channels, future.length) for m in MODALITIES},
-                           generator=torch.Generator().manual_seed(1))
+            sampler.sample(
+                lambda z, s: model(z, s, c),
+                {m: (1, future.channels, future.length) for m in MODALITIES},
+                generator=torch.Generator().manual_seed(1),
+            )
 
     per_run = median_seconds(sample, 1 if sampling_steps > 10 else repeats)
     rows["sampling, 8-frame chunk, 100 DDIM steps"] = per_run * 100 / sampling_steps
@@ -175,15 +238,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
-                        help="bf16 = torch.autocast on CPU (inference and training rows)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "both"],
+        default="fp32",
+        help="bf16 = torch.autocast on CPU (inference and training rows)",
+    )
     parser.add_argument("--full-sampling", action="store_true", help="run all 100 DDIM steps instead of 5")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step rows")
-    parser.add_argument("--config", choices=["paper", "default"], default="paper",
-                        help="paper: the paper's networks at batch 1; default: params.yaml's networks, latents of "
-                             "its first trained dataset and train_single.batch_size (the CPU pipeline)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu = process CPU time; with --threads 1 it approximates an idle core on a busy machine")
+    parser.add_argument(
+        "--config",
+        choices=["paper", "default"],
+        default="paper",
+        help="paper: the paper's networks at batch 1; default: params.yaml's networks, latents of "
+        "its first trained dataset and train_single.batch_size (the CPU pipeline)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu = process CPU time; with --threads 1 it approximates an idle core on a busy machine",
+    )
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -198,22 +273,29 @@ def main(argv: list[str] | None = None) -> None:
     with torch.device("meta"):
         n_unet = count_parameters(build_unet(unet_cfg, future, context))
         n_joint = count_parameters(build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in MODALITIES}))
-    print(f"{args.config} config: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"latent {future.channels} x {future.length}, context {context.channels} x {context.length}, batch {batch}, "
-          f"median of {args.repeats} after a warm-up")
+    print(
+        f"{args.config} config: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"latent {future.channels} x {future.length}, context {context.channels} x {context.length}, batch {batch}, "
+        f"median of {args.repeats} after a warm-up"
+    )
     print(f"parameters: stage-1 UNet {n_unet / 1e6:.2f} M, joint model (deep STCA) {n_joint / 1e6:.2f} M")
     steps = 100 if args.full_sampling else 5
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
-    print(f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'per s':>7s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}")
+    print(
+        f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'per s':>7s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}"
+    )
     for precision in precisions:
         rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train, batch, future, context)
-        rows |= joint_rows(unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps, batch,
-                           future, context)
+        rows |= joint_rows(
+            unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps, batch, future, context
+        )
         for work, seconds in rows.items():
             authors, target = (AUTHORS.get(work), TARGETS.get(work)) if args.config == "paper" else (None, None)
             note = " (est.)" if work.startswith("sampling") and steps != 100 else ""
-            print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f} {authors or '':>8} {target or '':>7} "
-                  f"{(f'{authors / seconds:.2f}x' if authors else ''):>10s}")
+            print(
+                f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f} {authors or '':>8} {target or '':>7} "
+                f"{(f'{authors / seconds:.2f}x' if authors else ''):>10s}"
+            )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ def _files(params, name: str, paths, videos: int) -> None:
     for m in ds.modalities:
         aes = []
         for role, t in (("context", ds.context_frames), ("future", ds.future_frames)):
-            spec = AutoencoderSpec.from_config(params.autoencoder, channels=_channels(m), frames=t,
-                                               resolution=(h, w))
+            spec = AutoencoderSpec.from_config(params.autoencoder, channels=_channels(m), frames=t, resolution=(h, w))
             ae = TriplaneAutoencoder(spec)
             save_autoencoder(paths.autoencoder(name, m, role).model, ae)
             aes.append(ae.latent_shape)
@@ -60,9 +59,15 @@ def _files(params, name: str, paths, videos: int) -> None:
         else:
             shapes[m] = (aes[1], aes[0])
     model = build_joint_unet(params.unet, params.joint, shapes)
-    save_diffusion_model(paths.joint(name).model, model, shapes=shapes, unet=params.unet,
-                         diffusion=params.diffusion, joint=params.joint,
-                         meta={"context_frames": ds.context_frames, "future_frames": ds.future_frames})
+    save_diffusion_model(
+        paths.joint(name).model,
+        model,
+        shapes=shapes,
+        unet=params.unet,
+        diffusion=params.diffusion,
+        joint=params.joint,
+        meta={"context_frames": ds.context_frames, "future_frames": ds.future_frames},
+    )
 
 
 def main() -> None:
@@ -73,14 +78,18 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     configure_threads(params.run.threads)
-    ev = dataclasses.replace(params.evaluate, baselines=())   # the model's own rollouts (references not timed)
+    ev = dataclasses.replace(params.evaluate, baselines=())  # the model's own rollouts (references not timed)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = dataclasses.replace(params.paths, processed=Path(tmp) / "p", models=Path(tmp) / "m", eval=Path(tmp) / "e")
+        paths = dataclasses.replace(
+            params.paths, processed=Path(tmp) / "p", models=Path(tmp) / "m", eval=Path(tmp) / "e"
+        )
         _files(params, args.dataset, paths, ev.batch_size)
         plan = plan_evaluation(args.dataset, params.datasets[args.dataset], ev, params.sampling, params.weights, paths)
         rows = []
-        for name, fn in (("run_batch (all)", lambda: run_batch(plan, plan.settings[0], 0)),
-                         ("run_baseline", lambda: run_baseline(plan, 0))):
+        for name, fn in (
+            ("run_batch (all)", lambda: run_batch(plan, plan.settings[0], 0)),
+            ("run_baseline", lambda: run_baseline(plan, 0)),
+        ):
             fn()  # warm-up (loads the networks)
             times = []
             for _ in range(args.repeats):
@@ -89,8 +98,10 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             rows.append((name, statistics.median(times)))
     n_videos = ev.videos or "all"
-    print(f"threads {torch.get_num_threads()}, batch {ev.batch_size} videos x {ev.trajectories} trajectories, "
-          f"{params.datasets[args.dataset].rollout_frames} frames, {params.sampling.steps} steps")
+    print(
+        f"threads {torch.get_num_threads()}, batch {ev.batch_size} videos x {ev.trajectories} trajectories, "
+        f"{params.datasets[args.dataset].rollout_frames} frames, {params.sampling.steps} steps"
+    )
     print("| work | s per batch |\n|---|---|")
     for name, t in rows:
         print(f"| {name} | {t:.2f} |")

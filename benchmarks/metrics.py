@@ -30,8 +30,8 @@ def conv_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, w, padding=5, groups=c)
 
     mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
-    s = ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2))
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    s = ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x**2 + mu_y**2 + C1) * (var_x + var_y + C2))
     return s.mean(dim=(1, 2, 3))
 
 
@@ -61,15 +61,24 @@ def main() -> None:
     rows = [
         ("SSIM, grouped 2-D conv (float32)", timed(lambda: conv_ssim(frames, other), args.repeats)),
         ("SSIM, frames.ssim banded (float32)", timed(lambda: ssim(frames, other), args.repeats)),
-        ("score_batch ssim+l2+psnr, both modes", timed(lambda: score_batch(
-            {"rgb": gt}, [{"rgb": pred}], context_frames=2, metrics={"rgb": ["ssim", "l2", "psnr"]}), args.repeats)),
+        (
+            "score_batch ssim+l2+psnr, both modes",
+            timed(
+                lambda: score_batch(
+                    {"rgb": gt}, [{"rgb": pred}], context_frames=2, metrics={"rgb": ["ssim", "l2", "psnr"]}
+                ),
+                args.repeats,
+            ),
+        ),
     ]
     i3d = InceptionI3d().eval()
     clip = preprocess(gt[:, :, :16])
     with torch.no_grad():
         rows.append((f"I3D forward, {args.videos} x 16 frames", timed(lambda: i3d(clip), args.repeats)))
-    print(f"batch: {args.videos} videos x {args.frames} predicted frames x 3 x {args.size}^2, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"batch: {args.videos} videos x {args.frames} predicted frames x 3 x {args.size}^2, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"{'work':42s} {'seconds':>9s}")
     for name, seconds in rows:
         print(f"{name:42s} {seconds:9.2f}")

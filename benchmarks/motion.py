@@ -50,13 +50,15 @@ def change_cosine(pred: torch.Tensor, truth: torch.Tensor, last: torch.Tensor) -
 def growing_blur(last: torch.Tensor, frames: int, sigma_per_frame: float) -> torch.Tensor:
     """[N, C, H, W] -> [N, C, frames, H, W]: frame k is the last frame blurred with sigma (k + 1) s."""
     x = last.numpy()
-    out = [gaussian_filter(x, sigma=(0, 0, sigma_per_frame * (k + 1), sigma_per_frame * (k + 1))) for k in range(frames)]
+    out = [
+        gaussian_filter(x, sigma=(0, 0, sigma_per_frame * (k + 1), sigma_per_frame * (k + 1))) for k in range(frames)
+    ]
     return torch.from_numpy(np.stack(out, axis=2))
 
 
 @torch.no_grad()
 def batched(fn, x: torch.Tensor, size: int = 16) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + size]) for i in range(0, len(x), size)])
+    return torch.cat([fn(x[i : i + size]) for i in range(0, len(x), size)])
 
 
 def main() -> None:
@@ -64,7 +66,9 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--modality", default="rgb")
-    parser.add_argument("--model", default=None, help="stage-1 model file (default: models/<dataset>-<modality>/diffusion.pt)")
+    parser.add_argument(
+        "--model", default=None, help="stage-1 model file (default: models/<dataset>-<modality>/diffusion.pt)"
+    )
     parser.add_argument("--split", default="val")
     parser.add_argument("--stride", type=int, default=4)
     parser.add_argument("--blur", type=float, default=0.25, help="sigma of the growing blur, px per lead frame")
@@ -77,33 +81,47 @@ def main() -> None:
     tc, tf = ds.context_frames, ds.future_frames
     if tc < 2:
         raise SystemExit(f"dataset {args.dataset!r} observes {tc} frame: there is no observed motion to measure")
-    data = ClipDataset(params.paths.store(args.dataset, args.split), [m], tc + tf, seed=0, window="all",
-                       stride=args.stride)
+    data = ClipDataset(
+        params.paths.store(args.dataset, args.split), [m], tc + tf, seed=0, window="all", stride=args.stride
+    )
     clips = torch.stack([data[i][m] for i in range(len(data))])
     data.reader.close()
-    prev, last, truth = clips[:, :, tc - 2], clips[:, :, tc - 1], clips[:, :, tc:tc + tf]
-    print(f"{args.dataset} {m}, {args.split}: {len(clips)} windows (stride {args.stride}), "
-          f"{tc} observed -> {tf} predicted frames")
+    prev, last, truth = clips[:, :, tc - 2], clips[:, :, tc - 1], clips[:, :, tc : tc + tf]
+    print(
+        f"{args.dataset} {m}, {args.split}: {len(clips)} windows (stride {args.stride}), "
+        f"{tc} observed -> {tf} predicted frames"
+    )
 
     still = lambda frame: batched(lambda f: ae.encode(f[:, :, None].expand(-1, -1, tf, -1, -1)), frame)  # noqa: E731
     z_prev, z_last = still(prev), still(last)
     z_held = batched(lambda c: ae.encode(hold_last(c, tf)), clips[:, :, :tc])
     rms = lambda x: float(x.double().pow(2).mean().sqrt())  # noqa: E731
-    print(f"latent distance (rms): held context to last-still {rms(z_held - z_last):.4f}, "
-          f"previous-still to last-still {rms(z_last - z_prev):.4f}")
+    print(
+        f"latent distance (rms): held context to last-still {rms(z_held - z_last):.4f}, "
+        f"previous-still to last-still {rms(z_last - z_prev):.4f}"
+    )
     held_rec = batched(ae.decode, z_held)
     true_change = (last - prev).flatten(1).double()
-    for name, change in (("held context", held_rec[:, :, tc - 1] - held_rec[:, :, tc - 2]),
-                         ("two stills", batched(ae.decode, z_last)[:, :, 0] - batched(ae.decode, z_prev)[:, :, 0])):
+    for name, change in (
+        ("held context", held_rec[:, :, tc - 1] - held_rec[:, :, tc - 2]),
+        ("two stills", batched(ae.decode, z_last)[:, :, 0] - batched(ae.decode, z_prev)[:, :, 0]),
+    ):
         cos = float(F.cosine_similarity(change.flatten(1).double(), true_change).mean())
-        print(f"decoded one-frame change, {name}: rms {rms(change):.4f} (true {rms(true_change):.4f}), cosine {cos:.3f}")
+        print(
+            f"decoded one-frame change, {name}: rms {rms(change):.4f} (true {rms(true_change):.4f}), cosine {cos:.3f}"
+        )
 
     predictor = load_predictor(model, {m: RolePair(context=ae_path, future=ae_path)}, params.sampling)
     generator = torch.Generator().manual_seed(0)
-    pred = batched(lambda c: predictor.predict_chunk({m: c}, frozenset([m]), generator)[m], clips[:, :, :tc]).clamp(-1, 1)
-    rows = [("model", pred), ("copy-last", last[:, :, None].expand_as(truth)),
-            (f"growing blur ({args.blur} px/frame)", growing_blur(last, tf, args.blur)),
-            ("autoencoder ceiling", batched(lambda x: ae.decode(ae.encode(x)), truth).clamp(-1, 1))]
+    pred = batched(lambda c: predictor.predict_chunk({m: c}, frozenset([m]), generator)[m], clips[:, :, :tc]).clamp(
+        -1, 1
+    )
+    rows = [
+        ("model", pred),
+        ("copy-last", last[:, :, None].expand_as(truth)),
+        (f"growing blur ({args.blur} px/frame)", growing_blur(last, tf, args.blur)),
+        ("autoencoder ceiling", batched(lambda x: ae.decode(ae.encode(x)), truth).clamp(-1, 1)),
+    ]
     print(f"\n| one chunk ({model}) | PSNR | SSIM | cosine of change (frame {tf}) |\n| --- | --- | --- | --- |")
     for name, video in rows:
         p, s = frame_scores(video, truth)

@@ -55,8 +55,10 @@ def worker(args) -> dict:
     h, w = (int(v) for v in args.size.split("x"))
     model = _setup(args.encoder, args.device, args.threads, getattr(args, "channels_last", True))
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, h, w, 3), dtype=np.uint8)
-    run = lambda x: pdepth.estimate_depth(model, x, input_size=min(h, w), batch_size=args.batch,  # noqa: E731
-                                          precision=args.precision)
+
+    def run(x):
+        return pdepth.estimate_depth(model, x, input_size=min(h, w), batch_size=args.batch, precision=args.precision)
+
     run(frames[: args.batch])  # warm-up (allocator, oneDNN / cuDNN kernel selection)
     if args.device == "cuda":
         torch.cuda.synchronize()
@@ -74,8 +76,12 @@ def worker(args) -> dict:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"fps": args.frames / seconds, "peak_mib": peak, "seconds": times,
-            "cpu_s_per_frame": statistics.median(cpu) / args.frames}
+    return {
+        "fps": args.frames / seconds,
+        "peak_mib": peak,
+        "seconds": times,
+        "cpu_s_per_frame": statistics.median(cpu) / args.frames,
+    }
 
 
 def check(args) -> None:
@@ -104,8 +110,11 @@ def check(args) -> None:
 
 
 def _report(encoder, size, name, diff) -> None:
-    print(f"{encoder} {size} {name:>22}: uint8 labels vs float32: mean |diff| {diff.mean():.3f}, "
-          f"max {diff.max()}, pixels differing {100 * (diff > 0).mean():.2f}%", flush=True)
+    print(
+        f"{encoder} {size} {name:>22}: uint8 labels vs float32: mean |diff| {diff.mean():.3f}, "
+        f"max {diff.max()}, pixels differing {100 * (diff > 0).mean():.2f}%",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,24 +138,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         check(args)
         return 0
-    print(f"device {args.device}, torch threads {args.threads or 'default'}, {args.frames} frames x {args.repeats} "
-          f"repeats, load average {os.getloadavg()[0]:.1f}", flush=True)
-    print(f"{'model':<6} {'input':<9} {'batch':>5} {'precision':<9} {'frames/s':>9} {'s/frame':>8} {'cpu s/frame':>11} "
-          f"{'peak MiB':>9}", flush=True)
+    print(
+        f"device {args.device}, torch threads {args.threads or 'default'}, {args.frames} frames x {args.repeats} "
+        f"repeats, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    print(
+        f"{'model':<6} {'input':<9} {'batch':>5} {'precision':<9} {'frames/s':>9} {'s/frame':>8} {'cpu s/frame':>11} "
+        f"{'peak MiB':>9}",
+        flush=True,
+    )
     for encoder in args.encoders:
         for size in args.sizes:
             for precision in args.precisions:
                 for batch in args.batches:
-                    cmd = [sys.executable, "-m", "benchmarks.pseudo_depth", "--device", args.device, "--frames",
-                           str(args.frames), "--repeats", str(args.repeats), "--threads", str(args.threads),
-                           "--worker", encoder, size, str(batch), precision]
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.pseudo_depth",
+                        "--device",
+                        args.device,
+                        "--frames",
+                        str(args.frames),
+                        "--repeats",
+                        str(args.repeats),
+                        "--threads",
+                        str(args.threads),
+                        "--worker",
+                        encoder,
+                        size,
+                        str(batch),
+                        precision,
+                    ]
                     res = subprocess.run(cmd, capture_output=True, text=True)
                     if res.returncode:
                         print(f"{encoder:<6} {size:<9} {batch:>5} {precision:<9} failed: {res.stderr.strip()[-300:]}")
                         continue
                     r = json.loads(res.stdout.strip().splitlines()[-1])
-                    print(f"{encoder:<6} {size:<9} {batch:>5} {precision:<9} {r['fps']:>9.3f} {1 / r['fps']:>8.2f} "
-                          f"{r['cpu_s_per_frame']:>11.2f} {r['peak_mib']:>9.0f}", flush=True)
+                    print(
+                        f"{encoder:<6} {size:<9} {batch:>5} {precision:<9} {r['fps']:>9.3f} {1 / r['fps']:>8.2f} "
+                        f"{r['cpu_s_per_frame']:>11.2f} {r['peak_mib']:>9.0f}",
+                        flush=True,
+                    )
     print(REFERENCE)
     return 0
 

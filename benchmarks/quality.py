@@ -28,9 +28,9 @@ from syncvp import evaluation
 from syncvp.config import ROLES
 from syncvp.config.loader import read_yaml
 from syncvp.config.params import params_from_dict
+from syncvp.runtime import configure_threads
 from syncvp.training import diffusion_train
 from syncvp.training.diffusion_job import plan_joint, plan_single
-from syncvp.runtime import configure_threads
 
 METRICS = ("ssim", "psnr", "l2")
 COLUMNS = (("joint", "all"), ("single", "single-all"), ("copy-last", "copy_last"), ("autoencoder", "autoencoder"))
@@ -60,11 +60,16 @@ def _params(args, root: Path, steps: int):
 def _link_autoencoders(base, params, dataset: str) -> None:
     """Symlink the trained autoencoders of `dataset` (under `base`'s models) into the budget's models folder."""
     units = [(m, role) for m in base.datasets[dataset].modalities for role in ROLES]
-    found = [(base.paths.autoencoder(dataset, *u).root, params.paths.autoencoder(dataset, *u).root) for u in units
-             if base.paths.autoencoder(dataset, *u).model.is_file()]
+    found = [
+        (base.paths.autoencoder(dataset, *u).root, params.paths.autoencoder(dataset, *u).root)
+        for u in units
+        if base.paths.autoencoder(dataset, *u).model.is_file()
+    ]
     if not found:
-        raise SystemExit(f"no trained autoencoders of {dataset!r} under {base.paths.models}: run `make repro` "
-                         f"(or `dvc repro train_autoencoder`) first")
+        raise SystemExit(
+            f"no trained autoencoders of {dataset!r} under {base.paths.models}: run `make repro` "
+            f"(or `dvc repro train_autoencoder`) first"
+        )
     params.paths.models.mkdir(parents=True, exist_ok=True)
     for src, link in found:
         if not link.exists():
@@ -76,13 +81,28 @@ def _train(params, dataset: str) -> float:
     ds = params.datasets[dataset]
     start = time.perf_counter()
     for m in ds.modalities:
-        job = plan_single(f"{dataset}-{m}", dataset=ds, unet=params.unet, diffusion=params.diffusion,
-                          train=params.train_single, run=params.run, paths=params.paths)
+        job = plan_single(
+            f"{dataset}-{m}",
+            dataset=ds,
+            unet=params.unet,
+            diffusion=params.diffusion,
+            train=params.train_single,
+            run=params.run,
+            paths=params.paths,
+        )
         if not job.model_file.is_file():
             diffusion_train.train(job)
             diffusion_train.export(job)
-    job = plan_joint(dataset, dataset=ds, unet=params.unet, diffusion=params.diffusion, joint=params.joint,
-                     train=params.train_joint, run=params.run, paths=params.paths)
+    job = plan_joint(
+        dataset,
+        dataset=ds,
+        unet=params.unet,
+        diffusion=params.diffusion,
+        joint=params.joint,
+        train=params.train_joint,
+        run=params.run,
+        paths=params.paths,
+    )
     if not job.model_file.is_file():
         diffusion_train.train(job)
         diffusion_train.export(job)
@@ -90,11 +110,21 @@ def _train(params, dataset: str) -> float:
 
 
 def _evaluate(params, dataset: str, args) -> dict:
-    ev = dataclasses.replace(params.evaluate, model="joint", split=args.split, videos=args.videos,
-                             trajectories=args.trajectories, conditions=("all",), protocols=("standard",),
-                             metrics=METRICS, baselines=("single", "autoencoder"), samples=4)
-    plan = evaluation.plan_evaluation(dataset, params.datasets[dataset], ev, params.sampling, params.weights,
-                                      params.paths)
+    ev = dataclasses.replace(
+        params.evaluate,
+        model="joint",
+        split=args.split,
+        videos=args.videos,
+        trajectories=args.trajectories,
+        conditions=("all",),
+        protocols=("standard",),
+        metrics=METRICS,
+        baselines=("single", "autoencoder"),
+        samples=4,
+    )
+    plan = evaluation.plan_evaluation(
+        dataset, params.datasets[dataset], ev, params.sampling, params.weights, params.paths
+    )
     path = evaluation.evaluate(plan)
     return json.loads(Path(path).read_text())[dataset]
 
@@ -112,15 +142,19 @@ def _cell(metrics: dict, setting: str, modality: str, metric: str) -> str:
 
 def table(results: dict[int, dict], modalities, split: str) -> str:
     """Markdown: one row per (budget, modality, metric), joint (best / mean of N) | single | copy-last | autoencoder."""
-    lines = [f"Standard mode, {split} split, every modality observed; joint and single cells are best of N / "
-             f"mean over N.", "",
-             "| steps (each model) | train min | modality | metric | " + " | ".join(c for c, _ in COLUMNS) + " |",
-             "| ---: | ---: | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |"]
+    lines = [
+        f"Standard mode, {split} split, every modality observed; joint and single cells are best of N / mean over N.",
+        "",
+        "| steps (each model) | train min | modality | metric | " + " | ".join(c for c, _ in COLUMNS) + " |",
+        "| ---: | ---: | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |",
+    ]
     for steps, r in sorted(results.items()):
         for m in modalities:
             for metric in METRICS:
                 cells = [_cell(r["metrics"], setting, m, metric) for _, setting in COLUMNS]
-                lines.append(f"| {steps} | {r['train_seconds'] / 60:.1f} | {m} | {metric} | " + " | ".join(cells) + " |")
+                lines.append(
+                    f"| {steps} | {r['train_seconds'] / 60:.1f} | {m} | {metric} | " + " | ".join(cells) + " |"
+                )
     return "\n".join(lines)
 
 

@@ -43,14 +43,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKS = ("autoencoder train", "UNet train", "joint train", "sampling")
-CHUNKS_PER_ROLLOUT = math.ceil(28 / 8)   # a 28-frame rollout = 4 chained 8-frame chunks
-KNOWN_PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense tensor-core peaks
+CHUNKS_PER_ROLLOUT = math.ceil(28 / 8)  # a 28-frame rollout = 4 chained 8-frame chunks
+KNOWN_PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense tensor-core peaks
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
     work: str
-    size: str          # "paper" | "tiny"
+    size: str  # "paper" | "tiny"
     fast: bool
     device: str
     threads: int
@@ -75,8 +75,10 @@ def _shapes(size: str):
         unet, diffusion, joint = paper_sections(REPO / "params.yaml")
         return AutoencoderSpec.from_dict({**PAPER, "frames": 8}), unet, diffusion, joint, FUTURE, CONTEXT
     ds = params.datasets["synthetic"]
-    spec = lambda frames: AutoencoderSpec.from_config(params.autoencoder, channels=3, frames=frames,  # noqa: E731
-                                                      resolution=ds.resolution)
+
+    def spec(frames):
+        return AutoencoderSpec.from_config(params.autoencoder, channels=3, frames=frames, resolution=ds.resolution)
+
     future, context = spec(ds.future_frames), spec(ds.context_frames)
     return future, params.unet, params.diffusion, params.joint, future.latent_shape, context.latent_shape
 
@@ -119,9 +121,13 @@ def _train_task(row: Row, device):
     if row.work == "UNet train":
         model = build_unet(unet_cfg, future, context)
         x0, c = rand(1, future.channels, future.length), rand(1, context.channels, context.length)
-        return model, lambda b, s: training_loss(lambda z, t: model(z, t, c), schedule, x0,
-                                                 t=sample_timesteps(1, diffusion.timesteps, g).to(device),
-                                                 noise=torch.randn(x0.shape, generator=g).to(device)).mean()
+        return model, lambda b, s: training_loss(
+            lambda z, t: model(z, t, c),
+            schedule,
+            x0,
+            t=sample_timesteps(1, diffusion.timesteps, g).to(device),
+            noise=torch.randn(x0.shape, generator=g).to(device),
+        ).mean()
     mods = ("rgb", "depth")
     model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in mods})
     x0 = {m: rand(1, future.channels, future.length) for m in mods}
@@ -129,13 +135,18 @@ def _train_task(row: Row, device):
 
     def loss(b, s):
         t, noise = draw_joint_noise({m: v.cpu() for m, v in x0.items()}, diffusion.timesteps, g, same_noise=True)
-        return joint_training_loss(lambda z, tt: model(z, tt, c), schedule, x0, t=t.to(device),
-                                   noise={m: n.to(device) for m, n in noise.items()}).total
+        return joint_training_loss(
+            lambda z, tt: model(z, tt, c),
+            schedule,
+            x0,
+            t=t.to(device),
+            noise={m: n.to(device) for m, n in noise.items()},
+        ).total
+
     return model, loss
 
 
 def measure_train(row: Row, device) -> dict:
-    import torch
 
     from syncvp.training.fastpath import prepare_model
     from syncvp.training.loop import Update, fit
@@ -144,22 +155,38 @@ def measure_train(row: Row, device) -> dict:
 
     model, loss = _train_task(row, device)
     model = prepare_model(model.to(device), channels_last=row.fast, compile=row.compile and row.fast)
-    state = TrainState(models={"m": model}, optimizers={"m": adamw(model.parameters(), lr=1e-5, betas=(0.9, 0.999),
-                                                                    weight_decay=0.0)})
+    state = TrainState(
+        models={"m": model}, optimizers={"m": adamw(model.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=0.0)}
+    )
     stamps = []
     record = lambda st, m: (_sync(device), stamps.append(time.perf_counter()))  # noqa: E731
     update = Update("m", lambda b, s: (loss(b, s), {}), clip_groups=[list(model.parameters())])
     start = time.perf_counter()
-    fit(state, [update], itertools.repeat(None), total_steps=1 + row.steps, device=device,
-        amp=row.fast, callbacks=[record], show_bar=False)
+    fit(
+        state,
+        [update],
+        itertools.repeat(None),
+        total_steps=1 + row.steps,
+        device=device,
+        amp=row.fast,
+        callbacks=[record],
+        show_bar=False,
+    )
     per_step = statistics.median(b - a for a, b in zip(stamps, stamps[1:])) if row.steps > 1 else stamps[-1] - stamps[0]
     out = {"seconds": per_step, "first_step": stamps[0] - start}
     if row.work == "joint train" and device.type == "cuda":
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:
-            fit(state, [update], itertools.repeat(None), total_steps=state.step + 1, device=device, amp=row.fast,
-                show_bar=False)
+            fit(
+                state,
+                [update],
+                itertools.repeat(None),
+                total_steps=state.step + 1,
+                device=device,
+                amp=row.fast,
+                show_bar=False,
+            )
         out["flops"] = counter.get_total_flops()
     return out
 
@@ -178,13 +205,25 @@ def measure_sampling(row: Row, device) -> dict:
     model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in mods}).to(device).eval()
     prepare_model(model, channels_last=row.fast, compile=row.compile and row.fast)
     c = {m: torch.zeros(1, context.channels, context.length, device=device) for m in mods}
-    sampler = Sampler(schedule=build_schedule(diffusion), prediction=diffusion.prediction, method="ddim",
-                      steps=row.sampling_steps, eta=1.0, clip_x0=True, rederive_eps=False, same_noise=True)
+    sampler = Sampler(
+        schedule=build_schedule(diffusion),
+        prediction=diffusion.prediction,
+        method="ddim",
+        steps=row.sampling_steps,
+        eta=1.0,
+        clip_x0=True,
+        rederive_eps=False,
+        same_noise=True,
+    )
 
     def sample():
         with torch.no_grad(), autocast(device, row.fast):
-            sampler.sample(lambda z, s: model(z, s, c), {m: (1, future.channels, future.length) for m in mods},
-                           generator=torch.Generator().manual_seed(1), device=device)
+            sampler.sample(
+                lambda z, s: model(z, s, c),
+                {m: (1, future.channels, future.length) for m in mods},
+                generator=torch.Generator().manual_seed(1),
+                device=device,
+            )
         _sync(device)
 
     sample()  # warm-up
@@ -209,17 +248,28 @@ def run_row(row: Row) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     out = (measure_train if row.work.endswith("train") else measure_sampling)(row, device)
-    out["peak_mib"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                       else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["peak_mib"] = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return out
 
 
 def depth_row(fast: bool, args) -> dict:
     from benchmarks import pseudo_depth
 
-    ns = argparse.Namespace(encoder="vitb", size=args.depth_size, device=args.device, threads=args.threads,
-                            frames=args.depth_frames, batch=args.depth_frames, precision="auto" if fast else "fp32",
-                            repeats=1, channels_last=fast)
+    ns = argparse.Namespace(
+        encoder="vitb",
+        size=args.depth_size,
+        device=args.device,
+        threads=args.threads,
+        frames=args.depth_frames,
+        batch=args.depth_frames,
+        precision="auto" if fast else "fp32",
+        repeats=1,
+        channels_last=fast,
+    )
     out = pseudo_depth.worker(ns)
     return {"seconds": 1 / out["fps"], "peak_mib": out["peak_mib"]}
 
@@ -241,7 +291,7 @@ def prefect_startup() -> float:
         env.pop("PREFECT_API_URL", None)
         imports = "import pipelines, prefect"
         run = imports + "; from prefect import flow; flow(name='noop')(lambda: None)()"
-        _seconds([sys.executable, "-c", run], REPO, env)   # first start creates the database
+        _seconds([sys.executable, "-c", run], REPO, env)  # first start creates the database
         return _seconds([sys.executable, "-c", run], REPO, env) - _seconds([sys.executable, "-c", imports], REPO, env)
 
 
@@ -266,8 +316,9 @@ def _print(name: str, size: str, on: dict | None, off: dict | None, unit: str = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--sizes", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
@@ -283,10 +334,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    print(f"torch {torch.__version__}, device {args.device}, {args.threads or torch.get_num_threads()} threads, "
-          f"batch 1, median of {args.steps} training steps after 1 warm-up; off = explicit attention, NCHW, fp32; "
-          f"on = SDPA, channels-last{', bf16' if args.device == 'cuda' else ''}{', compiled' if args.compile else ''}")
-    print(f"{'work':26s} {'size':6s} {'off s':>10} {'off MiB':>8} {'on s':>10} {'on MiB':>8} {'ratio':>7} {'per s(on)':>9}")
+    print(
+        f"torch {torch.__version__}, device {args.device}, {args.threads or torch.get_num_threads()} threads, "
+        f"batch 1, median of {args.steps} training steps after 1 warm-up; off = explicit attention, NCHW, fp32; "
+        f"on = SDPA, channels-last{', bf16' if args.device == 'cuda' else ''}{', compiled' if args.compile else ''}"
+    )
+    print(
+        f"{'work':26s} {'size':6s} {'off s':>10} {'off MiB':>8} {'on s':>10} {'on MiB':>8} {'ratio':>7} {'per s(on)':>9}"
+    )
     flops = None
     for size, work in itertools.product(args.sizes, WORKS):
         kind = "train" if work.endswith("train") else "sampling"
@@ -295,8 +350,10 @@ def main(argv: list[str] | None = None) -> None:
         res = {}
         for fast in (False, True):
             if fast or "off" not in args.skip:
-                res[fast] = _run_isolated(run_row, Row(work, size, fast, args.device, args.threads, args.steps,
-                                                       args.sampling_steps, args.compile))
+                res[fast] = _run_isolated(
+                    run_row,
+                    Row(work, size, fast, args.device, args.threads, args.steps, args.sampling_steps, args.compile),
+                )
         if kind == "train":
             _print(work, size, res.get(True), res.get(False), "steps")
             continue
@@ -307,8 +364,13 @@ def main(argv: list[str] | None = None) -> None:
         if "flops" in res.get(True, {}) and size == "paper":
             flops = res[True]["flops"] / res[True]["seconds"]
     if "depth" not in args.skip:
-        _print(f"pseudo-depth ViT-B {args.depth_size}", "-", _run_isolated(depth_row, True, args),
-               None if "off" in args.skip else _run_isolated(depth_row, False, args), "frames")
+        _print(
+            f"pseudo-depth ViT-B {args.depth_size}",
+            "-",
+            _run_isolated(depth_row, True, args),
+            None if "off" in args.skip else _run_isolated(depth_row, False, args),
+            "frames",
+        )
     if "overhead" not in args.skip:
         print(f"{'Prefect flow start-up':26s} {'-':6s} {prefect_startup():10.2f} s per stage process (ephemeral API)")
         if args.dvc_repo:

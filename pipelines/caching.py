@@ -45,7 +45,9 @@ class InputFileContents(CachePolicy):
 
     arguments: tuple[str, ...] = ()
 
-    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         parts = []
         for name in self.arguments:
             value = inputs.get(name)
@@ -61,7 +63,9 @@ class InputFileStamps(CachePolicy):
 
     arguments: tuple[str, ...] = ()
 
-    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         parts = []
         for name in self.arguments:
             path = inputs.get(name)
@@ -140,7 +144,9 @@ class JsonRecordsOnly(CachePolicy):
 
     policy: CachePolicy | None = None
 
-    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         key = self.policy.compute_key(task_ctx, inputs, flow_parameters, **kwargs)
         if key is not None:
             discard_unsafe_record(record_path(task_ctx, key))

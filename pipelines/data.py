@@ -15,8 +15,8 @@ from prefect import flow, get_run_logger, task
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import SPLITS, DatasetConfig, PathsConfig
 from syncvp.config.layout import ClipStores, split_file
-from syncvp.data import prepare as prep
 from syncvp.data import era5, store, synthetic_era5, synthetic_video
+from syncvp.data import prepare as prep
 from syncvp.io.atomic import atomic_dir, remove_stale, write_json
 
 
@@ -24,8 +24,9 @@ def remove_leftovers(final: Path) -> None:
     """Delete the temporary siblings of `final` that a killed run of this stage left behind."""
     removed = remove_stale(final)
     if removed:
-        get_run_logger().warning(f"removed what a killed run left in {final.parent}: "
-                                 f"{', '.join(p.name for p in removed)}")
+        get_run_logger().warning(
+            f"removed what a killed run left in {final.parent}: {', '.join(p.name for p in removed)}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,8 +43,16 @@ def render_video_split(name: str, source, split: str, out: Path) -> dict:
 
 @task(task_run_name="era5-month-{month}")
 def write_era5_month(source, month: str, out: Path) -> dict:
-    synthetic_era5.write_month(out, source.seed, month, grid=tuple(source.grid), step=source.step,
-                               north=source.north, west=source.west, layout=source.layout)
+    synthetic_era5.write_month(
+        out,
+        source.seed,
+        month,
+        grid=tuple(source.grid),
+        step=source.step,
+        north=source.north,
+        west=source.west,
+        layout=source.layout,
+    )
     info = era5.check_month_file(out, era5.month_request(source, month))  # the checks a download passes
     return {"month": month, "file": out.name, "layout": source.layout, "time_steps": info["time_steps"]}
 
@@ -61,7 +70,7 @@ def synthesize(dataset: str, config: DatasetConfig, paths: PathsConfig) -> str:
             rows = [write_era5_month(source, m, tmp / synthetic_era5.month_filename(m)) for m in source.months]
         else:
             raise ValueError(f"dataset {dataset!r}: source kind {source.kind!r} is not synthetic")
-    rows = [{**r, "file": str(final / r["file"])} for r in rows]   # the final files, not the temporary ones
+    rows = [{**r, "file": str(final / r["file"])} for r in rows]  # the final files, not the temporary ones
     publish_table(f"{dataset}-synthesize", rows, f"Synthetic dataset {dataset!r}")
     get_run_logger().info(f"wrote {len(rows)} files to {final}")
     return str(final)
@@ -84,8 +93,13 @@ def prepare_split(name: str, config: DatasetConfig, paths: PathsConfig, split: s
     progress = PrefectProgress(f"{name}-prepare-{split}", f"{name}: preparing the {split} split")
     ds = prep.prepare_split(name, config, paths, split, constants, progress=progress)
     info = store.write_store(out, ds)
-    return {"split": split, "videos": info.videos, "frames": info.frames,
-            "size": f"{info.height}x{info.width}", "modalities": ",".join(info.modalities)}
+    return {
+        "split": split,
+        "videos": info.videos,
+        "frames": info.frames,
+        "size": f"{info.height}x{info.width}",
+        "modalities": ",".join(info.modalities),
+    }
 
 
 @flow(name="prepare", log_prints=True)

@@ -34,8 +34,12 @@ def _retryable(task, task_run, state) -> bool:
     return not isinstance(state.result(raise_on_failure=False), era5.Era5CredentialsError)
 
 
-@task(cache_policy=item_policy(exclude=("client_factory",), stamped=("target",)), result_serializer=RESULT_SERIALIZER,
-      task_run_name="era5-{month}", retry_condition_fn=_retryable)
+@task(
+    cache_policy=item_policy(exclude=("client_factory",), stamped=("target",)),
+    result_serializer=RESULT_SERIALIZER,
+    task_run_name="era5-{month}",
+    retry_condition_fn=_retryable,
+)
 def download_month(month: str, request: dict, target: Path, client_factory: Callable | None) -> dict:
     report = era5.download_month(request, target, client_factory or era5.cds_client_factory())
     get_run_logger().info(f"{month}: {report['status']} {target.name}")
@@ -55,19 +59,21 @@ def download_era5(dataset: str, source: Era5Source, paths: PathsConfig, client_f
     out.mkdir(parents=True, exist_ok=True)
     for stale in era5.remove_partial(out):
         logger.info(f"removed a partial download left by an interrupted run: {stale.name}")
-    month_task = download_month.with_options(retries=source.retries,
-                                             retry_delay_seconds=exponential_backoff(source.retry_delay_s))
+    month_task = download_month.with_options(
+        retries=source.retries, retry_delay_seconds=exponential_backoff(source.retry_delay_s)
+    )
     rows, failed = [], {}
     months = list(source.months)
     for first in range(0, len(months), source.workers):
         futures = {}
-        for month in months[first:first + source.workers]:
+        for month in months[first : first + source.workers]:
             target, request = out / month_filename(month), era5.month_request(source, month)
             stale = era5.stale_reason(target, request)
             if stale is not None and target.exists():
                 logger.warning(f"{month}: {stale}: checking it in full, and fetching it again if that fails")
             futures[month] = month_task.with_options(refresh_cache=stale is not None).submit(
-                month, request, target, client_factory)
+                month, request, target, client_factory
+            )
         for month, future in futures.items():
             future.wait()
             if future.state.is_failed():
@@ -84,6 +90,8 @@ def download_era5(dataset: str, source: Era5Source, paths: PathsConfig, client_f
         for month, error in failed.items():
             by_error.setdefault(error, []).append(month)
         lines = "\n".join(f"  {', '.join(ms)}: {error}" for error, ms in by_error.items())
-        raise era5.Era5Error(f"{len(failed)} of {len(months)} months failed (finished months stay in {out}; a rerun "
-                             f"fetches only the missing ones):\n{lines}")
+        raise era5.Era5Error(
+            f"{len(failed)} of {len(months)} months failed (finished months stay in {out}; a rerun "
+            f"fetches only the missing ones):\n{lines}"
+        )
     return str(out)

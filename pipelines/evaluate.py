@@ -24,11 +24,19 @@ from syncvp.runtime import configure_threads, resolve_device
 
 
 @task(task_run_name="plan-{dataset}", cache_policy=NO_CACHE)
-def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
-                    weights: WeightsConfig, paths: PathsConfig, run: RunConfig) -> evaluation.EvaluationPlan:
+def plan_evaluation(
+    dataset: str,
+    config: DatasetConfig,
+    evaluate: EvaluateConfig,
+    sampling: SamplingConfig,
+    weights: WeightsConfig,
+    paths: PathsConfig,
+    run: RunConfig,
+) -> evaluation.EvaluationPlan:
     configure_threads(run.threads)
-    plan = evaluation.plan_evaluation(dataset, config, evaluate, sampling, weights, paths,
-                                      device=str(resolve_device(run.device)))
+    plan = evaluation.plan_evaluation(
+        dataset, config, evaluate, sampling, weights, paths, device=str(resolve_device(run.device))
+    )
     for metric, why in plan.metric_plan.skipped.items():
         get_run_logger().warning(f"{metric} skipped: {why}")
     return plan
@@ -48,8 +56,15 @@ def summarise(plan: evaluation.EvaluationPlan) -> tuple[list[dict], str]:
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
-             weights: WeightsConfig, paths: PathsConfig, run: RunConfig) -> str:
+def evaluate(
+    dataset: str,
+    config: DatasetConfig,
+    evaluate: EvaluateConfig,
+    sampling: SamplingConfig,
+    weights: WeightsConfig,
+    paths: PathsConfig,
+    run: RunConfig,
+) -> str:
     """Evaluate `<models>/<dataset>/joint.pt` (or the stage-1 models) on the configured split and
     write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/."""
     plan = plan_evaluation(dataset, config, evaluate, sampling, weights, paths, run)
@@ -61,9 +76,15 @@ def evaluate(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, samp
         bar(ProgressEvent("evaluate", done, len(jobs), message=f"{label} batch {k}"))
     rows, compare = summarise(plan)
     skipped = f"; skipped: {', '.join(plan.metric_plan.skipped)}" if plan.metric_plan.skipped else ""
-    publish_table(f"{dataset}-evaluate", rows,
-                  f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}")
-    publish_markdown(f"{dataset}-compare", compare,
-                     f"{dataset}: the {evaluate.model} model next to the stage-1 models, copy-last and the "
-                     f"autoencoder ceiling (tables/compare.md){skipped}")
+    publish_table(
+        f"{dataset}-evaluate",
+        rows,
+        f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}",
+    )
+    publish_markdown(
+        f"{dataset}-compare",
+        compare,
+        f"{dataset}: the {evaluate.model} model next to the stage-1 models, copy-last and the "
+        f"autoencoder ceiling (tables/compare.md){skipped}",
+    )
     return str(EvaluationFiles(plan.out_dir).metrics)

@@ -80,8 +80,10 @@ def task_runner(cfg: TaskRunnerConfig):
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        raise RuntimeError("task_runner.kind dask needs a Prefect server (Dask workers report task runs to it): "
-                           "start one with `make ui` and export PREFECT_API_URL, or use kind: threads")
+        raise RuntimeError(
+            "task_runner.kind dask needs a Prefect server (Dask workers report task runs to it): "
+            "start one with `make ui` and export PREFECT_API_URL, or use kind: threads"
+        )
     from prefect_dask import DaskTaskRunner
 
     if cfg.address:
@@ -89,34 +91,69 @@ def task_runner(cfg: TaskRunnerConfig):
     return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True})
 
 
-@task(cache_policy=item_policy("files", exclude=("config", "raw_dir", "weights", "batch_size", "device")),
-      result_serializer=RESULT_SERIALIZER, task_run_name="depth-{video_id}")
-def label_video(dataset: str, config: DatasetConfig, raw_dir: Path, video_id: str, files: list[str], settings: dict,
-                key: str, weights: str, batch_size: int, device: str, out: Path) -> dict:
+@task(
+    cache_policy=item_policy("files", exclude=("config", "raw_dir", "weights", "batch_size", "device")),
+    result_serializer=RESULT_SERIALIZER,
+    task_run_name="depth-{video_id}",
+)
+def label_video(
+    dataset: str,
+    config: DatasetConfig,
+    raw_dir: Path,
+    video_id: str,
+    files: list[str],
+    settings: dict,
+    key: str,
+    weights: str,
+    batch_size: int,
+    device: str,
+    out: Path,
+) -> dict:
     """Estimate, normalise and write the pseudo-depth of one raw video (skipped if up to date)."""
     if out.exists() and recorded_key(out) == key:
         return {"video": video_id, "status": "up to date"}
     start = time.monotonic()
     frames = read_frames(dataset, config, raw_dir, video_id)
     model = shared_model(weights, settings["weights_md5"], settings["encoder"], device)
-    depth = pdepth.estimate_depth(model, frames, input_size=settings["input_size"], batch_size=batch_size,
-                                  normalization=settings["normalization"], precision=settings["precision"])
-    attrs = pdepth.attributes(encoder=settings["encoder"], input_size=settings["input_size"],
-                              normalization=settings["normalization"], precision=settings["precision"],
-                              device=resolve_device(device),
-                              weights=f"{Path(weights).name} md5 {settings['weights_md5']}")
+    depth = pdepth.estimate_depth(
+        model,
+        frames,
+        input_size=settings["input_size"],
+        batch_size=batch_size,
+        normalization=settings["normalization"],
+        precision=settings["precision"],
+    )
+    attrs = pdepth.attributes(
+        encoder=settings["encoder"],
+        input_size=settings["input_size"],
+        normalization=settings["normalization"],
+        precision=settings["precision"],
+        device=resolve_device(device),
+        weights=f"{Path(weights).name} md5 {settings['weights_md5']}",
+    )
     interim.write_depth(out, depth, {**attrs, "video_id": video_id, "label_key": key})
     seconds = time.monotonic() - start
-    return {"video": video_id, "status": "labelled", "frames": len(frames),
-            "size": f"{frames.shape[1]}x{frames.shape[2]}", "frames_per_s": round(len(frames) / seconds, 3)}
+    return {
+        "video": video_id,
+        "status": "labelled",
+        "frames": len(frames),
+        "size": f"{frames.shape[1]}x{frames.shape[2]}",
+        "frames_per_s": round(len(frames) / seconds, 3),
+    }
 
 
 def label_settings(config: DatasetConfig, weights_md5: str) -> dict:
     """Everything that changes a label (see the module docstring)."""
     cfg = config.pseudo_depth
-    return {"encoder": cfg.encoder, "input_size": cfg.input_size, "normalization": cfg.normalization,
-            "precision": cfg.precision, "weights_md5": weights_md5, "source": to_plain(config.source),
-            "code": pdepth.code_digest()}
+    return {
+        "encoder": cfg.encoder,
+        "input_size": cfg.input_size,
+        "normalization": cfg.normalization,
+        "precision": cfg.precision,
+        "weights_md5": weights_md5,
+        "source": to_plain(config.source),
+        "code": pdepth.code_digest(),
+    }
 
 
 def prune(depth_dir: Path, keep: set[str]) -> list[str]:
@@ -130,8 +167,9 @@ def prune(depth_dir: Path, keep: set[str]) -> list[str]:
 
 
 @flow(name="pseudo_depth", log_prints=True)
-def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weights: Path | None, device: str,
-                 threads: int) -> str:
+def pseudo_depth(
+    dataset: str, config: DatasetConfig, paths: PathsConfig, weights: Path | None, device: str, threads: int
+) -> str:
     """Depth-Anything-V2 pseudo-depth of every raw video into `<paths.interim>/<dataset>/depth/`."""
     cfg = config.pseudo_depth
     if cfg is None:
@@ -144,12 +182,14 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     videos = raw_videos(dataset, config, raw)
     out_dir = paths.interim_dir(dataset)
     digests = {f: file_digest(f) for f in sorted({str(f) for v in videos for f in v.files})}
-    progress = PrefectProgress(f"{dataset}-pseudo-depth-progress",
-                               f"{dataset}: pseudo-depth, videos done / {len(videos)}")
+    progress = PrefectProgress(
+        f"{dataset}-pseudo-depth-progress", f"{dataset}: pseudo-depth, videos done / {len(videos)}"
+    )
     progress(ProgressEvent("videos", 0, len(videos)))
     with torch_threads(threads), runner:
-        futures = [runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir))
-                   for v in videos]
+        futures = [
+            runner.submit(*_call(dataset, config, raw, v, settings, digests, path, device, out_dir)) for v in videos
+        ]
         rows = []
         for future in as_completed(futures):
             row = future.result()
@@ -159,18 +199,40 @@ def pseudo_depth(dataset: str, config: DatasetConfig, paths: PathsConfig, weight
     removed = prune(depth_dir, {v.video_id for v in videos})
     rows.sort(key=lambda r: r["video"])
     publish_table(f"{dataset}-pseudo-depth", rows, f"Depth-Anything-V2 {cfg.encoder} pseudo-depth of {dataset!r}")
-    get_run_logger().info(f"{sum(r['status'] == 'labelled' for r in rows)} labelled, {len(rows)} videos in {out_dir}"
-                          + (f"; pruned {len(removed)} stale files" if removed else ""))
+    get_run_logger().info(
+        f"{sum(r['status'] == 'labelled' for r in rows)} labelled, {len(rows)} videos in {out_dir}"
+        + (f"; pruned {len(removed)} stale files" if removed else "")
+    )
     return str(out_dir)
 
 
-def _call(dataset: str, config: DatasetConfig, raw: Path, video: RawVideo, settings: dict, digests: dict,
-          weights: Path, device: str, out_dir: Path) -> tuple:
+def _call(
+    dataset: str,
+    config: DatasetConfig,
+    raw: Path,
+    video: RawVideo,
+    settings: dict,
+    digests: dict,
+    weights: Path,
+    device: str,
+    out_dir: Path,
+) -> tuple:
     """(task, parameters) for one video; the task's cache is refreshed unless its file is current."""
     files = [str(f) for f in video.files]
     key = label_key(settings, video.video_id, [digests[f] for f in files])
     out = interim.depth_file(out_dir, video.video_id)
     current = out.exists() and recorded_key(out) == key
-    params = dict(dataset=dataset, config=config, raw_dir=raw, video_id=video.video_id, files=files, settings=settings,
-                  key=key, weights=str(weights), batch_size=config.pseudo_depth.batch_size, device=device, out=out)
+    params = dict(
+        dataset=dataset,
+        config=config,
+        raw_dir=raw,
+        video_id=video.video_id,
+        files=files,
+        settings=settings,
+        key=key,
+        weights=str(weights),
+        batch_size=config.pseudo_depth.batch_size,
+        device=device,
+        out=out,
+    )
     return label_video.with_options(refresh_cache=not current), params

@@ -7,8 +7,12 @@ import time
 from typing import Any, Sequence
 
 from prefect import get_run_logger
-from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
-                               update_progress_artifact)
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from syncvp.progress import ProgressEvent
 

@@ -112,8 +112,10 @@ def check_port() -> bool:
         home = server_home(api_url())
         if home == _home():
             return True
-        raise ServerError(f"{HOST}:{port()} is held by a Prefect server that is not this checkout's (its PREFECT_HOME "
-                          f"is {home or 'unknown'}, this checkout's is {_home()}); {_another_port()}")
+        raise ServerError(
+            f"{HOST}:{port()} is held by a Prefect server that is not this checkout's (its PREFECT_HOME "
+            f"is {home or 'unknown'}, this checkout's is {_home()}); {_another_port()}"
+        )
     if _port_in_use():
         raise ServerError(f"{HOST}:{port()} is in use by a program that is not a Prefect server; {_another_port()}")
     return False
@@ -125,8 +127,20 @@ def check_port() -> bool:
 
 def server_command(token: str) -> list[str]:
     """The server's command line; `-X {TOKEN_OPTION}=<token>` marks it as the one `start` launched."""
-    return [sys.executable, "-X", f"{TOKEN_OPTION}={token}", "-m", "prefect", "server", "start",
-            "--host", HOST, "--port", str(port()), "--analytics-off"]
+    return [
+        sys.executable,
+        "-X",
+        f"{TOKEN_OPTION}={token}",
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        HOST,
+        "--port",
+        str(port()),
+        "--analytics-off",
+    ]
 
 
 def server_env() -> dict[str, str]:
@@ -136,8 +150,13 @@ def server_env() -> dict[str, str]:
     server: PREFECT_API_URL is dropped."""
     child = dict(os.environ)
     child.pop("PREFECT_API_URL", None)
-    child.update(PREFECT_HOME=str(_home()), PREFECT_SERVER_API_HOST=HOST, PREFECT_SERVER_API_PORT=str(port()),
-                 PREFECT_UI_API_URL=api_url(), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    child.update(
+        PREFECT_HOME=str(_home()),
+        PREFECT_SERVER_API_HOST=HOST,
+        PREFECT_SERVER_API_PORT=str(port()),
+        PREFECT_UI_API_URL=api_url(),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
     return child
 
 
@@ -148,8 +167,9 @@ def start(wait_s: float = 120.0) -> subprocess.Popen | None:
         return None
     token = secrets.token_hex(16)
     log = open(_home() / "server.log", "ab")
-    proc = subprocess.Popen(server_command(token), env=server_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        server_command(token), env=server_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     _token_file().write_text(token)
     _pid_file().write_text(str(proc.pid))
     deadline = time.monotonic() + wait_s
@@ -180,8 +200,13 @@ def process_command(pid: int) -> list[str] | None:
 def is_server_process(pid: int, token: str | None) -> bool:
     """Whether process `pid` is the Prefect server `start` launched with `token`."""
     cmd = process_command(pid)
-    return bool(token) and cmd is not None and f"{TOKEN_OPTION}={token}" in cmd and "prefect" in cmd \
-        and cmd[cmd.index("prefect"):][:3] == ["prefect", "server", "start"]
+    return (
+        bool(token)
+        and cmd is not None
+        and f"{TOKEN_OPTION}={token}" in cmd
+        and "prefect" in cmd
+        and cmd[cmd.index("prefect") :][:3] == ["prefect", "server", "start"]
+    )
 
 
 def stop_process(pid: int) -> None:
@@ -223,14 +248,17 @@ def stop() -> str:
     token = _token_file().read_text().strip() if _token_file().exists() else None
     if not text.isdigit() or not _alive(int(text)):
         _forget()
-        return (f"no server was running (process {text or '?'} named by {pid_file} has exited); "
-                "removed the stale pid file")
+        return (
+            f"no server was running (process {text or '?'} named by {pid_file} has exited); removed the stale pid file"
+        )
     pid = int(text)
     if not is_server_process(pid, token):
         _forget()
-        raise ServerError(f"process {pid} named by {pid_file} is not this checkout's Prefect server (a stale pid file "
-                          f"whose pid was reused?): left it running and removed the pid file; if it is a server, "
-                          f"stop it yourself (kill {pid})")
+        raise ServerError(
+            f"process {pid} named by {pid_file} is not this checkout's Prefect server (a stale pid file "
+            f"whose pid was reused?): left it running and removed the pid file; if it is a server, "
+            f"stop it yourself (kill {pid})"
+        )
     stop_process(pid)
     _forget()
     return "stopped"
@@ -247,8 +275,11 @@ def run(cmd: list[str]) -> int:
     url = os.environ.get("PREFECT_API_URL")
     if url:
         if not healthy(url):
-            print(f"PREFECT_API_URL={url} but no Prefect server answers there; start one with `make ui` "
-                  "or unset PREFECT_API_URL.", file=sys.stderr)
+            print(
+                f"PREFECT_API_URL={url} but no Prefect server answers there; start one with `make ui` "
+                "or unset PREFECT_API_URL.",
+                file=sys.stderr,
+            )
             return 3
     else:
         try:
@@ -281,8 +312,9 @@ def _status() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     env.configure()
-    parser = argparse.ArgumentParser(prog="python -m pipelines.server", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.server", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["start", "stop", "status", "run"])
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

@@ -54,8 +54,11 @@ def describe(params: str | Path | Params = "params.yaml") -> str:
             lines.append(_line("plots", out.plots))
             lines.append(_line("sample videos", out.samples))
             lines.append(_line("comparison table", out.table(COMPARE)))
-    lines += ["", "Compare runs: `dvc metrics show`, `dvc plots show` (writes dvc_plots/index.html), `dvc exp show`.",
-              "Watch runs: `make ui`, then open http://127.0.0.1:4200."]
+    lines += [
+        "",
+        "Compare runs: `dvc metrics show`, `dvc plots show` (writes dvc_plots/index.html), `dvc exp show`.",
+        "Watch runs: `make ui`, then open http://127.0.0.1:4200.",
+    ]
     for name in params.pipeline.joint:  # the evaluated datasets (evaluate@<dataset>)
         lines += ["", compare(params, name)]
     return "\n".join(lines)

@@ -20,11 +20,18 @@ from syncvp.training import autoencoder_job, autoencoder_train
 
 
 @task(task_run_name="plan-{unit}", cache_policy=NO_CACHE)
-def plan_autoencoder(unit: str, dataset: DatasetConfig, autoencoder: AutoencoderConfig,
-                     train: TrainAutoencoderConfig, run: RunConfig, paths: PathsConfig,
-                     lpips_vgg16: Path | None) -> autoencoder_job.AutoencoderJob:
-    return autoencoder_job.plan(unit, dataset=dataset, autoencoder=autoencoder, train=train, run=run,
-                                paths=paths, lpips_vgg16=lpips_vgg16)
+def plan_autoencoder(
+    unit: str,
+    dataset: DatasetConfig,
+    autoencoder: AutoencoderConfig,
+    train: TrainAutoencoderConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+    lpips_vgg16: Path | None,
+) -> autoencoder_job.AutoencoderJob:
+    return autoencoder_job.plan(
+        unit, dataset=dataset, autoencoder=autoencoder, train=train, run=run, paths=paths, lpips_vgg16=lpips_vgg16
+    )
 
 
 def _report(job: autoencoder_job.AutoencoderJob):
@@ -38,6 +45,7 @@ def _report(job: autoencoder_job.AutoencoderJob):
             logger.info(f"{event.task}: step {event.done}/{event.total} held-out {numbers}")
         else:
             bar(event)
+
     return report
 
 
@@ -52,9 +60,15 @@ def export_unit(job: autoencoder_job.AutoencoderJob, out_dir: Path) -> dict:
 
 
 @flow(name="train_autoencoder", log_prints=True)
-def train_autoencoder(unit: str, dataset: DatasetConfig, autoencoder: AutoencoderConfig,
-                      train: TrainAutoencoderConfig, run: RunConfig, paths: PathsConfig,
-                      lpips_vgg16: Path | None) -> dict:
+def train_autoencoder(
+    unit: str,
+    dataset: DatasetConfig,
+    autoencoder: AutoencoderConfig,
+    train: TrainAutoencoderConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+    lpips_vgg16: Path | None,
+) -> dict:
     """Train the autoencoder `<dataset>-<modality>-<context|future>` (resuming if interrupted) and
     write `<models>/<unit>/`: autoencoder.pt, metrics.json, reconstruction.png, plots/*.tsv."""
     job = plan_autoencoder(unit, dataset, autoencoder, train, run, paths, lpips_vgg16)

@@ -19,15 +19,32 @@ from syncvp.training import diffusion_job, diffusion_train
 
 
 @task(task_run_name="plan-{name}", cache_policy=NO_CACHE)
-def plan_joint(name: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig, joint: JointConfig,
-               train: TrainJointConfig, run: RunConfig, paths: PathsConfig) -> diffusion_job.DiffusionJob:
-    return diffusion_job.plan_joint(name, dataset=dataset, unet=unet, diffusion=diffusion, joint=joint, train=train,
-                                    run=run, paths=paths)
+def plan_joint(
+    name: str,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    joint: JointConfig,
+    train: TrainJointConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> diffusion_job.DiffusionJob:
+    return diffusion_job.plan_joint(
+        name, dataset=dataset, unet=unet, diffusion=diffusion, joint=joint, train=train, run=run, paths=paths
+    )
 
 
 @flow(name="train_joint", log_prints=True)
-def train_joint(name: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig, joint: JointConfig,
-                train: TrainJointConfig, run: RunConfig, paths: PathsConfig) -> dict:
+def train_joint(
+    name: str,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    joint: JointConfig,
+    train: TrainJointConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> dict:
     """Train the joint model of dataset `name` (from the stage-1 models or from scratch) and write
     `<models>/<name>/`: joint.pt (EMA weights), metrics.json, loss.png, plots/loss.tsv."""
     job = plan_joint(name, dataset, unet, diffusion, joint, train, run, paths)

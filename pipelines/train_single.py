@@ -20,15 +20,30 @@ from syncvp.training import diffusion_job, diffusion_train
 
 
 @task(task_run_name="plan-{unit}", cache_policy=NO_CACHE)
-def plan_single(unit: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
-                train: TrainSingleConfig, run: RunConfig, paths: PathsConfig) -> diffusion_job.DiffusionJob:
-    return diffusion_job.plan_single(unit, dataset=dataset, unet=unet, diffusion=diffusion, train=train, run=run,
-                                     paths=paths)
+def plan_single(
+    unit: str,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    train: TrainSingleConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> diffusion_job.DiffusionJob:
+    return diffusion_job.plan_single(
+        unit, dataset=dataset, unet=unet, diffusion=diffusion, train=train, run=run, paths=paths
+    )
 
 
 @flow(name="train_single", log_prints=True)
-def train_single(unit: str, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
-                 train: TrainSingleConfig, run: RunConfig, paths: PathsConfig) -> dict:
+def train_single(
+    unit: str,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    train: TrainSingleConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> dict:
     """Train the stage-1 model `<dataset>-<modality>` (resuming if interrupted) and write
     `<models>/<unit>/`: diffusion.pt (EMA weights), metrics.json, loss.png, plots/loss.tsv."""
     job = plan_single(unit, dataset, unet, diffusion, train, run, paths)

@@ -63,7 +63,7 @@ def run_group(group: list[str], total: int, dvc: str = "dvc", log=print) -> int:
     """Run the instances of one group, at most `total` at once; the first non-zero exit status, or 0."""
     status = 0
     for start in range(0, len(group), total):
-        batch = group[start:start + total]
+        batch = group[start : start + total]
         env = dict(os.environ)
         if len(batch) > 1:
             env["SYNCVP_THREADS"] = str(threads_per_process(total, len(batch)))
@@ -80,8 +80,9 @@ def run_group(group: list[str], total: int, dvc: str = "dvc", log=print) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipelines.waves", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m pipelines.waves", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", type=Path)
     ap.add_argument("--threads", type=int, default=None, help="threads shared by a group (default: run.threads)")
     ap.add_argument("--dry-run", action="store_true", help="print the groups and exit")

@@ -61,13 +61,21 @@ def lookup(metrics: dict, dataset: str, setting: str, mode: str, column: str) ->
 def _cell(value: Any, digits: int) -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, bool):   # a params flag (joint.same_noise), not a number
+    if isinstance(value, bool):  # a params flag (joint.same_noise), not a number
         return str(value).lower()
     return f"{value:.{digits}g}" if isinstance(value, (int, float)) else str(value)
 
 
-def table(runs: list[tuple[str, dict, dict]], *, dataset: str, settings: list[str], mode: str, columns: list[str],
-          params: list[str], digits: int = 4) -> str:
+def table(
+    runs: list[tuple[str, dict, dict]],
+    *,
+    dataset: str,
+    settings: list[str],
+    mode: str,
+    columns: list[str],
+    params: list[str],
+    digits: int = 4,
+) -> str:
     """The Markdown table: one row per run (and per setting when several are asked for)."""
     names = [f"{c.split(':')[0]} {c.split(':')[1].upper()}{ARROWS.get(c.split(':')[1], '')}" for c in columns]
     head = ["run", *params, *(["setting"] if len(settings) > 1 else []), *names]
@@ -102,8 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name or path, {path: json.loads(Path(path).read_text())}, {}))
     if not runs:
         parser.error("give --exp-json or NAME=metrics.json files")
-    print(table(runs, dataset=args.dataset, settings=args.settings.split(","), mode=args.mode,
-                columns=args.columns.split(","), params=args.param))
+    print(
+        table(
+            runs,
+            dataset=args.dataset,
+            settings=args.settings.split(","),
+            mode=args.mode,
+            columns=args.columns.split(","),
+            params=args.param,
+        )
+    )
     return 0
 
 

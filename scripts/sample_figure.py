@@ -19,13 +19,13 @@ import numpy as np
 
 from syncvp.config import load_params
 
-PAD, SCALE = 1, 2   # syncvp.viz.grid(rows, pad=1, scale=2) as written by the evaluate stage
+PAD, SCALE = 1, 2  # syncvp.viz.grid(rows, pad=1, scale=2) as written by the evaluate stage
 
 
 def _rows(image: np.ndarray, height: int) -> list[np.ndarray]:
     """Split a sample grid into its rows of frames (gaps removed from the top and bottom)."""
     step, pad = (height + PAD) * SCALE, PAD * SCALE
-    return [image[pad + i * step: pad + i * step + height * SCALE] for i in range((image.shape[0] - pad) // step)]
+    return [image[pad + i * step : pad + i * step + height * SCALE] for i in range((image.shape[0] - pad) // step)]
 
 
 def _read(path: Path) -> np.ndarray:
@@ -42,8 +42,11 @@ def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: in
     import matplotlib.pyplot as plt
 
     sources = [("joint", "all"), ("single", "single-all")]
-    grids = {name: _rows(_read(eval_dir / "samples" / f"{label}.png"), height)
-             for name, label in sources if (eval_dir / "samples" / f"{label}.png").is_file()}
+    grids = {
+        name: _rows(_read(eval_dir / "samples" / f"{label}.png"), height)
+        for name, label in sources
+        if (eval_dir / "samples" / f"{label}.png").is_file()
+    }
     if "joint" not in grids:
         raise SystemExit(f"{eval_dir}/samples/all.png is missing: run `dvc repro evaluate` first")
     per_video = 2 * len(modalities)
@@ -57,8 +60,9 @@ def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: in
                 rows.append(grid[base + 1])
                 labels.append(f"{m}: {name} model")
     width = rows[0].shape[1]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(width / 80 + 1.6, len(rows) * rows[0].shape[0] / 80 + 0.6),
-                             dpi=100, squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(width / 80 + 1.6, len(rows) * rows[0].shape[0] / 80 + 0.6), dpi=100, squeeze=False
+    )
     frame_w = (height + PAD) * SCALE
     for ax, row, label in zip(axes[:, 0], rows, labels):
         ax.imshow(row)
@@ -66,8 +70,9 @@ def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: in
         ax.set_yticks([])
         ax.set_xticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    axes[0, 0].set_title(f"{context} observed frames | red line | predicted frames "
-                         f"(first trajectory of each model)", fontsize=9)
+    axes[0, 0].set_title(
+        f"{context} observed frames | red line | predicted frames (first trajectory of each model)", fontsize=9
+    )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

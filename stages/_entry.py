@@ -84,8 +84,9 @@ def _launch_rank() -> int | None:
     return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
 
 
-def torchrun_command(spec: StageSpec, item: str, params_file: str, processes: int,
-                     env: dict[str, str] | None = None) -> list[str]:
+def torchrun_command(
+    spec: StageSpec, item: str, params_file: str, processes: int, env: dict[str, str] | None = None
+) -> list[str]:
     """The command re-running the stage under torchrun with `processes` processes on this node."""
     env = os.environ if env is None else env
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
@@ -100,8 +101,11 @@ def _check_server() -> None:
         from pipelines.server import healthy
 
         if not healthy(url):
-            print(f"error: PREFECT_API_URL={url} but no Prefect server answers; start one with `make ui` "
-                  "or unset PREFECT_API_URL to run in ephemeral mode", file=sys.stderr)
+            print(
+                f"error: PREFECT_API_URL={url} but no Prefect server answers; start one with `make ui` "
+                "or unset PREFECT_API_URL to run in ephemeral mode",
+                file=sys.stderr,
+            )
             sys.exit(EXIT_SERVER)
 
 
@@ -118,7 +122,7 @@ def _start_ephemeral_server() -> None:
 
     url = str(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
     if PREFECT_API_URL.value() or not url.startswith("sqlite") or ":///" not in url:
-        return   # a server, or a database that is not a local SQLite file
+        return  # a server, or a database that is not a local SQLite file
     db = Path(url.split(":///", 1)[1])
     if db.exists():
         return
@@ -128,8 +132,8 @@ def _start_ephemeral_server() -> None:
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".start-lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes (or the process ends)
-        SubprocessASGIServer().start()     # the flow's client uses this one (a singleton)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process ends)
+        SubprocessASGIServer().start()  # the flow's client uses this one (a singleton)
 
 
 class _WithoutTraceback(logging.Formatter):
@@ -153,8 +157,11 @@ def _console_without_tracebacks() -> None:
 
     ensure_logging_setup()
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None \
-                and not isinstance(handler.formatter, _WithoutTraceback):
+        if (
+            isinstance(handler, PrefectConsoleHandler)
+            and handler.formatter is not None
+            and not isinstance(handler.formatter, _WithoutTraceback)
+        ):
             handler.setFormatter(_WithoutTraceback(handler.formatter))
 
 
@@ -169,8 +176,11 @@ def _report_failure(spec: StageSpec, item: str, exc: Exception) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(traceback.format_exception(exc)))
     lines = str(exc).strip().splitlines()
-    print(f"error: {spec.name}@{item}: {type(exc).__name__}: {lines[0] if lines else '(no message)'} "
-          f"(traceback in {path}; --debug prints it)", file=sys.stderr)
+    print(
+        f"error: {spec.name}@{item}: {type(exc).__name__}: {lines[0] if lines else '(no message)'} "
+        f"(traceback in {path}; --debug prints it)",
+        file=sys.stderr,
+    )
     return EXIT_FAILED
 
 
@@ -178,9 +188,12 @@ def run(spec: StageSpec, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m stages.{spec.name}")
     parser.add_argument("item", help=f"one entry of pipeline.{spec.fanout}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--debug", action="store_true",
-                        help="print tracebacks (otherwise a failure prints one line and writes its traceback to "
-                             "$PREFECT_HOME/errors/<stage>@<item>.log)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print tracebacks (otherwise a failure prints one line and writes its traceback to "
+        "$PREFECT_HOME/errors/<stage>@<item>.log)",
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)

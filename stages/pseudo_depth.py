@@ -9,8 +9,14 @@ ENCODERS = ("vits", "vitb", "vitl")  # the weights entry read depends on the dat
 
 def arguments(p, ds: str) -> dict:
     config = p(f"datasets.{ds}")
-    return {"dataset": ds, "config": config, "paths": p("paths"), "device": p("run.device"),
-            "threads": p("run.threads"), "weights": p(f"weights.{config.pseudo_depth.weights_key}")}
+    return {
+        "dataset": ds,
+        "config": config,
+        "paths": p("paths"),
+        "device": p("run.device"),
+        "threads": p("run.threads"),
+        "weights": p(f"weights.{config.pseudo_depth.weights_key}"),
+    }
 
 
 def flow():
@@ -23,8 +29,13 @@ def flow():
 SPEC = StageSpec(
     name="pseudo_depth",
     fanout="pseudo_depth",
-    sections=lambda ds: (f"datasets.{ds}", "paths", "run.device", "run.threads",
-                         *(f"weights.depth_anything_{e}" for e in ENCODERS)),
+    sections=lambda ds: (
+        f"datasets.{ds}",
+        "paths",
+        "run.device",
+        "run.threads",
+        *(f"weights.depth_anything_{e}" for e in ENCODERS),
+    ),
     flow=flow,
     arguments=arguments,
 )

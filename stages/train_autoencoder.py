@@ -27,13 +27,25 @@ def worker():
 SPEC = StageSpec(
     name="train_autoencoder",
     fanout="autoencoders",
-    sections=lambda unit: (f"datasets.{_dataset(unit)}", "autoencoder", "train_autoencoder", "run", "paths",
-                           "weights.lpips_vgg16"),
+    sections=lambda unit: (
+        f"datasets.{_dataset(unit)}",
+        "autoencoder",
+        "train_autoencoder",
+        "run",
+        "paths",
+        "weights.lpips_vgg16",
+    ),
     flow=flow,
     worker=worker,
-    arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "autoencoder": p("autoencoder"),
-                               "train": p("train_autoencoder"), "run": p("run"), "paths": p("paths"),
-                               "lpips_vgg16": p("weights.lpips_vgg16")},
+    arguments=lambda p, unit: {
+        "unit": unit,
+        "dataset": p(f"datasets.{_dataset(unit)}"),
+        "autoencoder": p("autoencoder"),
+        "train": p("train_autoencoder"),
+        "run": p("run"),
+        "paths": p("paths"),
+        "lpips_vgg16": p("weights.lpips_vgg16"),
+    },
 )
 
 if __name__ == "__main__":

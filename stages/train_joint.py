@@ -25,9 +25,16 @@ SPEC = StageSpec(
     sections=lambda name: (f"datasets.{name}", "unet", "diffusion", "joint", "train_joint", "run", "paths"),
     flow=flow,
     worker=worker,
-    arguments=lambda p, name: {"name": name, "dataset": p(f"datasets.{name}"), "unet": p("unet"),
-                               "diffusion": p("diffusion"), "joint": p("joint"), "train": p("train_joint"),
-                               "run": p("run"), "paths": p("paths")},
+    arguments=lambda p, name: {
+        "name": name,
+        "dataset": p(f"datasets.{name}"),
+        "unet": p("unet"),
+        "diffusion": p("diffusion"),
+        "joint": p("joint"),
+        "train": p("train_joint"),
+        "run": p("run"),
+        "paths": p("paths"),
+    },
 )
 
 if __name__ == "__main__":

@@ -30,9 +30,15 @@ SPEC = StageSpec(
     sections=lambda unit: (f"datasets.{_dataset(unit)}", "unet", "diffusion", "train_single", "run", "paths"),
     flow=flow,
     worker=worker,
-    arguments=lambda p, unit: {"unit": unit, "dataset": p(f"datasets.{_dataset(unit)}"), "unet": p("unet"),
-                               "diffusion": p("diffusion"), "train": p("train_single"), "run": p("run"),
-                               "paths": p("paths")},
+    arguments=lambda p, unit: {
+        "unit": unit,
+        "dataset": p(f"datasets.{_dataset(unit)}"),
+        "unet": p("unet"),
+        "diffusion": p("diffusion"),
+        "train": p("train_single"),
+        "run": p("run"),
+        "paths": p("paths"),
+    },
 )
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Command line: `python -m syncvp <command>`.
 
-    check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
-    fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
-    predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
-    preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
+check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
+fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
+predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
+preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
 """
 
 from __future__ import annotations
@@ -37,15 +37,19 @@ def _predict_parser(sub) -> None:
     p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
     p.add_argument("--dataset", help="take the trained models of this dataset from `paths.models`")
     p.add_argument("--model", help="a joint.pt or stage-1 diffusion.pt file (overrides --dataset)")
-    p.add_argument("--autoencoders", nargs="+", metavar="MOD=CONTEXT,FUTURE",
-                   help="autoencoder files per modality (with --model)")
+    p.add_argument(
+        "--autoencoders", nargs="+", metavar="MOD=CONTEXT,FUTURE", help="autoencoder files per modality (with --model)"
+    )
     p.add_argument("--frames", type=int, help="future frames to predict (default: the dataset's rollout_frames)")
     p.add_argument("--trajectories", type=int, default=1, help="predictions per input (default 1)")
     p.add_argument("--present", help="comma-separated observed modalities (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
-    p.add_argument("--resize", choices=("area", "bilinear", "bicubic", "nearest"),
-                   help="centre-crop and resize frames of another size (default: refuse them)")
+    p.add_argument(
+        "--resize",
+        choices=("area", "bilinear", "bicubic", "nearest"),
+        help="centre-crop and resize frames of another size (default: refuse them)",
+    )
 
 
 def _predict(args) -> int:
@@ -72,21 +76,38 @@ def _predict(args) -> int:
         paths, mods = params.paths, params.datasets[args.dataset].modalities
         model = paths.joint(args.dataset).model
         role = context_role(model) if model.is_file() else "context"
-        aes = {m: RolePair(context=paths.autoencoder(args.dataset, m, role).model,
-                           future=paths.autoencoder(args.dataset, m, "future").model) for m in mods}
+        aes = {
+            m: RolePair(
+                context=paths.autoencoder(args.dataset, m, role).model,
+                future=paths.autoencoder(args.dataset, m, "future").model,
+            )
+            for m in mods
+        }
     else:
         raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")
     frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)
     if not frames:
         raise ParamsError("--frames is needed with --model")
     present = args.present.split(",") if args.present else None
-    out = predict_folder(args.input, args.out, model=model, autoencoders=aes, sampling=params.sampling, future=frames,
-                         trajectories=args.trajectories, present=present, seed=args.seed, device=args.device,
-                         resize=args.resize)
+    out = predict_folder(
+        args.input,
+        args.out,
+        model=model,
+        autoencoders=aes,
+        sampling=params.sampling,
+        future=frames,
+        trajectories=args.trajectories,
+        present=present,
+        seed=args.seed,
+        device=args.device,
+        resize=args.resize,
+    )
     for m, v in out.items():
         print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/")
     print(f"animation: {args.out}/prediction.gif")
     return 0
+
+
 def _preset_yaml(name: str, path: str) -> str:
     """The params file `path` with preset `name` merged in, validated strictly."""
     from syncvp import presets

@@ -11,8 +11,13 @@ import numpy as np
 from syncvp.io.atomic import atomic_path
 
 
-def to_rgb(frames: np.ndarray, kind: str = "image", lo: float | None = None, hi: float | None = None,
-           valid: np.ndarray | None = None) -> np.ndarray:
+def to_rgb(
+    frames: np.ndarray,
+    kind: str = "image",
+    lo: float | None = None,
+    hi: float | None = None,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
     """Stored frames [T, H, W(, C)] -> displayable uint8 [T, H, W, 3].
 
     Gray images are replicated, fields are colour-mapped over [lo, hi] (turbo) with invalid
@@ -39,7 +44,7 @@ def grid(rows: Sequence[np.ndarray], pad: int = 1, scale: int = 1) -> np.ndarray
     for i, row in enumerate(rows):
         for j, frame in enumerate(row):
             y, x = pad + i * (h + pad), pad + j * (w + pad)
-            out[y:y + h, x:x + w] = frame
+            out[y : y + h, x : x + w] = frame
     if scale > 1:
         out = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     return out

@@ -21,12 +21,11 @@ os.environ["PREFECT_RESULTS_DEFAULT_SERIALIZER"] = "json"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-atexit.register(shutil.rmtree, _PREFECT_HOME, True)   # ignore_errors: the harness may still be closing
+atexit.register(shutil.rmtree, _PREFECT_HOME, True)  # ignore_errors: the harness may still be closing
 
 REPO = Path(__file__).resolve().parents[1]
 
 from syncvp.config import Params, load_params  # noqa: E402
-
 
 # Test files whose tests share one session fixture: one xdist work unit, run first (see below).
 SHARED_RUN = {"tests/e2e/test_dvc_repro.py": "e2e", "tests/e2e/test_real_sources.py": "e2e"}
@@ -61,7 +60,7 @@ def pytest_collection_modifyitems(config, items):
     CUDA are skipped without it."""
     import torch
 
-    items.sort(key=lambda item: _work_unit(item.nodeid) != "e2e")   # stable: file order is kept
+    items.sort(key=lambda item: _work_unit(item.nodeid) != "e2e")  # stable: file order is kept
 
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
@@ -89,8 +88,14 @@ def tiny_dataset(params: Params, name: str = "synthetic", **source_changes):
 @pytest.fixture
 def tiny_params(repo_params: Params, tmp_path: Path) -> Params:
     """Repo params with every path under tmp_path and a tiny synthetic dataset."""
-    paths = dataclasses.replace(repo_params.paths, raw=tmp_path / "raw", interim=tmp_path / "interim",
-                                processed=tmp_path / "processed", models=tmp_path / "models", eval=tmp_path / "eval")
+    paths = dataclasses.replace(
+        repo_params.paths,
+        raw=tmp_path / "raw",
+        interim=tmp_path / "interim",
+        processed=tmp_path / "processed",
+        models=tmp_path / "models",
+        eval=tmp_path / "eval",
+    )
     datasets = dict(repo_params.datasets)
     datasets["synthetic"] = tiny_dataset(repo_params)
     return with_pipeline(repo_params, paths=paths, datasets=datasets)
@@ -127,4 +132,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-

@@ -50,7 +50,7 @@ class Outcome:
 
     code: int
     text: str
-    log: Path | None = None   # the stage's error log, when a stage failed
+    log: Path | None = None  # the stage's error log, when a stage failed
 
 
 @dataclass
@@ -103,6 +103,7 @@ class Ctx:
             with console() as out:
                 code = run(spec, [item, "--params", str(file)])
             return Outcome(code, out.getvalue(), error_log(name, item))
+
         return go
 
     def predict(self, *argv: str) -> Callable[[], Outcome]:
@@ -113,6 +114,7 @@ class Ctx:
             with console() as out:
                 code = main(["predict", *argv])
             return Outcome(code, out.getvalue())
+
         return go
 
     def outputs(self, stage: str, item: str) -> tuple[Path, ...]:
@@ -123,8 +125,9 @@ class Ctx:
             "synthesize": (p.raw_dir(item),),
             "prepare": (p.processed_dir(item),),
             "pseudo_depth": (p.interim_dir(item),),
-            "train_autoencoder": tuple(models / f for f in ("autoencoder.pt", "reconstruction.png", "metrics.json",
-                                                            "plots")),
+            "train_autoencoder": tuple(
+                models / f for f in ("autoencoder.pt", "reconstruction.png", "metrics.json", "plots")
+            ),
             "train_single": tuple(models / f for f in ("diffusion.pt", "loss.png", "metrics.json", "plots")),
             "train_joint": tuple(models / f for f in ("joint.pt", "loss.png", "metrics.json", "plots")),
             "evaluate": tuple(p.eval_dir(item) / f for f in ("tables", "samples", "metrics.json", "plots")),
@@ -173,6 +176,7 @@ def case(category: str, name: str):
         assert name not in CATALOGUE.setdefault(category, {}), name
         CATALOGUE[category][name] = build
         return build
+
     return register
 
 
@@ -189,13 +193,19 @@ def params_row(ctx: Ctx, stage: str, item: str, edit, *names: str, text: str | N
 def _(ctx):
     def edit(d):
         d["datasets"]["synthetic"]["source"]["frames"] = "12"
+
     return params_row(ctx, "synthesize", "synthetic", edit, "datasets.synthetic.source.frames")
 
 
 @case("params", "an unknown key")
 def _(ctx):
-    return params_row(ctx, "train_single", "synthetic-rgb", lambda d: d["train_single"].update(stpes=10),
-                      "train_single.stpes: is not a known key")
+    return params_row(
+        ctx,
+        "train_single",
+        "synthetic-rgb",
+        lambda d: d["train_single"].update(stpes=10),
+        "train_single.stpes: is not a known key",
+    )
 
 
 @case("params", "a missing key")
@@ -213,32 +223,45 @@ def _(ctx):
 def _(ctx):
     def edit(d):
         d["sampling"]["steps"] = d["diffusion"]["timesteps"] + 1
+
     return params_row(ctx, "evaluate", "synthetic", edit, "sampling.steps")
 
 
 @case("params", "evaluate.conditions naming an unknown modality")
 def _(ctx):
-    return params_row(ctx, "evaluate", "synthetic", lambda d: d["evaluate"].update(conditions=["all", "semantic"]),
-                      "evaluate.conditions", "'semantic'")
+    return params_row(
+        ctx,
+        "evaluate",
+        "synthetic",
+        lambda d: d["evaluate"].update(conditions=["all", "semantic"]),
+        "evaluate.conditions",
+        "'semantic'",
+    )
 
 
 @case("params", "train_joint.explicit naming an unknown modality")
 def _(ctx):
     def edit(d):
         d["train_joint"]["explicit"] = {"rgb+depth": 0.5, "rgb": 0.2, "sem": 0.2, "": 0.1}
+
     return params_row(ctx, "train_joint", "synthetic", edit, "train_joint.explicit", "'sem'")
 
 
 @case("params", "a stale pipeline section")
 def _(ctx):
-    return params_row(ctx, "prepare", "synthetic", lambda d: d["pipeline"]["prepare"].pop("era5_synthetic"),
-                      "pipeline.prepare: must be")
+    return params_row(
+        ctx,
+        "prepare",
+        "synthetic",
+        lambda d: d["pipeline"]["prepare"].pop("era5_synthetic"),
+        "pipeline.prepare: must be",
+    )
 
 
 @case("params", "an item the pipeline does not list")
 def _(ctx):
     row = params_row(ctx, "prepare", "cityscapes", None, "pipeline.prepare", "'cityscapes'")
-    return dataclasses.replace(row, names=row.names[1:])   # the key, not the file
+    return dataclasses.replace(row, names=row.names[1:])  # the key, not the file
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,8 +282,9 @@ def city(ctx: Ctx) -> Path:
 
 
 def prepare_row(ctx: Ctx, dataset: str, *names) -> Row:
-    return Row(ctx.stage("prepare", dataset), names=tuple(str(n) for n in names),
-               outputs=ctx.outputs("prepare", dataset))
+    return Row(
+        ctx.stage("prepare", dataset), names=tuple(str(n) for n in names), outputs=ctx.outputs("prepare", dataset)
+    )
 
 
 def frame(root: Path, modality: str, split: str = "val", city_name: str = "bochum", index: int = 2) -> Path:
@@ -365,12 +389,22 @@ def drive(ctx: Ctx, name: str = "drive.mp4", codec: str = "mp4v", **segments) ->
     root = ctx.tmp / "videos"
     root.mkdir(exist_ok=True)
     write_video(root / name, frames=40, fps=10.0, codec=codec)
-    splits = dict(train=(segment(name, end=2.0),), val=(segment(name, start=2.0, end=2.8),),
-                  test=(segment(name, start=2.8),))
+    splits = dict(
+        train=(segment(name, end=2.0),), val=(segment(name, start=2.0, end=2.8),), test=(segment(name, start=2.8),)
+    )
     splits.update(segments)
-    ctx.with_dataset("drive", DatasetConfig(source=video_source(root, splits=VideoSplits(**splits)),
-                                            modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                                            future_frames=2, rollout_frames=3, pseudo_depth=pseudo_depth_config()))
+    ctx.with_dataset(
+        "drive",
+        DatasetConfig(
+            source=video_source(root, splits=VideoSplits(**splits)),
+            modalities=("rgb", "depth"),
+            resolution=(16, 16),
+            context_frames=1,
+            future_frames=2,
+            rollout_frames=3,
+            pseudo_depth=pseudo_depth_config(),
+        ),
+    )
     return root / name
 
 
@@ -421,8 +455,18 @@ def era5_months(ctx: Ctx) -> dict[str, Path]:
     from tests.data.test_era5 import era5_source
 
     source = era5_source(months=ERA5_MONTHS)
-    ctx.with_dataset("era5", DatasetConfig(source=source, modalities=("t2m", "sp"), resolution=(8, 8), context_frames=1,
-                                           future_frames=2, rollout_frames=3, pseudo_depth=None))
+    ctx.with_dataset(
+        "era5",
+        DatasetConfig(
+            source=source,
+            modalities=("t2m", "sp"),
+            resolution=(8, 8),
+            context_frames=1,
+            future_frames=2,
+            rollout_frames=3,
+            pseudo_depth=None,
+        ),
+    )
     folder = ctx.paths.raw_dir("era5")
     folder.mkdir(parents=True)
     files = {}
@@ -445,9 +489,11 @@ def rewrite(path: Path, change) -> Path:
 
 def set_nan(*names: str, steps=slice(None)):
     """A `rewrite` change: the variables `names` missing (NaN) at the time steps `steps`."""
+
     def change(ds):
         for name in names:
             ds[name][steps] = np.nan
+
     return change
 
 
@@ -497,15 +543,15 @@ def _(ctx):
     source, paths = era5_source(months=ERA5_MONTHS, retries=0), ctx.paths
     target = paths.raw_dir("era5") / month_filename("2021-02")
     download_era5("era5", source, paths, client_factory=StandInCDS())
-    download_era5("era5", source, paths, client_factory=StandInCDS())   # every month now a cache hit
+    download_era5("era5", source, paths, client_factory=StandInCDS())  # every month now a cache hit
     good = target.read_bytes()
     stat = target.stat()
     rotten = bytearray(good)
     middle = len(rotten) // 2
-    rotten[middle:middle + 256] = bytes(b ^ 0x5A for b in rotten[middle:middle + 256])
+    rotten[middle : middle + 256] = bytes(b ^ 0x5A for b in rotten[middle : middle + 256])
     target.write_bytes(bytes(rotten))
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    era5.check_month_header(target, era5.month_request(source, "2021-02"))   # the header still reads
+    era5.check_month_header(target, era5.month_request(source, "2021-02"))  # the header still reads
     client = StandInCDS()
 
     def run() -> Outcome:
@@ -517,6 +563,7 @@ def _(ctx):
         assert client.months() == ["2021-02"], "only the rotten month is fetched again"
         assert target.read_bytes() == good
         assert leftovers(target) == []
+
     return Row(run, names=(), code=0, check=check)
 
 
@@ -552,8 +599,9 @@ def pseudo_depth_row(ctx: Ctx, state: dict | None, how: str = "whole", *names) -
     if state is not None:
         torch_file(path, state, how)
     with_weights(ctx, depth_anything_vits=path)
-    return Row(ctx.stage("pseudo_depth", "drive"), names=(str(path), *names),
-               outputs=ctx.outputs("pseudo_depth", "drive"))
+    return Row(
+        ctx.stage("pseudo_depth", "drive"), names=(str(path), *names), outputs=ctx.outputs("pseudo_depth", "drive")
+    )
 
 
 @case("weights", "Depth-Anything-V2 weights missing")
@@ -577,21 +625,31 @@ def evaluation(ctx: Ctx, metrics: tuple[str, ...], **weights) -> Params:
     from tests.evaluation.conftest import evaluate_config, write_models, write_test_store
     from tests.prediction.conftest import SAMPLING
 
-    ds = dataclasses.replace(ctx.params.datasets["synthetic"], resolution=(8, 8), context_frames=2, future_frames=3,
-                             rollout_frames=5)
+    ds = dataclasses.replace(
+        ctx.params.datasets["synthetic"], resolution=(8, 8), context_frames=2, future_frames=3, rollout_frames=5
+    )
     write_test_store(ctx.paths)
     write_models(ctx.paths)
-    evaluate = evaluate_config(conditions=("all",), videos=2, trajectories=1, reduce="best", protocols=("standard",),
-                               metrics=metrics)
-    ctx.params = with_pipeline(ctx.params, datasets={**ctx.params.datasets, "synthetic": ds}, sampling=SAMPLING,
-                               evaluate=evaluate, run=dataclasses.replace(ctx.params.run, device="cpu", threads=1),
-                               weights=dataclasses.replace(ctx.params.weights, **weights))
+    evaluate = evaluate_config(
+        conditions=("all",), videos=2, trajectories=1, reduce="best", protocols=("standard",), metrics=metrics
+    )
+    ctx.params = with_pipeline(
+        ctx.params,
+        datasets={**ctx.params.datasets, "synthetic": ds},
+        sampling=SAMPLING,
+        evaluate=evaluate,
+        run=dataclasses.replace(ctx.params.run, device="cpu", threads=1),
+        weights=dataclasses.replace(ctx.params.weights, **weights),
+    )
     return ctx.params
 
 
 def evaluate_row(ctx: Ctx, *names) -> Row:
-    return Row(ctx.stage("evaluate", "synthetic"), names=tuple(str(n) for n in names),
-               outputs=ctx.outputs("evaluate", "synthetic"))
+    return Row(
+        ctx.stage("evaluate", "synthetic"),
+        names=tuple(str(n) for n in names),
+        outputs=ctx.outputs("evaluate", "synthetic"),
+    )
 
 
 @case("weights", "I3D weights truncated")
@@ -628,14 +686,16 @@ def autoencoder_row(ctx: Ctx, state: dict, how: str, *names) -> Row:
 
     path = torch_file(ctx.tmp / "weights" / "vgg16-397923af.pth", state, how)
     p = tiny_diffusion_params(ctx.params)
-    train = dataclasses.replace(p.train_autoencoder, steps=2, batch_size=2, eval_every=2, eval_clips=2,
-                                checkpoint_every=2, log_every=2)
+    train = dataclasses.replace(
+        p.train_autoencoder, steps=2, batch_size=2, eval_every=2, eval_clips=2, checkpoint_every=2, log_every=2
+    )
     ctx.params = dataclasses.replace(p, train_autoencoder=train)
     with_weights(ctx, lpips_vgg16=path)
     write_tiny_stores(ctx.paths)
     unit = "synthetic-rgb-future"
-    return Row(ctx.stage("train_autoencoder", unit), names=(str(path), *names),
-               outputs=ctx.outputs("train_autoencoder", unit))
+    return Row(
+        ctx.stage("train_autoencoder", unit), names=(str(path), *names), outputs=ctx.outputs("train_autoencoder", unit)
+    )
 
 
 @case("weights", "LPIPS VGG16 weights truncated")
@@ -667,8 +727,11 @@ def _(ctx):
     p = diffusion_setup(ctx)
     path = p.paths.model_dir("synthetic-rgb-future") / "autoencoder.pt"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    return Row(ctx.stage("train_single", "synthetic-rgb"), outputs=ctx.outputs("train_single", "synthetic-rgb"),
-               names=(str(path), "dvc repro train_autoencoder@synthetic-rgb-future"))
+    return Row(
+        ctx.stage("train_single", "synthetic-rgb"),
+        outputs=ctx.outputs("train_single", "synthetic-rgb"),
+        names=(str(path), "dvc repro train_autoencoder@synthetic-rgb-future"),
+    )
 
 
 @case("model files", "a foreign diffusion.pt")
@@ -677,8 +740,11 @@ def _(ctx):
     for m in ("rgb", "depth"):
         torch_file(p.paths.model_dir(f"synthetic-{m}") / "diffusion.pt", {"x": 1})
     path = p.paths.model_dir("synthetic-rgb") / "diffusion.pt"
-    return Row(ctx.stage("train_joint", "synthetic"), outputs=ctx.outputs("train_joint", "synthetic"),
-               names=(str(path), "not a syncvp-diffusion file", "dvc repro train_single@synthetic-rgb"))
+    return Row(
+        ctx.stage("train_joint", "synthetic"),
+        outputs=ctx.outputs("train_joint", "synthetic"),
+        names=(str(path), "not a syncvp-diffusion file", "dvc repro train_single@synthetic-rgb"),
+    )
 
 
 @case("model files", "a truncated joint.pt")
@@ -723,6 +789,7 @@ def _(ctx):
         assert f"{path} is not a latent cache" in outcome.text and "encoding the training windows again" in outcome.text
         assert torch.equal(torch.load(path, weights_only=True)["future"], good["future"])
         assert (ctx.paths.model_dir("synthetic-rgb") / "diffusion.pt").is_file()
+
     return Row(ctx.stage("train_single", "synthetic-rgb"), names=(), code=0, check=check)
 
 
@@ -737,11 +804,19 @@ def predict_row(ctx: Ctx, change=None, *names, frames: str = "2", **overrides) -
     paths = ctx.paths
     write_models(paths)
     inputs = _frames(ctx.tmp / "in")
-    args = {"--params": str(ctx.params_file()), "--model": str(paths.models / "synthetic" / "joint.pt"),
-            "--input": str(inputs), "--out": str(ctx.tmp / "out"), "--frames": frames}
+    args = {
+        "--params": str(ctx.params_file()),
+        "--model": str(paths.models / "synthetic" / "joint.pt"),
+        "--input": str(inputs),
+        "--out": str(ctx.tmp / "out"),
+        "--frames": frames,
+    }
     args.update(overrides)
-    aes = [f"{m}={paths.model_dir(f'synthetic-{m}-context') / 'autoencoder.pt'},"
-           f"{paths.model_dir(f'synthetic-{m}-future') / 'autoencoder.pt'}" for m in ("rgb", "depth")]
+    aes = [
+        f"{m}={paths.model_dir(f'synthetic-{m}-context') / 'autoencoder.pt'},"
+        f"{paths.model_dir(f'synthetic-{m}-future') / 'autoencoder.pt'}"
+        for m in ("rgb", "depth")
+    ]
     argv = [a for k, v in args.items() if v is not None for a in (k, v)] + ["--autoencoders", *aes]
     if change is not None:
         change(ctx, inputs)
@@ -769,6 +844,7 @@ def _(ctx):
 
     def change(ctx, inputs):
         cv2.imwrite(str(inputs / "rgb" / "009.png"), np.zeros((12, 8, 3), np.uint8))
+
     return predict_row(ctx, change, ctx.tmp / "in" / "rgb" / "009.png", "12x8")
 
 
@@ -783,8 +859,13 @@ def _(ctx):
     def change(ctx, inputs):
         path = ctx.paths.model_dir("synthetic-depth-future") / "autoencoder.pt"
         path.write_bytes(path.read_bytes()[:2000])
-    return predict_row(ctx, change, ctx.paths.model_dir("synthetic-depth-future") / "autoencoder.pt",
-                       "dvc repro train_autoencoder@synthetic-depth-future")
+
+    return predict_row(
+        ctx,
+        change,
+        ctx.paths.model_dir("synthetic-depth-future") / "autoencoder.pt",
+        "dvc repro train_autoencoder@synthetic-depth-future",
+    )
 
 
 @case("predict", "a modality folder is missing")
@@ -793,6 +874,7 @@ def _(ctx):
 
     def change(ctx, inputs):
         shutil.rmtree(inputs / "depth")
+
     return predict_row(ctx, change, ctx.tmp / "in" / "depth", "is missing")
 
 
@@ -803,8 +885,9 @@ def _(ctx):
 
 @case("predict", "an unknown --dataset")
 def _(ctx):
-    return predict_row(ctx, None, "--dataset 'cityscapes'", "params.yaml",
-                       **{"--model": None, "--dataset": "cityscapes"})
+    return predict_row(
+        ctx, None, "--dataset 'cityscapes'", "params.yaml", **{"--model": None, "--dataset": "cityscapes"}
+    )
 
 
 # --------------------------------------------------------------------------------------------

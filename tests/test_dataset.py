@@ -21,8 +21,13 @@ def toy_store(tmp_path_factory):
     valid = np.ones((v, f, h, w), np.uint8)
     valid[:, :, -1] = 0
     t2m[:, :, -1] = np.nan
-    ds = store.build_dataset({"rgb": rgb, "t2m": t2m}, dataset="toy", split="train",
-                             modality_attrs={"t2m": {"units": "K", "norm_min": 270.0, "norm_max": 290.0}}, valid=valid)
+    ds = store.build_dataset(
+        {"rgb": rgb, "t2m": t2m},
+        dataset="toy",
+        split="train",
+        modality_attrs={"t2m": {"units": "K", "norm_min": 270.0, "norm_max": 290.0}},
+        valid=valid,
+    )
     path = tmp_path_factory.mktemp("store") / "train.nc"
     store.write_store(path, ds)
     return path, rgb, t2m
@@ -35,19 +40,21 @@ def test_item_layout_and_ranges(toy_store):
     assert item["rgb"].shape == (3, 10, 8, 8) and item["t2m"].shape == (1, 10, 8, 8)
     assert item["valid"].shape == (1, 10, 8, 8) and item["valid"].dtype == torch.bool
     s = item["start"]
-    np.testing.assert_allclose(item["rgb"].numpy(), rgb[3, s:s + 10].transpose(3, 0, 1, 2) / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(item["rgb"].numpy(), rgb[3, s : s + 10].transpose(3, 0, 1, 2) / 127.5 - 1, atol=1e-6)
     assert item["rgb"].min() >= -1 and item["rgb"].max() <= 1
     x = item["t2m"].numpy()[0]
     assert (x[:, -1] == -1).all(), "invalid points become -1 (normalised 0)"
     back = transforms.model_to_field(x[:, :-1], 270.0, 290.0)
-    np.testing.assert_allclose(back, t2m[3, s:s + 10, :-1], rtol=1e-6)
+    np.testing.assert_allclose(back, t2m[3, s : s + 10, :-1], rtol=1e-6)
 
 
 def test_window_is_a_function_of_seed_epoch_index(toy_store):
     path = toy_store[0]
     a = ClipDataset(path, ["rgb"], frames=10, seed=7)
     b = ClipDataset(path, ["rgb"], frames=10, seed=7)
-    assert [a[(e, i)]["start"] for e in range(3) for i in range(6)] == [b[(e, i)]["start"] for e in range(3) for i in range(6)]
+    assert [a[(e, i)]["start"] for e in range(3) for i in range(6)] == [
+        b[(e, i)]["start"] for e in range(3) for i in range(6)
+    ]
     starts = {a[(e, 0)]["start"] for e in range(20)}
     assert len(starts) > 3, "different epochs draw different windows"
     c = ClipDataset(path, ["rgb"], frames=10, seed=8)
@@ -69,8 +76,9 @@ def test_first_and_all_windows(toy_store):
 def _batches(path, workers: int):
     ds = ClipDataset(path, ["rgb", "t2m"], frames=6, seed=3)
     sampler = EpochSampler(len(ds), seed=3, epochs=3)
-    loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=workers,
-                        multiprocessing_context="spawn" if workers else None)
+    loader = DataLoader(
+        ds, batch_size=4, sampler=sampler, num_workers=workers, multiprocessing_context="spawn" if workers else None
+    )
     return list(loader)
 
 

@@ -54,7 +54,7 @@ def _matches(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def offenders(package: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[str]:
-    """"<file> imports <name>" for each import under `package` of a `forbidden` module that is not `allowed`."""
+    """ "<file> imports <name>" for each import under `package` of a `forbidden` module that is not `allowed`."""
     root = REPO / package
     paths = [root.with_suffix(".py")] if root.with_suffix(".py").is_file() else sorted(root.rglob("*.py"))
     bad = []
@@ -128,6 +128,8 @@ def test_trainer_families_are_siblings_on_one_core():
 
 def test_imports_of_sees_dynamic_imports(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text('import importlib\n\nWORKER = "syncvp.training.x:train"\nDOC = "see syncvp.models for more"\n\n'
-                    'def load():\n    from pipelines import train\n    return importlib.import_module("prefect")\n')
+    path.write_text(
+        'import importlib\n\nWORKER = "syncvp.training.x:train"\nDOC = "see syncvp.models for more"\n\n'
+        'def load():\n    from pipelines import train\n    return importlib.import_module("prefect")\n'
+    )
     assert imports_of(path) == {"importlib", "syncvp.training.x", "pipelines", "pipelines.train", "prefect"}

@@ -9,8 +9,9 @@ import pytest
 from syncvp.config import FieldError, PathsConfig, RolePair, parse_unit
 from syncvp.config.layout import autoencoder_unit, batch_file, depth_file, latent_cache_name, single_unit, split_file
 
-PATHS = PathsConfig(raw=Path("d/raw"), interim=Path("d/interim"), processed=Path("d/clips"), models=Path("m"),
-                    eval=Path("e"))
+PATHS = PathsConfig(
+    raw=Path("d/raw"), interim=Path("d/interim"), processed=Path("d/clips"), models=Path("m"), eval=Path("e")
+)
 
 
 def test_dataset_folders_and_clip_stores():
@@ -19,8 +20,9 @@ def test_dataset_folders_and_clip_stores():
     assert depth_file(PATHS.interim_dir("bair"), "train-0001") == Path("d/interim/bair/depth/train-0001.npz")
     stores = PATHS.clip_stores("bair")
     assert stores.root == PATHS.processed_dir("bair") == Path("d/clips/bair")
-    assert [stores.store(s) for s in ("train", "val", "test")] == [Path(f"d/clips/bair/{s}.nc") for s in
-                                                                  ("train", "val", "test")]
+    assert [stores.store(s) for s in ("train", "val", "test")] == [
+        Path(f"d/clips/bair/{s}.nc") for s in ("train", "val", "test")
+    ]
     assert PATHS.store("bair", "val") == Path("d/clips/bair/val.nc")
     assert (stores.summary, stores.preview) == (Path("d/clips/bair/summary.json"), Path("d/clips/bair/preview.png"))
     assert split_file(Path("tmp"), "test") == Path("tmp/test.nc")
@@ -85,5 +87,8 @@ def test_model_file_hints_name_the_layouts_files():
     """`syncvp.io` (below config) keeps its own rerun-hint table; it must name the layout's model files."""
     from syncvp.io.model_file import STAGE_OF
 
-    assert STAGE_OF == {PATHS.autoencoder("d", "m", "future").model.name: "train_autoencoder",
-                        PATHS.single("d", "m").model.name: "train_single", PATHS.joint("d").model.name: "train_joint"}
+    assert STAGE_OF == {
+        PATHS.autoencoder("d", "m", "future").model.name: "train_autoencoder",
+        PATHS.single("d", "m").model.name: "train_single",
+        PATHS.joint("d").model.name: "train_joint",
+    }

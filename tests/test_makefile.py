@@ -29,8 +29,14 @@ def _make_repro(tmp_path: Path, params: str) -> tuple[subprocess.CompletedProces
         (shim / f).chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # -o: take the install stamp as up to date (this interpreter already has the project)
-    proc = subprocess.run(["make", "-o", ".venv/.installed", "repro", f"BIN={shim}"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["make", "-o", ".venv/.installed", "repro", f"BIN={shim}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc, called
 
 

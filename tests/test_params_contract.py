@@ -36,7 +36,9 @@ def test_every_stage_tracks_exactly_its_declared_sections(repo_params):
         spec = importlib.import_module(f"stages.{name}").SPEC
         assert spec.name == name
         assert cmd == f"python -m stages.{name} {item}", cmd
-        assert params == sorted(spec.sections(item)), f"{address}: dvc.yaml params {params} != declared {sorted(spec.sections(item))}"
+        assert params == sorted(spec.sections(item)), (
+            f"{address}: dvc.yaml params {params} != declared {sorted(spec.sections(item))}"
+        )
         for key in spec.sections(item):
             repo_params.section(key)  # every declared section exists
         seen.setdefault(spec.fanout, set()).add(item)
@@ -72,8 +74,13 @@ def _files(params, name: str, item: str) -> tuple[set, set]:
     aes = lambda m: {paths.autoencoder(dataset, m, r).model for r in (pipeline.context_role, "future")}  # noqa: E731
     if name == "train_autoencoder":
         f = paths.autoencoder(dataset, modality, role)
-        return train | {paths.store(dataset, "val")}, {f.model, f.reconstruction, f.work, f.metrics,
-                                                         *(f.plot(p) for p in ("psnr", "ssim", "loss"))}
+        return train | {paths.store(dataset, "val")}, {
+            f.model,
+            f.reconstruction,
+            f.work,
+            f.metrics,
+            *(f.plot(p) for p in ("psnr", "ssim", "loss")),
+        }
     if name == "train_single":
         f = paths.single(dataset, modality)
         return train | aes(modality), {f.model, f.loss_plot, f.work, f.metrics, f.plot("loss"), f.plot("context")}

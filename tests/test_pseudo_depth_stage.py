@@ -17,8 +17,14 @@ from syncvp.config import ParamsError, load_params
 from syncvp.config.loader import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PSEUDO = {"encoder": "vitb", "input_size": 518, "batch_size": 8, "normalization": "per_frame", "precision": "auto",
-          "task_runner": {"kind": "threads", "workers": 1, "address": None}}
+PSEUDO = {
+    "encoder": "vitb",
+    "input_size": 518,
+    "batch_size": 8,
+    "normalization": "per_frame",
+    "precision": "auto",
+    "task_runner": {"kind": "threads", "workers": 1, "address": None},
+}
 
 
 def write_params(tmp_path: Path, pseudo: dict | None = PSEUDO, modalities=("rgb", "depth"), weights=None) -> Path:
@@ -41,19 +47,31 @@ def test_pseudo_depth_fans_out_and_prepare_reads_its_output(tmp_path):
     assert params.pipeline.prepare["synthetic"] == "data/interim/synthetic"
 
 
-@pytest.mark.parametrize("change, key, words", [
-    ({"input_size": 500}, "pseudo_depth.input_size", "multiple of 14"),
-    ({"encoder": "vitg"}, "pseudo_depth.encoder", "must be one of"),
-    ({"normalization": "global"}, "pseudo_depth.normalization", "must be one of"),
-    ({"batch_size": 0}, "pseudo_depth.batch_size", "must be >= 1"),
-    ({"task_runner": {"kind": "threads", "workers": 2, "address": "tcp://h:8786"}}, "pseudo_depth.task_runner.address",
-     "only a dask"),
-    ({"task_runner": {"kind": "dask", "workers": 2, "address": "h:8786"}}, "pseudo_depth.task_runner.address",
-     "tcp://host:port"),
-    ({"task_runner": {"kind": "dask", "workers": 0, "address": None}}, "pseudo_depth.task_runner.workers",
-     "must be >= 1"),
-    ({"precision": None}, "pseudo_depth.precision", "must be one of"),
-])
+@pytest.mark.parametrize(
+    "change, key, words",
+    [
+        ({"input_size": 500}, "pseudo_depth.input_size", "multiple of 14"),
+        ({"encoder": "vitg"}, "pseudo_depth.encoder", "must be one of"),
+        ({"normalization": "global"}, "pseudo_depth.normalization", "must be one of"),
+        ({"batch_size": 0}, "pseudo_depth.batch_size", "must be >= 1"),
+        (
+            {"task_runner": {"kind": "threads", "workers": 2, "address": "tcp://h:8786"}},
+            "pseudo_depth.task_runner.address",
+            "only a dask",
+        ),
+        (
+            {"task_runner": {"kind": "dask", "workers": 2, "address": "h:8786"}},
+            "pseudo_depth.task_runner.address",
+            "tcp://host:port",
+        ),
+        (
+            {"task_runner": {"kind": "dask", "workers": 0, "address": None}},
+            "pseudo_depth.task_runner.workers",
+            "must be >= 1",
+        ),
+        ({"precision": None}, "pseudo_depth.precision", "must be one of"),
+    ],
+)
 def test_bad_pseudo_depth_params_name_the_key(tmp_path, change, key, words):
     with pytest.raises(ParamsError, match=rf"datasets\.synthetic\.{key}.*{words}"):
         load_params(write_params(tmp_path, {**PSEUDO, **change}))
@@ -75,8 +93,12 @@ def test_dvc_stage_tracks_exactly_the_declared_sections(tmp_path):
 
     params_path = write_params(tmp_path, weights="weights/depth_anything_v2_vitb.pth")
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True,
-                   env={"PATH": "/usr/bin:/bin", "DVC_NO_ANALYTICS": "1", "HOME": str(tmp_path)})
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"],
+        cwd=tmp_path,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "DVC_NO_ANALYTICS": "1", "HOME": str(tmp_path)},
+    )
     with Repo(str(tmp_path)) as repo:
         (stage,) = [s for s in repo.index.stages if s.name.startswith("pseudo_depth@")]
         params = sorted(p for d in stage.deps if type(d).__name__ == "ParamsDependency" for p in d.params)

@@ -28,8 +28,7 @@ def project_modules() -> dict[str, Path]:
 def _lazy_attribute_nodes(tree: ast.Module) -> set[int]:
     """ids of the nodes inside a module-level `__getattr__` (PEP 562): its imports run only when an
     importer asks the module for an attribute it does not define, not when the module is imported."""
-    return {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
-            for n in ast.walk(f)}
+    return {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__" for n in ast.walk(f)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,7 +50,7 @@ def imports_of(module: str, path: Path) -> tuple[set[str], set[str], set[str]]:
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
             found = {base} | {f"{base}.{a.name}" for a in node.names}
             asked |= {f"{base}.{a.name}" for a in node.names}
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -89,7 +88,9 @@ def code_deps() -> dict[str, list[str]]:
     params are `params:`). Read from the file, not DVC's index, so that stages whose `foreach` is empty
     under the current params.yaml (download_era5, pseudo_depth by default) are checked too."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return {name: [d for d in stage.get("do", stage).get("deps", []) if "${" not in d] for name, stage in stages.items()}
+    return {
+        name: [d for d in stage.get("do", stage).get("deps", []) if "${" not in d] for name, stage in stages.items()
+    }
 
 
 def _covered(path: str, deps: list[str]) -> bool:
@@ -104,11 +105,15 @@ def test_code_deps_cover_every_module_a_stage_imports():
         missing = [f for f in files if not _covered(f, deps)]
         gone = [d for d in deps if not (REPO / d).exists()]
         if missing:
-            problems.append(f"{name}: imports files its deps miss; add them to its deps:\n"
-                            + "".join(f"        - {f}\n" for f in missing))
+            problems.append(
+                f"{name}: imports files its deps miss; add them to its deps:\n"
+                + "".join(f"        - {f}\n" for f in missing)
+            )
         if gone:
-            problems.append(f"{name}: deps name files that no longer exist; remove them:\n"
-                            + "".join(f"        - {d}\n" for d in gone))
+            problems.append(
+                f"{name}: deps name files that no longer exist; remove them:\n"
+                + "".join(f"        - {d}\n" for d in gone)
+            )
     assert not problems, "dvc.yaml deps are out of date with the imports:\n" + "\n".join(problems)
 
 
@@ -122,8 +127,11 @@ def test_dvc_resolves_the_same_code_deps_and_ignores_bytecode():
         stages = repo.index.stages
         assert stages, "dvc.yaml expands to no stages"
         for stage in stages:
-            paths = {Path(d.fs_path).relative_to(REPO).as_posix() for d in stage.deps
-                     if type(d).__name__ != "ParamsDependency"}
+            paths = {
+                Path(d.fs_path).relative_to(REPO).as_posix()
+                for d in stage.deps
+                if type(d).__name__ != "ParamsDependency"
+            }
             name = stage.name.partition("@")[0]
             assert set(declared[name]) <= paths, f"{stage.name}: DVC misses {sorted(set(declared[name]) - paths)}"
         folders = sorted({d for deps in declared.values() for d in deps if (REPO / d).is_dir()})
@@ -136,8 +144,14 @@ def test_closure_follows_relative_lazy_and_named_imports(tmp_path):
     files = {
         "pkg/__init__.py": "def __getattr__(name):\n    from pkg import heavy\n    return heavy\n",
         "pkg/entry.py": "from . import a\nfrom .sub import b\n\ndef run():\n    import pkg.c\n",
-        "pkg/a.py": "TARGET = 'pkg.d:main'\n", "pkg/sub/__init__.py": "", "pkg/sub/b.py": "from ..e import x\n",
-        "pkg/c.py": "", "pkg/d.py": "", "pkg/e.py": "", "pkg/heavy.py": "", "pkg/asks.py": "from pkg import predict\n",
+        "pkg/a.py": "TARGET = 'pkg.d:main'\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/b.py": "from ..e import x\n",
+        "pkg/c.py": "",
+        "pkg/d.py": "",
+        "pkg/e.py": "",
+        "pkg/heavy.py": "",
+        "pkg/asks.py": "from pkg import predict\n",
     }
     modules = {}
     for rel, text in files.items():
@@ -146,6 +160,14 @@ def test_closure_follows_relative_lazy_and_named_imports(tmp_path):
         path.write_text(text)
         parts = Path(rel).with_suffix("").parts
         modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    assert closure(["pkg.entry"], modules) == {"pkg", "pkg.entry", "pkg.a", "pkg.sub", "pkg.sub.b", "pkg.c", "pkg.d",
-                                               "pkg.e"}
+    assert closure(["pkg.entry"], modules) == {
+        "pkg",
+        "pkg.entry",
+        "pkg.a",
+        "pkg.sub",
+        "pkg.sub.b",
+        "pkg.c",
+        "pkg.d",
+        "pkg.e",
+    }
     assert closure(["pkg.asks"], modules) == {"pkg", "pkg.asks", "pkg.heavy"}  # `__getattr__` runs on request only

@@ -17,8 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_stage(args, cwd):
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)})
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(cwd)},
+    )
 
 
 def write_params(tmp_path, edit) -> Path:
@@ -38,9 +43,11 @@ def test_bad_params_fail_before_work(tmp_path):
         d["datasets"]["synthetic"]["source"]["frames"] = -1
 
     params = write_params(tmp_path, edit)
-    code = ("import sys, runpy; sys.argv=['x', 'synthetic', '--params', %r];"
-            "import stages.synthesize as s; from stages._entry import run; rc = run(s.SPEC, sys.argv[1:]);"
-            "print('prefect loaded' if 'prefect' in sys.modules or 'torch' in sys.modules else 'clean'); sys.exit(rc)") % str(params)
+    code = (
+        "import sys, runpy; sys.argv=['x', 'synthetic', '--params', %r];"
+        "import stages.synthesize as s; from stages._entry import run; rc = run(s.SPEC, sys.argv[1:]);"
+        "print('prefect loaded' if 'prefect' in sys.modules or 'torch' in sys.modules else 'clean'); sys.exit(rc)"
+    ) % str(params)
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
     assert "datasets.synthetic.source.frames: must be >= 2" in res.stderr
@@ -65,16 +72,29 @@ def _missing_raw_params(tmp_path) -> Path:
 @pytest.mark.slow
 def test_a_failing_stage_prints_one_line_and_logs_the_traceback(tmp_path):
     params = _missing_raw_params(tmp_path)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path),
-           "PREFECT_HOME": str(tmp_path / ".prefect"), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    res = subprocess.run([sys.executable, "-m", "stages.prepare", "synthetic", "--params", str(params)], cwd=REPO,
-                         capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / ".prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "synthetic", "--params", str(params)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
     log = tmp_path / ".prefect" / "errors" / "prepare@synthetic.log"
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: prepare@synthetic: FileNotFoundError: {tmp_path / 'raw' / 'synthetic'} does not exist: "
-                      f"run `dvc repro synthesize@synthetic` first (traceback in {log}; --debug prints it)"]
+    assert errors == [
+        f"error: prepare@synthetic: FileNotFoundError: {tmp_path / 'raw' / 'synthetic'} does not exist: "
+        f"run `dvc repro synthesize@synthetic` first (traceback in {log}; --debug prints it)"
+    ]
     text = log.read_text()
     assert text.startswith("Traceback (most recent call last)") and "FileNotFoundError" in text
     assert not (tmp_path / "processed").exists()
@@ -95,8 +115,9 @@ def test_console_formatter_drops_the_traceback_without_touching_the_record():
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "failed: %s", ("it",),
-                                                   sys.exc_info())
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "failed: %s", ("it",), sys.exc_info()
+        )
     plain = logging.Formatter("%(levelname)s %(message)s")
     assert "Traceback" in plain.format(record)
     record.exc_text = None

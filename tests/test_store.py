@@ -12,8 +12,10 @@ from syncvp.data import store
 
 def make(videos=2, frames=5, h=6, w=7, with_field=True, valid=True):
     rng = np.random.default_rng(0)
-    arrays = {"rgb": rng.integers(0, 256, (videos, frames, h, w, 3), dtype=np.uint8),
-              "depth": rng.integers(0, 256, (videos, frames, h, w), dtype=np.uint8)}
+    arrays = {
+        "rgb": rng.integers(0, 256, (videos, frames, h, w, 3), dtype=np.uint8),
+        "depth": rng.integers(0, 256, (videos, frames, h, w), dtype=np.uint8),
+    }
     attrs = {}
     mask = None
     if with_field:
@@ -23,9 +25,15 @@ def make(videos=2, frames=5, h=6, w=7, with_field=True, valid=True):
         t2m[:, :, :2] = np.nan
         arrays["t2m"] = t2m
         attrs["t2m"] = {"units": "K", "norm_min": 260.0, "norm_max": 300.0}
-    return store.build_dataset(arrays, dataset="toy", split="train", modality_attrs=attrs,
-                               valid=mask if valid else None, video_ids=["a", "b"][:videos],
-                               provenance={"made_by": "test"})
+    return store.build_dataset(
+        arrays,
+        dataset="toy",
+        split="train",
+        modality_attrs=attrs,
+        valid=mask if valid else None,
+        video_ids=["a", "b"][:videos],
+        provenance={"made_by": "test"},
+    )
 
 
 def test_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from syncvp.data import store, synthetic_era5, synthetic_video
-from syncvp.data.synthetic_video import GROUND, SKY, Scene, make_scene, render_frame
+from syncvp.data.synthetic_video import GROUND, SKY, make_scene, render_frame
 from tests.conftest import tiny_dataset
 
 
@@ -37,7 +37,9 @@ def test_shapes_and_types():
 
 def test_ground_depth_is_exact():
     """With no objects, every ground pixel's depth equals the analytic plane intersection."""
-    scene = dataclasses.replace(make_scene(np.random.default_rng(3), objects=(1, 1), speed=0.1, camera_pan=1.0), objects=())
+    scene = dataclasses.replace(
+        make_scene(np.random.default_rng(3), objects=(1, 1), speed=0.1, camera_pan=1.0), objects=()
+    )
     size, far, frame = 20, 1e6, 4
     rgb, depth, cls = render_frame(scene, frame, size, 1, far)
     origin, rot = synthetic_video.camera_frame(scene, frame)

@@ -52,11 +52,24 @@ class AutoencoderConfig:
     axis_token: Literal["clean", "pvdm"]
 
     def __post_init__(self) -> None:
-        for key in ("width", "depth", "heads", "ff_mult", "axis_depth", "axis_heads", "axis_head_dim",
-                    "axis_mlp", "patch_size", "latent_channels"):
+        for key in (
+            "width",
+            "depth",
+            "heads",
+            "ff_mult",
+            "axis_depth",
+            "axis_heads",
+            "axis_head_dim",
+            "axis_mlp",
+            "patch_size",
+            "latent_channels",
+        ):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
-        require(self.head_dim >= 4 and self.head_dim % 4 == 0, "head_dim",
-                f"must be a positive multiple of 4 (axial rotary embedding), got {self.head_dim}")
+        require(
+            self.head_dim >= 4 and self.head_dim % 4 == 0,
+            "head_dim",
+            f"must be a positive multiple of 4 (axial rotary embedding), got {self.head_dim}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,13 +161,24 @@ class TrainAutoencoderConfig:
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "eval_clips", "log_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("warmup_steps", "eval_every", "checkpoint_every", "num_workers", "weight_decay",
-                    "pixel_weight", "perceptual_weight"):
+        for key in (
+            "warmup_steps",
+            "eval_every",
+            "checkpoint_every",
+            "num_workers",
+            "weight_decay",
+            "pixel_weight",
+            "perceptual_weight",
+        ):
             require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         require(all(0 <= b < 1 for b in self.betas), "betas", f"must lie in [0, 1), got {list(self.betas)}")
         require(0 <= self.lr_min_ratio <= 1, "lr_min_ratio", f"must lie in [0, 1], got {self.lr_min_ratio}")
-        require(self.warmup_steps < self.steps, "warmup_steps",
-                f"must be < steps ({self.steps}), got {self.warmup_steps}")
-        require(self.pixel_weight > 0 or self.perceptual_weight > 0, "pixel_weight",
-                "pixel_weight and perceptual_weight cannot both be 0")
+        require(
+            self.warmup_steps < self.steps, "warmup_steps", f"must be < steps ({self.steps}), got {self.warmup_steps}"
+        )
+        require(
+            self.pixel_weight > 0 or self.perceptual_weight > 0,
+            "pixel_weight",
+            "pixel_weight and perceptual_weight cannot both be 0",
+        )

@@ -9,8 +9,14 @@ from typing import Literal, Union
 
 from syncvp.config.depth import PseudoDepthConfig
 from syncvp.config.loader import require
-from syncvp.config.sources import (Era5Processing, Era5Source, ImageSequenceSource, SynthiaSource, VideoSource,
-                                   check_months)
+from syncvp.config.sources import (
+    Era5Processing,
+    Era5Source,
+    ImageSequenceSource,
+    SynthiaSource,
+    VideoSource,
+    check_months,
+)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 PSEUDO_DEPTH_MODALITY = "depth"  # the modality a dataset's `pseudo_depth` supplies
@@ -121,8 +127,11 @@ class SyntheticEra5Source:
         check_months("months", self.months)
         require(min(self.grid) >= 4, "grid", f"needs at least 4 points per axis, got {self.grid}")
         require(self.step > 0, "step", f"must be > 0, got {self.step}")
-        require(-90 <= self.north - self.step * (self.grid[0] - 1) and self.north <= 90, "north",
-                "the area must lie within latitudes -90..90")
+        require(
+            -90 <= self.north - self.step * (self.grid[0] - 1) and self.north <= 90,
+            "north",
+            "the area must lie within latitudes -90..90",
+        )
         self.processing.check_grid(self.months, self.grid)
 
     @property
@@ -167,18 +176,27 @@ class DatasetConfig:
             provides = getattr(self.source, "provides", None)
             if provides is not None and self.pseudo_depth is not None:
                 provides = (*provides, PSEUDO_DEPTH_MODALITY)  # estimated from the RGB frames
-            require(provides is None or name in provides, f"modalities[{i}]",
-                    f"{name!r} is not provided by source kind {self.source.kind!r} (it provides {list(provides or ())})")
-        require(self.pseudo_depth is None or PSEUDO_DEPTH_MODALITY in self.modalities, "pseudo_depth",
-                f"estimates the {PSEUDO_DEPTH_MODALITY!r} modality, which is not among modalities {list(self.modalities)}")
+            require(
+                provides is None or name in provides,
+                f"modalities[{i}]",
+                f"{name!r} is not provided by source kind {self.source.kind!r} (it provides {list(provides or ())})",
+            )
+        require(
+            self.pseudo_depth is None or PSEUDO_DEPTH_MODALITY in self.modalities,
+            "pseudo_depth",
+            f"estimates the {PSEUDO_DEPTH_MODALITY!r} modality, which is not among modalities {list(self.modalities)}",
+        )
         require(min(self.resolution) >= 8, "resolution", f"must be >= 8 pixels per side, got {self.resolution}")
         for key in ("context_frames", "future_frames", "rollout_frames"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         available = getattr(self.source, "video_frames", None)
         if available is not None:
             need = self.context_frames + max(self.future_frames, self.rollout_frames)
-            require(need <= available, "rollout_frames",
-                    f"context_frames + max(future_frames, rollout_frames) = {need} exceeds the {available} frames per video")
+            require(
+                need <= available,
+                "rollout_frames",
+                f"context_frames + max(future_frames, rollout_frames) = {need} exceeds the {available} frames per video",
+            )
 
     @property
     def clip_frames(self) -> int:

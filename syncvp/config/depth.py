@@ -28,10 +28,16 @@ class TaskRunnerConfig:
 
     def __post_init__(self) -> None:
         require(self.workers >= 1, "workers", f"must be >= 1, got {self.workers}")
-        require(self.kind == "dask" or self.address is None, "address",
-                f"only a dask task runner takes a scheduler address, got {self.address!r} with kind {self.kind!r}")
-        require(self.address is None or "://" in self.address, "address",
-                f"must look like tcp://host:port, got {self.address!r}")
+        require(
+            self.kind == "dask" or self.address is None,
+            "address",
+            f"only a dask task runner takes a scheduler address, got {self.address!r} with kind {self.kind!r}",
+        )
+        require(
+            self.address is None or "://" in self.address,
+            "address",
+            f"must look like tcp://host:port, got {self.address!r}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +67,11 @@ class PseudoDepthConfig:
     task_runner: TaskRunnerConfig
 
     def __post_init__(self) -> None:
-        require(self.input_size >= PATCH and self.input_size % PATCH == 0, "input_size",
-                f"must be a positive multiple of {PATCH} (official: 518), got {self.input_size}")
+        require(
+            self.input_size >= PATCH and self.input_size % PATCH == 0,
+            "input_size",
+            f"must be a positive multiple of {PATCH} (official: 518), got {self.input_size}",
+        )
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
 
     @property

@@ -59,10 +59,16 @@ class UNetConfig:
         require(self.num_heads >= 1, "num_heads", f"must be >= 1, got {self.num_heads}")
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
         for width in self.widths:
-            require(width % self.num_heads == 0, "num_heads",
-                    f"{self.num_heads} heads do not divide the level width {width}")
-            require(self.norm_groups >= 1 and width % self.norm_groups == 0, "norm_groups",
-                    f"{self.norm_groups} groups do not divide the level width {width}")
+            require(
+                width % self.num_heads == 0,
+                "num_heads",
+                f"{self.num_heads} heads do not divide the level width {width}",
+            )
+            require(
+                self.norm_groups >= 1 and width % self.norm_groups == 0,
+                "norm_groups",
+                f"{self.norm_groups} groups do not divide the level width {width}",
+            )
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -123,19 +129,35 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         require(self.timesteps >= 2, "timesteps", f"must be >= 2, got {self.timesteps}")
-        require(0.0 <= self.high_noise_share <= 1.0, "high_noise_share",
-                f"must be in [0, 1], got {self.high_noise_share}")
-        require(0 <= self.high_noise_from < self.timesteps, "high_noise_from",
-                f"must be in [0, timesteps - 1 = {self.timesteps - 1}], got {self.high_noise_from}")
-        require(self.min_snr_gamma is None or self.min_snr_gamma > 0, "min_snr_gamma",
-                f"must be null or > 0, got {self.min_snr_gamma}")
-        require(not self.context_motion or self.context_encoder == "future", "context_motion",
-                "needs context_encoder: future (the motion channels are future-autoencoder latents)")
-        require(not self.residual or self.context_encoder == "future", "residual",
-                "needs context_encoder: future (the change is taken in the future latent's own space)")
+        require(
+            0.0 <= self.high_noise_share <= 1.0, "high_noise_share", f"must be in [0, 1], got {self.high_noise_share}"
+        )
+        require(
+            0 <= self.high_noise_from < self.timesteps,
+            "high_noise_from",
+            f"must be in [0, timesteps - 1 = {self.timesteps - 1}], got {self.high_noise_from}",
+        )
+        require(
+            self.min_snr_gamma is None or self.min_snr_gamma > 0,
+            "min_snr_gamma",
+            f"must be null or > 0, got {self.min_snr_gamma}",
+        )
+        require(
+            not self.context_motion or self.context_encoder == "future",
+            "context_motion",
+            "needs context_encoder: future (the motion channels are future-autoencoder latents)",
+        )
+        require(
+            not self.residual or self.context_encoder == "future",
+            "residual",
+            "needs context_encoder: future (the change is taken in the future latent's own space)",
+        )
         require(0.0 < self.beta_start < 1.0, "beta_start", f"must be in (0, 1), got {self.beta_start}")
-        require(self.beta_start <= self.beta_end < 1.0, "beta_end",
-                f"must be in [beta_start, 1), got {self.beta_end} (beta_start {self.beta_start})")
+        require(
+            self.beta_start <= self.beta_end < 1.0,
+            "beta_end",
+            f"must be in [beta_start, 1), got {self.beta_end} (beta_start {self.beta_start})",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,8 +231,14 @@ class SamplingConfig:
 def check_sampling(sampling: "SamplingConfig", diffusion: DiffusionConfig) -> None:
     """The sampler's cross-section rules (`syncvp.diffusion.factory.build_sampler` and `Params`
     both apply them): raises `FieldError` naming the `sampling` key."""
-    require(sampling.steps <= diffusion.timesteps, "sampling.steps",
-            f"{sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}")
-    require(sampling.method != "ddpm" or sampling.steps == diffusion.timesteps, "sampling.steps",
-            f"sampling.method ddpm runs all diffusion.timesteps ({diffusion.timesteps}); sampling.steps is "
-            f"{sampling.steps}")
+    require(
+        sampling.steps <= diffusion.timesteps,
+        "sampling.steps",
+        f"{sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}",
+    )
+    require(
+        sampling.method != "ddpm" or sampling.steps == diffusion.timesteps,
+        "sampling.steps",
+        f"sampling.method ddpm runs all diffusion.timesteps ({diffusion.timesteps}); sampling.steps is "
+        f"{sampling.steps}",
+    )

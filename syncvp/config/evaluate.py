@@ -34,8 +34,11 @@ class NoiseConfig:
     sigmas: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        require(self.modality is not None or not self.sigmas, "sigmas",
-                f"noise.modality is null, so sigmas must be [], got {list(self.sigmas)}")
+        require(
+            self.modality is not None or not self.sigmas,
+            "sigmas",
+            f"noise.modality is null, so sigmas must be [], got {list(self.sigmas)}",
+        )
         for i, s in enumerate(self.sigmas):
             require(s >= 0.0, f"sigmas[{i}]", f"must be >= 0, got {s}")
         require(len(set(self.sigmas)) == len(self.sigmas), "sigmas", f"has duplicates: {list(self.sigmas)}")
@@ -93,22 +96,36 @@ class EvaluateConfig:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.trajectories >= 1, "trajectories", f"must be >= 1, got {self.trajectories}")
         require(len(self.conditions) >= 1, "conditions", "must list at least one condition")
-        require(len(set(self.conditions)) == len(self.conditions), "conditions", f"has duplicates: {list(self.conditions)}")
-        require(self.model == "joint" or self.conditions == (ALL,), "conditions",
-                f"a stage-1 (single) evaluation observes every modality: must be [all], got {list(self.conditions)}")
-        require(len(self.protocols) >= 1 and len(set(self.protocols)) == len(self.protocols), "protocols",
-                f"must list paper and/or standard once each, got {list(self.protocols)}")
+        require(
+            len(set(self.conditions)) == len(self.conditions), "conditions", f"has duplicates: {list(self.conditions)}"
+        )
+        require(
+            self.model == "joint" or self.conditions == (ALL,),
+            "conditions",
+            f"a stage-1 (single) evaluation observes every modality: must be [all], got {list(self.conditions)}",
+        )
+        require(
+            len(self.protocols) >= 1 and len(set(self.protocols)) == len(self.protocols),
+            "protocols",
+            f"must list paper and/or standard once each, got {list(self.protocols)}",
+        )
         require(len(self.metrics) >= 1, "metrics", "must list at least one metric")
         for i, name in enumerate(self.metrics):
             require(name in METRIC_NAMES, f"metrics[{i}]", f"must be one of {list(METRIC_NAMES)}, got {name!r}")
         require(len(set(self.metrics)) == len(self.metrics), "metrics", f"has duplicates: {list(self.metrics)}")
         for i, name in enumerate(self.baselines):
-            require(name in BASELINE_NAMES, f"baselines[{i}]",
-                    f"must be one of {list(BASELINE_NAMES)} (copy_last is always computed), got {name!r}")
+            require(
+                name in BASELINE_NAMES,
+                f"baselines[{i}]",
+                f"must be one of {list(BASELINE_NAMES)} (copy_last is always computed), got {name!r}",
+            )
         require(len(set(self.baselines)) == len(self.baselines), "baselines", f"has duplicates: {list(self.baselines)}")
-        require(self.model == "joint" or "single" not in self.baselines, "baselines",
-                "the single baseline compares a joint model with the stage-1 models; with model single it "
-                "is the model itself: remove single")
+        require(
+            self.model == "joint" or "single" not in self.baselines,
+            "baselines",
+            "the single baseline compares a joint model with the stage-1 models; with model single it "
+            "is the model itself: remove single",
+        )
         require(self.samples >= 0, "samples", f"must be >= 0, got {self.samples}")
 
     @property
@@ -120,8 +137,11 @@ class EvaluateConfig:
         """`expand_conditions`, and `noise.modality` checked against the dataset's modalities."""
         conditions = self.expand_conditions(modalities)
         noisy = self.noise.modality
-        require(noisy is None or noisy in modalities, "evaluate.noise.modality",
-                f"{noisy!r} is not a modality of the dataset {list(modalities)}")
+        require(
+            noisy is None or noisy in modalities,
+            "evaluate.noise.modality",
+            f"{noisy!r} is not a modality of the dataset {list(modalities)}",
+        )
         return conditions
 
     def expand_conditions(self, modalities: tuple[str, ...]) -> tuple[str, ...]:
@@ -129,7 +149,10 @@ class EvaluateConfig:
         out: list[str] = []
         for i, c in enumerate(self.conditions):
             names = list(modalities) if c == EACH else [c]
-            require(c in (ALL, EACH) or c in modalities, f"evaluate.conditions[{i}]",
-                    f"{c!r} is neither all, each nor a modality of the dataset {list(modalities)}")
+            require(
+                c in (ALL, EACH) or c in modalities,
+                f"evaluate.conditions[{i}]",
+                f"{c!r} is neither all, each nor a modality of the dataset {list(modalities)}",
+            )
             out += [n for n in names if n not in out]
         return tuple(out)

@@ -26,10 +26,10 @@ from syncvp.config.loader import require
 from syncvp.config.roles import ROLES
 
 SPLITS = ("train", "val", "test")
-METRICS = "metrics.json"   # DVC metrics of every training stage and of evaluation
-PLOTS = "plots"            # DVC plots folder (step- or frame-indexed .tsv files)
-WORK = "work"              # resumable state a rerun keeps (persist, not cached by DVC)
-COMPARE = "compare.md"     # the evaluation's comparison table, in tables/
+METRICS = "metrics.json"  # DVC metrics of every training stage and of evaluation
+PLOTS = "plots"  # DVC plots folder (step- or frame-indexed .tsv files)
+WORK = "work"  # resumable state a rerun keeps (persist, not cached by DVC)
+COMPARE = "compare.md"  # the evaluation's comparison table, in tables/
 
 
 # --------------------------------------------------------------------------------------------

@@ -76,8 +76,10 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         except TypeError:  # an unhashable key: SafeLoader reports it below
             continue
         if first != key_node.start_mark.line:
-            raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on line "
-                                f"{first + 1}); DVC refuses such a file")
+            raise _DuplicateKey(
+                f"line {key_node.start_mark.line + 1}: key {key!r} is given twice (first on line "
+                f"{first + 1}); DVC refuses such a file"
+            )
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 

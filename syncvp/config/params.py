@@ -57,8 +57,11 @@ class Params:
         p = self.autoencoder.patch_size
         for ds in self.pipeline.train:
             h, w = self.datasets[ds].resolution
-            require(h % p == 0 and w % p == 0, "autoencoder.patch_size",
-                    f"{p} does not divide the resolution {h}x{w} of trained dataset {ds!r}")
+            require(
+                h % p == 0 and w % p == 0,
+                "autoencoder.patch_size",
+                f"{p} does not divide the resolution {h}x{w} of trained dataset {ds!r}",
+            )
 
     def _check_fanout(self) -> None:
         for ds in self.pipeline.train:
@@ -71,9 +74,12 @@ class Params:
             elif not isinstance(got, str):
                 got = list(got)
             same = got == expected if isinstance(expected, (dict, str)) else sorted(got) == sorted(expected)
-            require(same, f"pipeline.{key}",
-                    f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "
-                    f"whole section), got {_yaml(got)}")
+            require(
+                same,
+                f"pipeline.{key}",
+                f"must be {_yaml(expected)} (implied by `datasets`; `python -m syncvp fanout` prints the "
+                f"whole section), got {_yaml(got)}",
+            )
 
     def section(self, dotted: str) -> Any:
         """The config object at a dotted key, e.g. `datasets.synthetic`."""

@@ -49,19 +49,22 @@ class PipelineConfig:
 def expected_pipeline(datasets: dict, paths, train: tuple[str, ...], context_encoder: str = "context") -> dict:
     """The whole `pipeline` section implied by `datasets`, `paths`, the trained datasets and
     `diffusion.context_encoder`."""
+
     def prepare_input(name: str, ds) -> str:
         if getattr(ds, "pseudo_depth", None) is not None:
             return str(paths.interim_dir(name))
         return str(ds.source.input_dir(name, paths))
 
     roles = ROLES if context_encoder == "context" else ("future",)
-    autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train},
-                                          roles)
+    autoencoders, single = expected_units(train, {n: ds.modalities for n, ds in datasets.items() if n in train}, roles)
     return {
         "synthesize": [n for n, ds in datasets.items() if ds.source.producer == "synthesize"],
         "download_era5": [n for n, ds in datasets.items() if ds.source.producer == "download_era5"],
-        "pseudo_depth": {n: str(ds.source.input_dir(n, paths)) for n, ds in datasets.items()
-                         if getattr(ds, "pseudo_depth", None) is not None},
+        "pseudo_depth": {
+            n: str(ds.source.input_dir(n, paths))
+            for n, ds in datasets.items()
+            if getattr(ds, "pseudo_depth", None) is not None
+        },
         "prepare": {n: prepare_input(n, ds) for n, ds in datasets.items()},
         "train": list(train),
         "autoencoders": autoencoders,
@@ -71,8 +74,9 @@ def expected_pipeline(datasets: dict, paths, train: tuple[str, ...], context_enc
     }
 
 
-def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]],
-                   roles: tuple[str, ...] = ROLES) -> tuple[dict, dict]:
+def expected_units(
+    train: tuple[str, ...], modalities: dict[str, tuple[str, ...]], roles: tuple[str, ...] = ROLES
+) -> tuple[dict, dict]:
     """The `autoencoders` (of the given roles) and `single` mappings implied by the trained datasets."""
     autoencoders, single = {}, {}
     for ds in train:
@@ -81,4 +85,3 @@ def expected_units(train: tuple[str, ...], modalities: dict[str, tuple[str, ...]
             for role in roles:
                 autoencoders[autoencoder_unit(ds, m, role)] = ds
     return autoencoders, single
-

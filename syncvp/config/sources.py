@@ -58,7 +58,9 @@ class MonthSplits:
             require(len(months) >= 1, split, "must list at least one month")
             check_months(split, months)
             for month in months:
-                require(month not in seen, split, f"month {month} is also in {seen.get(month)!r} (splits must be disjoint)")
+                require(
+                    month not in seen, split, f"month {month} is also in {seen.get(month)!r} (splits must be disjoint)"
+                )
                 seen[month] = split
 
     def as_dict(self) -> dict[str, tuple[str, ...]]:
@@ -101,27 +103,39 @@ class Era5Processing:
         check_clips(self.video_frames, self.stride)
         if self.normalization == "fixed":
             got = sorted(self.fixed_range or {})
-            require(got == sorted(ERA5_FIELDS), "fixed_range", f"must give [min, max] for {list(ERA5_FIELDS)}, got {got}")
+            require(
+                got == sorted(ERA5_FIELDS), "fixed_range", f"must give [min, max] for {list(ERA5_FIELDS)}, got {got}"
+            )
             for name, (lo, hi) in (self.fixed_range or {}).items():
                 require(lo < hi, f"fixed_range.{name}", f"must be [min, max] with min < max, got {[lo, hi]}")
         else:
-            require(self.fixed_range is None, "fixed_range",
-                    f"is only used when normalization is 'fixed' (it is {self.normalization!r}); set it to null")
+            require(
+                self.fixed_range is None,
+                "fixed_range",
+                f"is only used when normalization is 'fixed' (it is {self.normalization!r}); set it to null",
+            )
         if self.crop is not None:
             row, col, height, width = self.crop
-            require(row >= 0 and col >= 0 and height >= 4 and width >= 4, "crop",
-                    f"must be [row >= 0, col >= 0, height >= 4, width >= 4], got {list(self.crop)}")
+            require(
+                row >= 0 and col >= 0 and height >= 4 and width >= 4,
+                "crop",
+                f"must be [row >= 0, col >= 0, height >= 4, width >= 4], got {list(self.crop)}",
+            )
 
     def check_grid(self, months: tuple[str, ...], grid: tuple[int, int]) -> None:
         """Splits use only available months; the crop fits the (lat, lon) grid."""
         for split, ms in self.splits.as_dict().items():
             for month in ms:
-                require(month in months, f"processing.splits.{split}",
-                        f"month {month} is not in `months` ({list(months)})")
+                require(
+                    month in months, f"processing.splits.{split}", f"month {month} is not in `months` ({list(months)})"
+                )
         if self.crop is not None:
             row, col, height, width = self.crop
-            require(row + height <= grid[0] and col + width <= grid[1], "processing.crop",
-                    f"{list(self.crop)} does not fit the {grid[0]}x{grid[1]} grid")
+            require(
+                row + height <= grid[0] and col + width <= grid[1],
+                "processing.crop",
+                f"{list(self.crop)} does not fit the {grid[0]}x{grid[1]} grid",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,15 +172,24 @@ class Era5Source:
         require(len(self.months) >= 1, "months", "must list at least one month")
         check_months("months", self.months)
         require(len(self.hours) >= 1, "hours", "must list at least one hour")
-        require(all(0 <= h <= 23 for h in self.hours) and len(set(self.hours)) == len(self.hours), "hours",
-                f"must be distinct hours 0..23, got {list(self.hours)}")
+        require(
+            all(0 <= h <= 23 for h in self.hours) and len(set(self.hours)) == len(self.hours),
+            "hours",
+            f"must be distinct hours 0..23, got {list(self.hours)}",
+        )
         require(list(self.hours) == sorted(self.hours), "hours", f"must be in increasing order, got {list(self.hours)}")
         north, west, south, east = self.area
-        require(-90 <= south < north <= 90 and -180 <= west < east <= 360, "area",
-                f"must be [north, west, south, east] with south < north and west < east, got {list(self.area)}")
+        require(
+            -90 <= south < north <= 90 and -180 <= west < east <= 360,
+            "area",
+            f"must be [north, west, south, east] with south < north and west < east, got {list(self.area)}",
+        )
         require(self.step > 0, "step", f"must be > 0, got {self.step}")
-        require(min(self.grid) >= 4, "area", f"spans only {self.grid[0]}x{self.grid[1]} grid points at step "
-                                              f"{self.step}; at least 4x4 are needed")
+        require(
+            min(self.grid) >= 4,
+            "area",
+            f"spans only {self.grid[0]}x{self.grid[1]} grid points at step {self.step}; at least 4x4 are needed",
+        )
         require(self.retries >= 0, "retries", f"must be >= 0, got {self.retries}")
         require(self.retry_delay_s >= 0, "retry_delay_s", f"must be >= 0, got {self.retry_delay_s}")
         require(1 <= self.workers <= 8, "workers", f"must be 1..8, got {self.workers}")
@@ -303,20 +326,32 @@ class ImageSequenceSource:
     def __post_init__(self) -> None:
         require(len(self.modalities) >= 1, "modalities", "must name at least one modality folder")
         for name in self.modalities:
-            require(bool(re.match(r"^[a-z][a-z0-9_]*$", name)), f"modalities.{name}",
-                    "modality folder names must match [a-z][a-z0-9_]*")
-        require(self.rgb_modality in self.modalities, "rgb_modality",
-                f"{self.rgb_modality!r} is not one of the modalities {list(self.modalities)}")
+            require(
+                bool(re.match(r"^[a-z][a-z0-9_]*$", name)),
+                f"modalities.{name}",
+                "modality folder names must match [a-z][a-z0-9_]*",
+            )
+        require(
+            self.rgb_modality in self.modalities,
+            "rgb_modality",
+            f"{self.rgb_modality!r} is not one of the modalities {list(self.modalities)}",
+        )
         rgb = self.modalities[self.rgb_modality]
-        require(rgb.channels == 3 and rgb.resize in ("area", "bilinear"), "rgb_modality",
-                f"{self.rgb_modality!r} must have 3 channels and resize area or bilinear")
+        require(
+            rgb.channels == 3 and rgb.resize in ("area", "bilinear"),
+            "rgb_modality",
+            f"{self.rgb_modality!r} must have 3 channels and resize area or bilinear",
+        )
         try:
             pattern = re.compile(self.frame_pattern)
         except re.error as exc:
             require(False, "frame_pattern", f"is not a valid regex: {exc}")
         require("frame" in pattern.groupindex, "frame_pattern", "needs a named group (?P<frame>...)")
-        require(set(pattern.groupindex) <= {"frame", "sequence"}, "frame_pattern",
-                f"may only name the groups 'frame' and 'sequence', got {sorted(pattern.groupindex)}")
+        require(
+            set(pattern.groupindex) <= {"frame", "sequence"},
+            "frame_pattern",
+            f"may only name the groups 'frame' and 'sequence', got {sorted(pattern.groupindex)}",
+        )
         check_clips(self.video_frames, self.stride, self.frame_step)
 
     @property
@@ -336,11 +371,17 @@ class VideoSegment:
     end_s: float | None
 
     def __post_init__(self) -> None:
-        require(bool(self.file) and not Path(self.file).is_absolute(), "file",
-                f"must be a path relative to `root`, got {self.file!r}")
+        require(
+            bool(self.file) and not Path(self.file).is_absolute(),
+            "file",
+            f"must be a path relative to `root`, got {self.file!r}",
+        )
         require(self.start_s >= 0, "start_s", f"must be >= 0, got {self.start_s}")
-        require(self.end_s is None or self.end_s > self.start_s, "end_s",
-                f"must be null or > start_s ({self.start_s}), got {self.end_s}")
+        require(
+            self.end_s is None or self.end_s > self.start_s,
+            "end_s",
+            f"must be null or > start_s ({self.start_s}), got {self.end_s}",
+        )
 
     def overlaps(self, other: VideoSegment) -> bool:
         inf = float("inf")
@@ -360,9 +401,12 @@ class VideoSplits:
         for split, segs in self.as_dict().items():
             require(len(segs) >= 1, split, "must list at least one segment")
         for a, (sa, ia, seg_a) in enumerate(items):
-            for sb, ib, seg_b in items[a + 1:]:
-                require(not seg_a.overlaps(seg_b), f"{sb}[{ib}]",
-                        f"overlaps {sa}[{ia}] ({seg_a.file} {seg_a.start_s}-{seg_a.end_s} s)")
+            for sb, ib, seg_b in items[a + 1 :]:
+                require(
+                    not seg_a.overlaps(seg_b),
+                    f"{sb}[{ib}]",
+                    f"overlaps {sa}[{ia}] ({seg_a.file} {seg_a.start_s}-{seg_a.end_s} s)",
+                )
 
     def as_dict(self) -> dict[str, tuple[VideoSegment, ...]]:
         return {"train": self.train, "val": self.val, "test": self.test}

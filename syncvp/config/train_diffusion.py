@@ -88,8 +88,9 @@ class _TrainDiffusion:
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         require(all(0 <= b < 1 for b in self.betas), "betas", f"must lie in [0, 1), got {list(self.betas)}")
         require(0 <= self.lr_min_ratio <= 1, "lr_min_ratio", f"must lie in [0, 1], got {self.lr_min_ratio}")
-        require(self.warmup_steps < self.steps, "warmup_steps",
-                f"must be < steps ({self.steps}), got {self.warmup_steps}")
+        require(
+            self.warmup_steps < self.steps, "warmup_steps", f"must be < steps ({self.steps}), got {self.warmup_steps}"
+        )
         require(0.0 <= self.cond_prob <= 1.0, "cond_prob", f"must lie in [0, 1], got {self.cond_prob}")
 
 
@@ -130,7 +131,7 @@ class TrainJointConfig(_TrainDiffusion):
         if self.patterns != "explicit":
             require(not self.explicit, "explicit", f"must be null unless patterns is explicit, got {self.explicit}")
             return
-        require(bool(self.explicit), "explicit", "patterns is explicit: give {\"a+b\": p, \"a\": p, ...}")
+        require(bool(self.explicit), "explicit", 'patterns is explicit: give {"a+b": p, "a": p, ...}')
         seen = set()
         for key, p in self.explicit.items():
             names = frozenset(explicit_names(key))
@@ -152,10 +153,13 @@ def check_explicit_modalities(train: "TrainJointConfig", modalities, dataset: st
     for key in train.explicit:
         unknown = [n for n in explicit_names(key) if n not in modalities]
         which = f" {dataset!r}" if dataset else ""
-        require(not unknown, f"train_joint.explicit.{key}",
-                f"names {unknown}, not modalities of the dataset{which} ({modalities}); `explicit` serves every "
-                "trained dataset, so with datasets of other modalities set train_joint.patterns to official or "
-                "independent (and explicit: null)")
+        require(
+            not unknown,
+            f"train_joint.explicit.{key}",
+            f"names {unknown}, not modalities of the dataset{which} ({modalities}); `explicit` serves every "
+            "trained dataset, so with datasets of other modalities set train_joint.patterns to official or "
+            "independent (and explicit: null)",
+        )
 
 
 def explicit_names(key: str) -> tuple[str, ...]:

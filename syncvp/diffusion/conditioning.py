@@ -19,17 +19,19 @@ Patterns = Mapping[frozenset[str], float]
 """{set of modalities whose conditioning is present: probability}, summing to 1."""
 
 
-def split_clip(clip: Mapping[str, Tensor], context_frames: int,
-               future_frames: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def split_clip(
+    clip: Mapping[str, Tensor], context_frames: int, future_frames: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Cut every modality's clip [B, C, T, H, W] into context [.., :Tc, ..] and future
     [.., Tc:Tc+Tf, ..] on the same frames."""
     context, future = {}, {}
     for name, video in clip.items():
         if video.ndim != 5 or video.shape[2] < context_frames + future_frames:
-            raise ValueError(f"{name}: need [B, C, T, H, W] with T >= {context_frames + future_frames}, "
-                             f"got {tuple(video.shape)}")
+            raise ValueError(
+                f"{name}: need [B, C, T, H, W] with T >= {context_frames + future_frames}, got {tuple(video.shape)}"
+            )
         context[name] = video[:, :, :context_frames]
-        future[name] = video[:, :, context_frames:context_frames + future_frames]
+        future[name] = video[:, :, context_frames : context_frames + future_frames]
     return context, future
 
 
@@ -75,8 +77,9 @@ def check_patterns(patterns: Patterns, modalities: Iterable[str]) -> list[tuple[
     return sorted(items, key=lambda kp: (len(kp[0]), sorted(index[m] for m in kp[0])))
 
 
-def sample_presence(batch: int, patterns: Patterns, modalities: Iterable[str],
-                    generator: torch.Generator) -> dict[str, Tensor]:
+def sample_presence(
+    batch: int, patterns: Patterns, modalities: Iterable[str], generator: torch.Generator
+) -> dict[str, Tensor]:
     """Draw one pattern per sample; {modality: [B] bool, True where its conditioning is present}."""
     modalities = list(modalities)
     items = check_patterns(patterns, modalities)

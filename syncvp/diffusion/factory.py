@@ -18,6 +18,13 @@ def build_sampler(sampling: SamplingConfig, diffusion: DiffusionConfig, *, same_
         check_sampling(sampling, diffusion)
     except FieldError as exc:
         raise ValueError(str(exc)) from None
-    return Sampler(schedule=build_schedule(diffusion), prediction=diffusion.prediction, method=sampling.method,
-                   steps=sampling.steps, eta=sampling.eta, clip_x0=sampling.clip_x0,
-                   rederive_eps=sampling.rederive_eps, same_noise=same_noise)
+    return Sampler(
+        schedule=build_schedule(diffusion),
+        prediction=diffusion.prediction,
+        method=sampling.method,
+        steps=sampling.steps,
+        eta=sampling.eta,
+        clip_x0=sampling.clip_x0,
+        rederive_eps=sampling.rederive_eps,
+        same_noise=same_noise,
+    )

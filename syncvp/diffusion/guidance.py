@@ -43,8 +43,9 @@ def guidance_passes(present: Iterable[str]) -> list[frozenset[str]]:
     return list(dict.fromkeys(passes))
 
 
-def modality_guidance(outputs: Mapping[frozenset[str], Mapping[str, Tensor]], present: Iterable[str],
-                      w: float) -> dict[str, Tensor]:
+def modality_guidance(
+    outputs: Mapping[frozenset[str], Mapping[str, Tensor]], present: Iterable[str], w: float
+) -> dict[str, Tensor]:
     """Combine the passes: eps~_m = o_P + w (o_P - o_{}) + [m in P] w (o_P - o_{P \\ m}) at m.
 
     Args:
@@ -63,8 +64,9 @@ def modality_guidance(outputs: Mapping[frozenset[str], Mapping[str, Tensor]], pr
     return guided
 
 
-def classifier_free_denoiser(model: ConditionalDenoiser, cond: Tensor, w: float, *,
-                             batched: bool = True) -> Callable[[Tensor, Tensor], Tensor]:
+def classifier_free_denoiser(
+    model: ConditionalDenoiser, cond: Tensor, w: float, *, batched: bool = True
+) -> Callable[[Tensor, Tensor], Tensor]:
     """A denoiser (x_t, t) -> eps~ guided towards `cond` with weight w (w = 0: model(x_t, t, cond))."""
     _check_weight(w)
     if w == 0:
@@ -90,8 +92,14 @@ def mask_conditions(cond: Mapping[str, Tensor], present: Iterable[str]) -> dict[
     return {m: c if m in present else torch.zeros_like(c) for m, c in cond.items()}
 
 
-def modality_guided_denoiser(model: JointConditionalDenoiser, cond: Mapping[str, Tensor], present: Iterable[str],
-                             w: float, *, batched: bool = True) -> JointDenoiser:
+def modality_guided_denoiser(
+    model: JointConditionalDenoiser,
+    cond: Mapping[str, Tensor],
+    present: Iterable[str],
+    w: float,
+    *,
+    batched: bool = True,
+) -> JointDenoiser:
     """A joint denoiser (x_t dict, t) -> guided predictions (w = 0: one conditional pass).
 
     Args:
@@ -112,8 +120,11 @@ def modality_guided_denoiser(model: JointConditionalDenoiser, cond: Mapping[str,
     def guided(x: Mapping[str, Tensor], t: Tensor) -> dict[str, Tensor]:
         if batched:
             n = len(passes)
-            out = model({m: torch.cat([v] * n) for m, v in x.items()}, torch.cat([t] * n),
-                        {m: torch.cat([c[m] for c in conds]) for m in cond})
+            out = model(
+                {m: torch.cat([v] * n) for m, v in x.items()},
+                torch.cat([t] * n),
+                {m: torch.cat([c[m] for c in conds]) for m in cond},
+            )
             chunks = {m: v.chunk(n) for m, v in out.items()}
             outputs = {s: {m: chunks[m][i] for m in chunks} for i, s in enumerate(passes)}
         else:

@@ -26,30 +26,46 @@ JointDenoiser = Callable[[Mapping[str, Tensor], Tensor], Mapping[str, Tensor]]
 @dataclass(frozen=True)
 class JointLoss:
     """Attributes:
-        total: scalar, sum over modalities of the batch-mean losses (what is minimised).
-        per_modality: {m: scalar batch-mean loss} (part of the graph; `.item()` to log).
+    total: scalar, sum over modalities of the batch-mean losses (what is minimised).
+    per_modality: {m: scalar batch-mean loss} (part of the graph; `.item()` to log).
     """
 
     total: Tensor
     per_modality: dict[str, Tensor]
 
 
-def draw_joint_noise(x0: Mapping[str, Tensor], num_timesteps: int, generator: torch.Generator, *,
-                     same_noise: bool, high_share: float = 0.0, high_from: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+def draw_joint_noise(
+    x0: Mapping[str, Tensor],
+    num_timesteps: int,
+    generator: torch.Generator,
+    *,
+    same_noise: bool,
+    high_share: float = 0.0,
+    high_from: int = 0,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """One t [B] for all modalities (`sample_timesteps`, with its high-noise share), then eps: one
     tensor shared by every modality when `same_noise` (all latents must have one shape), else one
     per modality in dict order."""
     ref = next(iter(x0.values()))
-    t = sample_timesteps(ref.shape[0], num_timesteps, generator, device=ref.device, high_share=high_share,
-                         high_from=high_from)
-    noise = draw_noise({m: v.shape for m, v in x0.items()}, generator, same_noise=same_noise,
-                       device=ref.device, dtype=ref.dtype)
+    t = sample_timesteps(
+        ref.shape[0], num_timesteps, generator, device=ref.device, high_share=high_share, high_from=high_from
+    )
+    noise = draw_noise(
+        {m: v.shape for m, v in x0.items()}, generator, same_noise=same_noise, device=ref.device, dtype=ref.dtype
+    )
     return t, noise
 
 
-def joint_training_loss(denoiser: JointDenoiser, schedule: NoiseSchedule, x0: Mapping[str, Tensor], *,
-                        t: Tensor, noise: Mapping[str, Tensor], prediction: Prediction = "eps",
-                        weights: Tensor | None = None) -> JointLoss:
+def joint_training_loss(
+    denoiser: JointDenoiser,
+    schedule: NoiseSchedule,
+    x0: Mapping[str, Tensor],
+    *,
+    t: Tensor,
+    noise: Mapping[str, Tensor],
+    prediction: Prediction = "eps",
+    weights: Tensor | None = None,
+) -> JointLoss:
     """sum_m mean_B mean_(C, L) (f_m(x_t, t) - target_m)^2.
 
     Args:

@@ -24,42 +24,53 @@ Denoiser = Callable[[Tensor, Tensor], Tensor]
 
 def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """A draw of q(x_t | x_0): sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
-    return (extract(schedule.sqrt_alphas_cumprod, t, x0) * x0
-            + extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
+    return (
+        extract(schedule.sqrt_alphas_cumprod, t, x0) * x0
+        + extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+    )
 
 
 def x0_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: Tensor, eps: Tensor) -> Tensor:
     """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
-    return (extract(schedule.sqrt_recip_alphas_cumprod, t, x_t) * x_t
-            - extract(schedule.sqrt_recipm1_alphas_cumprod, t, x_t) * eps)
+    return (
+        extract(schedule.sqrt_recip_alphas_cumprod, t, x_t) * x_t
+        - extract(schedule.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
+    )
 
 
 def eps_from_x0(schedule: NoiseSchedule, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
     """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t)."""
-    return ((extract(schedule.sqrt_recip_alphas_cumprod, t, x_t) * x_t - x0)
-            / extract(schedule.sqrt_recipm1_alphas_cumprod, t, x_t))
+    return (extract(schedule.sqrt_recip_alphas_cumprod, t, x_t) * x_t - x0) / extract(
+        schedule.sqrt_recipm1_alphas_cumprod, t, x_t
+    )
 
 
 def v_from_x0_eps(schedule: NoiseSchedule, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
     """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x_0."""
-    return (extract(schedule.sqrt_alphas_cumprod, t, x0) * eps
-            - extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * x0)
+    return (
+        extract(schedule.sqrt_alphas_cumprod, t, x0) * eps - extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+    )
 
 
 def x0_from_v(schedule: NoiseSchedule, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
     """x_0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
-    return (extract(schedule.sqrt_alphas_cumprod, t, x_t) * x_t
-            - extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t) * v)
+    return (
+        extract(schedule.sqrt_alphas_cumprod, t, x_t) * x_t
+        - extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t) * v
+    )
 
 
 def eps_from_v(schedule: NoiseSchedule, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
     """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
-    return (extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
-            + extract(schedule.sqrt_alphas_cumprod, t, x_t) * v)
+    return (
+        extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t) * x_t
+        + extract(schedule.sqrt_alphas_cumprod, t, x_t) * v
+    )
 
 
-def split_prediction(schedule: NoiseSchedule, prediction: Prediction, output: Tensor,
-                     x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+def split_prediction(
+    schedule: NoiseSchedule, prediction: Prediction, output: Tensor, x_t: Tensor, t: Tensor
+) -> tuple[Tensor, Tensor]:
     """The network's output read as (x_0, eps) under its parameterisation."""
     if prediction == "eps":
         return x0_from_eps(schedule, x_t, t, output), output
@@ -87,14 +98,23 @@ def q_posterior(schedule: NoiseSchedule, x0: Tensor, x_t: Tensor, t: Tensor) -> 
     Returns:
         (mean [B, ...], variance [B, 1, ...], clipped log-variance [B, 1, ...]).
     """
-    mean = (extract(schedule.posterior_mean_coef1, t, x_t) * x0
-            + extract(schedule.posterior_mean_coef2, t, x_t) * x_t)
-    return (mean, extract(schedule.posterior_variance, t, x_t),
-            extract(schedule.posterior_log_variance_clipped, t, x_t))
+    mean = extract(schedule.posterior_mean_coef1, t, x_t) * x0 + extract(schedule.posterior_mean_coef2, t, x_t) * x_t
+    return (
+        mean,
+        extract(schedule.posterior_variance, t, x_t),
+        extract(schedule.posterior_log_variance_clipped, t, x_t),
+    )
 
 
-def sample_timesteps(batch: int, num_timesteps: int, generator: torch.Generator,
-                     device: torch.device | str = "cpu", *, high_share: float = 0.0, high_from: int = 0) -> Tensor:
+def sample_timesteps(
+    batch: int,
+    num_timesteps: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    *,
+    high_share: float = 0.0,
+    high_from: int = 0,
+) -> Tensor:
     """t ~ U{0, ..., T-1} per sample, [B] int64, drawn from `generator` (on `generator`'s device).
 
     With `high_share` > 0 each sample's t comes instead, with probability `high_share`, from
@@ -142,8 +162,16 @@ def min_snr_weights(schedule: NoiseSchedule, t: Tensor, prediction: Prediction, 
     raise ValueError(f"unknown prediction {prediction!r} (known: {PREDICTIONS})")
 
 
-def training_loss(denoiser: Denoiser, schedule: NoiseSchedule, x0: Tensor, *, t: Tensor, noise: Tensor,
-                  prediction: Prediction = "eps", weights: Tensor | None = None) -> Tensor:
+def training_loss(
+    denoiser: Denoiser,
+    schedule: NoiseSchedule,
+    x0: Tensor,
+    *,
+    t: Tensor,
+    noise: Tensor,
+    prediction: Prediction = "eps",
+    weights: Tensor | None = None,
+) -> Tensor:
     """L_simple per sample: mean over (C, ...) of (f(x_t, t) - target)^2 (METHOD §3.4).
 
     Args:

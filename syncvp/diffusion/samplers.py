@@ -59,14 +59,21 @@ class SamplerOutput:
     x0_trajectory: list[Latents] | None = None
 
 
-def draw_noise(shapes: Sequence[int] | Mapping[str, Sequence[int]], generator: torch.Generator, *,
-               same_noise: bool, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Latents:
+def draw_noise(
+    shapes: Sequence[int] | Mapping[str, Sequence[int]],
+    generator: torch.Generator,
+    *,
+    same_noise: bool,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Latents:
     """N(0, I) noise for one latent shape, or a dict of shapes (one draw shared by all when
     `same_noise`, which needs equal shapes; otherwise one draw per name, in dict order).
 
     Draws happen on the generator's device, then move to `device`, so a CPU generator gives the
     same numbers whatever the model's device.
     """
+
     def randn(shape):
         return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=dtype).to(device)
 
@@ -121,10 +128,19 @@ class Sampler:
         """The timesteps visited, descending, followed by -1."""
         return ddim_timesteps(self.schedule.num_timesteps, self.steps)
 
-    def sample(self, denoiser: LatentDenoiser, shapes: Sequence[int] | Mapping[str, Sequence[int]], *,
-               generator: torch.Generator, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-               x_T: Latents | None = None, return_x0: bool = False,
-               progress: ProgressFn | None = None, x0_bounds=None) -> SamplerOutput:
+    def sample(
+        self,
+        denoiser: LatentDenoiser,
+        shapes: Sequence[int] | Mapping[str, Sequence[int]],
+        *,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        x_T: Latents | None = None,
+        return_x0: bool = False,
+        progress: ProgressFn | None = None,
+        x0_bounds=None,
+    ) -> SamplerOutput:
         """Run the reverse process from x_T ~ N(0, I) to x_0.
 
         Args:
@@ -160,17 +176,25 @@ class Sampler:
             noise = self._step_noise(x, t, t_next, generator)
             for k in x:
                 z = None if noise is None else noise[k]
-                x[k] = (_ddpm_step(self.schedule, x[k], t, x0[k], z) if self.method == "ddpm"
-                        else _ddim_step(self.schedule, t, t_next, x0[k], eps[k], self.eta, z))
+                x[k] = (
+                    _ddpm_step(self.schedule, x[k], t, x0[k], z)
+                    if self.method == "ddpm"
+                    else _ddim_step(self.schedule, t, t_next, x0[k], eps[k], self.eta, z)
+                )
             if trajectory is not None:
                 trajectory.append(x0[""] if single else x0)
             if progress is not None:
                 progress(ProgressEvent("sample", i + 1, len(pairs)))
         return SamplerOutput(sample=x[""] if single else x, x0_trajectory=trajectory)
 
-    def _predict(self, schedule: NoiseSchedule, out: Mapping[str, Tensor], x: Mapping[str, Tensor],
-                 t: Tensor, bounds: Mapping[str, tuple[Tensor, Tensor]] | None = None,
-                 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def _predict(
+        self,
+        schedule: NoiseSchedule,
+        out: Mapping[str, Tensor],
+        x: Mapping[str, Tensor],
+        t: Tensor,
+        bounds: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         if set(out) != set(x):
             raise ValueError(f"the denoiser returned {sorted(out)}, expected {sorted(x)}")
         x0, eps = {}, {}
@@ -186,8 +210,9 @@ class Sampler:
                     eps[k] = eps_from_x0(schedule, x[k], t, x0[k])
         return x0, eps
 
-    def _step_noise(self, x: Mapping[str, Tensor], t: int, t_next: int,
-                    generator: torch.Generator) -> dict[str, Tensor] | None:
+    def _step_noise(
+        self, x: Mapping[str, Tensor], t: int, t_next: int, generator: torch.Generator
+    ) -> dict[str, Tensor] | None:
         """Noise of this step, or None when the step adds none (DDPM t = 0, DDIM sigma = 0)."""
         if self.method == "ddpm" and t == 0:
             return None
@@ -206,13 +231,14 @@ def _ddpm_step(schedule: NoiseSchedule, x_t: Tensor, t: int, x0: Tensor, noise: 
     return mean + math.sqrt(float(schedule.posterior_variance[t])) * noise
 
 
-def _ddim_step(schedule: NoiseSchedule, t: int, t_next: int, x0: Tensor, eps: Tensor, eta: float,
-               noise: Tensor | None) -> Tensor:
+def _ddim_step(
+    schedule: NoiseSchedule, t: int, t_next: int, x0: Tensor, eps: Tensor, eta: float, noise: Tensor | None
+) -> Tensor:
     """x_t' = sqrt(a_t') x0^ + c eps^ + sigma z (x0^ at the last step, t' = -1)."""
     if t_next < 0:
         return x0
     a_t, a_next = schedule.alpha_bar(t), schedule.alpha_bar(t_next)
-    var = eta ** 2 * (1 - a_t / a_next) * (1 - a_next) / (1 - a_t)
+    var = eta**2 * (1 - a_t / a_next) * (1 - a_next) / (1 - a_t)
     c2 = 1 - a_next - var
     if c2 < -1e-12:
         raise ValueError(f"eta {eta} is too large for the step {t} -> {t_next} (1 - a' - sigma^2 = {c2:.3g} < 0)")

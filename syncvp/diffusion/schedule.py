@@ -98,9 +98,13 @@ class NoiseSchedule:
         abar_prev = np.append(1.0, abar[:-1])
         post_var = b * (1.0 - abar_prev) / (1.0 - abar)
         tables = dict(
-            betas=b, alphas_cumprod=abar, alphas_cumprod_prev=abar_prev,
-            sqrt_alphas_cumprod=np.sqrt(abar), sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - abar),
-            sqrt_recip_alphas_cumprod=np.sqrt(1.0 / abar), sqrt_recipm1_alphas_cumprod=np.sqrt(1.0 / abar - 1.0),
+            betas=b,
+            alphas_cumprod=abar,
+            alphas_cumprod_prev=abar_prev,
+            sqrt_alphas_cumprod=np.sqrt(abar),
+            sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - abar),
+            sqrt_recip_alphas_cumprod=np.sqrt(1.0 / abar),
+            sqrt_recipm1_alphas_cumprod=np.sqrt(1.0 / abar - 1.0),
             posterior_variance=post_var,
             posterior_log_variance_clipped=np.log(np.append(post_var[1], post_var[1:])),
             posterior_mean_coef1=b * np.sqrt(abar_prev) / (1.0 - abar),

@@ -57,8 +57,11 @@ class DiffusionTarget:
 
     @property
     def identity(self) -> bool:
-        return (not self.residual and all(s == 1.0 for s in self.scales.values())
-                and all(s == 1.0 for s in self.missing_scales.values()))
+        return (
+            not self.residual
+            and all(s == 1.0 for s in self.scales.values())
+            and all(s == 1.0 for s in self.missing_scales.values())
+        )
 
     def scale(self, modality: str) -> float:
         """s_c: the scale where the context is present."""
@@ -76,14 +79,19 @@ class DiffusionTarget:
                 raise ValueError("a residual diffusion target needs the conditioning latent")
             return 0.0, s_0
         present = cond.reshape(cond.shape[0], -1).ne(0).any(dim=1).reshape(-1, *([1] * (like.ndim - 1)))
-        scale = torch.where(present, torch.tensor(s_c, dtype=like.dtype, device=like.device),
-                            torch.tensor(s_0, dtype=like.dtype, device=like.device))
+        scale = torch.where(
+            present,
+            torch.tensor(s_c, dtype=like.dtype, device=like.device),
+            torch.tensor(s_0, dtype=like.dtype, device=like.device),
+        )
         if not self.residual:
             return 0.0, scale
         cond = base_of(cond, like.shape[1])
         if cond.shape != like.shape:
-            raise ValueError("a residual diffusion target needs a conditioning latent shaped like the future latent "
-                             f"(diffusion.context_encoder: future), got {tuple(cond.shape)} for {tuple(like.shape)}")
+            raise ValueError(
+                "a residual diffusion target needs a conditioning latent shaped like the future latent "
+                f"(diffusion.context_encoder: future), got {tuple(cond.shape)} for {tuple(like.shape)}"
+            )
         return cond.to(like.dtype), scale
 
     def encode(self, modality: str, latent: Tensor, cond: Tensor | None) -> Tensor:
@@ -103,16 +111,22 @@ class DiffusionTarget:
         return (-ones - base) / scale, (ones - base) / scale
 
     def as_dict(self) -> dict:
-        return {"residual": self.residual, "scales": {m: float(s) for m, s in self.scales.items()},
-                "missing_scales": {m: float(s) for m, s in self.missing_scales.items()}}
+        return {
+            "residual": self.residual,
+            "scales": {m: float(s) for m, s in self.scales.items()},
+            "missing_scales": {m: float(s) for m, s in self.missing_scales.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping | None) -> "DiffusionTarget":
         """The target saved by `as_dict`; None (files written before targets existed) = identity."""
         if not data:
             return cls()
-        return cls(residual=bool(data["residual"]), scales={m: float(s) for m, s in data["scales"].items()},
-                   missing_scales={m: float(s) for m, s in data.get("missing_scales", {}).items()})
+        return cls(
+            residual=bool(data["residual"]),
+            scales={m: float(s) for m, s in data["scales"].items()},
+            missing_scales={m: float(s) for m, s in data.get("missing_scales", {}).items()},
+        )
 
 
 def base_of(cond: Tensor, channels: int) -> Tensor:

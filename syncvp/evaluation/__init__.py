@@ -17,8 +17,15 @@ from pathlib import Path
 from syncvp.evaluation.batch import add_context_noise, networks, protocols, run_baseline, run_batch
 from syncvp.evaluation.compare import compare_markdown
 from syncvp.evaluation.outputs import compare_table, labels, summarise_plan, table_rows, write_outputs
-from syncvp.evaluation.plan import (AUTOENCODER, BASELINE, GROUND_TRUTH, EvaluationError, EvaluationPlan, Setting,
-                                    plan_evaluation)
+from syncvp.evaluation.plan import (
+    AUTOENCODER,
+    BASELINE,
+    GROUND_TRUTH,
+    EvaluationError,
+    EvaluationPlan,
+    Setting,
+    plan_evaluation,
+)
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
 
@@ -36,7 +43,24 @@ def evaluate(plan: EvaluationPlan, progress: ProgressFn = no_progress) -> Path:
     return write_outputs(plan, summarise_plan(plan))
 
 
-__all__ = ["AUTOENCODER", "BASELINE", "GROUND_TRUTH", "EvaluationError", "EvaluationPlan", "Setting",
-           "add_context_noise", "compare_markdown", "compare_table", "evaluate", "labels", "networks",
-           "plan_evaluation", "protocols", "run_baseline", "run_batch", "summarise_plan", "table_rows",
-           "write_outputs"]
+__all__ = [
+    "AUTOENCODER",
+    "BASELINE",
+    "GROUND_TRUTH",
+    "EvaluationError",
+    "EvaluationPlan",
+    "Setting",
+    "add_context_noise",
+    "compare_markdown",
+    "compare_table",
+    "evaluate",
+    "labels",
+    "networks",
+    "plan_evaluation",
+    "protocols",
+    "run_baseline",
+    "run_batch",
+    "summarise_plan",
+    "table_rows",
+    "write_outputs",
+]

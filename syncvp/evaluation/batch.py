@@ -56,8 +56,13 @@ def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
         predictors = {}
         for name, path in {**plan.model_files, **plan.single_files}.items():
             mods = plan.modalities if name == "joint" else (name,)
-            predictors[name] = load_predictor(path, {m: plan.autoencoders[m] for m in mods}, plan.sampling,
-                                              device=plan.device, quantize=[m for m in mods if m in images])
+            predictors[name] = load_predictor(
+                path,
+                {m: plan.autoencoders[m] for m in mods},
+                plan.sampling,
+                device=plan.device,
+                quantize=[m for m in mods if m in images],
+            )
         _LOADED.clear()  # one plan at a time: free the previous networks
         _LOADED[key] = (predictors, load_models(plan.metric_plan, plan.device))
     return _LOADED[key]
@@ -87,15 +92,17 @@ def add_context_noise(x: Tensor, sigma: float, generator: torch.Generator) -> Te
     return (x + (sigma / 127.5) * noise.to(x.device)).clamp(-1.0, 1.0)
 
 
-def _predict(plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor], index: int,
-             progress: ProgressFn) -> dict[str, Tensor]:
+def _predict(
+    plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor], index: int, progress: ProgressFn
+) -> dict[str, Tensor]:
     """{m: [B, N, C, rollout, H, W]} on the CPU."""
     predictors, _ = networks(plan)
     n, frames, seed = plan.evaluate.trajectories, plan.config.rollout_frames, plan.evaluate.seed
     if "joint" in plan.model_files:
         gen = torch_generator(seed, "rollout", index, device=plan.device)
-        out = predictors["joint"].rollout(context, frames, generator=gen, present=setting.present, trajectories=n,
-                                          progress=progress)
+        out = predictors["joint"].rollout(
+            context, frames, generator=gen, present=setting.present, trajectories=n, progress=progress
+        )
     else:  # stage-1 models: each modality from its own context only
         out = {}
         for m in plan.model_files:
@@ -105,18 +112,34 @@ def _predict(plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor],
     return {m: v.float().cpu() for m, v in out.items()}
 
 
-def _score(plan: EvaluationPlan, clips: dict[str, Tensor], valid: Tensor | None, trajectories: list[dict],
-           ids: tuple[str, ...], pairs_only: bool = False) -> BatchResult:
+def _score(
+    plan: EvaluationPlan,
+    clips: dict[str, Tensor],
+    valid: Tensor | None,
+    trajectories: list[dict],
+    ids: tuple[str, ...],
+    pairs_only: bool = False,
+) -> BatchResult:
     _, models = networks(plan)
     fields = {m: FieldSpec(lo, hi, units) for m, (lo, hi, units) in plan.fields.items()}
     metrics = {} if pairs_only else {m: plan.metrics_for(m) for m in plan.modalities}
-    return score_batch(clips, trajectories, context_frames=plan.config.context_frames, metrics=metrics,
-                       protocols=protocols(plan), models=models, fields=fields, valid=valid, video_ids=ids,
-                       pairs=plan.pairs)
+    return score_batch(
+        clips,
+        trajectories,
+        context_frames=plan.config.context_frames,
+        metrics=metrics,
+        protocols=protocols(plan),
+        models=models,
+        fields=fields,
+        valid=valid,
+        video_ids=ids,
+        pairs=plan.pairs,
+    )
 
 
-def trajectories(plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int,
-                 progress: ProgressFn = no_progress) -> list[dict[str, Tensor]]:
+def trajectories(
+    plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int, progress: ProgressFn = no_progress
+) -> list[dict[str, Tensor]]:
     """The setting's predictions of batch `index`: N trajectories {m: [B, C, rollout_frames, H, W]}
     (one for copy_last, autoencoder and ground_truth)."""
     if setting.source == BASELINE:
@@ -125,8 +148,10 @@ def trajectories(plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor
         return [references.ground_truth_future(plan, clips)]
     predictors, _ = networks(plan)
     if setting.source == AUTOENCODER:
-        future = {m: next(p.future_autoencoders[m] for p in predictors.values() if m in p.future_autoencoders)
-                  for m in plan.modalities}
+        future = {
+            m: next(p.future_autoencoders[m] for p in predictors.values() if m in p.future_autoencoders)
+            for m in plan.modalities
+        }
         return [references.autoencoder_ceiling(plan, future, clips)]
     tc = plan.config.context_frames
     context = {m: clips[m][:, :, :tc] for m in setting.present}
@@ -135,8 +160,9 @@ def trajectories(plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor
     else:
         if setting.noise is not None:
             m, sigma = setting.noise
-            context[m] = add_context_noise(context[m], sigma,
-                                           torch_generator(plan.evaluate.seed, "context-noise", index))
+            context[m] = add_context_noise(
+                context[m], sigma, torch_generator(plan.evaluate.seed, "context-noise", index)
+            )
         pred = _predict(plan, setting, context, index, progress)
     return [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
 
@@ -167,8 +193,10 @@ def _save_samples(plan: EvaluationPlan, label: str, index: int, pred: dict[str, 
     path = plan.sample_file(label, index)
     if keep == 0:
         return
-    arrays = {m: (v[:keep].float() / 127.5 - 1 if v.dtype == torch.uint8 else v[:keep].float()).numpy()
-              for m, v in pred.items()}
+    arrays = {
+        m: (v[:keep].float() / 127.5 - 1 if v.dtype == torch.uint8 else v[:keep].float()).numpy()
+        for m, v in pred.items()
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, start=np.array(start), **arrays)

@@ -35,7 +35,7 @@ def _number(value, metric: str) -> str:
 
 
 def cell(leaf: dict | None, metric: str) -> str:
-    """"best / mean", or one value when they agree or there is no mean; "–" when absent."""
+    """ "best / mean", or one value when they agree or there is no mean; "–" when absent."""
     if not leaf or metric not in leaf:
         return DASH
     best, mean = _number(leaf[metric], metric), leaf.get(f"{metric}_mean")
@@ -67,9 +67,16 @@ def _metric_rows(data: dict, mode: str, condition: str, modality: str) -> list[l
     observed = "all" if condition == "all" else f"{condition} only"
     copy = _leaf(data, "copy_last", mode, modality) if condition in ("all", modality) else None
     refs = [_leaf(data, f"single-{condition}", mode, modality), copy, _leaf(data, "autoencoder", mode, modality)]
-    return [[f"{observed} → {modality}", f"{metric} {ARROWS.get(metric, '')}".strip(), cell(leaf, metric),
-             *(cell(r, metric) for r in refs)]
-            for metric in ORDER if metric in leaf]
+    return [
+        [
+            f"{observed} → {modality}",
+            f"{metric} {ARROWS.get(metric, '')}".strip(),
+            cell(leaf, metric),
+            *(cell(r, metric) for r in refs),
+        ]
+        for metric in ORDER
+        if metric in leaf
+    ]
 
 
 def _alignment_rows(data: dict, mode: str, conditions: list[str]) -> list[list[str]]:
@@ -79,9 +86,14 @@ def _alignment_rows(data: dict, mode: str, conditions: list[str]) -> list[list[s
     for pair in pairs:
         for c in ("all", *conditions):
             refs = [f"single-{c}", "copy_last" if c == "all" else None, "autoencoder", "ground_truth"]
-            rows.append([f"{'all' if c == 'all' else c + ' only'} → {pair}", "alignment ↑",
-                         cell(_leaf(data, c, mode, pair), "alignment"),
-                         *(cell(_leaf(data, r, mode, pair) if r else None, "alignment") for r in refs)])
+            rows.append(
+                [
+                    f"{'all' if c == 'all' else c + ' only'} → {pair}",
+                    "alignment ↑",
+                    cell(_leaf(data, c, mode, pair), "alignment"),
+                    *(cell(_leaf(data, r, mode, pair) if r else None, "alignment") for r in refs),
+                ]
+            )
     return rows
 
 
@@ -100,13 +112,21 @@ def compare_markdown(metrics: dict, dataset: str, model: str = "joint", modaliti
     rows = [r for m in ordered for r in _metric_rows(data, mode, "all", m)]
     rows += [r for c in conditions for m in ordered if m != c for r in _metric_rows(data, mode, c, m)]
     name = "joint" if model == "joint" else "stage-1"
-    lines = [f"### {dataset}: the {name} model next to the references ({mode} mode; cells: best of N / mean over N)",
-             "", *_table(["observed → scored", "metric", name, "single", "copy-last", "autoencoder"], rows)]
+    lines = [
+        f"### {dataset}: the {name} model next to the references ({mode} mode; cells: best of N / mean over N)",
+        "",
+        *_table(["observed → scored", "metric", name, "single", "copy-last", "autoencoder"], rows),
+    ]
     if not rows:
         lines += ["", f"(no `all` setting in {mode} mode: nothing to compare)"]
     aligned = _alignment_rows(data, mode, conditions)
     if aligned:
-        lines += ["", "Cross-modal alignment (fraction of the second modality's edges within 1 px of the first's):", "",
-                  *_table(["observed → scored", "metric", name, "single", "copy-last", "autoencoder", "ground truth"],
-                          aligned)]
+        lines += [
+            "",
+            "Cross-modal alignment (fraction of the second modality's edges within 1 px of the first's):",
+            "",
+            *_table(
+                ["observed → scored", "metric", name, "single", "copy-last", "autoencoder", "ground truth"], aligned
+            ),
+        ]
     return "\n".join(lines) + "\n"

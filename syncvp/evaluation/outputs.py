@@ -44,8 +44,16 @@ def summarise_plan(plan: EvaluationPlan) -> EvalReport:
     for label in labels(plan):
         results = [BatchResult.load(plan.batch_file(label, i)) for i in range(len(plan.batches))]
         for protocol in protocols(plan):
-            report = report.merge(summarise(results, protocol, dataset=plan.dataset, condition=label, units=units,
-                                            skipped=plan.metric_plan.skipped))
+            report = report.merge(
+                summarise(
+                    results,
+                    protocol,
+                    dataset=plan.dataset,
+                    condition=label,
+                    units=units,
+                    skipped=plan.metric_plan.skipped,
+                )
+            )
     return report
 
 
@@ -56,8 +64,19 @@ def compare_table(plan: EvaluationPlan, report: EvalReport) -> str:
 
 def table_rows(report: EvalReport) -> list[dict]:
     """The summary rows as plain dicts (the Prefect table artifact), in metrics.json's order."""
-    return [{"setting": r.condition, "mode": r.mode, "modality": r.modality, "metric": r.metric,
-             "trajectories": r.trajectories, "value": r.value, "scale": r.scale, "units": r.units} for r in report.rows]
+    return [
+        {
+            "setting": r.condition,
+            "mode": r.mode,
+            "modality": r.modality,
+            "metric": r.metric,
+            "trajectories": r.trajectories,
+            "value": r.value,
+            "scale": r.scale,
+            "units": r.units,
+        }
+        for r in report.rows
+    ]
 
 
 def _write_plots(directory: Path, curves: list[Row]) -> None:

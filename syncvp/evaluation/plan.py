@@ -25,17 +25,17 @@ files, the store and every option that changes a result, so stale batches are ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncvp.config.data import DatasetConfig
 from syncvp.config.diffusion import SamplingConfig
 from syncvp.config.evaluate import ALL, EvaluateConfig
-from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.layout import PathsConfig, batch_file
+from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import RolePair
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
@@ -83,20 +83,20 @@ class EvaluationPlan:
     evaluate: EvaluateConfig
     sampling: SamplingConfig
     store: Path
-    model_files: dict[str, Path]                 # "joint" or each modality -> diffusion-model file
-    autoencoders: dict[str, RolePair[Path]]      # modality -> its context and future autoencoder files
-    kinds: dict[str, str]                        # modality -> "image" | "field"
+    model_files: dict[str, Path]  # "joint" or each modality -> diffusion-model file
+    autoencoders: dict[str, RolePair[Path]]  # modality -> its context and future autoencoder files
+    kinds: dict[str, str]  # modality -> "image" | "field"
     fields: dict[str, tuple[float, float, str]]  # field modality -> (norm_min, norm_max, units)
-    batches: tuple[tuple[int, int], ...]         # [start, stop) video ranges
+    batches: tuple[tuple[int, int], ...]  # [start, stop) video ranges
     settings: tuple[Setting, ...]
     metric_plan: MetricPlan
     out_dir: Path
     work_dir: Path
     fingerprint: str
     device: str = "cpu"
-    references: tuple[Setting, ...] = ()          # single-<condition>, copy_last, autoencoder, ground_truth
+    references: tuple[Setting, ...] = ()  # single-<condition>, copy_last, autoencoder, ground_truth
     single_files: dict[str, Path] = field(default_factory=dict)  # modality -> stage-1 file (single baseline)
-    pairs: tuple[tuple[str, str], ...] = ()       # (a, b) image modalities scored with `alignment`
+    pairs: tuple[tuple[str, str], ...] = ()  # (a, b) image modalities scored with `alignment`
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -126,8 +126,12 @@ class EvaluationPlan:
 
     def input_files(self) -> list[Path]:
         """Every file a batch result depends on (hashed into cache keys)."""
-        return [self.store, *self.model_files.values(), *self.single_files.values(),
-                *(p for pair in self.autoencoders.values() for p in (pair.context, pair.future))]
+        return [
+            self.store,
+            *self.model_files.values(),
+            *self.single_files.values(),
+            *(p for pair in self.autoencoders.values() for p in (pair.context, pair.future)),
+        ]
 
     def batch_file(self, label: str, index: int) -> Path:
         return batch_file(self.work_dir, label, index)
@@ -154,15 +158,20 @@ def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple
         present = tuple(modalities) if cond == ALL else (cond,)
         out.append(Setting(_label(cond, None), cond, present))
         if noisy in present:
-            out += [Setting(_label(cond, (noisy, s)), cond, present, (noisy, s)) for s in evaluate.noise.sigmas if s > 0]
+            out += [
+                Setting(_label(cond, (noisy, s)), cond, present, (noisy, s)) for s in evaluate.noise.sigmas if s > 0
+            ]
     return tuple(out)
 
 
 def references_for(evaluate: EvaluateConfig, settings: tuple[Setting, ...], pairs: bool) -> tuple[Setting, ...]:
     """`single-<condition>` per clean condition (baseline single), copy_last, autoencoder (baseline),
     ground_truth (when alignment is scored)."""
-    out = [Setting(f"{SINGLE}-{s.condition}", s.condition, s.present, source=SINGLE)
-           for s in settings if s.noise is None and SINGLE in evaluate.baselines]
+    out = [
+        Setting(f"{SINGLE}-{s.condition}", s.condition, s.present, source=SINGLE)
+        for s in settings
+        if s.noise is None and SINGLE in evaluate.baselines
+    ]
     out.append(Setting(BASELINE, ALL, (), source=BASELINE))
     if AUTOENCODER in evaluate.baselines:
         out.append(Setting(AUTOENCODER, ALL, (), source=AUTOENCODER))
@@ -183,17 +192,20 @@ def alignment_pairs(dataset: str, kinds: dict[str, str], metric_plan: MetricPlan
     return tuple((images[0], b) for b in images[1:]), metric_plan
 
 
-def single_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...],
-                 paths: PathsConfig) -> dict[str, Path]:
+def single_files(
+    dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, ...], paths: PathsConfig
+) -> dict[str, Path]:
     """The stage-1 files the `single` baseline needs (checked: a missing one is an error naming it)."""
     if SINGLE not in evaluate.baselines:
         return {}
     files = {m: paths.single(dataset, m).model for m in modalities}
     for m, path in files.items():
         if not path.is_file():
-            raise ModelFileError(f"{path} does not exist: the single baseline (evaluate.baselines) needs the stage-1 "
-                                 f"model of {m!r}; train it (`dvc repro train_single@{dataset}-{m}`) or remove "
-                                 f"single from evaluate.baselines")
+            raise ModelFileError(
+                f"{path} does not exist: the single baseline (evaluate.baselines) needs the stage-1 "
+                f"model of {m!r}; train it (`dvc repro train_single@{dataset}-{m}`) or remove "
+                f"single from evaluate.baselines"
+            )
     return files
 
 
@@ -204,9 +216,13 @@ def model_files(dataset: str, evaluate: EvaluateConfig, modalities: tuple[str, .
     else:
         models = {m: paths.single(dataset, m).model for m in modalities}
     first = next(iter(models.values()))
-    role = context_role(first) if first.is_file() else "context"   # a missing model file is reported by the caller
-    aes = {m: RolePair(context=paths.autoencoder(dataset, m, role).model,
-                       future=paths.autoencoder(dataset, m, "future").model) for m in modalities}
+    role = context_role(first) if first.is_file() else "context"  # a missing model file is reported by the caller
+    aes = {
+        m: RolePair(
+            context=paths.autoencoder(dataset, m, role).model, future=paths.autoencoder(dataset, m, "future").model
+        )
+        for m in modalities
+    }
     return models, aes
 
 
@@ -215,8 +231,15 @@ def _fingerprint(files: list[Path], options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfig, sampling: SamplingConfig,
-                    weights: WeightsConfig, paths: PathsConfig, device: str = "cpu") -> EvaluationPlan:
+def plan_evaluation(
+    dataset: str,
+    config: DatasetConfig,
+    evaluate: EvaluateConfig,
+    sampling: SamplingConfig,
+    weights: WeightsConfig,
+    paths: PathsConfig,
+    device: str = "cpu",
+) -> EvaluationPlan:
     """Check inputs and resolve weights; nothing is sampled. Raises EvaluationError,
     ModelFileError or MissingWeightsError naming what is wrong."""
     store = paths.store(dataset, evaluate.split)
@@ -224,8 +247,10 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
         raise EvaluationError(f"{store} does not exist: run `dvc repro prepare@{dataset}` first")
     info = read_info(store, require=config.modalities)
     if info.frames < config.context_frames + config.rollout_frames:
-        raise EvaluationError(f"{store}: videos have {info.frames} frames, the evaluation needs context_frames "
-                              f"{config.context_frames} + rollout_frames {config.rollout_frames}")
+        raise EvaluationError(
+            f"{store}: videos have {info.frames} frames, the evaluation needs context_frames "
+            f"{config.context_frames} + rollout_frames {config.rollout_frames}"
+        )
     models, aes = model_files(dataset, evaluate, config.modalities, paths)
     ae_files = [p for pair in aes.values() for p in (pair.context, pair.future)]
     for path in [*models.values(), *ae_files]:
@@ -240,15 +265,39 @@ def plan_evaluation(dataset: str, config: DatasetConfig, evaluate: EvaluateConfi
     batches = tuple((s, min(s + bs, n)) for s in range(0, n, bs))
     kinds = {m: info.modalities[m].kind for m in config.modalities}
     pairs, metric_plan = alignment_pairs(dataset, kinds, plan_metrics(evaluate.metrics, weights))
-    fields = {m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
-              for m, a in ((m, info.modalities[m].attrs) for m in config.modalities) if kinds[m] == "field"}
-    options = {"dataset": to_plain(config), "evaluate": to_plain(evaluate), "sampling": to_plain(sampling),
-               "metrics": sorted(metric_plan.available), "device": device}
+    fields = {
+        m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
+        for m, a in ((m, info.modalities[m].attrs) for m in config.modalities)
+        if kinds[m] == "field"
+    }
+    options = {
+        "dataset": to_plain(config),
+        "evaluate": to_plain(evaluate),
+        "sampling": to_plain(sampling),
+        "metrics": sorted(metric_plan.available),
+        "device": device,
+    }
     files = [store, *models.values(), *singles.values(), *ae_files]
     fp = _fingerprint(files, options)
     out = paths.evaluation(dataset)
-    return EvaluationPlan(dataset=dataset, config=config, evaluate=evaluate, sampling=sampling, store=store,
-                          model_files=models, autoencoders=aes, kinds=kinds, fields=fields, batches=batches,
-                          settings=settings, metric_plan=metric_plan, out_dir=out.root, work_dir=out.run(fp),
-                          fingerprint=fp, device=device, references=references_for(evaluate, settings, bool(pairs)),
-                          single_files=singles, pairs=pairs)
+    return EvaluationPlan(
+        dataset=dataset,
+        config=config,
+        evaluate=evaluate,
+        sampling=sampling,
+        store=store,
+        model_files=models,
+        autoencoders=aes,
+        kinds=kinds,
+        fields=fields,
+        batches=batches,
+        settings=settings,
+        metric_plan=metric_plan,
+        out_dir=out.root,
+        work_dir=out.run(fp),
+        fingerprint=fp,
+        device=device,
+        references=references_for(evaluate, settings, bool(pairs)),
+        single_files=singles,
+        pairs=pairs,
+    )

@@ -35,20 +35,39 @@ from syncvp.seeding import torch_generator
 _PARTS: dict[tuple[str, str, int], dict[tuple[str, bool], Tensor]] = {}
 
 
-def single_rollout(plan: EvaluationPlan, predictor: Predictor, modality: str, context: Tensor | None, index: int,
-                   progress: ProgressFn = no_progress) -> Tensor:
+def single_rollout(
+    plan: EvaluationPlan,
+    predictor: Predictor,
+    modality: str,
+    context: Tensor | None,
+    index: int,
+    progress: ProgressFn = no_progress,
+) -> Tensor:
     """One modality by its stage-1 predictor from its GT context [B, C, T_c, H, W] (None: unobserved)
     -> [B, N, C, rollout_frames, H, W] on the CPU."""
     gen = torch_generator(plan.evaluate.seed, "rollout", index, modality, device=plan.device)
     batch = plan.batches[index][1] - plan.batches[index][0]
     ctx, present = ({modality: context}, (modality,)) if context is not None else ({}, ())
-    out = predictor.rollout(ctx, plan.config.rollout_frames, generator=gen, present=present,
-                            trajectories=plan.evaluate.trajectories, progress=progress, batch=batch)
+    out = predictor.rollout(
+        ctx,
+        plan.config.rollout_frames,
+        generator=gen,
+        present=present,
+        trajectories=plan.evaluate.trajectories,
+        progress=progress,
+        batch=batch,
+    )
     return out[modality].float().cpu()
 
 
-def single_predictions(plan: EvaluationPlan, predictors: dict[str, Predictor], setting: Setting,
-                       context: dict[str, Tensor], index: int, progress: ProgressFn = no_progress) -> dict[str, Tensor]:
+def single_predictions(
+    plan: EvaluationPlan,
+    predictors: dict[str, Predictor],
+    setting: Setting,
+    context: dict[str, Tensor],
+    index: int,
+    progress: ProgressFn = no_progress,
+) -> dict[str, Tensor]:
     """{m: [B, N, C, T, H, W]} of a `single-<condition>` setting (stage-1 predictors keyed by modality)."""
     key = (plan.fingerprint, plan.device, index)
     if key not in _PARTS:
@@ -59,8 +78,9 @@ def single_predictions(plan: EvaluationPlan, predictors: dict[str, Predictor], s
     for m in plan.modalities:
         observed = m in setting.present
         if (m, observed) not in parts:
-            parts[(m, observed)] = single_rollout(plan, predictors[m], m, context[m] if observed else None, index,
-                                                  progress)
+            parts[(m, observed)] = single_rollout(
+                plan, predictors[m], m, context[m] if observed else None, index, progress
+            )
         out[m] = parts[(m, observed)]
     return out
 
@@ -83,7 +103,7 @@ def autoencode_future(autoencoder: TriplaneAutoencoder, future: Tensor, device: 
     size = autoencoder.spec.frames
     parts = []
     for start in range(0, future.shape[2], size):
-        chunk = future[:, :, start:start + size]
+        chunk = future[:, :, start : start + size]
         n = chunk.shape[2]
         padded = torch.cat([chunk, chunk[:, :, -1:].expand(-1, -1, size - n, -1, -1)], dim=2)
         video = autoencoder.decode(autoencoder.encode(padded.to(device)))
@@ -91,8 +111,9 @@ def autoencode_future(autoencoder: TriplaneAutoencoder, future: Tensor, device: 
     return torch.cat(parts, dim=2)
 
 
-def autoencoder_ceiling(plan: EvaluationPlan, autoencoders: dict[str, TriplaneAutoencoder],
-                        clips: dict[str, Tensor]) -> dict[str, Tensor]:
+def autoencoder_ceiling(
+    plan: EvaluationPlan, autoencoders: dict[str, TriplaneAutoencoder], clips: dict[str, Tensor]
+) -> dict[str, Tensor]:
     """The GT future through each modality's future autoencoder (image modalities on uint8 levels)."""
     tc = plan.config.context_frames
     out = {}
@@ -105,5 +126,7 @@ def autoencoder_ceiling(plan: EvaluationPlan, autoencoders: dict[str, TriplaneAu
 def ground_truth_future(plan: EvaluationPlan, clips: dict[str, Tensor]) -> dict[str, Tensor]:
     """The GT future frames (uint8 for image modalities)."""
     tc = plan.config.context_frames
-    return {m: ground_truth(clips[m][:, :, tc:]) if plan.kinds[m] == "image" else clips[m][:, :, tc:]
-            for m in plan.modalities}
+    return {
+        m: ground_truth(clips[m][:, :, tc:]) if plan.kinds[m] == "image" else clips[m][:, :, tc:]
+        for m in plan.modalities
+    }

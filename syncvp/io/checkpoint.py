@@ -41,8 +41,9 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def capture_rng(generators: Mapping[str, torch.Generator] = {},
-                numpy_generators: Mapping[str, np.random.Generator] = {}) -> dict:
+def capture_rng(
+    generators: Mapping[str, torch.Generator] = {}, numpy_generators: Mapping[str, np.random.Generator] = {}
+) -> dict:
     """The global torch (CPU and CUDA) RNG states plus the states of the given generators."""
     return {
         "torch": torch.get_rng_state(),
@@ -52,8 +53,11 @@ def capture_rng(generators: Mapping[str, torch.Generator] = {},
     }
 
 
-def restore_rng(state: Mapping, generators: Mapping[str, torch.Generator] = {},
-                numpy_generators: Mapping[str, np.random.Generator] = {}) -> None:
+def restore_rng(
+    state: Mapping,
+    generators: Mapping[str, torch.Generator] = {},
+    numpy_generators: Mapping[str, np.random.Generator] = {},
+) -> None:
     """Inverse of `capture_rng` (every named generator must be in the checkpoint)."""
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
@@ -68,15 +72,28 @@ def restore_rng(state: Mapping, generators: Mapping[str, torch.Generator] = {},
         gen.bit_generator.state = json.loads(state["numpy"][name])
 
 
-def make_checkpoint(*, config_hash: str, step: int, models: Mapping[str, torch.nn.Module],
-                    optimizers: Mapping[str, torch.optim.Optimizer] = {}, schedulers: Mapping[str, Any] = {},
-                    rng: dict | None = None, extra: dict | None = None) -> dict:
+def make_checkpoint(
+    *,
+    config_hash: str,
+    step: int,
+    models: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer] = {},
+    schedulers: Mapping[str, Any] = {},
+    rng: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Assemble a checkpoint dict from live objects."""
-    return {"format": FORMAT, "version": VERSION, "config_hash": config_hash, "step": int(step),
-            "models": {k: m.state_dict() for k, m in models.items()},
-            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-            "rng": rng if rng is not None else capture_rng(), "extra": extra or {}}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config_hash": config_hash,
+        "step": int(step),
+        "models": {k: m.state_dict() for k, m in models.items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+        "rng": rng if rng is not None else capture_rng(),
+        "extra": extra or {},
+    }
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
@@ -97,8 +114,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
             truncated, foreign, another version), followed by `remedy` when given.
     """
     tail = f"; {remedy}" if remedy else ""
-    ckpt = read_torch_file(path, FORMAT, label="training checkpoint", remedy=remedy, error=CheckpointError,
-                           map_location=map_location)
+    ckpt = read_torch_file(
+        path, FORMAT, label="training checkpoint", remedy=remedy, error=CheckpointError, map_location=map_location
+    )
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} (this code reads {VERSION}){tail}")
     missing = [k for k in KEYS if k not in ckpt]

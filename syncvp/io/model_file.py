@@ -21,7 +21,7 @@ from typing import Iterable
 
 import torch
 
-ZIP_MAGIC = b"PK\x03\x04"   # `torch.save` writes a zip archive
+ZIP_MAGIC = b"PK\x03\x04"  # `torch.save` writes a zip archive
 # the DVC stage that writes each model file, `<models>/<unit>/<file name>`
 STAGE_OF = {"autoencoder.pt": "train_autoencoder", "diffusion.pt": "train_single", "joint.pt": "train_joint"}
 
@@ -34,7 +34,7 @@ class ModelFileError(ValueError):
 def one_line(text: str, limit: int = 160) -> str:
     """`text` on one line (whitespace runs collapsed), cut to `limit` characters."""
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def rerun_hint(path: str | Path) -> str:
@@ -65,16 +65,17 @@ def describe_load_failure(path: Path, exc: Exception) -> str:
         return "the file is empty"
     with open(path, "rb") as handle:
         head = handle.read(len(ZIP_MAGIC) + 12)
-    if head.startswith(b"\x80") and not isinstance(exc, pickle.UnpicklingError):   # torch's legacy (pre-1.6) format
+    if head.startswith(b"\x80") and not isinstance(exc, pickle.UnpicklingError):  # torch's legacy (pre-1.6) format
         first = re.split(r"(?<=\.)\s", one_line(exc, 400))[0]
         return f"a damaged legacy PyTorch file of {size} bytes: {type(exc).__name__}: {one_line(first, 100)}"
     if not head.startswith(ZIP_MAGIC):
         return f"not a PyTorch archive, it starts with {head!r}"
     if isinstance(exc, pickle.UnpicklingError):
         found = re.search(r"Unsupported global: [^\n]*", str(exc))
-        return "it pickles objects other than tensors and plain containers" + (f" ({one_line(found.group(0), 80)})"
-                                                                               if found else "")
-    first = re.split(r"(?<=\.)\s", one_line(exc, 400))[0]   # torch's first sentence; the rest is advice
+        return "it pickles objects other than tensors and plain containers" + (
+            f" ({one_line(found.group(0), 80)})" if found else ""
+        )
+    first = re.split(r"(?<=\.)\s", one_line(exc, 400))[0]  # torch's first sentence; the rest is advice
     return f"a damaged PyTorch archive of {size} bytes: {type(exc).__name__}: {one_line(first, 100)}"
 
 
@@ -91,9 +92,17 @@ def _foreign(payload: object, fmt: str, keys: Iterable[str]) -> str | None:
     return f"a {fmt} file without {missing}" if missing else None
 
 
-def read_torch_file(path: str | Path, fmt: str, *, keys: Iterable[str] = (), label: str = "model file",
-                    remedy: str | None = None, error: type[Exception] = ModelFileError,
-                    map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
+def read_torch_file(
+    path: str | Path,
+    fmt: str,
+    *,
+    keys: Iterable[str] = (),
+    label: str = "model file",
+    remedy: str | None = None,
+    error: type[Exception] = ModelFileError,
+    map_location: str | torch.device = "cpu",
+    mmap: bool = False,
+) -> dict:
     """The dict saved in `path` (`torch.load(weights_only=True)`), checked to be a `fmt` file with `keys`.
 
     Args:

@@ -44,12 +44,14 @@ def resolve_weights(path: Path | str | None, spec: WeightsSpec, default_dir: str
     if path is None:
         raise MissingWeightsError(
             f"{spec.title} weights are needed but params.yaml {spec.key} is null.\n"
-            f"  {hint}\n  put it at {default_dir}/{spec.filename} and set {spec.key}: {default_dir}/{spec.filename}")
+            f"  {hint}\n  put it at {default_dir}/{spec.filename} and set {spec.key}: {default_dir}/{spec.filename}"
+        )
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(
             f"{spec.title} weights not found: {path} (params.yaml {spec.key}).\n"
-            f"  {hint}\n  put it at {path} (or point {spec.key} at where it is)")
+            f"  {hint}\n  put it at {path} (or point {spec.key} at where it is)"
+        )
     return path
 
 
@@ -81,10 +83,13 @@ def read_state_dict(path: Path | str, spec: WeightsSpec, *, mmap: bool = False) 
     except PermissionError as exc:
         raise WeightsFileError(f"{path} cannot be read ({exc.strerror}): check its permissions") from exc
     except Exception as exc:  # torch raises EOFError, OSError, RuntimeError, UnpicklingError...
-        raise WeightsFileError(f"{path} is not {spec.title} weights (truncated or foreign: "
-                               f"{describe_load_failure(path, exc)}); {weights_fix(spec)}") from exc
+        raise WeightsFileError(
+            f"{path} is not {spec.title} weights (truncated or foreign: "
+            f"{describe_load_failure(path, exc)}); {weights_fix(spec)}"
+        ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         what = type(state).__name__ if not isinstance(state, dict) else "a dict with values other than tensors"
-        raise WeightsFileError(f"{path} is not {spec.title} weights (it holds {what}, not a state dict of tensors); "
-                               f"{weights_fix(spec)}")
+        raise WeightsFileError(
+            f"{path} is not {spec.title} weights (it holds {what}, not a state dict of tensors); {weights_fix(spec)}"
+        )
     return state

@@ -45,7 +45,7 @@ def gradient_magnitude(frames: Tensor) -> Tensor:
         raise ValueError(f"gradient_magnitude needs uint8 [F, 1 or 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
     x = frames.double()
     if x.shape[1] == 3:
-        x = sum(w * x[:, i:i + 1] for i, w in enumerate(LUMA))
+        x = sum(w * x[:, i : i + 1] for i, w in enumerate(LUMA))
     x = F.pad(x, (1, 1, 1, 1), mode="replicate")
     kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None]  # [2, 1, 3, 3]: d/dx and d/dy
     g = F.conv2d(x, kernels)
@@ -62,8 +62,9 @@ def edges(magnitude: Tensor, quantile: float, floor: float = EDGE_FLOOR) -> Tens
 def alignment_frames(a: Tensor, b: Tensor) -> Tensor:
     """Alignment of b's edges to a's edges per frame: uint8 [F, C, H, W] pairs -> [F] float64 (NaN: no b edges)."""
     if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
-        raise ValueError(f"alignment needs frames of the same count and size, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ValueError(
+            f"alignment needs frames of the same count and size, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     edge_a = edges(gradient_magnitude(a), A_QUANTILE)
     edge_b = edges(gradient_magnitude(b), B_QUANTILE)
     near_a = F.max_pool2d(edge_a[:, None].double(), 3, stride=1, padding=1)[:, 0] > 0
@@ -78,8 +79,9 @@ def alignment(a: Tensor, b: Tensor) -> tuple[np.ndarray, np.ndarray]:
     Per-video values are the mean over frames that have edges of b (NaN when none has).
     """
     if a.ndim != 5 or b.ndim != 5 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
-        raise ValueError(f"alignment needs [B, C, T, H, W] videos of one batch, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ValueError(
+            f"alignment needs [B, C, T, H, W] videos of one batch, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     frame = alignment_frames(frames_of(a), frames_of(b)).reshape(a.shape[0], a.shape[2]).numpy()
     return nanmean(frame, axis=1), frame
 

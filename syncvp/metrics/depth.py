@@ -20,7 +20,9 @@ def rmse(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     the per-frame MSEs, as every frame has the same size). Per frame: sqrt of that frame's MSE.
     """
     if pred.shape != target.shape or pred.ndim != 5:
-        raise ValueError(f"rmse needs two [B, C, T, H, W] videos of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"rmse needs two [B, C, T, H, W] videos of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     frame_mse = ((pred.double() - target.double()) ** 2).mean(dim=(1, 3, 4))
     return frame_mse.mean(dim=1).sqrt(), frame_mse.sqrt()
 

@@ -37,8 +37,13 @@ def split_chunks(videos: Tensor, chunk: int = CHUNK) -> tuple[Tensor, ...]:
 
 
 @torch.no_grad()
-def video_features(extractor: Callable[[Tensor], Tensor], videos: Tensor, chunk: int = CHUNK,
-                   batch_size: int = 8, device: torch.device | str = "cpu") -> Tensor:
+def video_features(
+    extractor: Callable[[Tensor], Tensor],
+    videos: Tensor,
+    chunk: int = CHUNK,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """I3D features of uint8 videos [B, C, T, H, W] (C = 3, or 1 replicated to 3).
 
     Each chunk of `chunk` frames is moved to `device`, preprocessed there
@@ -49,7 +54,7 @@ def video_features(extractor: Callable[[Tensor], Tensor], videos: Tensor, chunk:
     rows = []
     for part in split_chunks(videos, chunk):
         for start in range(0, part.shape[0], batch_size):
-            clip = preprocess(part[start:start + batch_size].to(device))
+            clip = preprocess(part[start : start + batch_size].to(device))
             rows.append(extractor(clip).float().cpu())
     return torch.cat(rows)
 

@@ -34,9 +34,11 @@ BN_EPS = 1e-5
 I3D_WEIGHTS = WeightsSpec(
     title="I3D Kinetics-400 (FVD)",
     filename="i3d_pretrained_400.pt",
-    url=("Google Drive id 1fBNl3TS0LA5FEhZv5nMGJs2_7qQmvTmh (the copy SyncVP/PVDM fetch with gdown; there is "
-         "no official URL), or Drive id 1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT), or the TATS repository's "
-         "tats/fvd/i3d_pretrained_400.pt; about 50.8 MB, 344 tensors"),
+    url=(
+        "Google Drive id 1fBNl3TS0LA5FEhZv5nMGJs2_7qQmvTmh (the copy SyncVP/PVDM fetch with gdown; there is "
+        "no official URL), or Drive id 1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT), or the TATS repository's "
+        "tats/fvd/i3d_pretrained_400.pt; about 50.8 MB, 344 tensors"
+    ),
     key="weights.i3d",
 )
 
@@ -70,8 +72,14 @@ def same_padding(x: Tensor, kernel: tuple[int, int, int], stride: tuple[int, int
 class Unit3D(nn.Module):
     """SAME-padded Conv3d, then BatchNorm3d and ReLU (or a plain biased conv for the logits)."""
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (1, 1, 1),
-                 stride: tuple[int, int, int] = (1, 1, 1), logits: bool = False) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: tuple[int, int, int] = (1, 1, 1),
+        stride: tuple[int, int, int] = (1, 1, 1),
+        logits: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel, self.stride, self.is_logits = kernel, stride, logits
         self.conv3d = nn.Conv3d(cin, cout, kernel, stride, padding=0, bias=logits)
@@ -145,8 +153,10 @@ class InceptionI3d(nn.Module):
         for name in self.endpoints:
             x = getattr(self, name)(x)
         if x.shape[-2:] != (7, 7):
-            raise ValueError(f"I3D needs {RESOLUTION}x{RESOLUTION} frames (use preprocess); "
-                             f"the trunk gave {tuple(x.shape[-2:])} instead of 7x7")
+            raise ValueError(
+                f"I3D needs {RESOLUTION}x{RESOLUTION} frames (use preprocess); "
+                f"the trunk gave {tuple(x.shape[-2:])} instead of 7x7"
+            )
         x = F.avg_pool3d(x, (2 if x.shape[2] > 1 else 1, 7, 7), stride=1)
         return self.logits(x).squeeze(4).squeeze(3).mean(dim=2)
 
@@ -158,15 +168,16 @@ def preprocess(videos: Tensor) -> Tensor:
     `ceil(side * 224 / shorter)`, centre crop, then (x / 255 - 0.5) * 2.
     """
     if videos.dtype != torch.uint8 or videos.ndim != 5 or videos.shape[1] not in (1, 3):
-        raise ValueError(f"I3D preprocessing needs uint8 [B, C, T, H, W] with C in (1, 3), "
-                         f"got {videos.dtype} {tuple(videos.shape)}")
+        raise ValueError(
+            f"I3D preprocessing needs uint8 [B, C, T, H, W] with C in (1, 3), got {videos.dtype} {tuple(videos.shape)}"
+        )
     b, c, t, h, w = videos.shape
     x = videos.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w).float() / 255.0
     scale = RESOLUTION / min(h, w)
     size = (RESOLUTION, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), RESOLUTION)
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
     top, left = (size[0] - RESOLUTION) // 2, (size[1] - RESOLUTION) // 2
-    x = x[:, :, top:top + RESOLUTION, left:left + RESOLUTION]
+    x = x[:, :, top : top + RESOLUTION, left : left + RESOLUTION]
     x = (x - 0.5) * 2
     x = x.reshape(b, t, c, RESOLUTION, RESOLUTION).permute(0, 2, 1, 3, 4)
     return x.expand(-1, 3, -1, -1, -1).contiguous() if c == 1 else x.contiguous()
@@ -179,7 +190,7 @@ def load_i3d(path: Path | str, device: torch.device | str = "cpu") -> InceptionI
     eval mode); any other missing, unexpected or mis-shaped tensor raises I3DWeightsError naming it.
     """
     path = Path(path)
-    state = read_state_dict(path, I3D_WEIGHTS)   # a truncated or foreign file: one line naming it
+    state = read_state_dict(path, I3D_WEIGHTS)  # a truncated or foreign file: one line naming it
     model = InceptionI3d()
     own = model.state_dict()
     state = dict(state)
@@ -187,11 +198,16 @@ def load_i3d(path: Path | str, device: torch.device | str = "cpu") -> InceptionI
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = own[key]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
-             for k in own if k in state and state[k].shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
-        raise I3DWeightsError(f"{path} is not i3d_pretrained_400.pt: missing {missing[:5]}"
-                              f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                              f"{'...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}")
+        raise I3DWeightsError(
+            f"{path} is not i3d_pretrained_400.pt: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}, wrong shapes {wrong[:5]}"
+        )
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False).to(device)

@@ -50,21 +50,23 @@ def import_lpips():
     except Exception as err:  # lpips imports torchvision; a torchvision built for another torch fails here
         raise LpipsUnavailableError(
             f"LPIPS needs the `lpips` package and a torchvision build matching torch {torch.__version__}; "
-            f"importing lpips failed: {type(err).__name__}: {err}") from err
+            f"importing lpips failed: {type(err).__name__}: {err}"
+        ) from err
     return lpips
 
 
 def trunk_state(path: Path | str) -> dict[str, Tensor]:
     """The AlexNet conv tensors of a torchvision state dict, renamed to the LPIPS layout."""
     path = Path(path)
-    state = read_state_dict(path, ALEXNET_WEIGHTS)   # a truncated or foreign file: one line naming it
+    state = read_state_dict(path, ALEXNET_WEIGHTS)  # a truncated or foreign file: one line naming it
     out = {}
     for index, piece in TRUNK_SLICES.items():
         for kind in ("weight", "bias"):
             key = f"features.{index}.{kind}"
             if key not in state:
-                raise LpipsWeightsError(f"{path}: missing {key} (not a torchvision AlexNet state dict, "
-                                        f"e.g. {ALEXNET_WEIGHTS.filename})")
+                raise LpipsWeightsError(
+                    f"{path}: missing {key} (not a torchvision AlexNet state dict, e.g. {ALEXNET_WEIGHTS.filename})"
+                )
             out[f"net.slice{piece}.{index}.{kind}"] = state[key]
     return out
 
@@ -81,8 +83,11 @@ def build_lpips_alex(trunk_path: Path | str, device: torch.device | str = "cpu")
     heads = torch.load(heads_path(), map_location="cpu", weights_only=True)
     state = {**trunk_state(trunk_path), **heads}
     own = model.state_dict()
-    wrong = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
-             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if wrong:
         raise LpipsWeightsError(f"{trunk_path}: wrong shapes for LPIPS-AlexNet: {wrong}")
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -98,7 +103,9 @@ def to_lpips_input(frames: Tensor) -> Tensor:
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] not in (1, 3):
         raise ValueError(f"LPIPS needs uint8 [N, C, H, W] with C in (1, 3), got {frames.dtype} {tuple(frames.shape)}")
     if min(frames.shape[-2:]) < MIN_SIZE:
-        raise ValueError(f"LPIPS-AlexNet needs frames of at least {MIN_SIZE}x{MIN_SIZE} pixels, got {tuple(frames.shape[-2:])}")
+        raise ValueError(
+            f"LPIPS-AlexNet needs frames of at least {MIN_SIZE}x{MIN_SIZE} pixels, got {tuple(frames.shape[-2:])}"
+        )
     x = frames.float() / 127.5 - 1.0
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
@@ -107,15 +114,17 @@ def to_lpips_input(frames: Tensor) -> Tensor:
 def lpips_frames(model: nn.Module, pred: Tensor, target: Tensor, batch_size: int = 64) -> Tensor:
     """Per-frame LPIPS of uint8 videos [B, C, T, H, W] -> float64 [B, T]."""
     if pred.shape != target.shape or pred.ndim != 5:
-        raise ValueError(f"lpips_frames needs two [B, C, T, H, W] videos of equal shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"lpips_frames needs two [B, C, T, H, W] videos of equal shape, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     b, c, t, h, w = pred.shape
     flat_p = pred.transpose(1, 2).reshape(b * t, c, h, w)
     flat_t = target.transpose(1, 2).reshape(b * t, c, h, w)
     device = next(model.parameters()).device
     out = []
     for start in range(0, b * t, batch_size):
-        x = to_lpips_input(flat_p[start:start + batch_size].to(device))
-        y = to_lpips_input(flat_t[start:start + batch_size].to(device))
+        x = to_lpips_input(flat_p[start : start + batch_size].to(device))
+        y = to_lpips_input(flat_t[start : start + batch_size].to(device))
         out.append(model(x, y).flatten().double().cpu())
     return torch.cat(out).reshape(b, t)

@@ -88,8 +88,7 @@ def plan_metrics(metrics: Iterable[str], weights: MetricWeights) -> MetricPlan:
         attr, spec = NEEDS_WEIGHTS[metric]
         configured = getattr(weights, attr)
         if configured is None:
-            skipped[metric] = (f"params.yaml {spec.key} is null: {spec.title} needs {spec.filename} "
-                               f"({spec.url})")
+            skipped[metric] = f"params.yaml {spec.key} is null: {spec.title} needs {spec.filename} ({spec.url})"
             continue
         paths[metric] = resolve_weights(configured, spec)
         if metric == "lpips":

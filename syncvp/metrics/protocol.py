@@ -68,12 +68,18 @@ class Protocol:
     frechet_dtype: torch.dtype
 
     def __post_init__(self) -> None:
-        checks = [("name", self.name, bool(self.name) and "." not in self.name, "a non-empty name without '.'"),
-                  ("rounding", self.rounding, self.rounding in ("truncate", "round"), "truncate or round"),
-                  ("scope", self.scope, self.scope in ("batch", "video", "range"), "batch, video or range"),
-                  ("reduce", self.reduce, self.reduce in ("batch_means", "videos"), "batch_means or videos"),
-                  ("trajectories", self.trajectories,
-                   bool(self.trajectories) and set(self.trajectories) <= {"best", "mean"}, "best and/or mean")]
+        checks = [
+            ("name", self.name, bool(self.name) and "." not in self.name, "a non-empty name without '.'"),
+            ("rounding", self.rounding, self.rounding in ("truncate", "round"), "truncate or round"),
+            ("scope", self.scope, self.scope in ("batch", "video", "range"), "batch, video or range"),
+            ("reduce", self.reduce, self.reduce in ("batch_means", "videos"), "batch_means or videos"),
+            (
+                "trajectories",
+                self.trajectories,
+                bool(self.trajectories) and set(self.trajectories) <= {"best", "mean"},
+                "best and/or mean",
+            ),
+        ]
         for key, value, ok, want in checks:
             if not ok:
                 raise ValueError(f"Protocol.{key}: expected {want}, got {value!r}")
@@ -82,10 +88,24 @@ class Protocol:
         return dict(self.scales).get(metric, 1.0)
 
 
-PAPER = Protocol(name="paper", rounding="truncate", scope="batch", reduce="batch_means", trajectories=("best",),
-                 scales=(("lpips", 1000.0), ("l2", 100.0)), frechet_dtype=torch.float32)
-STANDARD = Protocol(name="standard", rounding="round", scope="range", reduce="videos", trajectories=("best", "mean"),
-                    scales=(), frechet_dtype=torch.float64)
+PAPER = Protocol(
+    name="paper",
+    rounding="truncate",
+    scope="batch",
+    reduce="batch_means",
+    trajectories=("best",),
+    scales=(("lpips", 1000.0), ("l2", 100.0)),
+    frechet_dtype=torch.float32,
+)
+STANDARD = Protocol(
+    name="standard",
+    rounding="round",
+    scope="range",
+    reduce="videos",
+    trajectories=("best", "mean"),
+    scales=(),
+    frechet_dtype=torch.float64,
+)
 PROTOCOLS = {p.name: p for p in (PAPER, STANDARD)}
 
 
@@ -95,8 +115,10 @@ def copy_last_frame(context: Tensor, frames: int) -> Tensor:
     Pass uint8 context for image modalities so the copies are exact in every mode.
     """
     if context.ndim != 5 or context.shape[2] < 1 or frames < 1:
-        raise ValueError(f"copy_last_frame needs [B, C, T, H, W] with T >= 1 and frames >= 1, got "
-                         f"{tuple(context.shape)} and {frames}")
+        raise ValueError(
+            f"copy_last_frame needs [B, C, T, H, W] with T >= 1 and frames >= 1, got "
+            f"{tuple(context.shape)} and {frames}"
+        )
     return context[:, :, -1:].repeat(1, 1, frames, 1, 1)
 
 
@@ -174,8 +196,9 @@ def _stack(pairs: list[tuple[np.ndarray, np.ndarray]]) -> MetricValues:
     return MetricValues(np.stack([v for v, _ in pairs]), np.stack([f for _, f in pairs]))
 
 
-def _model_scores(preds: list[Tensor], truth: Tensor, context: int, names: Sequence[str],
-                  models: MetricModels, i3d_batch: int) -> dict[str, object]:
+def _model_scores(
+    preds: list[Tensor], truth: Tensor, context: int, names: Sequence[str], models: MetricModels, i3d_batch: int
+) -> dict[str, object]:
     """LPIPS values and FVD features of uint8 predictions (independent of the min-max scope)."""
     out: dict[str, object] = {}
     if "lpips" in names:
@@ -184,13 +207,23 @@ def _model_scores(preds: list[Tensor], truth: Tensor, context: int, names: Seque
     if "fvd" in names:
         device = next(models.i3d.parameters()).device
         full = [torch.cat([truth[:, :, :context], p], dim=2) for p in preds]
-        out["fvd"] = np.concatenate([video_features(models.i3d, v, batch_size=i3d_batch, device=device).numpy()
-                                     for v in full])
+        out["fvd"] = np.concatenate(
+            [video_features(models.i3d, v, batch_size=i3d_batch, device=device).numpy() for v in full]
+        )
     return out
 
 
-def _score_image(result: BatchResult, modality: str, truth: Tensor, trajs: list[Tensor], names: Sequence[str],
-                 context: int, protocols: Sequence[Protocol], models: MetricModels, i3d_batch: int) -> None:
+def _score_image(
+    result: BatchResult,
+    modality: str,
+    truth: Tensor,
+    trajs: list[Tensor],
+    names: Sequence[str],
+    context: int,
+    protocols: Sequence[Protocol],
+    models: MetricModels,
+    i3d_batch: int,
+) -> None:
     truth = ground_truth(truth)
     future = truth[:, :, context:]
     if "fvd" in names:
@@ -210,28 +243,44 @@ def _score_image(result: BatchResult, modality: str, truth: Tensor, trajs: list[
                 result.values[(protocol.name, modality, name)] = shared["lpips"]
             else:
                 result.values[(protocol.name, modality, name)] = _stack(
-                    [frame_metric(name, p, future, protocol.scope) for p in preds])
+                    [frame_metric(name, p, future, protocol.scope) for p in preds]
+                )
 
 
-def _check(modality: str, names: Sequence[str], truth: Tensor, trajs: list[Tensor], context: int,
-           is_field: bool, models: MetricModels) -> None:
+def _check(
+    modality: str,
+    names: Sequence[str],
+    truth: Tensor,
+    trajs: list[Tensor],
+    context: int,
+    is_field: bool,
+    models: MetricModels,
+) -> None:
     allowed = FIELD_METRICS if is_field else IMAGE_METRICS
     bad = [n for n in names if n not in allowed]
     if bad:
-        raise ValueError(f"{modality}: metrics {bad} do not apply to a {'field' if is_field else 'image'} "
-                         f"modality (allowed: {list(allowed)})")
+        raise ValueError(
+            f"{modality}: metrics {bad} do not apply to a {'field' if is_field else 'image'} "
+            f"modality (allowed: {list(allowed)})"
+        )
     for name, model in (("fvd", models.i3d), ("lpips", models.lpips)):
         if name in names and model is None:
             raise ValueError(f"{modality}: {name} requested but its network is not loaded (plan_metrics + load_models)")
     for i, p in enumerate(trajs):
         b, c, t, h, w = p.shape
         if truth.shape != (b, c, context + t, h, w):
-            raise ValueError(f"{modality}: trajectory {i} is {tuple(p.shape)}, but GT {tuple(truth.shape)} "
-                             f"must be [B, C, {context} context + {t} predicted, H, W]")
+            raise ValueError(
+                f"{modality}: trajectory {i} is {tuple(p.shape)}, but GT {tuple(truth.shape)} "
+                f"must be [B, C, {context} context + {t} predicted, H, W]"
+            )
 
 
-def _score_pairs(result: BatchResult, trajs: Sequence[Mapping[str, Tensor]], pairs: Sequence[tuple[str, str]],
-                 protocols: Sequence[Protocol]) -> None:
+def _score_pairs(
+    result: BatchResult,
+    trajs: Sequence[Mapping[str, Tensor]],
+    pairs: Sequence[tuple[str, str]],
+    protocols: Sequence[Protocol],
+) -> None:
     """`alignment` of each (a, b) pair of image modalities, on each mode's uint8 predictions."""
     for a, b in pairs:
         for protocol in protocols:
@@ -239,11 +288,20 @@ def _score_pairs(result: BatchResult, trajs: Sequence[Mapping[str, Tensor]], pai
             result.values[(protocol.name, pair_key(a, b), "alignment")] = _stack(values)
 
 
-def score_batch(gt: Mapping[str, Tensor], predictions: Sequence[Mapping[str, Tensor]], *, context_frames: int,
-                metrics: Mapping[str, Sequence[str]], protocols: Sequence[Protocol] = (PAPER, STANDARD),
-                models: MetricModels | None = None, fields: Mapping[str, FieldSpec] | None = None,
-                valid: Tensor | None = None, video_ids: Sequence[str] | None = None,
-                i3d_batch: int = 8, pairs: Sequence[tuple[str, str]] = ()) -> BatchResult:
+def score_batch(
+    gt: Mapping[str, Tensor],
+    predictions: Sequence[Mapping[str, Tensor]],
+    *,
+    context_frames: int,
+    metrics: Mapping[str, Sequence[str]],
+    protocols: Sequence[Protocol] = (PAPER, STANDARD),
+    models: MetricModels | None = None,
+    fields: Mapping[str, FieldSpec] | None = None,
+    valid: Tensor | None = None,
+    video_ids: Sequence[str] | None = None,
+    i3d_batch: int = 8,
+    pairs: Sequence[tuple[str, str]] = (),
+) -> BatchResult:
     """Score one test batch in every mode of `protocols`.
 
     Args:

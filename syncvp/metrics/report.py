@@ -33,8 +33,15 @@ from syncvp.metrics.alignment import nanmean
 from syncvp.metrics.fvd import FeatureAccumulator
 from syncvp.metrics.protocol import BatchResult, MetricValues, Protocol
 
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "l2": False, "l1": False, "fvd": False,
-                    "alignment": True}
+HIGHER_IS_BETTER = {
+    "ssim": True,
+    "psnr": True,
+    "lpips": False,
+    "l2": False,
+    "l1": False,
+    "fvd": False,
+    "alignment": True,
+}
 SKIPS_NAN = frozenset({"alignment"})  # metrics whose NaN values mean "nothing to score here"
 UNITS = {"psnr": "dB"}
 
@@ -66,8 +73,12 @@ class EvalReport:
     skipped: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: "EvalReport") -> "EvalReport":
-        return EvalReport(self.rows + other.rows, self.videos + other.videos, self.curves + other.curves,
-                          {**self.skipped, **other.skipped})
+        return EvalReport(
+            self.rows + other.rows,
+            self.videos + other.videos,
+            self.curves + other.curves,
+            {**self.skipped, **other.skipped},
+        )
 
     def metrics_json(self) -> dict:
         """{dataset: {condition: {mode: {modality: {metric | metric_mean: value}}}}, "skipped": {...}}.
@@ -135,14 +146,23 @@ def _keys(results: Sequence[BatchResult], mode: str) -> list[tuple[str, str]]:
     keys = {(mod, metric) for (m, mod, metric) in results[0].values if m == mode}
     keys |= {(mod, "fvd") for (m, mod) in results[0].fake if m == mode}
     for i, r in enumerate(results[1:], start=1):
-        other = {(mod, metric) for (m, mod, metric) in r.values if m == mode} | {(mod, "fvd") for (m, mod) in r.fake if m == mode}
+        other = {(mod, metric) for (m, mod, metric) in r.values if m == mode} | {
+            (mod, "fvd") for (m, mod) in r.fake if m == mode
+        }
         if other != keys:
             raise ValueError(f"batch {i} holds {sorted(other)} for mode {mode}, batch 0 holds {sorted(keys)}")
     return sorted(keys)
 
 
-def summarise(results: Sequence[BatchResult], protocol: Protocol, *, dataset: str, condition: str,
-              units: Mapping[str, str] | None = None, skipped: Mapping[str, str] | None = None) -> EvalReport:
+def summarise(
+    results: Sequence[BatchResult],
+    protocol: Protocol,
+    *,
+    dataset: str,
+    condition: str,
+    units: Mapping[str, str] | None = None,
+    skipped: Mapping[str, str] | None = None,
+) -> EvalReport:
     """Reduce the batches of one (dataset, condition) in one mode; `units` gives each field
     modality's unit (its L1 is in physical units)."""
     if not results:
@@ -163,12 +183,15 @@ def summarise(results: Sequence[BatchResult], protocol: Protocol, *, dataset: st
             picked = [over_trajectories(r.values[(protocol.name, modality, metric)], metric, how) for r in results]
             videos, frames = [v for v, _ in picked], [f for _, f in picked]
             skip = metric in SKIPS_NAN
-            report.rows.append(Row(**common, trajectories=how,
-                                   value=scale * float(over_videos(videos, protocol.reduce, skip))))
+            report.rows.append(
+                Row(**common, trajectories=how, value=scale * float(over_videos(videos, protocol.reduce, skip)))
+            )
             for r, v in zip(results, videos):
-                report.videos += [Row(**common, trajectories=how, value=scale * float(x), video=vid)
-                                  for vid, x in zip(r.video_ids, v)]
+                report.videos += [
+                    Row(**common, trajectories=how, value=scale * float(x), video=vid) for vid, x in zip(r.video_ids, v)
+                ]
             curve = over_videos(frames, protocol.reduce, skip)
-            report.curves += [Row(**common, trajectories=how, value=scale * float(x), frame=t + 1)
-                              for t, x in enumerate(curve)]
+            report.curves += [
+                Row(**common, trajectories=how, value=scale * float(x), frame=t + 1) for t, x in enumerate(curve)
+            ]
     return report

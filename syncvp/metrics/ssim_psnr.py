@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-WINDOW, SIGMA, C1, C2 = 11, 1.5, 0.01 ** 2, 0.03 ** 2
+WINDOW, SIGMA, C1, C2 = 11, 1.5, 0.01**2, 0.03**2
 
 
 def gaussian_1d(size: int = WINDOW, sigma: float = SIGMA, dtype=torch.float64) -> Tensor:
     """The 1-D Gaussian kernel [size], normalised to sum 1."""
     x = torch.arange(size, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -45,18 +45,20 @@ def ssim(x: Tensor, y: Tensor, chunk: int = 64) -> Tensor:
     processed `chunk` at a time to bound memory.
     """
     if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"ssim needs two [N, C, H, W] tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ssim needs two [N, C, H, W] tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     x, y = x.to(dtype), y.to(dtype)
     g = gaussian_1d(dtype=dtype).to(x.device)
     rows, cols = blur_matrix(x.shape[2], g).to(x.device), blur_matrix(x.shape[3], g).to(x.device).T
     out = []
     for start in range(0, x.shape[0], chunk):
-        a, b = x[start:start + chunk], y[start:start + chunk]
+        a, b = x[start : start + chunk], y[start : start + chunk]
         mu_x, mu_y, e_xx, e_yy, e_xy = rows @ torch.stack([a, b, a * a, b * b, a * b]) @ cols
-        var_x, var_y, cov = e_xx - mu_x ** 2, e_yy - mu_y ** 2, e_xy - mu_x * mu_y
+        var_x, var_y, cov = e_xx - mu_x**2, e_yy - mu_y**2, e_xy - mu_x * mu_y
         num = (2 * mu_x * mu_y + C1) * (2 * cov + C2)
-        den = (mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2)
+        den = (mu_x**2 + mu_y**2 + C1) * (var_x + var_y + C2)
         out.append((num / den).mean(dim=(1, 2, 3)))
     return torch.cat(out)
 
@@ -64,4 +66,4 @@ def ssim(x: Tensor, y: Tensor, chunk: int = 64) -> Tensor:
 def psnr(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     """Per-sample PSNR in dB of [N, ...] tensors: -10 log10(mean((x - y)^2) / range^2)."""
     mse = ((x.double() - y.double()) ** 2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(data_range ** 2 / mse)
+    return 10 * torch.log10(data_range**2 / mse)

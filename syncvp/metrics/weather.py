@@ -50,7 +50,9 @@ def masked_l1(pred: Tensor, target: Tensor, valid: Tensor | None, spec: FieldSpe
         valid: bool/0-1 mask [B, 1, T, H, W] (or [B, C, T, H, W]); None means every point is valid.
     """
     if pred.shape != target.shape or pred.ndim != 5:
-        raise ValueError(f"masked_l1 needs two [B, C, T, H, W] fields of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"masked_l1 needs two [B, C, T, H, W] fields of equal shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     err = (to_physical(pred, spec) - to_physical(target, spec)).abs()
     mask = torch.ones_like(err) if valid is None else valid.to(torch.float64).cpu().expand_as(err)
     err = torch.where(mask > 0, err, torch.zeros_like(err))  # exact: NaN/garbage at invalid points never leaks

@@ -43,16 +43,18 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
         return img
     if channels == 1 and (img == img[..., :1]).all():
         return img[..., :1]  # gray stored as three equal channels
-    raise PredictionInputError(f"{path}: {img.shape[-1]} channel(s), the model's {path.parent.name!r} "
-                               f"autoencoder takes {channels}")
+    raise PredictionInputError(
+        f"{path}: {img.shape[-1]} channel(s), the model's {path.parent.name!r} autoencoder takes {channels}"
+    )
 
 
-def read_frames(folder: str | Path, predictor: Predictor, present: Iterable[str] | None = None,
-                resize: str | None = None) -> dict[str, np.ndarray]:
+def read_frames(
+    folder: str | Path, predictor: Predictor, present: Iterable[str] | None = None, resize: str | None = None
+) -> dict[str, np.ndarray]:
     """{m: uint8 [T, H, W, C]} from `folder/<m>/` for every observed modality (T >= context_frames)."""
     folder = Path(folder)
     out = {}
-    for m in (predictor.modalities if present is None else tuple(present)):
+    for m in predictor.modalities if present is None else tuple(present):
         if m not in predictor.modalities:
             raise PredictionInputError(f"{m!r} is not a modality of the model {list(predictor.modalities)}")
         spec = predictor.context_autoencoders[m].spec
@@ -61,11 +63,13 @@ def read_frames(folder: str | Path, predictor: Predictor, present: Iterable[str]
             raise PredictionInputError(f"{sub} is missing: put the {m!r} frames there (one image per frame)")
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if len(files) < predictor.context_frames:
-            raise PredictionInputError(f"{sub} holds {len(files)} frame(s); the model needs at least "
-                                       f"{predictor.context_frames}")
+            raise PredictionInputError(
+                f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames}"
+            )
         size = tuple(spec.resolution)
-        out[m] = np.stack([_fit(_read_image(p, spec.channels)[None], size, resize, p)[0]
-                           for p in files[-predictor.context_frames:]])
+        out[m] = np.stack(
+            [_fit(_read_image(p, spec.channels)[None], size, resize, p)[0] for p in files[-predictor.context_frames :]]
+        )
     return out
 
 
@@ -73,15 +77,18 @@ def _fit(frames: np.ndarray, size: tuple[int, int], resize: str | None, where: P
     if frames.shape[1:3] == size:
         return frames
     if resize is None:
-        raise PredictionInputError(f"{where}: {frames.shape[1]}x{frames.shape[2]} pixels, the model takes "
-                                   f"{size[0]}x{size[1]}; resize them or pass resize (e.g. area) to centre-crop and resize")
+        raise PredictionInputError(
+            f"{where}: {frames.shape[1]}x{frames.shape[2]} pixels, the model takes "
+            f"{size[0]}x{size[1]}; resize them or pass resize (e.g. area) to centre-crop and resize"
+        )
     fitted = resize_frames(center_crop(frames, size[1] / size[0]), size, resize)
     return fitted.reshape(*fitted.shape[:3], frames.shape[3])
 
 
 @torch.no_grad()
-def predict(predictor: Predictor, frames: Mapping[str, np.ndarray], future: int, *, trajectories: int = 1,
-            seed: int = 0) -> dict[str, np.ndarray]:
+def predict(
+    predictor: Predictor, frames: Mapping[str, np.ndarray], future: int, *, trajectories: int = 1, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Predict `future` frames of every modality from the observed ones.
 
     Args:
@@ -98,16 +105,18 @@ def predict(predictor: Predictor, frames: Mapping[str, np.ndarray], future: int,
     return {m: model_to_image(v[0].permute(0, 2, 3, 4, 1).float().cpu().numpy(), "round") for m, v in out.items()}
 
 
-def write_prediction(out_dir: str | Path, frames: Mapping[str, np.ndarray], future: Mapping[str, np.ndarray],
-                     fps: float = 4.0) -> list[Path]:
+def write_prediction(
+    out_dir: str | Path, frames: Mapping[str, np.ndarray], future: Mapping[str, np.ndarray], fps: float = 4.0
+) -> list[Path]:
     """`out_dir/<m>/traj<k>/<i>.png` per predicted frame and `prediction.gif`: one column per
     modality, one row per trajectory, the observed frames first (black where unobserved)."""
     out_dir = Path(out_dir)
     written = []
     for m, video in future.items():
         for k, traj in enumerate(video):
-            written += [save_png(out_dir / m / f"traj{k}" / f"{i:04d}.png", to_rgb(f[None])[0])
-                        for i, f in enumerate(traj)]
+            written += [
+                save_png(out_dir / m / f"traj{k}" / f"{i:04d}.png", to_rgb(f[None])[0]) for i, f in enumerate(traj)
+            ]
     rows = []
     for k in range(next(iter(future.values())).shape[0]):
         cols = []
@@ -122,10 +131,20 @@ def write_prediction(out_dir: str | Path, frames: Mapping[str, np.ndarray], futu
     return written
 
 
-def predict_folder(input_dir: str | Path, out_dir: str | Path, *, model: str | Path,
-                   autoencoders: Mapping[str, RolePair[str | Path]], sampling, future: int,
-                   trajectories: int = 1, present: Iterable[str] | None = None, seed: int = 0,
-                   device: str = "cpu", resize: str | None = None) -> dict[str, np.ndarray]:
+def predict_folder(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model: str | Path,
+    autoencoders: Mapping[str, RolePair[str | Path]],
+    sampling,
+    future: int,
+    trajectories: int = 1,
+    present: Iterable[str] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    resize: str | None = None,
+) -> dict[str, np.ndarray]:
     """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`.
 
     Args:

@@ -18,8 +18,10 @@ from syncvp.prediction.rollout import Predictor
 
 def _check_autoencoder(ae: TriplaneAutoencoder, path: Path, modality: str, role: str, latent) -> None:
     if latent is not None and ae.latent_shape != latent:
-        raise ModelFileError(f"{path}: the {role} autoencoder of {modality!r} has latent {ae.latent_shape}, the "
-                             f"diffusion model was trained on {latent} (retrain it or pick the matching files)")
+        raise ModelFileError(
+            f"{path}: the {role} autoencoder of {modality!r} has latent {ae.latent_shape}, the "
+            f"diffusion model was trained on {latent} (retrain it or pick the matching files)"
+        )
 
 
 def context_role(model: str | Path) -> str:
@@ -29,9 +31,15 @@ def context_role(model: str | Path) -> str:
     return "future" if load_diffusion_model(model).diffusion.context_encoder == "future" else "context"
 
 
-def load_predictor(model: str | Path, autoencoders: Mapping[str, RolePair[str | Path]],
-                   sampling: SamplingConfig, *, device: str | torch.device = "cpu",
-                   quantize: Iterable[str] = (), same_noise: bool | None = None) -> Predictor:
+def load_predictor(
+    model: str | Path,
+    autoencoders: Mapping[str, RolePair[str | Path]],
+    sampling: SamplingConfig,
+    *,
+    device: str | torch.device = "cpu",
+    quantize: Iterable[str] = (),
+    same_noise: bool | None = None,
+) -> Predictor:
     """A predictor from a diffusion-model file and its autoencoders.
 
     Args:
@@ -47,10 +55,11 @@ def load_predictor(model: str | Path, autoencoders: Mapping[str, RolePair[str | 
     if f.diffusion.context_encoder == "future" and "context_frames" not in f.meta:
         raise ModelFileError(f"{f.path}: a model with context_encoder 'future' must record meta['context_frames']")
     if set(autoencoders) != set(f.modalities):
-        raise ModelFileError(f"{f.path} predicts {list(f.modalities)}; autoencoders were given for "
-                             f"{sorted(autoencoders)}")
+        raise ModelFileError(
+            f"{f.path} predicts {list(f.modalities)}; autoencoders were given for {sorted(autoencoders)}"
+        )
     context, future = {}, {}
-    by_future = f.diffusion.context_encoder == "future"   # the conditioning lies in the future latent space
+    by_future = f.diffusion.context_encoder == "future"  # the conditioning lies in the future latent space
     for m in f.modalities:
         future_shape, context_shape = f.shapes[m]
         roles = [("future", autoencoders[m].future, future_shape, future)]
@@ -69,11 +78,20 @@ def load_predictor(model: str | Path, autoencoders: Mapping[str, RolePair[str | 
     sampler = build_sampler(sampling, f.diffusion, same_noise=same_noise)
     target = DiffusionTarget.from_dict(f.meta.get("target"))
     if target.residual and sampling.guidance_weight > 0:
-        raise ModelFileError(f"{f.path} diffuses the change from its conditioning (diffusion.residual): guidance "
-                             f"mixes predictions of different conditionings, so sampling.guidance_weight must be 0, "
-                             f"got {sampling.guidance_weight}")
-    return Predictor(context_autoencoders=context, future_autoencoders=future, model=f.build(device),
-                     sampler=sampler, guidance_weight=sampling.guidance_weight, quantize=frozenset(quantize),
-                     context_encoder=f.diffusion.context_encoder, context_motion=f.diffusion.context_motion,
-                     target=target,
-                     context_frames=int(f.meta["context_frames"]) if by_future else None)
+        raise ModelFileError(
+            f"{f.path} diffuses the change from its conditioning (diffusion.residual): guidance "
+            f"mixes predictions of different conditionings, so sampling.guidance_weight must be 0, "
+            f"got {sampling.guidance_weight}"
+        )
+    return Predictor(
+        context_autoencoders=context,
+        future_autoencoders=future,
+        model=f.build(device),
+        sampler=sampler,
+        guidance_weight=sampling.guidance_weight,
+        quantize=frozenset(quantize),
+        context_encoder=f.diffusion.context_encoder,
+        context_motion=f.diffusion.context_motion,
+        target=target,
+        context_frames=int(f.meta["context_frames"]) if by_future else None,
+    )

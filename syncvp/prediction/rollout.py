@@ -76,13 +76,15 @@ class Predictor:
             raise ValueError(f"a stage-1 model predicts one modality, got autoencoders for {list(self.modalities)}")
         for name, aes in (("context", self.context_autoencoders), ("future", self.future_autoencoders)):
             if set(aes) != set(self.modalities):
-                raise ValueError(f"{name} autoencoders are given for {sorted(aes)}, the model predicts "
-                                 f"{list(self.modalities)}")
+                raise ValueError(
+                    f"{name} autoencoders are given for {sorted(aes)}, the model predicts {list(self.modalities)}"
+                )
         first = self.modalities[0]
         if self.context_frames is None:
             if self.context_encoder == "future":
-                raise ValueError("context_encoder 'future' needs context_frames (the context autoencoders are the "
-                                 "future ones)")
+                raise ValueError(
+                    "context_encoder 'future' needs context_frames (the context autoencoders are the future ones)"
+                )
             self.context_frames = self.context_autoencoders[first].spec.frames
         self.future_frames = self.future_autoencoders[first].spec.frames
         for m in self.modalities:
@@ -109,8 +111,10 @@ class Predictor:
             v = context[m]
             want = (spec.channels, *spec.resolution)
             if v.ndim != 5 or (v.shape[1], *v.shape[3:]) != want or v.shape[2] < self.context_frames:
-                raise ValueError(f"context {m!r} must be [B, {want[0]}, >= {self.context_frames}, {want[1]}, "
-                                 f"{want[2]}] in [-1, 1], got {tuple(v.shape)}")
+                raise ValueError(
+                    f"context {m!r} must be [B, {want[0]}, >= {self.context_frames}, {want[1]}, "
+                    f"{want[2]}] in [-1, 1], got {tuple(v.shape)}"
+                )
             if ref is not None and v.shape[0] != ref:
                 raise ValueError(f"context batch sizes differ: {ref} and {v.shape[0]} ({m!r})")
             ref = v.shape[0]
@@ -126,8 +130,13 @@ class Predictor:
         return lambda x, t: {m: single(x[m], t)}
 
     @torch.no_grad()
-    def predict_chunk(self, context: Mapping[str, Tensor], present: frozenset[str],
-                      generator: torch.Generator, batch: int | None = None) -> dict[str, Tensor]:
+    def predict_chunk(
+        self,
+        context: Mapping[str, Tensor],
+        present: frozenset[str],
+        generator: torch.Generator,
+        batch: int | None = None,
+    ) -> dict[str, Tensor]:
         """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames
         (`batch`: B, used only when no modality is present)."""
         device = self.device
@@ -135,20 +144,32 @@ class Predictor:
         for m in self.modalities:
             ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
             if m in present:
-                cond[m] = encode_context(context[m][:, :, -self.context_frames:].to(device), self.context_encoder,
-                                         ae, future_ae, motion=self.context_motion)
+                cond[m] = encode_context(
+                    context[m][:, :, -self.context_frames :].to(device),
+                    self.context_encoder,
+                    ae,
+                    future_ae,
+                    motion=self.context_motion,
+                )
             else:
                 size = next(iter(context[p] for p in present)).shape[0] if present else batch
                 if size is None:
                     raise ValueError("at least one modality must be present (or `batch` given) to know the batch size")
                 shape = context_latent_shape(self.context_encoder, ae, future_ae, self.context_motion)
                 cond[m] = torch.zeros(size, shape.channels, shape.length, device=device)
-        shapes = {m: (cond[m].shape[0], self.future_autoencoders[m].latent_shape.channels,
-                      self.future_autoencoders[m].latent_shape.length) for m in self.modalities}
+        shapes = {
+            m: (
+                cond[m].shape[0],
+                self.future_autoencoders[m].latent_shape.channels,
+                self.future_autoencoders[m].latent_shape.length,
+            )
+            for m in self.modalities
+        }
         like = {m: torch.zeros(shape, device=device) for m, shape in shapes.items()}
         bounds = {m: self.target.bounds(m, like[m], cond[m]) for m in self.modalities}
-        out = self.sampler.sample(self._denoiser(cond, present), shapes, generator=generator, device=device,
-                                  x0_bounds=bounds)
+        out = self.sampler.sample(
+            self._denoiser(cond, present), shapes, generator=generator, device=device, x0_bounds=bounds
+        )
         chunk = {}
         for m in self.modalities:
             latent = self.target.decode(m, out.sample[m], cond[m]).clamp(-1, 1)
@@ -157,9 +178,17 @@ class Predictor:
         return chunk
 
     @torch.no_grad()
-    def rollout(self, context: Mapping[str, Tensor], frames: int, *, generator: torch.Generator,
-                present: Iterable[str] | None = None, trajectories: int = 1,
-                progress: ProgressFn = no_progress, batch: int | None = None) -> dict[str, Tensor]:
+    def rollout(
+        self,
+        context: Mapping[str, Tensor],
+        frames: int,
+        *,
+        generator: torch.Generator,
+        present: Iterable[str] | None = None,
+        trajectories: int = 1,
+        progress: ProgressFn = no_progress,
+        batch: int | None = None,
+    ) -> dict[str, Tensor]:
         """Predict `frames` future frames of every modality.
 
         Args:
@@ -186,8 +215,10 @@ class Predictor:
             raise ValueError(f"at least one modality must be present, or `batch` >= 1 given (got {batch})")
         batch = self._check_context(context, present)[0] if present else batch
         device = self.device
-        ctx = {m: context[m][:, :, -self.context_frames:].to(device).repeat_interleave(trajectories, dim=0)
-               for m in present}
+        ctx = {
+            m: context[m][:, :, -self.context_frames :].to(device).repeat_interleave(trajectories, dim=0)
+            for m in present
+        }
         predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
         done = 0
         while done < frames:
@@ -195,7 +226,7 @@ class Predictor:
             for m in self.modalities:
                 predicted[m].append(chunk[m])
                 before = ctx[m] if m in ctx else chunk[m][:, :, :0]
-                ctx[m] = torch.cat([before, chunk[m]], dim=2)[:, :, -self.context_frames:]
+                ctx[m] = torch.cat([before, chunk[m]], dim=2)[:, :, -self.context_frames :]
             # a modality missing at the start joins once enough of its frames have been predicted
             present = frozenset(m for m in ctx if ctx[m].shape[2] >= self.context_frames)
             done += self.future_frames

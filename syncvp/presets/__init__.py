@@ -47,6 +47,7 @@ def apply(base: dict, overlay: dict, source: str = "<preset>") -> dict:
     datasets = build(dict[str, DatasetConfig], merged.get("datasets"), "datasets", source)
     paths = build(PathsConfig, merged.get("paths"), "paths", source)
     train = tuple(merged.get("pipeline", {}).get("train", []))
-    merged["pipeline"] = expected_pipeline(datasets, paths, train,
-                                           (merged.get("diffusion") or {}).get("context_encoder", "context"))
+    merged["pipeline"] = expected_pipeline(
+        datasets, paths, train, (merged.get("diffusion") or {}).get("context_encoder", "context")
+    )
     return merged

@@ -38,8 +38,12 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 def build_discriminators(channels: int, ndf: int, layers: int) -> nn.ModuleDict:
     """The 2-D (one frame) and 3-D (whole clip) PatchGANs."""
-    return nn.ModuleDict({"image": PatchDiscriminator(channels, ndf, layers, dims=2),
-                          "video": PatchDiscriminator(channels, ndf, layers, dims=3)})
+    return nn.ModuleDict(
+        {
+            "image": PatchDiscriminator(channels, ndf, layers, dims=2),
+            "video": PatchDiscriminator(channels, ndf, layers, dims=3),
+        }
+    )
 
 
 class AutoencoderObjective:
@@ -57,10 +61,21 @@ class AutoencoderObjective:
         max_disc_grad_norm: per-discriminator gradient clip.
     """
 
-    def __init__(self, model: TriplaneAutoencoder, modality: str, *, frame_generator: torch.Generator,
-                 pixel_weight: float, perceptual_weight: float, perceptual: nn.Module | None = None,
-                 discriminators: nn.ModuleDict | None = None, disc_start: int = 0, gan_weight: float = 1.0,
-                 feature_weight: float = 4.0, max_disc_grad_norm: float | None = 1.0):
+    def __init__(
+        self,
+        model: TriplaneAutoencoder,
+        modality: str,
+        *,
+        frame_generator: torch.Generator,
+        pixel_weight: float,
+        perceptual_weight: float,
+        perceptual: nn.Module | None = None,
+        discriminators: nn.ModuleDict | None = None,
+        disc_start: int = 0,
+        gan_weight: float = 1.0,
+        feature_weight: float = 4.0,
+        max_disc_grad_norm: float | None = 1.0,
+    ):
         self.model, self.modality, self.frame_generator = model, modality, frame_generator
         self.pixel_weight, self.perceptual_weight = pixel_weight, perceptual_weight
         self.perceptual = perceptual if perceptual_weight > 0 else None
@@ -121,6 +136,13 @@ class AutoencoderObjective:
         out = [Update("autoencoder", self.autoencoder_loss, clip_groups=[list(self.model.parameters())])]
         if self.discriminators is not None:
             groups = [list(d.parameters()) for d in self.discriminators.values()]
-            out.append(Update("discriminator", self.discriminator_loss, clip_groups=groups,
-                              max_grad_norm=self.max_disc_grad_norm, active=self.gan_active))
+            out.append(
+                Update(
+                    "discriminator",
+                    self.discriminator_loss,
+                    clip_groups=groups,
+                    max_grad_norm=self.max_disc_grad_norm,
+                    active=self.gan_active,
+                )
+            )
         return out

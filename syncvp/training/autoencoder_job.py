@@ -78,16 +78,29 @@ class AutoencoderJob:
         the perceptual weights file and the training data."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
         weights = self.perceptual_weights
-        base = {"unit": self.unit, "spec": self.spec.to_dict(), "train": train, "seed": self.seed,
-                "perceptual": [weights.name, weights.stat().st_size] if weights else None,
-                "data": self.data_digest}
+        base = {
+            "unit": self.unit,
+            "spec": self.spec.to_dict(),
+            "train": train,
+            "seed": self.seed,
+            "perceptual": [weights.name, weights.stat().st_size] if weights else None,
+            "data": self.data_digest,
+        }
         if phase == PHASES[1]:
             base["gan"] = to_plain(self.train.gan)
         return config_hash(base)
 
 
-def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, train: TrainAutoencoderConfig,
-         run: RunConfig, paths: PathsConfig, lpips_vgg16: Path | None) -> AutoencoderJob:
+def plan(
+    unit: str,
+    *,
+    dataset: DatasetConfig,
+    autoencoder: AutoencoderConfig,
+    train: TrainAutoencoderConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+    lpips_vgg16: Path | None,
+) -> AutoencoderJob:
     """Check the unit, its clip stores and weights; no training work.
 
     Raises:
@@ -107,22 +120,42 @@ def plan(unit: str, *, dataset: DatasetConfig, autoencoder: AutoencoderConfig, t
     read_info(stores["val"], require=[modality])
     frames = dataset.context_frames if role == "context" else dataset.future_frames
     if (info.height, info.width) != tuple(dataset.resolution) or frames > info.frames:
-        raise ValueError(f"{stores['train']}: {info.frames} frames of {info.height}x{info.width}; unit {unit!r} "
-                         f"needs {frames} frames of {dataset.resolution[0]}x{dataset.resolution[1]} (rerun prepare)")
-    spec = AutoencoderSpec.from_config(autoencoder, channels=info.modalities[modality].channels, frames=frames,
-                                       resolution=dataset.resolution)
+        raise ValueError(
+            f"{stores['train']}: {info.frames} frames of {info.height}x{info.width}; unit {unit!r} "
+            f"needs {frames} frames of {dataset.resolution[0]}x{dataset.resolution[1]} (rerun prepare)"
+        )
+    spec = AutoencoderSpec.from_config(
+        autoencoder, channels=info.modalities[modality].channels, frames=frames, resolution=dataset.resolution
+    )
     weights = None
     if train.perceptual_weight > 0 and lpips_vgg16 is not None:
         weights = resolve_weights(lpips_vgg16, VGG16)
         if spec.channels not in (1, 3):
-            raise ValueError(f"unit {unit!r}: the perceptual loss needs 1 or 3 channels, {modality} has {spec.channels}")
-    distributed.per_rank_batch(train.batch_size, distributed.planned_world(run.processes),
-                               key="train_autoencoder.batch_size")
+            raise ValueError(
+                f"unit {unit!r}: the perceptual loss needs 1 or 3 channels, {modality} has {spec.channels}"
+            )
+    distributed.per_rank_batch(
+        train.batch_size, distributed.planned_world(run.processes), key="train_autoencoder.batch_size"
+    )
     if train.pixel_weight == 0 and weights is None:
-        raise ValueError("train_autoencoder.pixel_weight is 0 and the perceptual loss is off "
-                         "(weights.lpips_vgg16 is null): nothing to train on")
-    return AutoencoderJob(unit=unit, dataset=name, modality=modality, role=role, spec=spec, train=train,
-                          seed=run.seed, device=run.device, threads=run.threads, channels_last=run.channels_last,
-                          compile=run.compile, train_store=stores["train"],
-                          val_store=stores["val"], files=paths.autoencoder(name, modality, role),
-                          perceptual_weights=weights)
+        raise ValueError(
+            "train_autoencoder.pixel_weight is 0 and the perceptual loss is off "
+            "(weights.lpips_vgg16 is null): nothing to train on"
+        )
+    return AutoencoderJob(
+        unit=unit,
+        dataset=name,
+        modality=modality,
+        role=role,
+        spec=spec,
+        train=train,
+        seed=run.seed,
+        device=run.device,
+        threads=run.threads,
+        channels_last=run.channels_last,
+        compile=run.compile,
+        train_store=stores["train"],
+        val_store=stores["val"],
+        files=paths.autoencoder(name, modality, role),
+        perceptual_weights=weights,
+    )

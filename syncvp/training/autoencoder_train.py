@@ -38,13 +38,12 @@ from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
 from syncvp.training.autoencoder import AutoencoderObjective, build_discriminators
 from syncvp.training.autoencoder_job import PHASES, AutoencoderJob
-from syncvp.training.fastpath import pin_memory, prepare_model
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.data import BatchStream
+from syncvp.training.fastpath import pin_memory, prepare_model
 from syncvp.training.loop import fit
 from syncvp.training.perceptual import load_lpips_vgg
-from syncvp.training.reconstruction import (held_out_clips, reconstruct_all, reconstruction_grid,
-                                            reconstruction_metrics)
+from syncvp.training.reconstruction import held_out_clips, reconstruct_all, reconstruction_grid, reconstruction_metrics
 from syncvp.training.records import clear_finished, mark_finished, write_curve
 from syncvp.training.seeded_init import build_seeded
 from syncvp.training.state import TrainState, load_finished, resume
@@ -68,8 +67,15 @@ def batch_stream(job: AutoencoderJob, phase: str, device: torch.device) -> Batch
     """This rank's share (batch_size / world clips per step) of the phase's clip order."""
     data = ClipDataset(job.train_store, [job.modality], job.spec.frames, seed=job.seed_for(phase, "windows"))
     size = distributed.per_rank_batch(job.train.batch_size, key="train_autoencoder.batch_size")
-    return BatchStream(data, size, seed=job.seed_for(phase, "order"), num_workers=job.train.num_workers,
-                       rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
+    return BatchStream(
+        data,
+        size,
+        seed=job.seed_for(phase, "order"),
+        num_workers=job.train.num_workers,
+        rank=distributed.rank(),
+        world=distributed.world_size(),
+        pin_memory=pin_memory(device),
+    )
 
 
 def frame_generator(job: AutoencoderJob, phase: str) -> torch.Generator:
@@ -79,12 +85,14 @@ def frame_generator(job: AutoencoderJob, phase: str) -> torch.Generator:
 
 def optimizer(parameters, job: AutoencoderJob, *, lr: float, total_steps: int, warmup_steps: int = 0):
     opt = optim.adamw(parameters, lr=lr, betas=job.train.betas, weight_decay=job.train.weight_decay)
-    return opt, optim.cosine_schedule(opt, total_steps=total_steps, min_ratio=job.train.lr_min_ratio,
-                                      warmup_steps=warmup_steps)
+    return opt, optim.cosine_schedule(
+        opt, total_steps=total_steps, min_ratio=job.train.lr_min_ratio, warmup_steps=warmup_steps
+    )
 
 
 def evaluator(model: TriplaneAutoencoder, clips: torch.Tensor, device: torch.device, batch_size: int):
     """() -> held-out PSNR / SSIM / L1 of `model` (eval mode during the call)."""
+
     def evaluate() -> dict[str, float]:
         was_training = model.training
         model.eval()
@@ -92,6 +100,7 @@ def evaluator(model: TriplaneAutoencoder, clips: torch.Tensor, device: torch.dev
             return reconstruction_metrics(clips, reconstruct_all(lambda x: model(x)[0], clips, device, batch_size))
         finally:
             model.train(was_training)
+
     return evaluate
 
 
@@ -106,8 +115,16 @@ def overall_progress(job: AutoencoderJob, phase: str, progress: ProgressFn) -> P
 # Phases
 
 
-def run_phase(job: AutoencoderJob, phase: str, state: TrainState, objective: AutoencoderObjective,
-              evaluate: Callable[[], dict], device: torch.device, progress: ProgressFn, log: Log) -> TrainState:
+def run_phase(
+    job: AutoencoderJob,
+    phase: str,
+    state: TrainState,
+    objective: AutoencoderObjective,
+    evaluate: Callable[[], dict],
+    device: torch.device,
+    progress: ProgressFn,
+    log: Log,
+) -> TrainState:
     """Resume if possible, then `fit` the phase to its step count with eval/checkpoint callbacks."""
     t, total, path = job.train, job.phase_steps(phase), job.checkpoint_path(phase)
     fingerprint = job.fingerprint(phase)
@@ -118,44 +135,81 @@ def run_phase(job: AutoencoderJob, phase: str, state: TrainState, objective: Aut
     main = distributed.is_main()
     if state.step == 0 and main:
         ev.record(state)
-    callbacks = [MetricHistory(t.log_every, total, progress=progress, task=task), *([ev] if main else []),
-                 Checkpoint(path, fingerprint, t.checkpoint_every, total)]
+    callbacks = [
+        MetricHistory(t.log_every, total, progress=progress, task=task),
+        *([ev] if main else []),
+        Checkpoint(path, fingerprint, t.checkpoint_every, total),
+    ]
     try:
-        return fit(state, objective.updates(), state.streams["train"], total_steps=total, device=device,
-                   grad_accum=t.grad_accum, amp=t.amp, callbacks=callbacks, progress=progress, task=task)
+        return fit(
+            state,
+            objective.updates(),
+            state.streams["train"],
+            total_steps=total,
+            device=device,
+            grad_accum=t.grad_accum,
+            amp=t.amp,
+            callbacks=callbacks,
+            progress=progress,
+            task=task,
+        )
     finally:
         state.streams["train"].close()
 
 
 def reconstruct_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
     phase = PHASES[0]
-    opt, sched = optimizer(model.parameters(), job, lr=job.train.lr, total_steps=job.train.steps,
-                           warmup_steps=job.train.warmup_steps)
+    opt, sched = optimizer(
+        model.parameters(), job, lr=job.train.lr, total_steps=job.train.steps, warmup_steps=job.train.warmup_steps
+    )
     frames = frame_generator(job, phase)
-    state = TrainState(models={"autoencoder": model}, optimizers={"autoencoder": opt},
-                       schedulers={"autoencoder": sched}, generators={"frames": frames},
-                       streams={"train": batch_stream(job, phase, device)})
-    objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
-                                     perceptual_weight=job.train.perceptual_weight, perceptual=perceptual)
+    state = TrainState(
+        models={"autoencoder": model},
+        optimizers={"autoencoder": opt},
+        schedulers={"autoencoder": sched},
+        generators={"frames": frames},
+        streams={"train": batch_stream(job, phase, device)},
+    )
+    objective = AutoencoderObjective(
+        model,
+        job.modality,
+        frame_generator=frames,
+        pixel_weight=job.train.pixel_weight,
+        perceptual_weight=job.train.perceptual_weight,
+        perceptual=perceptual,
+    )
     return run_phase(job, phase, state, objective, evaluate, device, progress, log)
 
 
 def gan_phase(job, model, perceptual, evaluate, device, progress, log) -> TrainState:
     """Fine-tune from the reconstruction weights with fresh optimizers at `gan.lr`."""
     phase, gan = PHASES[1], job.train.gan
-    discs = build_seeded(lambda: build_discriminators(job.spec.channels, gan.ndf, gan.disc_layers),
-                                 job.seed_for(phase, "init")).to(device)
+    discs = build_seeded(
+        lambda: build_discriminators(job.spec.channels, gan.ndf, gan.disc_layers), job.seed_for(phase, "init")
+    ).to(device)
     opt_g, sched_g = optimizer(model.parameters(), job, lr=gan.lr, total_steps=gan.steps)
     opt_d, sched_d = optimizer(discs.parameters(), job, lr=gan.lr, total_steps=max(gan.steps - gan.disc_start, 1))
     frames = frame_generator(job, phase)
-    state = TrainState(models={"autoencoder": model, "discriminators": discs},
-                       optimizers={"autoencoder": opt_g, "discriminator": opt_d},
-                       schedulers={"autoencoder": sched_g, "discriminator": sched_d}, generators={"frames": frames},
-                       streams={"train": batch_stream(job, phase, device)})
-    objective = AutoencoderObjective(model, job.modality, frame_generator=frames, pixel_weight=job.train.pixel_weight,
-                                     perceptual_weight=job.train.perceptual_weight, perceptual=perceptual,
-                                     discriminators=discs, disc_start=gan.disc_start, gan_weight=gan.gan_weight,
-                                     feature_weight=gan.feature_weight, max_disc_grad_norm=gan.disc_grad_clip)
+    state = TrainState(
+        models={"autoencoder": model, "discriminators": discs},
+        optimizers={"autoencoder": opt_g, "discriminator": opt_d},
+        schedulers={"autoencoder": sched_g, "discriminator": sched_d},
+        generators={"frames": frames},
+        streams={"train": batch_stream(job, phase, device)},
+    )
+    objective = AutoencoderObjective(
+        model,
+        job.modality,
+        frame_generator=frames,
+        pixel_weight=job.train.pixel_weight,
+        perceptual_weight=job.train.perceptual_weight,
+        perceptual=perceptual,
+        discriminators=discs,
+        disc_start=gan.disc_start,
+        gan_weight=gan.gan_weight,
+        feature_weight=gan.feature_weight,
+        max_disc_grad_norm=gan.disc_grad_clip,
+    )
     return run_phase(job, phase, state, objective, evaluate, device, progress, log)
 
 
@@ -182,9 +236,11 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
     elif job.train.perceptual_weight > 0:
         log("perceptual (LPIPS-VGG16) loss is off: params.yaml weights.lpips_vgg16 is null")
     model = build_model(job, device)
-    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.config.latent_channels} x "
+    log(
+        f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.config.latent_channels} x "
         f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}"
-        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else ""))
+        + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
+    )
     clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))
     evaluate = evaluator(model, clips, device, job.train.batch_size)
     state = reconstruct_phase(job, model, perceptual, evaluate, device, progress, log)
@@ -193,8 +249,12 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
     if not distributed.is_main():
         return {"unit": job.unit, "rank": distributed.rank()}
     last = state.extra["history"]["eval"][-1]
-    return {"unit": job.unit, "steps": job.train.steps, "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
-            **{k: v for k, v in last.items() if k != "step"}}
+    return {
+        "unit": job.unit,
+        "steps": job.train.steps,
+        "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
+        **{k: v for k, v in last.items() if k != "step"},
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,9 +263,13 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
 
 def finished_checkpoint(job: AutoencoderJob, phase: str) -> dict:
     """The checkpoint of a phase that ran to its last step with the current configuration."""
-    return load_finished(job.checkpoint_path(phase), job.fingerprint(phase), job.phase_steps(phase),
-                         remedy=f"rerun `dvc repro train_autoencoder@{job.unit}` to train it from scratch",
-                         what=f"{phase} phase")
+    return load_finished(
+        job.checkpoint_path(phase),
+        job.fingerprint(phase),
+        job.phase_steps(phase),
+        remedy=f"rerun `dvc repro train_autoencoder@{job.unit}` to train it from scratch",
+        what=f"{phase} phase",
+    )
 
 
 def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
@@ -215,7 +279,9 @@ def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
     for phase in PHASES[: PHASES.index(job.final_phase) + 1]:
         history = finished_checkpoint(job, phase)["extra"].get("history", {})
         for name, rows in out.items():
-            rows += [{**r, "step": r["step"] + offset} for r in history.get(name, []) if not (offset and r["step"] == 0)]
+            rows += [
+                {**r, "step": r["step"] + offset} for r in history.get(name, []) if not (offset and r["step"] == 0)
+            ]
         offset += job.phase_steps(phase)
     return out
 
@@ -245,11 +311,22 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
     info = read_info(job.val_store).modalities[job.modality]
     save_png(files.reconstruction, reconstruction_grid(clips, recons, info))
     write_curves(job, out_dir)
-    metrics = {**scores, "eval_clips": len(clips), "steps": job.train.steps,
-               "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
-               "parameters": count_parameters(model), "latent_length": job.spec.latent_shape.length}
-    meta = {"unit": job.unit, "dataset": job.dataset, "modality": job.modality, "role": job.role,
-            "fingerprint": job.fingerprint(job.final_phase), "metrics": scores}
+    metrics = {
+        **scores,
+        "eval_clips": len(clips),
+        "steps": job.train.steps,
+        "gan_steps": job.train.gan.steps if job.train.gan.enabled else 0,
+        "parameters": count_parameters(model),
+        "latent_length": job.spec.latent_shape.length,
+    }
+    meta = {
+        "unit": job.unit,
+        "dataset": job.dataset,
+        "modality": job.modality,
+        "role": job.role,
+        "fingerprint": job.fingerprint(job.final_phase),
+        "metrics": scores,
+    }
     save_autoencoder(files.model, model, meta)
     write_json(files.metrics, metrics)
     mark_finished(job.files.status, [job.checkpoint_path(phase) for phase in PHASES], meta)

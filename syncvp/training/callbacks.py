@@ -28,8 +28,9 @@ def history(state: TrainState, name: str) -> list[dict]:
 class MetricHistory:
     """Averages the step metrics over each `every`-step window and appends them to a history."""
 
-    def __init__(self, every: int, total: int, name: str = "train", progress: ProgressFn = no_progress,
-                 task: str = "train"):
+    def __init__(
+        self, every: int, total: int, name: str = "train", progress: ProgressFn = no_progress, task: str = "train"
+    ):
         self.every, self.total, self.name, self.progress, self.task = every, total, name, progress, task
         self._sums: dict[str, float] = {}
         self._count = 0
@@ -48,8 +49,15 @@ class MetricHistory:
 class Evaluate:
     """Calls `evaluate()` (-> metrics) periodically and records the result."""
 
-    def __init__(self, evaluate: Callable[[], dict[str, float]], every: int, total: int, name: str = "eval",
-                 progress: ProgressFn = no_progress, task: str = "eval"):
+    def __init__(
+        self,
+        evaluate: Callable[[], dict[str, float]],
+        every: int,
+        total: int,
+        name: str = "eval",
+        progress: ProgressFn = no_progress,
+        task: str = "eval",
+    ):
         self.evaluate, self.every, self.total, self.name = evaluate, every, total, name
         self.progress, self.task = progress, task
 
@@ -74,7 +82,13 @@ class Checkpoint:
     """
 
     def __init__(self, path: str | Path, config_hash: str, every: int, total: int, is_main: bool | None = None):
-        self.path, self.config_hash, self.every, self.total, self.is_main = Path(path), config_hash, every, total, is_main
+        self.path, self.config_hash, self.every, self.total, self.is_main = (
+            Path(path),
+            config_hash,
+            every,
+            total,
+            is_main,
+        )
 
     def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
         if not due(state.step, self.every, self.total):

@@ -54,9 +54,19 @@ class ContextProbe:
         target: the diffusion space the model works in.
     """
 
-    def __init__(self, model: nn.Module, *, joint: bool, context: Mapping[str, Tensor], future: Mapping[str, Tensor],
-                 schedule: NoiseSchedule, prediction: str, seed: int, clamp: bool = True,
-                 target: DiffusionTarget | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        joint: bool,
+        context: Mapping[str, Tensor],
+        future: Mapping[str, Tensor],
+        schedule: NoiseSchedule,
+        prediction: str,
+        seed: int,
+        clamp: bool = True,
+        target: DiffusionTarget | None = None,
+    ):
         self.model, self.joint, self.prediction, self.clamp = model, joint, prediction, clamp
         self.target = target or DiffusionTarget()
         self.context, self.future = dict(context), dict(future)
@@ -64,7 +74,7 @@ class ContextProbe:
         device = next(iter(future.values())).device
         generator = torch_generator(seed, "context-probe", device="cpu")
         first = next(iter(future.values()))
-        self.noise = torch.randn(first.shape, generator=generator).to(device)   # one draw, shared by modalities
+        self.noise = torch.randn(first.shape, generator=generator).to(device)  # one draw, shared by modalities
         self.timesteps = probe_timesteps(schedule.num_timesteps)
 
     def _forward(self, x: dict[str, Tensor], t: Tensor, cond: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -99,15 +109,16 @@ class ContextProbe:
         return out
 
 
-def context_summary(rows: list[dict], timesteps: tuple[int, ...], modalities: tuple[str, ...],
-                    joint: bool) -> dict[str, float]:
+def context_summary(
+    rows: list[dict], timesteps: tuple[int, ...], modalities: tuple[str, ...], joint: bool
+) -> dict[str, float]:
     """From the last probe row: per probed t (and modality), the error with and without context
     and their ratio `context_gain_t<t>` (> 1: the context helps)."""
     if not rows:
         return {}
     last, out = rows[-1], {}
     for t in timesteps:
-        for m in (modalities if joint else ("",)):
+        for m in modalities if joint else ("",):
             tail = f"_{m}" if m else ""
             with_c, without = last.get(f"x0_err_t{t}{tail}"), last.get(f"x0_err_t{t}_nocontext{tail}")
             if with_c is None or without is None:

@@ -25,8 +25,9 @@ class _SkipSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         probe = EpochSampler(self.size, seed=self.seed, rank=self.rank, world=self.world)
         epoch, offset = divmod(self.skip, probe.per_rank())
-        sampler = EpochSampler(self.size, seed=self.seed, shuffle=self.shuffle, rank=self.rank,
-                               world=self.world, start_epoch=epoch)
+        sampler = EpochSampler(
+            self.size, seed=self.seed, shuffle=self.shuffle, rank=self.rank, world=self.world, start_epoch=epoch
+        )
         return itertools.islice(iter(sampler), offset, None)
 
 
@@ -42,8 +43,18 @@ class BatchStream:
         pin_memory: page-locked batches for fast, asynchronous copies to a GPU (CUDA only).
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, *, seed: int, num_workers: int = 0,
-                 rank: int = 0, world: int = 1, shuffle: bool = True, pin_memory: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        seed: int,
+        num_workers: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+        pin_memory: bool = False,
+    ):
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
         self.num_workers, self.rank, self.world, self.shuffle = num_workers, rank, world, shuffle
         self.pin_memory = pin_memory
@@ -59,13 +70,27 @@ class BatchStream:
         self.position, self._iter = int(state["batches"]), None
 
     def _loader(self) -> Iterator:
-        sampler = _SkipSampler(len(self.dataset), seed=self.seed, skip=self.position * self.batch_size,
-                               rank=self.rank, world=self.world, shuffle=self.shuffle)
+        sampler = _SkipSampler(
+            len(self.dataset),
+            seed=self.seed,
+            skip=self.position * self.batch_size,
+            rank=self.rank,
+            world=self.world,
+            shuffle=self.shuffle,
+        )
         extra = {}
         if self.num_workers > 0:
             extra = dict(multiprocessing_context="spawn", persistent_workers=True)
-        return iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
-                               num_workers=self.num_workers, pin_memory=self.pin_memory, **extra))
+        return iter(
+            DataLoader(
+                self.dataset,
+                batch_size=self.batch_size,
+                sampler=sampler,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                **extra,
+            )
+        )
 
     def close(self) -> None:
         """Stop the loader (and its workers) and close the dataset's files in this process.

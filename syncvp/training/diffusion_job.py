@@ -21,8 +21,7 @@ from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
 from syncvp.config.layout import DiffusionFiles, autoencoder_unit, parse_unit
 from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import ROLES, RolePair
-from syncvp.config.train_diffusion import (TrainJointConfig, TrainSingleConfig, check_explicit_modalities,
-                                            explicit_names)
+from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, check_explicit_modalities, explicit_names
 from syncvp.data.store import read_info
 from syncvp.diffusion.conditioning import check_patterns, independent_patterns, official_patterns
 from syncvp.io.checkpoint import config_hash
@@ -117,12 +116,22 @@ class DiffusionJob:
         """Hash of everything that determines the trained weights: unit, architecture, training
         params (not their cadence), seed, data, autoencoder and stage-1 files."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
-        return config_hash({
-            "unit": self.unit, "kind": self.kind, "modalities": list(self.modalities), "unet": to_plain(self.unet),
-            "diffusion": to_plain(self.diffusion), "joint": to_plain(self.joint) if self.joint else None,
-            "train": train, "seed": self.seed, "data": self.data_digest, "autoencoders": self.autoencoder_digests,
-            "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
-            "frames": [self.context_frames, self.future_frames]})
+        return config_hash(
+            {
+                "unit": self.unit,
+                "kind": self.kind,
+                "modalities": list(self.modalities),
+                "unet": to_plain(self.unet),
+                "diffusion": to_plain(self.diffusion),
+                "joint": to_plain(self.joint) if self.joint else None,
+                "train": train,
+                "seed": self.seed,
+                "data": self.data_digest,
+                "autoencoders": self.autoencoder_digests,
+                "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
+                "frames": [self.context_frames, self.future_frames],
+            }
+        )
 
 
 def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modalities) -> Path:
@@ -132,13 +141,21 @@ def _check_store(name: str, dataset: DatasetConfig, paths: PathsConfig, modaliti
     info = read_info(store, require=list(modalities))
     frames = dataset.context_frames + dataset.future_frames
     if (info.height, info.width) != tuple(dataset.resolution) or frames > info.frames:
-        raise ValueError(f"{store}: {info.frames} frames of {info.height}x{info.width}; diffusion training needs "
-                         f"{frames} frames of {dataset.resolution[0]}x{dataset.resolution[1]} (rerun prepare)")
+        raise ValueError(
+            f"{store}: {info.frames} frames of {info.height}x{info.width}; diffusion training needs "
+            f"{frames} frames of {dataset.resolution[0]}x{dataset.resolution[1]} (rerun prepare)"
+        )
     return store
 
 
-def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths: PathsConfig,
-                        context_encoder: str = "context", motion: bool = False):
+def _check_autoencoders(
+    name: str,
+    modality: str,
+    dataset: DatasetConfig,
+    paths: PathsConfig,
+    context_encoder: str = "context",
+    motion: bool = False,
+):
     """The autoencoder files and latent shapes of one modality (context and future). With
     `context_encoder: future` there is no context autoencoder: the future one stands in for it
     (and with `motion` the conditioning has twice its channels: `syncvp.models.context`)."""
@@ -146,8 +163,10 @@ def _check_autoencoders(name: str, modality: str, dataset: DatasetConfig, paths:
         files, latents = _check_roles(name, modality, dataset, paths, ("future",))
         future_file, future = files["future"], latents["future"]
         if motion and dataset.context_frames < 2:
-            raise ValueError(f"diffusion.context_motion needs >= 2 context frames; dataset {name!r} has "
-                             f"context_frames {dataset.context_frames}")
+            raise ValueError(
+                f"diffusion.context_motion needs >= 2 context frames; dataset {name!r} has "
+                f"context_frames {dataset.context_frames}"
+            )
         context = future.with_channels(2 * future.channels) if motion else future
         return RolePair(context=future_file, future=future_file), RolePair(context=context, future=future)
     files, latents = _check_roles(name, modality, dataset, paths, ROLES)
@@ -163,33 +182,76 @@ def _check_roles(name: str, modality: str, dataset: DatasetConfig, paths: PathsC
         unit = autoencoder_unit(name, modality, role)
         path = paths.autoencoder(name, modality, role).model
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the frozen {role} autoencoder of {modality!r} is "
-                                    f"needed; run `dvc repro train_autoencoder@{unit}` first")
+            raise FileNotFoundError(
+                f"{path} does not exist: the frozen {role} autoencoder of {modality!r} is "
+                f"needed; run `dvc repro train_autoencoder@{unit}` first"
+            )
         spec = load_autoencoder(path).spec
         if spec.frames != frames or tuple(spec.resolution) != tuple(dataset.resolution):
-            raise ValueError(f"{path}: an autoencoder of {spec.frames} frames at {spec.resolution}; {unit} needs "
-                             f"{frames} frames at {tuple(dataset.resolution)} (rerun train_autoencoder@{unit})")
+            raise ValueError(
+                f"{path}: an autoencoder of {spec.frames} frames at {spec.resolution}; {unit} needs "
+                f"{frames} frames at {tuple(dataset.resolution)} (rerun train_autoencoder@{unit})"
+            )
         files[role] = path
         latents[role] = spec.latent_shape
     return files, latents
 
 
-def _job(unit, kind, name, dataset, modalities, *, unet, diffusion, joint, train, run, paths, out_dir,
-         stage1=None, patterns=None) -> DiffusionJob:
+def _job(
+    unit,
+    kind,
+    name,
+    dataset,
+    modalities,
+    *,
+    unet,
+    diffusion,
+    joint,
+    train,
+    run,
+    paths,
+    out_dir,
+    stage1=None,
+    patterns=None,
+) -> DiffusionJob:
     store = _check_store(name, dataset, paths, modalities)
-    checked = {m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder, diffusion.context_motion)
-               for m in modalities}
-    return DiffusionJob(unit=unit, kind=kind, dataset=name, modalities=tuple(modalities),
-                        context_frames=dataset.context_frames, future_frames=dataset.future_frames, unet=unet,
-                        diffusion=diffusion, joint=joint, train=train,
-                        shapes={m: shapes for m, (_, shapes) in checked.items()},
-                        autoencoders={m: files for m, (files, _) in checked.items()}, stage1=stage1 or {},
-                        patterns=patterns,
-                        seed=run.seed, device=run.device, threads=run.threads, train_store=store, out_dir=out_dir)
+    checked = {
+        m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder, diffusion.context_motion)
+        for m in modalities
+    }
+    return DiffusionJob(
+        unit=unit,
+        kind=kind,
+        dataset=name,
+        modalities=tuple(modalities),
+        context_frames=dataset.context_frames,
+        future_frames=dataset.future_frames,
+        unet=unet,
+        diffusion=diffusion,
+        joint=joint,
+        train=train,
+        shapes={m: shapes for m, (_, shapes) in checked.items()},
+        autoencoders={m: files for m, (files, _) in checked.items()},
+        stage1=stage1 or {},
+        patterns=patterns,
+        seed=run.seed,
+        device=run.device,
+        threads=run.threads,
+        train_store=store,
+        out_dir=out_dir,
+    )
 
 
-def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
-                train: TrainSingleConfig, run: RunConfig, paths: PathsConfig) -> DiffusionJob:
+def plan_single(
+    unit: str,
+    *,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    train: TrainSingleConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> DiffusionJob:
     """Check a stage-1 unit `<dataset>-<modality>`; no training work.
 
     Raises:
@@ -202,8 +264,20 @@ def plan_single(unit: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusio
     name, modality, role = parse_unit(unit)
     if role is not None or modality not in dataset.modalities:
         raise ValueError(f"unit {unit!r}: expected <dataset>-<one of {list(dataset.modalities)}>")
-    return _job(unit, "single", name, dataset, [modality], unet=unet, diffusion=diffusion, joint=None, train=train,
-                run=run, paths=paths, out_dir=paths.single(name, modality).root)
+    return _job(
+        unit,
+        "single",
+        name,
+        dataset,
+        [modality],
+        unet=unet,
+        diffusion=diffusion,
+        joint=None,
+        train=train,
+        run=run,
+        paths=paths,
+        out_dir=paths.single(name, modality).root,
+    )
 
 
 def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, float]:
@@ -226,17 +300,30 @@ def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, flo
 def _check_stage1(name: str, modality: str, unet: UNetConfig, shape: RolePair, paths: PathsConfig) -> Path:
     path = paths.single(name, modality).model
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: train_joint.init is stage1; run "
-                                f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)")
-    f = load_diffusion_model(path, kind="single")   # a ModelFileError (a ValueError) names the file and the fix
+        raise FileNotFoundError(
+            f"{path} does not exist: train_joint.init is stage1; run "
+            f"`dvc repro train_single@{name}-{modality}` first (or set train_joint.init: scratch)"
+        )
+    f = load_diffusion_model(path, kind="single")  # a ModelFileError (a ValueError) names the file and the fix
     if f.unet != unet or f.shapes.get(modality) != (shape.future, shape.context):
-        raise ValueError(f"{path} was trained with another `unet` section or latent geometry than the joint model "
-                         f"uses now: rerun `dvc repro train_single@{name}-{modality}`")
+        raise ValueError(
+            f"{path} was trained with another `unet` section or latent geometry than the joint model "
+            f"uses now: rerun `dvc repro train_single@{name}-{modality}`"
+        )
     return path
 
 
-def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion: DiffusionConfig,
-               joint: JointConfig, train: TrainJointConfig, run: RunConfig, paths: PathsConfig) -> DiffusionJob:
+def plan_joint(
+    name: str,
+    *,
+    dataset: DatasetConfig,
+    unet: UNetConfig,
+    diffusion: DiffusionConfig,
+    joint: JointConfig,
+    train: TrainJointConfig,
+    run: RunConfig,
+    paths: PathsConfig,
+) -> DiffusionJob:
     """Check a stage-2 unit (a dataset): patterns, store, autoencoders, stage-1 files; no training.
 
     Raises:
@@ -247,16 +334,33 @@ def plan_joint(name: str, *, dataset: DatasetConfig, unet: UNetConfig, diffusion
     if len(modalities) < 2:
         raise ValueError(f"dataset {name!r} has modalities {modalities}: the joint model needs at least 2")
     patterns = resolve_patterns(train, modalities)
-    job = _job(name, "joint", name, dataset, modalities, unet=unet, diffusion=diffusion, joint=joint, train=train,
-               run=run, paths=paths, out_dir=paths.joint(name).root, patterns=patterns)
+    job = _job(
+        name,
+        "joint",
+        name,
+        dataset,
+        modalities,
+        unet=unet,
+        diffusion=diffusion,
+        joint=joint,
+        train=train,
+        run=run,
+        paths=paths,
+        out_dir=paths.joint(name).root,
+        patterns=patterns,
+    )
     job = dataclasses.replace(job, latent_sources=tuple(paths.single(name, m).work for m in modalities))
     if joint.same_noise and len(set(job.shapes[m].future for m in modalities)) != 1:
-        raise ValueError(f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
-                         f"{ {m: job.shapes[m].future for m in modalities} }")
+        raise ValueError(
+            f"joint.same_noise needs one future-latent shape for all modalities of {name!r}, got "
+            f"{ {m: job.shapes[m].future for m in modalities} }"
+        )
     if train.init == "stage1":
         if joint.shared_weights:
-            raise ValueError("train_joint.init stage1 loads one stage-1 model per branch; with joint.shared_weights "
-                             "there is one branch: use train_joint.init: scratch")
+            raise ValueError(
+                "train_joint.init stage1 loads one stage-1 model per branch; with joint.shared_weights "
+                "there is one branch: use train_joint.init: scratch"
+            )
         stage1 = {m: _check_stage1(name, m, unet, job.shapes[m], paths) for m in modalities}
         job = dataclasses.replace(job, stage1=stage1)
     return job

@@ -55,26 +55,41 @@ _logger = logging.getLogger(__name__)
 
 def windows(job: DiffusionJob) -> ClipDataset:
     """Every training window (stride 1) of the job's modalities."""
-    return ClipDataset(job.train_store, list(job.modalities), job.clip_frames, seed=job.seed_for("windows"),
-                       window="all", stride=1)
+    return ClipDataset(
+        job.train_store, list(job.modalities), job.clip_frames, seed=job.seed_for("windows"), window="all", stride=1
+    )
 
 
 @torch.no_grad()
-def encode_batch(clip: Mapping[str, Tensor], encoders: Encoders, context_frames: int, future_frames: int,
-                 context_encoder: ContextEncoder, motion: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def encode_batch(
+    clip: Mapping[str, Tensor],
+    encoders: Encoders,
+    context_frames: int,
+    future_frames: int,
+    context_encoder: ContextEncoder,
+    motion: bool = False,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
-    return ({m: encode_context(context[m], context_encoder, encoders[m].context, encoders[m].future, motion=motion)
-             for m in encoders},
-            {m: encoders[m].future.encode(future[m]) for m in encoders})
+    return (
+        {
+            m: encode_context(context[m], context_encoder, encoders[m].context, encoders[m].future, motion=motion)
+            for m in encoders
+        },
+        {m: encoders[m].future.encode(future[m]) for m in encoders},
+    )
 
 
 def cache_name(job: DiffusionJob, modality: str) -> str:
     """`latents-<modality>-<key>.pt`: the key hashes the modality's autoencoder files, the
     training data and the window layout, so any change re-encodes."""
-    layout = {"autoencoders": job.autoencoder_digests[modality], "data": job.data_digest,
-              "frames": [job.context_frames, job.future_frames], "context_encoder": job.diffusion.context_encoder}
-    if job.diffusion.context_motion:   # (keys of caches without motion channels stay as they were)
+    layout = {
+        "autoencoders": job.autoencoder_digests[modality],
+        "data": job.data_digest,
+        "frames": [job.context_frames, job.future_frames],
+        "context_encoder": job.diffusion.context_encoder,
+    }
+    if job.diffusion.context_motion:  # (keys of caches without motion channels stay as they were)
         layout["context_motion"] = True
     key = config_hash(layout)
     return latent_cache_name(modality, key[:16])
@@ -98,8 +113,10 @@ def check_cache(path: Path, job: DiffusionJob, modality: str, count: int) -> Non
         value = payload[key]
         got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
         if got != (count, shape.channels, shape.length):
-            raise ModelFileError(f"{path} is not a latent cache of {job.unit} (mismatched: {key} latents {got}, "
-                                 f"the unit has {(count, shape.channels, shape.length)})")
+            raise ModelFileError(
+                f"{path} is not a latent cache of {job.unit} (mismatched: {key} latents {got}, "
+                f"the unit has {(count, shape.channels, shape.length)})"
+            )
 
 
 def find_caches(job: DiffusionJob, warn: Log = _logger.warning) -> dict[str, Path | None]:
@@ -128,8 +145,15 @@ def find_caches(job: DiffusionJob, warn: Log = _logger.warning) -> dict[str, Pat
 
 
 @torch.no_grad()
-def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, batch_size: int = 32,
-               progress: ProgressFn = no_progress, warn: Log = _logger.warning) -> dict[str, Path]:
+def precompute(
+    job: DiffusionJob,
+    encoders: Encoders,
+    device: torch.device,
+    *,
+    batch_size: int = 32,
+    progress: ProgressFn = no_progress,
+    warn: Log = _logger.warning,
+) -> dict[str, Path]:
     """Encode every training window once per modality (or reuse a cache that checks out,
     `find_caches`); returns the files.
 
@@ -137,7 +161,7 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
     in window order; stale caches of the modality in the work directory are removed, and so are
     the temporary files a killed write of one left (`.latents-<modality>-*.pt.tmp-*`).
     """
-    for m in job.modalities:   # what a killed write of a cache left (`atomic_path`)
+    for m in job.modalities:  # what a killed write of a cache left (`atomic_path`)
         for stale in job.work_dir.glob(f".{latent_cache_name(m, '*')}.tmp-*"):
             stale.unlink()
     found = find_caches(job, warn)
@@ -150,9 +174,14 @@ def precompute(job: DiffusionJob, encoders: Encoders, device: torch.device, *, b
     try:
         done = 0
         for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
-            ctx, fut = encode_batch({m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo},
-                                    job.context_frames, job.future_frames, job.diffusion.context_encoder,
-                                    motion=job.diffusion.context_motion)
+            ctx, fut = encode_batch(
+                {m: clip[m].to(device) for m in todo},
+                {m: encoders[m] for m in todo},
+                job.context_frames,
+                job.future_frames,
+                job.diffusion.context_encoder,
+                motion=job.diffusion.context_motion,
+            )
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
                 parts[m]["future"].append(fut[m].float().cpu())
@@ -175,8 +204,13 @@ class LatentDataset(Dataset):
     def __init__(self, paths: Mapping[str, str | Path]):
         self.context, self.future = {}, {}
         for m, path in paths.items():
-            payload = read_torch_file(path, CACHE_FORMAT, keys=("context", "future"), label="latent cache",
-                                      remedy="delete it: training encodes the windows again")
+            payload = read_torch_file(
+                path,
+                CACHE_FORMAT,
+                keys=("context", "future"),
+                label="latent cache",
+                remedy="delete it: training encodes the windows again",
+            )
             self.context[m], self.future[m] = payload["context"], payload["future"]
         sizes = {len(v) for v in self.future.values()}
         if len(sizes) != 1:
@@ -188,18 +222,25 @@ class LatentDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index = key[1] if isinstance(key, tuple) else key
-        return {"context": {m: v[index] for m, v in self.context.items()},
-                "future": {m: v[index] for m, v in self.future.items()}}
+        return {
+            "context": {m: v[index] for m, v in self.context.items()},
+            "future": {m: v[index] for m, v in self.future.items()},
+        }
 
 
-def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn = no_progress,
-                 warn: Log = _logger.warning) -> BatchStream:
+def batch_stream(
+    job: DiffusionJob,
+    encoders: Encoders,
+    device: torch.device,
+    progress: ProgressFn = no_progress,
+    warn: Log = _logger.warning,
+) -> BatchStream:
     """Training batches: precomputed latents, or clips to encode online (same items, same order)."""
     size = distributed.per_rank_batch(job.train.batch_size, key=f"train_{job.kind}.batch_size")
     shard = dict(rank=distributed.rank(), world=distributed.world_size(), pin_memory=pin_memory(device))
     if job.train.latents == "precompute":
         if not distributed.is_main():
-            distributed.barrier()          # rank 0 encodes (or finds) the cache first
+            distributed.barrier()  # rank 0 encodes (or finds) the cache first
         files = precompute(job, encoders, device, progress=progress, warn=warn)
         if distributed.is_main():
             distributed.barrier()
@@ -207,8 +248,14 @@ def batch_stream(job: DiffusionJob, encoders: Encoders, device: torch.device, pr
     return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
 
 
-def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, future_frames: int,
-                  context_encoder: ContextEncoder, motion: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def batch_latents(
+    batch: Mapping,
+    encoders: Encoders,
+    context_frames: int,
+    future_frames: int,
+    context_encoder: ContextEncoder,
+    motion: bool = False,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
@@ -216,16 +263,19 @@ def batch_latents(batch: Mapping, encoders: Encoders, context_frames: int, futur
     return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion)
 
 
-def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
-                   count: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+def sample_latents(
+    job: DiffusionJob, encoders: Encoders, device: torch.device, count: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of `count` training windows spread evenly over the training set
     (read from the latent caches when they check out, else encoded now)."""
     found = find_caches(job) if job.train.latents == "precompute" else {}
     if found and all(found.values()):
         cached = LatentDataset(found)
         picked = [cached[i] for i in probe_indices(len(cached), count)]
-        return ({m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
-                {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities})
+        return (
+            {m: torch.stack([it["context"][m] for it in picked]).to(device) for m in job.modalities},
+            {m: torch.stack([it["future"][m] for it in picked]).to(device) for m in job.modalities},
+        )
     data = windows(job)
     try:
         items = [data[i] for i in probe_indices(len(data), count)]
@@ -233,10 +283,16 @@ def sample_latents(job: DiffusionJob, encoders: Encoders, device: torch.device,
         data.reader.close()
     contexts, futures = {m: [] for m in job.modalities}, {m: [] for m in job.modalities}
     for start in range(0, len(items), 32):
-        part = items[start:start + 32]
+        part = items[start : start + 32]
         clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
-        c, f = encode_batch(clip, encoders, job.context_frames, job.future_frames, job.diffusion.context_encoder,
-                            motion=job.diffusion.context_motion)
+        c, f = encode_batch(
+            clip,
+            encoders,
+            job.context_frames,
+            job.future_frames,
+            job.diffusion.context_encoder,
+            motion=job.diffusion.context_motion,
+        )
         for m in job.modalities:
             contexts[m].append(c[m])
             futures[m].append(f[m])

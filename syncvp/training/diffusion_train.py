@@ -86,8 +86,9 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
     joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`."""
     if job.kind == "single":
         (m,) = job.modalities
-        model = build_seeded(lambda: build_unet(job.unet, job.shapes[m].future, job.shapes[m].context),
-                             job.seed_for("init"))
+        model = build_seeded(
+            lambda: build_unet(job.unet, job.shapes[m].future, job.shapes[m].context), job.seed_for("init")
+        )
     else:
         model = build_seeded(lambda: build_joint_unet(job.unet, job.joint, job.model_shapes), job.seed_for("init"))
         if job.stage1:
@@ -96,50 +97,91 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
     return model.to(device)
 
 
-def single_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator,
-                  target: DiffusionTarget) -> Update:
+def single_update(
+    job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator, target: DiffusionTarget
+) -> Update:
     """Stage 1: per-sample conditioning dropout + L_simple on the future latent (in the diffusion
     space of `target`)."""
     (m,) = job.modalities
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
-                                        job.diffusion.context_encoder, job.diffusion.context_motion)
+        context, future = batch_latents(
+            batch,
+            encoders,
+            job.context_frames,
+            job.future_frames,
+            job.diffusion.context_encoder,
+            job.diffusion.context_motion,
+        )
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
         x0 = target.encode(m, future[m], cond)
-        t = sample_timesteps(x0.shape[0], job.diffusion.timesteps, generator, device=x0.device,
-                             high_share=job.diffusion.high_noise_share, high_from=job.diffusion.high_noise_from)
+        t = sample_timesteps(
+            x0.shape[0],
+            job.diffusion.timesteps,
+            generator,
+            device=x0.device,
+            high_share=job.diffusion.high_noise_share,
+            high_from=job.diffusion.high_noise_from,
+        )
         noise = draw_noise(x0.shape, generator, same_noise=True, device=x0.device)
         weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
-        value = training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
-                              prediction=job.diffusion.prediction, weights=weights).mean()
+        value = training_loss(
+            lambda x, tt: model(x, tt, cond),
+            schedule,
+            x0,
+            t=t,
+            noise=noise,
+            prediction=job.diffusion.prediction,
+            weights=weights,
+        ).mean()
         return value, {f"loss_{m}": float(value.detach()), "cond_kept": float(keep.float().mean())}
+
     return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
 
 
-def joint_update(job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator,
-                 target: DiffusionTarget) -> Update:
+def joint_update(
+    job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator, target: DiffusionTarget
+) -> Update:
     """Stage 2: per-sample presence patterns + the joint loss with shared or independent noise."""
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, future = batch_latents(batch, encoders, job.context_frames, job.future_frames,
-                                        job.diffusion.context_encoder, job.diffusion.context_motion)
+        context, future = batch_latents(
+            batch,
+            encoders,
+            job.context_frames,
+            job.future_frames,
+            job.diffusion.context_encoder,
+            job.diffusion.context_motion,
+        )
         batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)
         cond = apply_presence(context, present)
         x0 = {m: target.encode(m, z, cond[m]) for m, z in future.items()}
-        t, noise = draw_joint_noise(x0, job.diffusion.timesteps, generator, same_noise=job.joint.same_noise,
-                                    high_share=job.diffusion.high_noise_share,
-                                    high_from=job.diffusion.high_noise_from)
+        t, noise = draw_joint_noise(
+            x0,
+            job.diffusion.timesteps,
+            generator,
+            same_noise=job.joint.same_noise,
+            high_share=job.diffusion.high_noise_share,
+            high_from=job.diffusion.high_noise_from,
+        )
         weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
-        out = joint_training_loss(lambda x, tt: model(x, tt, cond), schedule, x0, t=t, noise=noise,
-                                  prediction=job.diffusion.prediction, weights=weights)
+        out = joint_training_loss(
+            lambda x, tt: model(x, tt, cond),
+            schedule,
+            x0,
+            t=t,
+            noise=noise,
+            prediction=job.diffusion.prediction,
+            weights=weights,
+        )
         metrics = {f"loss_{m}": float(v.detach()) for m, v in out.per_modality.items()}
         metrics.update({f"present_{m}": float(p.float().mean()) for m, p in present.items()})
         return out.total, metrics
+
     return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
 
 
@@ -166,15 +208,21 @@ def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device
     return DiffusionTarget(residual=residual, scales=scales, missing_scales=missing)
 
 
-
-
-def context_probe(job: DiffusionJob, model: nn.Module, encoders: Encoders, device: torch.device,
-                  target: DiffusionTarget) -> ContextProbe:
+def context_probe(
+    job: DiffusionJob, model: nn.Module, encoders: Encoders, device: torch.device, target: DiffusionTarget
+) -> ContextProbe:
     """The fixed probe of context use (`syncvp.training.context_probe`) on PROBE_WINDOWS training windows."""
     context, future = sample_latents(job, encoders, device, PROBE_WINDOWS)
-    return ContextProbe(model, joint=job.kind == "joint", context=context, future=future,
-                        schedule=build_schedule(job.diffusion).to(device), prediction=job.diffusion.prediction,
-                        seed=job.seed_for("probe"), target=target)
+    return ContextProbe(
+        model,
+        joint=job.kind == "joint",
+        context=context,
+        future=future,
+        schedule=build_schedule(job.diffusion).to(device),
+        prediction=job.diffusion.prediction,
+        seed=job.seed_for("probe"),
+        target=target,
+    )
 
 
 class EmaCallback:
@@ -201,8 +249,13 @@ class Timer:
 # Training
 
 
-def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device, progress: ProgressFn = no_progress,
-               warn: Log = _logger.warning) -> tuple[TrainState, Update, EMA, DiffusionTarget]:
+def make_state(
+    job: DiffusionJob,
+    encoders: Encoders,
+    device: torch.device,
+    progress: ProgressFn = no_progress,
+    warn: Log = _logger.warning,
+) -> tuple[TrainState, Update, EMA, DiffusionTarget]:
     """The fresh training state (model, EMA, AdamW + cosine, noise generator, batches), its update
     and the diffusion space (measured once the batches, and so the latent cache, exist)."""
     model = build_model(job, device)
@@ -210,19 +263,30 @@ def make_state(job: DiffusionJob, encoders: Encoders, device: torch.device, prog
     ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
     opt = optim.adamw(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
     sched = optim.cosine_schedule(opt, total_steps=t.steps, min_ratio=t.lr_min_ratio, warmup_steps=t.warmup_steps)
-    generator = torch_generator(job.seed, f"diffusion-{job.kind}", job.unit, "noise", *distributed.rank_salt(),
-                                device=str(device))
+    generator = torch_generator(
+        job.seed, f"diffusion-{job.kind}", job.unit, "noise", *distributed.rank_salt(), device=str(device)
+    )
     # the EMA rides with the streams: its own state dict, kept apart from the raw weights
-    state = TrainState(models={UPDATE: model}, optimizers={UPDATE: opt}, schedulers={UPDATE: sched},
-                       generators={"noise": generator},
-                       streams={"train": batch_stream(job, encoders, device, progress, warn), "ema": ema})
+    state = TrainState(
+        models={UPDATE: model},
+        optimizers={UPDATE: opt},
+        schedulers={UPDATE: sched},
+        generators={"noise": generator},
+        streams={"train": batch_stream(job, encoders, device, progress, warn), "ema": ema},
+    )
     target = diffusion_target(job, encoders, device)
     make = single_update if job.kind == "single" else joint_update
     return state, make(job, model, encoders, generator, target), ema, target
 
 
-def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _logger.info,
-          warn: Log = _logger.warning, stop_at: int | None = None) -> dict:
+def train(
+    job: DiffusionJob,
+    *,
+    progress: ProgressFn = no_progress,
+    log: Log = _logger.info,
+    warn: Log = _logger.warning,
+    stop_at: int | None = None,
+) -> dict:
     """Train (or resume) the unit to `train.steps` (or to `stop_at`, to simulate an interruption).
     `warn` receives the one-line warnings (a bad latent cache, encoded again).
 
@@ -236,8 +300,9 @@ def train(job: DiffusionJob, *, progress: ProgressFn = no_progress, log: Log = _
         distributed.shutdown()
 
 
-def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, warn: Log,
-           stop_at: int | None) -> dict:
+def _train(
+    job: DiffusionJob, device: torch.device, progress: ProgressFn, log: Log, warn: Log, stop_at: int | None
+) -> dict:
     if distributed.is_main():
         clear_finished(job.files.status)
         job.work_dir.mkdir(parents=True, exist_ok=True)
@@ -245,24 +310,46 @@ def _train(job: DiffusionJob, device: torch.device, progress: ProgressFn, log: L
     state, update, ema, target = make_state(job, encoders, device, progress, warn)
     model = state.models[UPDATE]
     state.extra["target"] = target.as_dict()
-    log(f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
+    log(
+        f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
         f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
         f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]].future}, on {device}"
         + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
-        + ("" if target.identity else f", diffusion space {target.as_dict()}"))
+        + ("" if target.identity else f", diffusion space {target.as_dict()}")
+    )
     resume(state, job.checkpoint_path, job.fingerprint, log)
     t = job.train
-    callbacks = [EmaCallback(ema, model), Timer(state), MetricHistory(t.loss_curve_every, t.steps, name="train"),
-                 MetricHistory(t.log_every, t.steps, name="log", progress=progress, task=job.unit),
-                 Evaluate(context_probe(job, model, encoders, device, target), t.log_every, t.steps, name="context",
-                          progress=progress, task=f"{job.unit} context probe"),
-                 Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, t.steps)]
+    callbacks = [
+        EmaCallback(ema, model),
+        Timer(state),
+        MetricHistory(t.loss_curve_every, t.steps, name="train"),
+        MetricHistory(t.log_every, t.steps, name="log", progress=progress, task=job.unit),
+        Evaluate(
+            context_probe(job, model, encoders, device, target),
+            t.log_every,
+            t.steps,
+            name="context",
+            progress=progress,
+            task=f"{job.unit} context probe",
+        ),
+        Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, t.steps),
+    ]
     total = t.steps if stop_at is None else min(stop_at, t.steps)
     if total < t.steps:
         callbacks[-1] = Checkpoint(job.checkpoint_path, job.fingerprint, t.checkpoint_every, total)
     try:
-        fit(state, [update], state.streams["train"], total_steps=total, device=device, grad_accum=t.grad_accum,
-            amp=t.amp, callbacks=callbacks, progress=progress, task=job.unit)
+        fit(
+            state,
+            [update],
+            state.streams["train"],
+            total_steps=total,
+            device=device,
+            grad_accum=t.grad_accum,
+            amp=t.amp,
+            callbacks=callbacks,
+            progress=progress,
+            task=job.unit,
+        )
     finally:
         state.streams["train"].close()
     if not distributed.is_main():
@@ -280,8 +367,9 @@ def loss_columns(job: DiffusionJob) -> tuple[str, ...]:
 
 def curve_rows(job: DiffusionJob, history: list[dict]) -> list[dict]:
     """Loss-curve rows {step, loss[, loss_<m>...]} from the training history."""
-    return [{"step": r["step"], "loss": r[f"{UPDATE}/loss"],
-             **{c: r[c] for c in loss_columns(job)[1:]}} for r in history]
+    return [
+        {"step": r["step"], "loss": r[f"{UPDATE}/loss"], **{c: r[c] for c in loss_columns(job)[1:]}} for r in history
+    ]
 
 
 def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
@@ -295,7 +383,7 @@ def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
     for c in loss_columns(job):
         out[f"{c}_first"] = sum(r[c] for r in rows[:span]) / span
         out[f"{c}_final"] = sum(r[c] for r in rows[-span:]) / span
-    if job.kind == "single":   # the total is the modality's loss
+    if job.kind == "single":  # the total is the modality's loss
         m = job.modalities[0]
         out[f"loss_{m}_first"], out[f"loss_{m}_final"] = out["loss_first"], out["loss_final"]
     return out
@@ -304,8 +392,12 @@ def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
 def finished_checkpoint(job: DiffusionJob) -> dict:
     """The checkpoint of a run that reached `train.steps` with the current configuration."""
     stage = "train_single" if job.kind == "single" else "train_joint"
-    return load_finished(job.checkpoint_path, job.fingerprint, job.train.steps,
-                         remedy=f"rerun `dvc repro {stage}@{job.unit}` to train it from scratch")
+    return load_finished(
+        job.checkpoint_path,
+        job.fingerprint,
+        job.train.steps,
+        remedy=f"rerun `dvc repro {stage}@{job.unit}` to train it from scratch",
+    )
 
 
 def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
@@ -334,22 +426,44 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     seconds = float(ckpt["extra"].get("train_seconds", 0.0))
     # wall-clock figures change from run to run: kept out of the DVC-tracked metrics.json, so that a
     # bit-identical retrain leaves dvc.lock unchanged (timings.json is not a DVC output)
-    timings = {"steps": job.train.steps, "train_seconds": seconds,
-               "steps_per_s": job.train.steps / seconds if seconds > 0 else None}
-    metrics = {"steps": job.train.steps, "parameters": count_parameters(model),
-               **loss_summary(job, history),
-               **context_summary(probe_rows, probe_timesteps(job.diffusion.timesteps), job.modalities,
-                                 job.kind == "joint")}
-    meta = {"unit": job.unit, "dataset": job.dataset, "step": ckpt["step"], "weights": "ema",
-            "data_digest": job.data_digest, "fingerprint": job.fingerprint, "autoencoders": job.autoencoder_digests,
-            "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
-            "context_frames": job.context_frames, "future_frames": job.future_frames,
-            "target": ckpt["extra"].get("target", DiffusionTarget().as_dict())}
-    save_diffusion_model(job.model_file, model, shapes=job.model_shapes, unet=job.unet,
-                         diffusion=job.diffusion, joint=job.joint, meta=meta)
+    timings = {
+        "steps": job.train.steps,
+        "train_seconds": seconds,
+        "steps_per_s": job.train.steps / seconds if seconds > 0 else None,
+    }
+    metrics = {
+        "steps": job.train.steps,
+        "parameters": count_parameters(model),
+        **loss_summary(job, history),
+        **context_summary(probe_rows, probe_timesteps(job.diffusion.timesteps), job.modalities, job.kind == "joint"),
+    }
+    meta = {
+        "unit": job.unit,
+        "dataset": job.dataset,
+        "step": ckpt["step"],
+        "weights": "ema",
+        "data_digest": job.data_digest,
+        "fingerprint": job.fingerprint,
+        "autoencoders": job.autoencoder_digests,
+        "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
+        "context_frames": job.context_frames,
+        "future_frames": job.future_frames,
+        "target": ckpt["extra"].get("target", DiffusionTarget().as_dict()),
+    }
+    save_diffusion_model(
+        job.model_file,
+        model,
+        shapes=job.model_shapes,
+        unet=job.unet,
+        diffusion=job.diffusion,
+        joint=job.joint,
+        meta=meta,
+    )
     write_json(job.files.metrics, metrics)
     write_json(job.files.timings, timings)
     mark_finished(job.files.status, [job.checkpoint_path], meta)
-    log(f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"
-        f" (smoothed), {metrics['parameters'] / 1e6:.3f} M parameters -> {job.model_file}")
+    log(
+        f"{job.unit}: loss {metrics.get('loss_first', float('nan')):.4f} -> {metrics.get('loss_final', float('nan')):.4f}"
+        f" (smoothed), {metrics['parameters'] / 1e6:.3f} M parameters -> {job.model_file}"
+    )
     return metrics

@@ -81,12 +81,15 @@ def init(device: torch.device, timeout_s: float = 1800.0) -> torch.device:
         return _local_device(device)
     missing = [k for k in _ENV + ("MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {missing} are not set: "
-                           "start the stage through torchrun (run.processes > 1 does this)")
+        raise RuntimeError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {missing} are not set: "
+            "start the stage through torchrun (run.processes > 1 does this)"
+        )
     device = _local_device(device, int(os.environ["LOCAL_RANK"]))
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
-                            device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        backend, timeout=datetime.timedelta(seconds=timeout_s), device_id=device if device.type == "cuda" else None
+    )
     return device
 
 
@@ -95,8 +98,10 @@ def _local_device(device: torch.device, local: int | None = None) -> torch.devic
         return device
     index = local if local is not None else (device.index or 0)
     if index >= torch.cuda.device_count():
-        raise RuntimeError(f"local rank {index} has no GPU ({torch.cuda.device_count()} visible): "
-                           "lower run.processes to the number of GPUs per node")
+        raise RuntimeError(
+            f"local rank {index} has no GPU ({torch.cuda.device_count()} visible): "
+            "lower run.processes to the number of GPUs per node"
+        )
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
 
@@ -125,8 +130,10 @@ def per_rank_batch(batch_size: int, world: int | None = None, key: str = "batch_
     """
     world = world_size() if world is None else world
     if batch_size % world:
-        raise ValueError(f"{key} = {batch_size} is the global batch and must be a multiple of the "
-                         f"{world} processes (run.processes x nodes); each process loads {key} / {world}")
+        raise ValueError(
+            f"{key} = {batch_size} is the global batch and must be a multiple of the "
+            f"{world} processes (run.processes x nodes); each process loads {key} / {world}"
+        )
     return batch_size // world
 
 
@@ -154,7 +161,7 @@ def average_gradients(parameters: Iterable[Tensor]) -> None:
         flat /= world_size()
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
 

@@ -89,9 +89,14 @@ def _grad_norms(update: Update, step: int) -> dict[str, float]:
     return out
 
 
-def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: int,
-               precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-               sync_gradients: bool = False) -> dict[str, float]:
+def run_update(
+    state: TrainState,
+    update: Update,
+    micro: Sequence[Any],
+    step: int,
+    precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    sync_gradients: bool = False,
+) -> dict[str, float]:
     """Accumulate, check, clip and apply one update over the step's micro-batches (with
     `sync_gradients`, the accumulated gradients are first averaged over the ranks)."""
     optimizer = state.optimizers[update.name]
@@ -103,8 +108,10 @@ def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: in
         value = float(loss.detach())
         if not torch.isfinite(torch.tensor(value)):
             shown = ", ".join(f"{k}={float(v):.4g}" for k, v in metrics.items())
-            raise NonFiniteLossError(f"step {step + 1}: update {update.name!r}: loss is {value} ({shown}); "
-                                     "stopped before the optimizer step; the last checkpoint is untouched")
+            raise NonFiniteLossError(
+                f"step {step + 1}: update {update.name!r}: loss is {value} ({shown}); "
+                "stopped before the optimizer step; the last checkpoint is untouched"
+            )
         (loss / len(micro)).backward()
         for k, v in {f"{update.name}/loss": value, **metrics}.items():
             totals[k] = totals.get(k, 0.0) + float(v) / len(micro)
@@ -118,10 +125,21 @@ def run_update(state: TrainState, update: Update, micro: Sequence[Any], step: in
     return totals
 
 
-def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, total_steps: int,
-        device: torch.device, grad_accum: int = 1, amp: bool = False, callbacks: Sequence[Callback] = (),
-        progress: ProgressFn = no_progress, task: str = "train", show_bar: bool | None = None,
-        sync_gradients: bool | None = None) -> TrainState:
+def fit(
+    state: TrainState,
+    updates: Sequence[Update],
+    batches: Iterator,
+    *,
+    total_steps: int,
+    device: torch.device,
+    grad_accum: int = 1,
+    amp: bool = False,
+    callbacks: Sequence[Callback] = (),
+    progress: ProgressFn = no_progress,
+    task: str = "train",
+    show_bar: bool | None = None,
+    sync_gradients: bool | None = None,
+) -> TrainState:
     """Train from `state.step` up to `total_steps` optimizer steps.
 
     Args:
@@ -148,16 +166,22 @@ def fit(state: TrainState, updates: Sequence[Update], batches: Iterator, *, tota
         sync_gradients = distributed.world_size() > 1
     if show_bar is None and not distributed.is_main():
         show_bar = False
-    bar = tqdm(total=total_steps, initial=state.step, desc=task, disable=None if show_bar is None else not show_bar,
-               leave=False)
+    bar = tqdm(
+        total=total_steps,
+        initial=state.step,
+        desc=task,
+        disable=None if show_bar is None else not show_bar,
+        leave=False,
+    )
     try:
         for step in range(state.step, total_steps):
             micro = [to_device(next(batches), device) for _ in range(grad_accum)]
             metrics: dict[str, float] = {}
             for update in updates:
                 if update.active(step):
-                    metrics.update(run_update(state, update, micro, step, lambda: autocast(device, amp),
-                                              sync_gradients))
+                    metrics.update(
+                        run_update(state, update, micro, step, lambda: autocast(device, amp), sync_gradients)
+                    )
             state.step = step + 1
             for callback in callbacks:
                 callback(state, metrics)

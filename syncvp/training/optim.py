@@ -9,8 +9,9 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def adamw(parameters: Iterable[torch.Tensor], *, lr: float, betas: tuple[float, float],
-          weight_decay: float) -> torch.optim.AdamW:
+def adamw(
+    parameters: Iterable[torch.Tensor], *, lr: float, betas: tuple[float, float], weight_decay: float
+) -> torch.optim.AdamW:
     """AdamW over the parameters that require gradients."""
     params = [p for p in parameters if p.requires_grad]
     if not params:
@@ -33,7 +34,8 @@ def cosine_factor(step: int, total_steps: int, min_ratio: float, warmup_steps: i
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, *, total_steps: int, min_ratio: float,
-                    warmup_steps: int = 0) -> LambdaLR:
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, *, total_steps: int, min_ratio: float, warmup_steps: int = 0
+) -> LambdaLR:
     """Warm-up then cosine decay over `total_steps` optimizer steps, stepped once per optimizer step."""
     return LambdaLR(optimizer, lambda step: cosine_factor(step, total_steps, min_ratio, warmup_steps))

@@ -33,7 +33,7 @@ VGG16 = WeightsSpec(
 
 # VGG16 "D": conv widths, "M" = 2x2 max-pool; torchvision numbers the layers conv, relu, ..., pool.
 _CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-_TAPS = (3, 8, 15, 22, 29)                 # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 _WIDTHS = (64, 128, 256, 512, 512)
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -79,7 +79,9 @@ class LpipsVgg(nn.Module):
         return out
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return sum(head((a - b).square()).mean(dim=(1, 2, 3)) for head, a, b in zip(self.heads, self.taps(x), self.taps(y)))
+        return sum(
+            head((a - b).square()).mean(dim=(1, 2, 3)) for head, a, b in zip(self.heads, self.taps(x), self.taps(y))
+        )
 
 
 def load_lpips_vgg(path: str | Path, heads: str | Path | None = None) -> LpipsVgg:
@@ -91,12 +93,13 @@ def load_lpips_vgg(path: str | Path, heads: str | Path | None = None) -> LpipsVg
         KeyError: `heads` lacks a linear head.
     """
     net = LpipsVgg()
-    state = read_state_dict(path, VGG16)   # a truncated or foreign file: one line naming it
-    trunk = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    state = read_state_dict(path, VGG16)  # a truncated or foreign file: one line naming it
+    trunk = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     missing = sorted(set(net.features.state_dict()) - set(trunk))
     if missing:
-        raise WeightsFileError(f"{path}: not a torchvision VGG16 state dict (missing features.{missing[0]} ...); "
-                               f"{weights_fix(VGG16)}")
+        raise WeightsFileError(
+            f"{path}: not a torchvision VGG16 state dict (missing features.{missing[0]} ...); {weights_fix(VGG16)}"
+        )
     net.features.load_state_dict({k: trunk[k] for k in net.features.state_dict()})
     lin = torch.load(heads or shipped_heads(), map_location="cpu", weights_only=True)
     try:
@@ -111,4 +114,3 @@ def perceptual_distance(net: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     if x.shape[1] == 1:
         x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
     return net(x, y)
-

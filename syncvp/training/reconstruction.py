@@ -32,13 +32,13 @@ def held_out_clips(store: str | Path, modality: str, frames: int, count: int, se
     try:
         return torch.stack([data[(i // videos, i % videos)][modality] for i in range(count)])
     finally:
-        data.reader.close()   # no lingering file handle (see BatchStream.close)
+        data.reader.close()  # no lingering file handle (see BatchStream.close)
 
 
 @torch.no_grad()
 def reconstruct_all(reconstruct: Reconstruct, clips: Tensor, device: torch.device, batch_size: int) -> Tensor:
     """Reconstruct clips in batches on `device`; the result is float32 on the CPU."""
-    out = [reconstruct(clips[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(clips), batch_size)]
+    out = [reconstruct(clips[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(clips), batch_size)]
     return torch.cat(out)
 
 
@@ -48,9 +48,11 @@ def reconstruction_metrics(inputs: Tensor, recons: Tensor) -> dict[str, float]:
     n, c, t, h, w = x.shape
     frames_x = x.transpose(1, 2).reshape(n * t, c, h, w)
     frames_y = y.transpose(1, 2).reshape(n * t, c, h, w)
-    return {"psnr": float(psnr(x, y).mean()),
-            "ssim": float(ssim(frames_x, frames_y).view(n, t).mean(dim=1).mean()),
-            "l1": float((inputs.double() - recons.double()).abs().mean())}
+    return {
+        "psnr": float(psnr(x, y).mean()),
+        "ssim": float(ssim(frames_x, frames_y).view(n, t).mean(dim=1).mean()),
+        "l1": float((inputs.double() - recons.double()).abs().mean()),
+    }
 
 
 def _displayable(clip: Tensor, info: ModalityInfo) -> np.ndarray:
@@ -62,8 +64,9 @@ def _displayable(clip: Tensor, info: ModalityInfo) -> np.ndarray:
     return viz.to_rgb(model_to_field(x, lo, hi), "field", lo, hi)
 
 
-def reconstruction_grid(inputs: Tensor, recons: Tensor, info: ModalityInfo, clips: int = 4,
-                        size: int = 96) -> np.ndarray:
+def reconstruction_grid(
+    inputs: Tensor, recons: Tensor, info: ModalityInfo, clips: int = 4, size: int = 96
+) -> np.ndarray:
     """An image with, for each of the first `clips` clips, a row of input frames above a row of
     reconstructed frames (uint8 [H, W, 3])."""
     rows = []

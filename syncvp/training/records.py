@@ -17,8 +17,11 @@ from syncvp.io.atomic import atomic_path, write_json, write_text
 def curve_tsv(rows: Iterable[dict], columns: Sequence[str]) -> str:
     """A header of `columns`, then one line per row that has all of them: "step" as an integer,
     every other column with 6 significant digits."""
-    lines = ["\t".join(columns)] + ["\t".join(str(r[c]) if c == "step" else f"{r[c]:.6g}" for c in columns)
-                                    for r in rows if all(c in r for c in columns)]
+    lines = ["\t".join(columns)] + [
+        "\t".join(str(r[c]) if c == "step" else f"{r[c]:.6g}" for c in columns)
+        for r in rows
+        if all(c in r for c in columns)
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -55,9 +55,15 @@ class TrainState:
         world = distributed.world_size()
         if world > 1:
             extra.update(world=world, rank_rng=distributed.all_gather_object(rng)[1:])
-        return ckpt_io.make_checkpoint(config_hash=config_hash, step=self.step, models=self.models,
-                                       optimizers=self.optimizers, schedulers=self.schedulers,
-                                       rng=rng, extra=extra)
+        return ckpt_io.make_checkpoint(
+            config_hash=config_hash,
+            step=self.step,
+            models=self.models,
+            optimizers=self.optimizers,
+            schedulers=self.schedulers,
+            rng=rng,
+            extra=extra,
+        )
 
     def save(self, path: str | Path, config_hash: str) -> Path:
         return ckpt_io.save_checkpoint(path, self.checkpoint(config_hash))
@@ -72,13 +78,17 @@ class TrainState:
         extra = dict(ckpt["extra"])
         world, rank_rng = extra.pop("world", 1), extra.pop("rank_rng", [])
         if world != distributed.world_size():
-            raise ckpt_io.CheckpointError(f"checkpoint written by {world} process(es), this run has "
-                                          f"{distributed.world_size()} (the per-process batch and random "
-                                          "streams differ): resume with the same run.processes")
+            raise ckpt_io.CheckpointError(
+                f"checkpoint written by {world} process(es), this run has "
+                f"{distributed.world_size()} (the per-process batch and random "
+                "streams differ): resume with the same run.processes"
+            )
         for kind in ("models", "optimizers", "schedulers"):
             mine, theirs = getattr(self, kind), ckpt[kind]
             if set(mine) != set(theirs):
-                raise ckpt_io.CheckpointError(f"checkpoint {kind} {sorted(theirs)} do not match the run's {sorted(mine)}")
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint {kind} {sorted(theirs)} do not match the run's {sorted(mine)}"
+                )
             for name, obj in mine.items():
                 obj.load_state_dict(theirs[name])
         rank = distributed.rank()
@@ -103,7 +113,7 @@ def resume(state: TrainState, path: Path, fingerprint: str, log: Callable[[str],
         return
     try:
         state.restore(ckpt)
-    except ckpt_io.CheckpointError as exc:   # e.g. another number of processes; nothing was loaded
+    except ckpt_io.CheckpointError as exc:  # e.g. another number of processes; nothing was loaded
         log(f"not resuming {path.name}: {exc}; training from scratch")
         return
     log(f"resumed {path.name} at step {state.step}")
@@ -116,6 +126,7 @@ def load_finished(path: Path, fingerprint: str, steps: int, *, remedy: str, what
         raise FileNotFoundError(f"{path} does not exist: train the unit first")
     ckpt = ckpt_io.load_checkpoint(path, remedy=remedy)
     if ckpt["config_hash"] != fingerprint or ckpt["step"] != steps:
-        raise ckpt_io.CheckpointError(f"{path} is not the finished {what} of the current configuration "
-                                      f"(step {ckpt['step']} of {steps})")
+        raise ckpt_io.CheckpointError(
+            f"{path} is not the finished {what} of the current configuration (step {ckpt['step']} of {steps})"
+        )
     return ckpt

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from syncvp.diffusion.conditioning import (
-    apply_presence, check_patterns, drop_condition, independent_patterns, keep_condition, official_patterns,
-    sample_presence, split_clip,
+    apply_presence,
+    check_patterns,
+    drop_condition,
+    independent_patterns,
+    keep_condition,
+    official_patterns,
+    sample_presence,
+    split_clip,
 )
 
 N = 20000
@@ -50,8 +56,12 @@ PAPER_LIKE = {frozenset({"rgb", "depth"}): 0.5, frozenset({"rgb"}): 0.2, frozens
 def test_each_pattern_occurs_at_its_configured_rate():
     present = sample_presence(N, PAPER_LIKE, ["rgb", "depth"], torch.Generator().manual_seed(1))
     r, d = present["rgb"], present["depth"]
-    rates = {frozenset({"rgb", "depth"}): (r & d), frozenset({"rgb"}): (r & ~d), frozenset({"depth"}): (~r & d),
-             frozenset(): (~r & ~d)}
+    rates = {
+        frozenset({"rgb", "depth"}): (r & d),
+        frozenset({"rgb"}): (r & ~d),
+        frozenset({"depth"}): (~r & d),
+        frozenset(): (~r & ~d),
+    }
     for key, p in PAPER_LIKE.items():
         assert within(float(rates[key].float().mean()), p), (sorted(key), float(rates[key].float().mean()))
 
@@ -88,11 +98,14 @@ def test_apply_presence_zeroes_missing_modalities_per_sample():
         assert bool((out[m][~present[m]] == 0).all())
 
 
-@pytest.mark.parametrize("patterns, words", [
-    ({frozenset({"rgb"}): 0.5}, "sum to 1"),
-    ({frozenset({"rgb", "flow"}): 1.0}, "unknown modalities"),
-    ({frozenset({"rgb"}): 1.5, frozenset(): -0.5}, "probability -0.5"),
-])
+@pytest.mark.parametrize(
+    "patterns, words",
+    [
+        ({frozenset({"rgb"}): 0.5}, "sum to 1"),
+        ({frozenset({"rgb", "flow"}): 1.0}, "unknown modalities"),
+        ({frozenset({"rgb"}): 1.5, frozenset(): -0.5}, "probability -0.5"),
+    ],
+)
 def test_bad_patterns_fail(patterns, words):
     with pytest.raises(ValueError, match=words):
         check_patterns(patterns, ["rgb", "depth"])

@@ -23,24 +23,27 @@ def load_with(tmp_path, section, **changes):
     return load_params(path)
 
 
-@pytest.mark.parametrize("section, changes, key, words", [
-    ("unet", dict(norm_groups=5), "unet.norm_groups", "do not divide the level width 32"),
-    ("unet", dict(num_heads=3), "unet.num_heads", "do not divide"),
-    ("unet", dict(channel_mult=[]), "unet.channel_mult", "at least one"),
-    ("unet", dict(attention_resolutions=[3]), "unet.attention_resolutions[0]", "power of 2"),
-    ("unet", dict(condition_layout="padded"), "unet.condition_layout", "must be one of"),
-    ("diffusion", dict(schedule="quadratic"), "diffusion.schedule", "must be one of"),
-    ("diffusion", dict(beta_end=0.001), "diffusion.beta_end", "must be in [beta_start, 1)"),
-    ("diffusion", dict(prediction="score"), "diffusion.prediction", "must be one of"),
-    ("diffusion", dict(high_noise_share=1.5), "diffusion.high_noise_share", "must be in [0, 1]"),
-    ("diffusion", dict(high_noise_from=1000), "diffusion.high_noise_from", "must be in [0, timesteps - 1 = 999]"),
-    ("diffusion", dict(high_noise_from=-1), "diffusion.high_noise_from", "must be in [0, timesteps - 1 = 999]"),
-    ("joint", dict(cross_attention="middle"), "joint.cross_attention", "must be one of"),
-    ("joint", dict(deep_levels=0), "joint.deep_levels", "must be >= 1"),
-    ("sampling", dict(eta=-1.0), "sampling.eta", "must be >= 0"),
-    ("sampling", dict(guidance_weight=-0.5), "sampling.guidance_weight", "must be >= 0"),
-    ("sampling", dict(steps=0), "sampling.steps", "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "section, changes, key, words",
+    [
+        ("unet", dict(norm_groups=5), "unet.norm_groups", "do not divide the level width 32"),
+        ("unet", dict(num_heads=3), "unet.num_heads", "do not divide"),
+        ("unet", dict(channel_mult=[]), "unet.channel_mult", "at least one"),
+        ("unet", dict(attention_resolutions=[3]), "unet.attention_resolutions[0]", "power of 2"),
+        ("unet", dict(condition_layout="padded"), "unet.condition_layout", "must be one of"),
+        ("diffusion", dict(schedule="quadratic"), "diffusion.schedule", "must be one of"),
+        ("diffusion", dict(beta_end=0.001), "diffusion.beta_end", "must be in [beta_start, 1)"),
+        ("diffusion", dict(prediction="score"), "diffusion.prediction", "must be one of"),
+        ("diffusion", dict(high_noise_share=1.5), "diffusion.high_noise_share", "must be in [0, 1]"),
+        ("diffusion", dict(high_noise_from=1000), "diffusion.high_noise_from", "must be in [0, timesteps - 1 = 999]"),
+        ("diffusion", dict(high_noise_from=-1), "diffusion.high_noise_from", "must be in [0, timesteps - 1 = 999]"),
+        ("joint", dict(cross_attention="middle"), "joint.cross_attention", "must be one of"),
+        ("joint", dict(deep_levels=0), "joint.deep_levels", "must be >= 1"),
+        ("sampling", dict(eta=-1.0), "sampling.eta", "must be >= 0"),
+        ("sampling", dict(guidance_weight=-0.5), "sampling.guidance_weight", "must be >= 0"),
+        ("sampling", dict(steps=0), "sampling.steps", "must be >= 1"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path, section, changes, key, words):
     with pytest.raises(ParamsError) as err:
         load_with(tmp_path, section, **changes)

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from syncvp.diffusion.guidance import (
-    classifier_free_denoiser, guidance_passes, mask_conditions, modality_guidance, modality_guided_denoiser,
+    classifier_free_denoiser,
+    guidance_passes,
+    mask_conditions,
+    modality_guidance,
+    modality_guided_denoiser,
 )
 
 
@@ -56,8 +60,13 @@ def test_two_modalities_follow_the_official_four_pass_rule(w):
 
 def test_missing_modality_and_three_modalities():
     x, t, cond = inputs(("a", "b", "c"))
-    assert guidance_passes(["a", "b", "c"]) == [frozenset("abc"), frozenset(), frozenset("bc"), frozenset("ac"),
-                                                 frozenset("ab")]
+    assert guidance_passes(["a", "b", "c"]) == [
+        frozenset("abc"),
+        frozenset(),
+        frozenset("bc"),
+        frozenset("ac"),
+        frozenset("ab"),
+    ]
     assert guidance_passes(["a"]) == [frozenset("a"), frozenset()]
     w = 0.7
     out = modality_guided_denoiser(toy_joint, cond, ["a"], w)(x, t)

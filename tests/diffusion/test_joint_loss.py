@@ -44,8 +44,9 @@ def test_independent_noise_draws_one_eps_per_modality():
     t, noise = draw_joint_noise(x0, 1000, torch.Generator().manual_seed(1), same_noise=False)
     assert not torch.allclose(noise["rgb"], noise["depth"])
     with pytest.raises(ValueError, match="one shape"):
-        draw_joint_noise({"a": torch.zeros(2, 4, 10), "b": torch.zeros(2, 3, 10)}, 1000, torch.Generator(),
-                         same_noise=True)
+        draw_joint_noise(
+            {"a": torch.zeros(2, 4, 10), "b": torch.zeros(2, 3, 10)}, 1000, torch.Generator(), same_noise=True
+        )
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
@@ -53,8 +54,9 @@ def test_loss_terms_and_total(prediction):
     x0 = latents()
     t, noise = draw_joint_noise(x0, 1000, torch.Generator().manual_seed(2), same_noise=True)
     scale = {"rgb": 0.5, "depth": -0.25}
-    out = joint_training_loss(lambda x_t, tt: {m: scale[m] * v for m, v in x_t.items()}, SCHEDULE, x0,
-                              t=t, noise=noise, prediction=prediction)
+    out = joint_training_loss(
+        lambda x_t, tt: {m: scale[m] * v for m, v in x_t.items()}, SCHEDULE, x0, t=t, noise=noise, prediction=prediction
+    )
     for m in x0:
         x_t = q_sample(SCHEDULE, x0[m], t, noise[m])
         abar = SCHEDULE.alphas_cumprod[t].float().reshape(-1, 1, 1)

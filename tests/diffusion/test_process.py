@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from syncvp.diffusion.process import (
-    eps_from_v, q_posterior, q_sample, sample_timesteps, split_prediction, training_loss, training_target,
-    v_from_x0_eps, x0_from_eps, x0_from_v,
+    eps_from_v,
+    q_posterior,
+    q_sample,
+    sample_timesteps,
+    split_prediction,
+    training_loss,
+    training_target,
+    v_from_x0_eps,
+    x0_from_eps,
+    x0_from_v,
 )
 from syncvp.diffusion.schedule import NoiseSchedule
 
@@ -90,7 +98,7 @@ def test_training_loss_is_zero_for_the_exact_denoiser_and_mse_otherwise(predicti
     assert torch.equal(calls[0][0], q_sample(SCHEDULE, x0, t, eps)) and torch.equal(calls[0][1], t)
     zero = training_loss(lambda x_t, tt: torch.zeros_like(x_t), SCHEDULE, x0, t=t, noise=eps, prediction=prediction)
     target = training_target(SCHEDULE, prediction, x0, t, eps)
-    assert torch.allclose(zero, (target ** 2).mean(dim=(1, 2)).float())
+    assert torch.allclose(zero, (target**2).mean(dim=(1, 2)).float())
 
 
 def test_sample_timesteps_uniform_and_seeded():

@@ -17,9 +17,11 @@ SCHEDULE = NoiseSchedule.named("linear_sqrt", 1000, start=0.0015, end=0.0195)
 
 def gaussian_eps(mu: float, s: float):
     """The exact eps-prediction E[eps | x_t] when every element of x_0 is N(mu, s^2)."""
+
     def denoiser(x_t, t):
         abar = SCHEDULE.alphas_cumprod.to(x_t.device)[t].to(x_t.dtype).reshape(-1, *[1] * (x_t.ndim - 1))
         return (1 - abar).sqrt() * (x_t - abar.sqrt() * mu) / (abar * s * s + 1 - abar)
+
     return denoiser
 
 
@@ -58,8 +60,11 @@ def test_official_ddim_keeps_the_network_eps_after_clamping():
     denoiser = gaussian_eps(mu=0.8, s=0.5)
     shape = (2, 3, 64)
     a = make("ddim", eta=1.0, clip_x0=True, rederive_eps=False).sample(
-        denoiser, shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    b = make("ddpm", clip_x0=True).sample(denoiser, shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        denoiser, shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    b = make("ddpm", clip_x0=True).sample(
+        denoiser, shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     assert not torch.allclose(a.sample, b.sample, atol=1e-6)
 
 
@@ -68,15 +73,19 @@ def test_one_ddim_step_matches_the_paper_update():
     eps_out = torch.full((1, 1, 5), 3.0, dtype=torch.float64)
     sampler = make("ddim", steps=2, eta=0.7, clip_x0=True, rederive_eps=False)
     assert sampler.timesteps == [999, 499, -1]
-    out = sampler.sample(lambda x, t: eps_out, (1, 1, 5), generator=torch.Generator().manual_seed(3),
-                         dtype=torch.float64)
+    out = sampler.sample(
+        lambda x, t: eps_out, (1, 1, 5), generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
     g = torch.Generator().manual_seed(3)
     z = torch.randn((1, 1, 5), generator=g, dtype=torch.float64)
     a, a_next = float(SCHEDULE.alphas_cumprod[999]), float(SCHEDULE.alphas_cumprod[499])
     x0 = ((z - math.sqrt(1 - a) * eps_out) / math.sqrt(a)).clamp(-1, 1)
     sigma = 0.7 * math.sqrt((1 - a / a_next) * (1 - a_next) / (1 - a))
-    z = math.sqrt(a_next) * x0 + math.sqrt(1 - a_next - sigma ** 2) * eps_out + sigma * torch.randn(
-        (1, 1, 5), generator=g, dtype=torch.float64)
+    z = (
+        math.sqrt(a_next) * x0
+        + math.sqrt(1 - a_next - sigma**2) * eps_out
+        + sigma * torch.randn((1, 1, 5), generator=g, dtype=torch.float64)
+    )
     x0 = ((z - math.sqrt(1 - a_next) * eps_out) / math.sqrt(a_next)).clamp(-1, 1)
     assert torch.allclose(out.sample, x0, atol=1e-12)
 
@@ -93,11 +102,13 @@ def test_ddim_eta0_is_deterministic():
     assert torch.equal(g1.get_state(), ref.get_state())
     # x_0 is a deterministic function of x_T: another generator state changes nothing
     x_T = draw_noise((2, 4, 16), torch.Generator().manual_seed(7), same_noise=True)
-    other = make("ddim", steps=25, eta=0.0).sample(denoiser, (2, 4, 16), x_T=x_T,
-                                                    generator=torch.Generator().manual_seed(99))
+    other = make("ddim", steps=25, eta=0.0).sample(
+        denoiser, (2, 4, 16), x_T=x_T, generator=torch.Generator().manual_seed(99)
+    )
     assert torch.equal(other.sample, a.sample)
-    stochastic = make("ddim", steps=25, eta=0.5).sample(denoiser, (2, 4, 16), x_T=x_T,
-                                                         generator=torch.Generator().manual_seed(99))
+    stochastic = make("ddim", steps=25, eta=0.5).sample(
+        denoiser, (2, 4, 16), x_T=x_T, generator=torch.Generator().manual_seed(99)
+    )
     assert not torch.equal(stochastic.sample, a.sample)
 
 
@@ -106,8 +117,9 @@ def test_samplers_recover_a_gaussian_data_distribution(method, eta):
     """With the exact denoiser and all 1000 steps the samples have the data's mean and (up to the
     fixed-variance / discretisation error of the samplers, < 3 %) its standard deviation."""
     mu, s = 0.2, 0.3
-    out = make(method, steps=1000, eta=eta).sample(gaussian_eps(mu, s), (1, 1, 20000),
-                                                   generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    out = make(method, steps=1000, eta=eta).sample(
+        gaussian_eps(mu, s), (1, 1, 20000), generator=torch.Generator().manual_seed(11), dtype=torch.float64
+    )
     x = out.sample.flatten()
     assert abs(float(x.mean()) - mu) < 0.01
     assert abs(float(x.std()) - s) < 0.01
@@ -117,8 +129,9 @@ def test_samplers_recover_a_gaussian_data_distribution(method, eta):
 def test_fewer_ddim_steps_converge_towards_the_data_distribution(eta):
     errors = []
     for steps in (10, 100, 1000):
-        out = make("ddim", steps=steps, eta=eta).sample(gaussian_eps(0.2, 0.3), (1, 1, 20000),
-                                                        generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+        out = make("ddim", steps=steps, eta=eta).sample(
+            gaussian_eps(0.2, 0.3), (1, 1, 20000), generator=torch.Generator().manual_seed(11), dtype=torch.float64
+        )
         assert abs(float(out.sample.mean()) - 0.2) < 0.01
         errors.append(abs(float(out.sample.std()) - 0.3))
     assert errors[0] > errors[1] > errors[2]
@@ -134,9 +147,13 @@ def test_joint_latents_share_noise_only_when_asked():
         return {m: base(v, t) for m, v in x.items()}
 
     shapes = {"a": (2, 4, 8), "b": (2, 4, 8)}
-    shared = make("ddim", steps=10, eta=1.0, same_noise=True).sample(joint, shapes, generator=torch.Generator().manual_seed(0))
+    shared = make("ddim", steps=10, eta=1.0, same_noise=True).sample(
+        joint, shapes, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(shared.sample["a"], shared.sample["b"])
-    indep = make("ddim", steps=10, eta=1.0, same_noise=False).sample(joint, shapes, generator=torch.Generator().manual_seed(0))
+    indep = make("ddim", steps=10, eta=1.0, same_noise=False).sample(
+        joint, shapes, generator=torch.Generator().manual_seed(0)
+    )
     assert not torch.allclose(indep.sample["a"], indep.sample["b"])
     assert seen[0] == ["a", "b"] and len(seen) == 20
     # independent initial noise, identical step noise would not make them equal either: the draws
@@ -152,8 +169,13 @@ def test_joint_latents_share_noise_only_when_asked():
 def test_outputs_trajectory_and_progress():
     events = []
     sampler = make("ddim", steps=5, eta=1.0)
-    out = sampler.sample(gaussian_eps(0.0, 0.5), (3, 2, 6), generator=torch.Generator().manual_seed(0),
-                         return_x0=True, progress=events.append)
+    out = sampler.sample(
+        gaussian_eps(0.0, 0.5),
+        (3, 2, 6),
+        generator=torch.Generator().manual_seed(0),
+        return_x0=True,
+        progress=events.append,
+    )
     assert out.sample.shape == (3, 2, 6) and len(out.x0_trajectory) == 5
     assert torch.equal(out.x0_trajectory[-1], out.sample)  # the last step returns x0^
     assert [(e.done, e.total) for e in events] == [(i, 5) for i in range(1, 6)]
@@ -188,8 +210,9 @@ def test_invalid_settings_fail():
     with pytest.raises(ValueError, match="too large"):
         make("ddim", steps=10, eta=3.0).sample(gaussian_eps(0, 1), (1, 1, 2), generator=torch.Generator())
     with pytest.raises(ValueError, match="the denoiser returned"):
-        make("ddim", steps=2).sample(lambda x, t: {"a": x["a"]}, {"a": (1, 1, 2), "b": (1, 1, 2)},
-                                     generator=torch.Generator())
+        make("ddim", steps=2).sample(
+            lambda x, t: {"a": x["a"]}, {"a": (1, 1, 2), "b": (1, 1, 2)}, generator=torch.Generator()
+        )
 
 
 @pytest.mark.gpu

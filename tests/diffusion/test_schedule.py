@@ -69,7 +69,7 @@ def test_linear_and_cosine_schedules():
 def test_posterior_coefficients_from_bayes(paper):
     """q(x_{t-1} | x_t, x_0) from q(x_{t-1} | x_0) q(x_t | x_{t-1}): precision adds up."""
     for t in (1, 10, 500, 999):
-        b, abar, prev = (float(paper.betas[t]), float(paper.alphas_cumprod[t]), float(paper.alphas_cumprod_prev[t]))
+        b, prev = float(paper.betas[t]), float(paper.alphas_cumprod_prev[t])
         precision = 1 / (1 - prev) + (1 - b) / b
         var = 1 / precision
         assert float(paper.posterior_variance[t]) == pytest.approx(var, rel=1e-9)

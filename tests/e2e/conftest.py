@@ -32,8 +32,8 @@ from tests.data.cds_http_standin import CDSHTTPStandIn
 from tests.e2e import real_sources
 from tests.e2e.repo import REPO, copy_repo, dvc, dvc_env, shrink
 
-COPIES = 3   # see the module docstring
-DEFAULT = tuple(read_yaml(REPO / "params.yaml")["datasets"])   # the datasets params.yaml ships
+COPIES = 3  # see the module docstring
+DEFAULT = tuple(read_yaml(REPO / "params.yaml")["datasets"])  # the datasets params.yaml ships
 
 
 @dataclass
@@ -41,11 +41,11 @@ class Project:
     """One repository copy of the run and how its `dvc repro` went."""
 
     root: Path
-    params: object                      # syncvp Params of this copy
-    log: str = ""                       # output of the `dvc repro` that did the work
+    params: object  # syncvp Params of this copy
+    log: str = ""  # output of the `dvc repro` that did the work
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    again: subprocess.CompletedProcess | None = None   # the plain `dvc repro` after it
+    again: subprocess.CompletedProcess | None = None  # the plain `dvc repro` after it
     again_seconds: float = 0.0
 
 
@@ -55,7 +55,7 @@ class Run:
 
     projects: list[Project]
     env: dict
-    inputs: dict[str, Path]             # real_sources.write_inputs
+    inputs: dict[str, Path]  # real_sources.write_inputs
     cds_requests: list[tuple[str, dict]]
 
     def project(self, dataset: str) -> Project:
@@ -67,7 +67,7 @@ def stage_count(params: dict, name: str) -> int:
     p = params["pipeline"]
     own = [name in p[k] for k in ("synthesize", "download_era5", "pseudo_depth", "prepare", "joint")]
     units = [d == name for k in ("autoencoders", "single") for d in p[k].values()]
-    return sum(own) + sum(units) + (name in p["joint"])   # joint counts train_joint and evaluate
+    return sum(own) + sum(units) + (name in p["joint"])  # joint counts train_joint and evaluate
 
 
 def deal(params: dict, count: int = COPIES) -> list[list[str]]:
@@ -99,8 +99,11 @@ def make_copies(base: Path, params: dict) -> list[Path]:
         root = base / f"repo{i}"
         root.mkdir()
         copy_repo(root)
-        part = {**params, "datasets": {n: params["datasets"][n] for n in group},
-                "pipeline": {**params["pipeline"], "train": [n for n in params["pipeline"]["train"] if n in group]}}
+        part = {
+            **params,
+            "datasets": {n: params["datasets"][n] for n in group},
+            "pipeline": {**params["pipeline"], "train": [n for n in params["pipeline"]["train"] if n in group]},
+        }
         with_fanout(root / "params.yaml", part)
         roots.append(root)
     return roots
@@ -110,8 +113,12 @@ def repro_side_by_side(projects: list[Project], env: dict) -> None:
     """`dvc repro` in every copy at once; each stage's wall time from DVC's "Running stage" lines.
     A failure raises with that copy's output."""
     start = time.monotonic()
-    procs = [subprocess.Popen(["dvc", "repro"], cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for p in projects]
+    procs = [
+        subprocess.Popen(
+            ["dvc", "repro"], cwd=p.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for p in projects
+    ]
     logs, marks = [[] for _ in procs], [[] for _ in procs]
 
     def read(i: int) -> None:
@@ -152,7 +159,8 @@ def pipeline_run(tmp_path_factory, prefect_harness) -> Run:
         run = Run(projects=projects, env=env, inputs=inputs, cds_requests=list(cds.requests))
     for p in projects:
         slowest = sorted(p.stage_seconds.items(), key=lambda kv: -kv[1])[:3]
-        print(f"{p.root.name}: {len(p.stage_seconds)} stages of {list(p.params.datasets)} in {p.seconds:.0f} s; "
-              f"up-to-date check {p.again_seconds:.0f} s; slowest: "
-              + ", ".join(f"{n} {t:.0f} s" for n, t in slowest))
+        print(
+            f"{p.root.name}: {len(p.stage_seconds)} stages of {list(p.params.datasets)} in {p.seconds:.0f} s; "
+            f"up-to-date check {p.again_seconds:.0f} s; slowest: " + ", ".join(f"{n} {t:.0f} s" for n, t in slowest)
+        )
     return run

@@ -23,27 +23,41 @@ def shrink(params: dict) -> dict:
             src.update(months=months, grid=[12, 12])
             src["processing"].update(crop=None, splits={"train": months[:1], "val": months[1:2], "test": months[2:]})
             ds.update(resolution=[12, 12])
-    params["autoencoder"].update(width=16, depth=1, heads=2, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1,
-                                 axis_head_dim=8, axis_mlp=16)
-    params["train_autoencoder"].update(steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2,
-                                       checkpoint_every=2, log_every=2, num_workers=0)
+    params["autoencoder"].update(
+        width=16, depth=1, heads=2, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1, axis_head_dim=8, axis_mlp=16
+    )
+    params["train_autoencoder"].update(
+        steps=4, batch_size=2, grad_accum=1, eval_every=2, eval_clips=2, checkpoint_every=2, log_every=2, num_workers=0
+    )
     params["train_autoencoder"]["gan"].update(enabled=False)
     params["unet"].update(model_channels=8, channel_mult=[1, 2], num_heads=2, norm_groups=4, attention_resolutions=[2])
     params["joint"].update(num_heads=2)
     for stage in ("train_single", "train_joint"):
-        params[stage].update(steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2,
-                             num_workers=0)
-    params["evaluate"].update(videos=2, batch_size=2, trajectories=1, conditions=["all", "each"], samples=1,
-                              metrics=["ssim", "psnr", "l2", "l1", "alignment"])
+        params[stage].update(
+            steps=4, batch_size=2, grad_accum=1, checkpoint_every=2, log_every=2, loss_curve_every=2, num_workers=0
+        )
+    params["evaluate"].update(
+        videos=2,
+        batch_size=2,
+        trajectories=1,
+        conditions=["all", "each"],
+        samples=1,
+        metrics=["ssim", "psnr", "l2", "l1", "alignment"],
+    )
     params["sampling"].update(steps=2)
-    params["run"].update(threads=1)   # tiny models: one thread is faster (and robust on a busy machine)
+    params["run"].update(threads=1)  # tiny models: one thread is faster (and robust on a busy machine)
     return params
 
 
 def copy_repo(dst: Path) -> None:
     """The tracked and untracked, not ignored files of the checkout, committed in a new git repo."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for rel in files:
         if (REPO / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +75,13 @@ def dvc_env(**extra: str) -> dict[str, str]:
     and the project from source again, about as long as the stage's own work."""
     from prefect.settings import PREFECT_API_URL
 
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-               PREFECT_API_URL=PREFECT_API_URL.value(), **extra)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        DVC_NO_ANALYTICS="1",
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        **extra,
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -84,8 +103,9 @@ def check_evaluation(out: Path, name: str, modalities, fields=()) -> None:
 
     metrics = json.loads((out / "metrics.json").read_text())[name]
     images = [m for m in modalities if m not in fields]
-    assert {"all", "copy_last", "autoencoder", "single-all", *modalities,
-            *(f"single-{m}" for m in modalities)} <= set(metrics)
+    assert {"all", "copy_last", "autoencoder", "single-all", *modalities, *(f"single-{m}" for m in modalities)} <= set(
+        metrics
+    )
     assert ("ground_truth" in metrics) == (len(images) >= 2)
     assert "| all → " in (out / "tables" / "compare.md").read_text()
     for setting in ("all", "copy_last"):

@@ -37,7 +37,9 @@ def test_repro_then_up_to_date(pipeline_run):
     check_era5_masks(root, params)
     for unit in (u for u, ds in params.pipeline.autoencoders.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)
-        assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {
+            p.name for p in out.iterdir()
+        }
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
     for unit in (u for u, ds in params.pipeline.single.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)

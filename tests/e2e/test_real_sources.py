@@ -86,12 +86,12 @@ def test_colour_frames_are_stored_rgb(pipeline_run, name):
 def test_label_maps_and_16_bit_disparity_keep_their_meaning(pipeline_run):
     with open_store(pipeline_run, "synthia", "train") as store:
         assert set(np.unique(store["semantic"].values)) <= {17 * i for i in range(16)}
-        rgb = store["rgb"].values   # source_trees.rgb_frame: red = 10 * frame + 5, blue 0
+        rgb = store["rgb"].values  # source_trees.rgb_frame: red = 10 * frame + 5, blue 0
         assert rgb[..., 2].max() <= 2 and rgb[..., 0].max() >= 95
     with open_store(pipeline_run, "cityscapes", "train") as store:
         depth = store["depth"].values
         assert store["depth"].attrs["value_range"].tolist() == [0, 32767]
-        assert 150 < depth.max() <= 255 and depth.min() > 0   # disparity 240 / z px of 2..8 m, scaled by 255 / 32767
+        assert 150 < depth.max() <= 255 and depth.min() > 0  # disparity 240 / z px of 2..8 m, scaled by 255 / 32767
 
 
 def test_era5_months_come_from_the_cds_api(pipeline_run):
@@ -115,7 +115,7 @@ def test_every_stage_trained_and_evaluated(pipeline_run, name):
     assert len(units) == len(params.datasets[name].modalities)
     for unit in units:
         assert json.loads((root / params.paths.model_dir(unit) / "metrics.json").read_text())["steps"] == 4
-    for unit in params.pipeline.joint[name]:   # stage 1, one model per modality
+    for unit in params.pipeline.joint[name]:  # stage 1, one model per modality
         assert (root / params.paths.model_dir(unit) / "diffusion.pt").is_file()
         assert json.loads((root / params.paths.model_dir(unit) / "metrics.json").read_text())["steps"] == 4
     assert json.loads((root / params.paths.model_dir(name) / "metrics.json").read_text())["steps"] == 4
@@ -125,7 +125,7 @@ def test_every_stage_trained_and_evaluated(pipeline_run, name):
     for setting in ("all", "copy_last"):
         for m, values in metrics[setting]["standard"].items():
             assert all(math.isfinite(v) for v in values.values()), (setting, m, values)
-    if fields:   # L1 in K and Pa: hourly changes of a few K and hundreds of Pa, not normalised units
+    if fields:  # L1 in K and Pa: hourly changes of a few K and hundreds of Pa, not normalised units
         copy_last = metrics["copy_last"]["standard"]
         assert 0.1 < copy_last["t2m"]["l1"] < 30 and 10 < copy_last["sp"]["l1"] < 5000
 

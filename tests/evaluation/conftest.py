@@ -14,10 +14,11 @@ from syncvp.config.runtime import WeightsConfig
 from syncvp.data import store
 from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.diffusion_file import save_diffusion_model
-from tests.conftest import tiny_dataset
 from syncvp.models.factory import build_joint_unet
+from tests.conftest import tiny_dataset
 from tests.models.tiny import perturb
 from tests.prediction.conftest import DIFFUSION, JOINT, SAMPLING, UNET, autoencoder, shapes, single_model  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
@@ -26,8 +27,14 @@ def _one_thread(one_torch_thread):
 
 
 VIDEOS, FRAMES, SIZE = 3, 8, 8
-NO_WEIGHTS = WeightsConfig(depth_anything_vits=None, depth_anything_vitb=None, depth_anything_vitl=None, i3d=None,
-                           lpips_alexnet=None, lpips_vgg16=None)
+NO_WEIGHTS = WeightsConfig(
+    depth_anything_vits=None,
+    depth_anything_vitb=None,
+    depth_anything_vitl=None,
+    i3d=None,
+    lpips_alexnet=None,
+    lpips_vgg16=None,
+)
 
 
 def moving_videos(videos: int = VIDEOS, frames: int = FRAMES, size: int = SIZE, static: bool = False):
@@ -42,8 +49,9 @@ def moving_videos(videos: int = VIDEOS, frames: int = FRAMES, size: int = SIZE, 
 
 def write_test_store(paths, name: str = "synthetic", static: bool = False) -> Path:
     rgb, depth = moving_videos(static=static)
-    ds = store.build_dataset({"rgb": rgb, "depth": depth}, dataset=name, split="test",
-                             video_ids=[f"vid{i}" for i in range(VIDEOS)])
+    ds = store.build_dataset(
+        {"rgb": rgb, "depth": depth}, dataset=name, split="test", video_ids=[f"vid{i}" for i in range(VIDEOS)]
+    )
     return store.write_store(paths.store(name, "test"), ds).path
 
 
@@ -56,28 +64,51 @@ def write_models(paths, name: str = "synthetic", channels: dict[str, int] | None
     for m in ctx:
         save_autoencoder(paths.model_dir(f"{name}-{m}-context") / "autoencoder.pt", ctx[m])
         save_autoencoder(paths.model_dir(f"{name}-{m}-future") / "autoencoder.pt", fut[m])
-        save_diffusion_model(paths.model_dir(f"{name}-{m}") / "diffusion.pt", single_model(ctx, fut, m),
-                             shapes=shapes(ctx, fut, (m,)), unet=UNET, diffusion=DIFFUSION)
+        save_diffusion_model(
+            paths.model_dir(f"{name}-{m}") / "diffusion.pt",
+            single_model(ctx, fut, m),
+            shapes=shapes(ctx, fut, (m,)),
+            unet=UNET,
+            diffusion=DIFFUSION,
+        )
     torch.manual_seed(0)
     joint = perturb(build_joint_unet(UNET, JOINT, shapes(ctx, fut, tuple(ctx))), 0).eval()
-    save_diffusion_model(paths.models / name / "joint.pt", joint, shapes=shapes(ctx, fut, tuple(ctx)),
-                         unet=UNET, diffusion=DIFFUSION, joint=JOINT)
+    save_diffusion_model(
+        paths.models / name / "joint.pt",
+        joint,
+        shapes=shapes(ctx, fut, tuple(ctx)),
+        unet=UNET,
+        diffusion=DIFFUSION,
+        joint=JOINT,
+    )
 
 
 def evaluate_config(**changes) -> EvaluateConfig:
     """A test evaluation; no references besides copy_last unless asked (`baselines`, `alignment`)."""
-    base = dict(model="joint", split="test", videos=None, batch_size=2, trajectories=2, reduce="both",
-                conditions=("all", "depth"), noise=NoiseConfig(modality=None, sigmas=()),
-                protocols=("paper", "standard"), metrics=("fvd", "ssim", "psnr", "lpips", "l2", "l1"),
-                baselines=(), samples=2, seed=0)
+    base = dict(
+        model="joint",
+        split="test",
+        videos=None,
+        batch_size=2,
+        trajectories=2,
+        reduce="both",
+        conditions=("all", "depth"),
+        noise=NoiseConfig(modality=None, sigmas=()),
+        protocols=("paper", "standard"),
+        metrics=("fvd", "ssim", "psnr", "lpips", "l2", "l1"),
+        baselines=(),
+        samples=2,
+        seed=0,
+    )
     return EvaluateConfig(**{**base, **changes})
 
 
 @pytest.fixture
 def setup(tiny_params, tmp_path):
     """(params with an 8 px dataset of 2 + 3-frame chunks and a 5-frame rollout, sampling, paths) + files."""
-    ds = dataclasses.replace(tiny_dataset(tiny_params), resolution=(SIZE, SIZE), context_frames=2, future_frames=3,
-                             rollout_frames=5)
+    ds = dataclasses.replace(
+        tiny_dataset(tiny_params), resolution=(SIZE, SIZE), context_frames=2, future_frames=3, rollout_frames=5
+    )
     paths = tiny_params.paths
     write_test_store(paths)
     write_models(paths)
@@ -86,8 +117,9 @@ def setup(tiny_params, tmp_path):
 
 def field_dataset(repo_params, paths):
     """The era5_synthetic dataset at the tiny evaluation sizes, with its field store and models written."""
-    ds = dataclasses.replace(repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2,
-                             future_frames=3, rollout_frames=5)
+    ds = dataclasses.replace(
+        repo_params.datasets["era5_synthetic"], resolution=(8, 8), context_frames=2, future_frames=3, rollout_frames=5
+    )
     write_field_store(paths)
     write_models(paths, "era5_synthetic", channels={"t2m": 1, "sp": 1})
     return ds

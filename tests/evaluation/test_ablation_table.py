@@ -9,23 +9,38 @@ from scripts.ablation_table import experiments, main
 
 def _metrics(ssim):
     """metrics.json of the evaluate stage with FVD skipped."""
-    return {"synthetic": {"all": {"paper": {"rgb": {"ssim": ssim, "lpips": 0.2}, "depth": {"ssim": 0.8, "l2": 7.3}}},
-                          "all-noise-depth-5": {"paper": {"rgb": {"ssim": ssim - 0.01}}}},
-            "skipped": {"fvd": "weights.i3d is null"}}
+    return {
+        "synthetic": {
+            "all": {"paper": {"rgb": {"ssim": ssim, "lpips": 0.2}, "depth": {"ssim": 0.8, "l2": 7.3}}},
+            "all-noise-depth-5": {"paper": {"rgb": {"ssim": ssim - 0.01}}},
+        },
+        "skipped": {"fvd": "weights.i3d is null"},
+    }
 
 
 def _exp(rev, name, metrics, init, children=None):
-    data = {"rev": rev, "timestamp": None, "meta": {}, "deps": {}, "outs": {},
-            "metrics": {"eval/synthetic/metrics.json": {"data": metrics}},
-            "params": {"params.yaml": {"data": {"train_joint": {"init": init}}}}}
+    data = {
+        "rev": rev,
+        "timestamp": None,
+        "meta": {},
+        "deps": {},
+        "outs": {},
+        "metrics": {"eval/synthetic/metrics.json": {"data": metrics}},
+        "params": {"params.yaml": {"data": {"train_joint": {"init": init}}}},
+    }
     return {"rev": rev, "name": name, "data": data, "error": None, "experiments": children}
 
 
 def test_exp_show_json_to_markdown(tmp_path, capsys):
-    child = {"revs": [_exp("b" * 40, "scratch-run", _metrics(0.674), "scratch")], "executor": None,
-             "name": "scratch-run"}
-    dump = [_exp("workspace", None, _metrics(0.649), "stage1"),
-            _exp("a" * 40, "main", _metrics(0.649), "stage1", [child])]
+    child = {
+        "revs": [_exp("b" * 40, "scratch-run", _metrics(0.674), "scratch")],
+        "executor": None,
+        "name": "scratch-run",
+    }
+    dump = [
+        _exp("workspace", None, _metrics(0.649), "stage1"),
+        _exp("a" * 40, "main", _metrics(0.649), "stage1", [child]),
+    ]
     assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
     path = tmp_path / "exps.json"
     path.write_text(json.dumps(dump))

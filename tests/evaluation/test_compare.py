@@ -18,23 +18,50 @@ def fake_metrics() -> dict:
             out["rgb+depth"] = pair
         return {"standard": out, "paper": {"rgb": {"ssim": 9.0}, "depth": {"l2": 99.0}}}
 
-    return {"synthetic": {
-        "all": setting(leaf(fvd=412.345, ssim=0.61234, ssim_mean=0.59812, psnr=17.123, psnr_mean=16.5, lpips=0.21234,
-                            lpips_mean=0.2345),
-                       leaf(ssim=0.5, ssim_mean=0.45, l2=0.123456, l2_mean=0.13),
-                       leaf(alignment=0.7, alignment_mean=0.65)),
-        "rgb": setting(leaf(ssim=0.6, ssim_mean=0.58), leaf(ssim=0.4, ssim_mean=0.35, l2=0.2, l2_mean=0.21),
-                       leaf(alignment=0.6, alignment_mean=0.55)),
-        "single-all": setting(leaf(ssim=0.55, ssim_mean=0.5), leaf(ssim=0.48, ssim_mean=0.44, l2=0.15, l2_mean=0.16),
-                              leaf(alignment=0.5, alignment_mean=0.45)),
-        "single-rgb": setting(leaf(ssim=0.55, ssim_mean=0.5), leaf(ssim=0.3, ssim_mean=0.25, l2=0.3, l2_mean=0.31),
-                              leaf(alignment=0.4, alignment_mean=0.35)),
-        "copy_last": setting(leaf(ssim=0.62, ssim_mean=0.62), leaf(ssim=0.76, ssim_mean=0.76, l2=0.07, l2_mean=0.07),
-                             leaf(alignment=0.3, alignment_mean=0.3)),
-        "autoencoder": setting(leaf(ssim=0.9, ssim_mean=0.9), leaf(ssim=0.95, ssim_mean=0.95, l2=0.01, l2_mean=0.01),
-                               leaf(alignment=0.8, alignment_mean=0.8)),
-        "ground_truth": {"standard": {"rgb+depth": {"alignment": 0.85, "alignment_mean": 0.85}}},
-    }, "skipped": {}}
+    return {
+        "synthetic": {
+            "all": setting(
+                leaf(
+                    fvd=412.345,
+                    ssim=0.61234,
+                    ssim_mean=0.59812,
+                    psnr=17.123,
+                    psnr_mean=16.5,
+                    lpips=0.21234,
+                    lpips_mean=0.2345,
+                ),
+                leaf(ssim=0.5, ssim_mean=0.45, l2=0.123456, l2_mean=0.13),
+                leaf(alignment=0.7, alignment_mean=0.65),
+            ),
+            "rgb": setting(
+                leaf(ssim=0.6, ssim_mean=0.58),
+                leaf(ssim=0.4, ssim_mean=0.35, l2=0.2, l2_mean=0.21),
+                leaf(alignment=0.6, alignment_mean=0.55),
+            ),
+            "single-all": setting(
+                leaf(ssim=0.55, ssim_mean=0.5),
+                leaf(ssim=0.48, ssim_mean=0.44, l2=0.15, l2_mean=0.16),
+                leaf(alignment=0.5, alignment_mean=0.45),
+            ),
+            "single-rgb": setting(
+                leaf(ssim=0.55, ssim_mean=0.5),
+                leaf(ssim=0.3, ssim_mean=0.25, l2=0.3, l2_mean=0.31),
+                leaf(alignment=0.4, alignment_mean=0.35),
+            ),
+            "copy_last": setting(
+                leaf(ssim=0.62, ssim_mean=0.62),
+                leaf(ssim=0.76, ssim_mean=0.76, l2=0.07, l2_mean=0.07),
+                leaf(alignment=0.3, alignment_mean=0.3),
+            ),
+            "autoencoder": setting(
+                leaf(ssim=0.9, ssim_mean=0.9),
+                leaf(ssim=0.95, ssim_mean=0.95, l2=0.01, l2_mean=0.01),
+                leaf(alignment=0.8, alignment_mean=0.8),
+            ),
+            "ground_truth": {"standard": {"rgb+depth": {"alignment": 0.85, "alignment_mean": 0.85}}},
+        },
+        "skipped": {},
+    }
 
 
 EXPECTED = """\

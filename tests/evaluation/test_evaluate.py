@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from syncvp.config.evaluate import NoiseConfig
-from syncvp.evaluation import (BASELINE, EvaluationError, add_context_noise, evaluate, plan_evaluation, run_batch,
-                               summarise_plan)
+from syncvp.evaluation import (
+    BASELINE,
+    EvaluationError,
+    add_context_noise,
+    evaluate,
+    plan_evaluation,
+    run_batch,
+    summarise_plan,
+)
 from syncvp.io.weights import MissingWeightsError
 from syncvp.metrics.protocol import BatchResult
 from syncvp.models.diffusion_file import ModelFileError
@@ -20,7 +27,9 @@ from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, field
 
 def _plan(setup, weights=NO_WEIGHTS, **changes):
     ds, sampling, paths = setup
-    return plan_evaluation("synthetic", ds, evaluate_config(**changes), sampling, NO_WEIGHTS if weights is None else weights, paths)
+    return plan_evaluation(
+        "synthetic", ds, evaluate_config(**changes), sampling, NO_WEIGHTS if weights is None else weights, paths
+    )
 
 
 def test_outputs_keys_baseline_and_skipped(setup):
@@ -121,8 +130,9 @@ def test_summary_needs_every_batch(setup):
 def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
     _, sampling, paths = setup
     ds = field_dataset(repo_params, paths)
-    plan = plan_evaluation("era5_synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling,
-                           NO_WEIGHTS, paths)
+    plan = plan_evaluation(
+        "era5_synthetic", ds, evaluate_config(conditions=("all",), videos=2), sampling, NO_WEIGHTS, paths
+    )
     assert plan.metrics_for("t2m") == ("l1",)
     metrics = json.loads(evaluate(plan).read_text())["era5_synthetic"]
     for label in ("all", BASELINE):
@@ -138,8 +148,9 @@ def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
 @pytest.mark.gpu
 def test_evaluation_on_cuda_matches_shapes_and_keys(setup):
     ds, sampling, paths = setup
-    config = evaluate_config(conditions=("all", "rgb"), videos=2, metrics=("ssim", "l2", "alignment"),
-                             baselines=("single", "autoencoder"))
+    config = evaluate_config(
+        conditions=("all", "rgb"), videos=2, metrics=("ssim", "l2", "alignment"), baselines=("single", "autoencoder")
+    )
     plan = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths, device="cuda")
     metrics = json.loads(evaluate(plan).read_text())["synthetic"]
     assert 0 < metrics["all"]["standard"]["rgb"]["ssim"] <= 1

@@ -22,21 +22,29 @@ def test_conditions_expand_and_reductions(repo_params):
     assert ev.trajectory_reductions == ("best",)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"metrics": ["ssim", "fid"]}, "evaluate.metrics[1]: must be one of"),
-    ({"noise": {"modality": None, "sigmas": [2.5]}}, "evaluate.noise.sigmas: noise.modality is null"),
-    ({"noise": {"modality": "depth", "sigmas": [-1.0]}}, "evaluate.noise.sigmas[0]: must be >= 0"),
-    ({"model": "single", "conditions": ["all", "depth"]}, "evaluate.conditions: a stage-1 (single) evaluation"),
-    ({"reduce": "median"}, "evaluate.reduce: must be one of"),
-    ({"protocols": ["paper", "paper"]}, "evaluate.protocols"),
-    ({"split": "holdout"}, "evaluate.split: must be one of"),
-    ({"videos": 0}, "evaluate.videos: must be >= 1 or null"),
-    ({"baselines": ["autoencoder", "copy_last"]}, "evaluate.baselines[1]: must be one of ['single', 'autoencoder']"),
-    ({"baselines": ["single", "single"]}, "evaluate.baselines: has duplicates"),
-    ({"model": "single", "conditions": ["all"], "baselines": ["single"]},
-     "evaluate.baselines: the single baseline compares a joint model"),
-    ({"metrics": ["ssim", "alignment", "aligned"]}, "evaluate.metrics[2]: must be one of"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metrics": ["ssim", "fid"]}, "evaluate.metrics[1]: must be one of"),
+        ({"noise": {"modality": None, "sigmas": [2.5]}}, "evaluate.noise.sigmas: noise.modality is null"),
+        ({"noise": {"modality": "depth", "sigmas": [-1.0]}}, "evaluate.noise.sigmas[0]: must be >= 0"),
+        ({"model": "single", "conditions": ["all", "depth"]}, "evaluate.conditions: a stage-1 (single) evaluation"),
+        ({"reduce": "median"}, "evaluate.reduce: must be one of"),
+        ({"protocols": ["paper", "paper"]}, "evaluate.protocols"),
+        ({"split": "holdout"}, "evaluate.split: must be one of"),
+        ({"videos": 0}, "evaluate.videos: must be >= 1 or null"),
+        (
+            {"baselines": ["autoencoder", "copy_last"]},
+            "evaluate.baselines[1]: must be one of ['single', 'autoencoder']",
+        ),
+        ({"baselines": ["single", "single"]}, "evaluate.baselines: has duplicates"),
+        (
+            {"model": "single", "conditions": ["all"], "baselines": ["single"]},
+            "evaluate.baselines: the single baseline compares a joint model",
+        ),
+        ({"metrics": ["ssim", "alignment", "aligned"]}, "evaluate.metrics[2]: must be one of"),
+    ],
+)
 def test_bad_values_name_the_key(change, message):
     data = read_yaml(REPO / "params.yaml")
     data["evaluate"].update(change)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from syncvp.evaluation import AUTOENCODER, BASELINE, GROUND_TRUTH, evaluate, plan_evaluation, run_batch
-from syncvp.evaluation import references
+from syncvp.evaluation import AUTOENCODER, BASELINE, GROUND_TRUTH, evaluate, plan_evaluation, references, run_batch
 from syncvp.evaluation.batch import load_clips, networks, trajectories
 from syncvp.evaluation.references import autoencode_future
 from syncvp.metrics.protocol import BatchResult
@@ -30,10 +29,22 @@ def _plan(setup, **changes):
 
 def test_plan_lists_the_references_and_their_files(setup):
     plan = _plan(setup, conditions=("all", "each"), **REFS)
-    assert plan.labels == ("all", "rgb", "depth", "single-all", "single-rgb", "single-depth", BASELINE, AUTOENCODER,
-                           GROUND_TRUTH)
-    assert [(s.source, s.present) for s in plan.references[:3]] == [("single", ("rgb", "depth")),
-                                                                     ("single", ("rgb",)), ("single", ("depth",))]
+    assert plan.labels == (
+        "all",
+        "rgb",
+        "depth",
+        "single-all",
+        "single-rgb",
+        "single-depth",
+        BASELINE,
+        AUTOENCODER,
+        GROUND_TRUTH,
+    )
+    assert [(s.source, s.present) for s in plan.references[:3]] == [
+        ("single", ("rgb", "depth")),
+        ("single", ("rgb",)),
+        ("single", ("depth",)),
+    ]
     assert plan.pairs == (("rgb", "depth"),) and "alignment" not in plan.metric_plan.skipped
     assert set(plan.single_files) == {"rgb", "depth"} and set(plan.single_files.values()) <= set(plan.input_files())
     assert plan.jobs()[:9] == [(label, 0) for label in plan.labels]  # the settings of a batch run together
@@ -46,8 +57,11 @@ def test_single_baseline_needs_the_stage1_files_before_sampling(setup):
     _, _, paths = setup
     missing = paths.model_dir("synthetic-depth") / "diffusion.pt"
     missing.unlink()
-    with pytest.raises(ModelFileError, match=r"synthetic-depth/diffusion\.pt does not exist: the single baseline "
-                                             r"\(evaluate\.baselines\)"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"synthetic-depth/diffusion\.pt does not exist: the single baseline "
+        r"\(evaluate\.baselines\)",
+    ):
         _plan(setup, **REFS)
     assert _plan(setup, baselines=("autoencoder",)).references[-1].label == AUTOENCODER
 
@@ -55,8 +69,14 @@ def test_single_baseline_needs_the_stage1_files_before_sampling(setup):
 def test_alignment_needs_two_image_modalities(setup, repo_params):
     _, sampling, paths = setup
     ds = field_dataset(repo_params, paths)
-    plan = plan_evaluation("era5_synthetic", ds, evaluate_config(metrics=("l1", "alignment"), conditions=("all",)),
-                           sampling, NO_WEIGHTS, paths)
+    plan = plan_evaluation(
+        "era5_synthetic",
+        ds,
+        evaluate_config(metrics=("l1", "alignment"), conditions=("all",)),
+        sampling,
+        NO_WEIGHTS,
+        paths,
+    )
     assert plan.pairs == () and GROUND_TRUTH not in plan.labels
     assert "two image modalities" in plan.metric_plan.skipped["alignment"]
 
@@ -111,7 +131,7 @@ def test_ceiling_is_the_future_autoencoder_applied_to_gt_chunks(setup):
     tc = plan.config.context_frames
     for m in plan.modalities:
         ae = load_autoencoder(plan.autoencoders[m].future)
-        gt = clips[m][:, :, tc:]                                  # 5 frames: chunks of 3 and 2 (+ 1 repeated)
+        gt = clips[m][:, :, tc:]  # 5 frames: chunks of 3 and 2 (+ 1 repeated)
         with torch.no_grad():
             head = ae.decode(ae.encode(gt[:, :, :3]))
             tail = ae.decode(ae.encode(torch.cat([gt[:, :, 3:], gt[:, :, 4:]], dim=2)))[:, :, :2]
@@ -136,8 +156,9 @@ def test_outputs_hold_every_reference(setup):
     assert set(metrics["single-all"]["standard"]["rgb"]) == {"ssim", "l2", "ssim_mean", "l2_mean"}
     a, b = (BatchResult.load(plan.batch_file(label, 0)) for label in ("single-all", "single-rgb"))
     assert np.array_equal(a.values[("standard", "rgb", "ssim")].frame, b.values[("standard", "rgb", "ssim")].frame)
-    assert not np.array_equal(a.values[("standard", "depth", "ssim")].frame,
-                              b.values[("standard", "depth", "ssim")].frame)
+    assert not np.array_equal(
+        a.values[("standard", "depth", "ssim")].frame, b.values[("standard", "depth", "ssim")].frame
+    )
     with open(plan.out_dir / "plots" / "standard-rgb+depth-alignment.tsv") as fh:
         header = next(csv.reader(fh, delimiter="\t"))
     assert header == ["frame", "all", "rgb", "single-all", "single-rgb", BASELINE, AUTOENCODER, GROUND_TRUTH]

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from syncvp.io.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
-from syncvp.models.diffusion_file import ModelFileError, load_diffusion_model, save_diffusion_model
 from syncvp.models.autoencoder import load_autoencoder, save_autoencoder
+from syncvp.models.diffusion_file import ModelFileError, load_diffusion_model, save_diffusion_model
 from syncvp.training.diffusion_latents import CACHE_FORMAT, LatentDataset
 from tests.prediction.conftest import DIFFUSION, JOINT, UNET, autoencoders, joint_model, shapes, single_model
 
@@ -48,15 +48,25 @@ def _autoencoder(models: Path) -> Path:
 
 def _stage1(models: Path) -> Path:
     ctx, fut = autoencoders()
-    return save_diffusion_model(models / "synthetic-rgb" / "diffusion.pt", single_model(ctx, fut, "rgb"),
-                                shapes={"rgb": (fut["rgb"].latent_shape, ctx["rgb"].latent_shape)}, unet=UNET,
-                                diffusion=DIFFUSION)
+    return save_diffusion_model(
+        models / "synthetic-rgb" / "diffusion.pt",
+        single_model(ctx, fut, "rgb"),
+        shapes={"rgb": (fut["rgb"].latent_shape, ctx["rgb"].latent_shape)},
+        unet=UNET,
+        diffusion=DIFFUSION,
+    )
 
 
 def _joint(models: Path) -> Path:
     ctx, fut = autoencoders()
-    return save_diffusion_model(models / "synthetic" / "joint.pt", joint_model(ctx, fut), shapes=shapes(ctx, fut),
-                                unet=UNET, diffusion=DIFFUSION, joint=JOINT)
+    return save_diffusion_model(
+        models / "synthetic" / "joint.pt",
+        joint_model(ctx, fut),
+        shapes=shapes(ctx, fut),
+        unet=UNET,
+        diffusion=DIFFUSION,
+        joint=JOINT,
+    )
 
 
 MODEL_FILES = {  # what writes the file, what reads it, the stage that rewrites it
@@ -83,12 +93,14 @@ def test_a_bad_model_file_names_itself_and_the_stage_that_rewrites_it(tmp_path, 
         assert "(truncated or foreign: " in message
 
 
-REASONS = {"empty": "(truncated or foreign: the file is empty)",
-           "truncated": "(truncated or foreign: a damaged PyTorch archive of ",
-           "foreign torch": "(truncated or foreign: a dict of ['x'], not a syncvp-autoencoder file)",
-           "random bytes": "(truncated or foreign: not a PyTorch archive, it starts with b'",
-           "text": "(truncated or foreign: not a PyTorch archive, it starts with b'version https://'",
-           "directory": "(it is a directory)"}
+REASONS = {
+    "empty": "(truncated or foreign: the file is empty)",
+    "truncated": "(truncated or foreign: a damaged PyTorch archive of ",
+    "foreign torch": "(truncated or foreign: a dict of ['x'], not a syncvp-autoencoder file)",
+    "random bytes": "(truncated or foreign: not a PyTorch archive, it starts with b'",
+    "text": "(truncated or foreign: not a PyTorch archive, it starts with b'version https://'",
+    "directory": "(it is a directory)",
+}
 
 
 @pytest.mark.parametrize("how", CORRUPTIONS)
@@ -112,8 +124,9 @@ def test_a_model_file_of_another_kind_or_an_unknown_name(tmp_path):
 
 @pytest.mark.parametrize("how", CORRUPTIONS)
 def test_a_bad_checkpoint_names_itself_in_one_line(tmp_path, how):
-    path = save_checkpoint(tmp_path / "work" / "train.pt",
-                           make_checkpoint(config_hash="h", step=1, models={"m": torch.nn.Linear(2, 2)}))
+    path = save_checkpoint(
+        tmp_path / "work" / "train.pt", make_checkpoint(config_hash="h", step=1, models={"m": torch.nn.Linear(2, 2)})
+    )
     corrupt(path, how)
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path, remedy="rerun `dvc repro train_single@synthetic-rgb` to train it from scratch")

@@ -8,8 +8,12 @@ from syncvp.io.atomic import atomic_dir, atomic_path, remove_stale, write_json
 from syncvp.io.weights import MissingWeightsError, WeightsFileError, WeightsSpec, read_state_dict, resolve_weights
 from tests.io.killed import kill_mid_write
 
-SPEC = WeightsSpec(title="I3D (Kinetics-400)", filename="i3d_pretrained_400.pt",
-                   url="https://example.org/i3d_pretrained_400.pt", key="weights.i3d")
+SPEC = WeightsSpec(
+    title="I3D (Kinetics-400)",
+    filename="i3d_pretrained_400.pt",
+    url="https://example.org/i3d_pretrained_400.pt",
+    key="weights.i3d",
+)
 
 
 def test_missing_weights_messages(tmp_path):
@@ -23,14 +27,17 @@ def test_missing_weights_messages(tmp_path):
     assert resolve_weights(tmp_path / "w.pt", SPEC) == tmp_path / "w.pt"
 
 
-@pytest.mark.parametrize("how, reason", [
-    ("truncated", "(truncated or foreign: a damaged PyTorch archive of "),
-    ("truncated legacy", "(truncated or foreign: a damaged legacy PyTorch file of "),
-    ("empty", "(truncated or foreign: the file is empty)"),
-    ("html", "(truncated or foreign: not a PyTorch archive, it starts with b'<!DOCTYPE html>"),
-    ("not tensors", "(it holds a dict with values other than tensors, not a state dict of tensors)"),
-    ("directory", " is a directory, not I3D (Kinetics-400) weights"),
-])
+@pytest.mark.parametrize(
+    "how, reason",
+    [
+        ("truncated", "(truncated or foreign: a damaged PyTorch archive of "),
+        ("truncated legacy", "(truncated or foreign: a damaged legacy PyTorch file of "),
+        ("empty", "(truncated or foreign: the file is empty)"),
+        ("html", "(truncated or foreign: not a PyTorch archive, it starts with b'<!DOCTYPE html>"),
+        ("not tensors", "(it holds a dict with values other than tensors, not a state dict of tensors)"),
+        ("directory", " is a directory, not I3D (Kinetics-400) weights"),
+    ],
+)
 def test_a_bad_weights_file_names_itself_its_key_and_the_download(tmp_path, how, reason):
     import torch
 
@@ -42,7 +49,7 @@ def test_a_bad_weights_file_names_itself_its_key_and_the_download(tmp_path, how,
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif how == "empty":
         path.write_bytes(b"")
-    elif how == "html":   # a download that got a web page instead
+    elif how == "html":  # a download that got a web page instead
         path.write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
     elif how == "not tensors":
         torch.save({"epoch": 3, "state_dict": state}, path)
@@ -53,8 +60,10 @@ def test_a_bad_weights_file_names_itself_its_key_and_the_download(tmp_path, how,
         read_state_dict(path, SPEC)
     message = str(err.value)
     assert message.startswith(str(path)) and reason in message and "\n" not in message
-    assert message.endswith("; download i3d_pretrained_400.pt again from https://example.org/i3d_pretrained_400.pt "
-                            "(params.yaml weights.i3d)")
+    assert message.endswith(
+        "; download i3d_pretrained_400.pt again from https://example.org/i3d_pretrained_400.pt "
+        "(params.yaml weights.i3d)"
+    )
 
 
 def test_atomic_file_and_dir(tmp_path):
@@ -81,10 +90,18 @@ def test_atomic_file_and_dir(tmp_path):
 def test_remove_stale_deletes_only_what_a_killed_writer_of_that_output_left(tmp_path):
     final = tmp_path / "synthetic"
     left = kill_mid_write(final)
-    old = tmp_path / ".synthetic.old-4242"    # killed between the two renames of `atomic_dir`
+    old = tmp_path / ".synthetic.old-4242"  # killed between the two renames of `atomic_dir`
     old.mkdir()
-    unrelated = [tmp_path / n for n in (".synthetic2.tmp-abcd1234", "synthetic2", ".synthetic.backup",
-                                        ".synthetic.tmp-notes.txt", "synthetic.tmp-abcd1234")]
+    unrelated = [
+        tmp_path / n
+        for n in (
+            ".synthetic2.tmp-abcd1234",
+            "synthetic2",
+            ".synthetic.backup",
+            ".synthetic.tmp-notes.txt",
+            "synthetic.tmp-abcd1234",
+        )
+    ]
     for p in unrelated:
         p.mkdir()
     (final / "kept.txt").parent.mkdir()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -13,11 +12,20 @@ ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3
 def alexnet_features() -> nn.Sequential:
     """torchvision's AlexNet `features` (torchvision/models/alexnet.py)."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -47,18 +55,34 @@ def alexnet_file(tmp_path):
 # The documented i3d_pretrained_400.pt layout (EVAL_AND_DEPTH.md B4), written out independently
 # of syncvp.metrics.i3d: unit name -> (out channels, in channels, kernel).
 def i3d_units() -> dict[str, tuple[int, int, tuple[int, int, int]]]:
-    units = {"Conv3d_1a_7x7": (64, 3, (7, 7, 7)), "Conv3d_2b_1x1": (64, 64, (1, 1, 1)),
-             "Conv3d_2c_3x3": (192, 64, (3, 3, 3))}
-    mixed = {"3b": (192, [64, 96, 128, 16, 32, 32]), "3c": (256, [128, 128, 192, 32, 96, 64]),
-             "4b": (480, [192, 96, 208, 16, 48, 64]), "4c": (512, [160, 112, 224, 24, 64, 64]),
-             "4d": (512, [128, 128, 256, 24, 64, 64]), "4e": (512, [112, 144, 288, 32, 64, 64]),
-             "4f": (528, [256, 160, 320, 32, 128, 128]), "5b": (832, [256, 160, 320, 32, 128, 128]),
-             "5c": (832, [384, 192, 384, 48, 128, 128])}
+    units = {
+        "Conv3d_1a_7x7": (64, 3, (7, 7, 7)),
+        "Conv3d_2b_1x1": (64, 64, (1, 1, 1)),
+        "Conv3d_2c_3x3": (192, 64, (3, 3, 3)),
+    }
+    mixed = {
+        "3b": (192, [64, 96, 128, 16, 32, 32]),
+        "3c": (256, [128, 128, 192, 32, 96, 64]),
+        "4b": (480, [192, 96, 208, 16, 48, 64]),
+        "4c": (512, [160, 112, 224, 24, 64, 64]),
+        "4d": (512, [128, 128, 256, 24, 64, 64]),
+        "4e": (512, [112, 144, 288, 32, 64, 64]),
+        "4f": (528, [256, 160, 320, 32, 128, 128]),
+        "5b": (832, [256, 160, 320, 32, 128, 128]),
+        "5c": (832, [384, 192, 384, 48, 128, 128]),
+    }
     one, three = (1, 1, 1), (3, 3, 3)
     for name, (cin, o) in mixed.items():
-        units.update({f"Mixed_{name}.b0": (o[0], cin, one), f"Mixed_{name}.b1a": (o[1], cin, one),
-                      f"Mixed_{name}.b1b": (o[2], o[1], three), f"Mixed_{name}.b2a": (o[3], cin, one),
-                      f"Mixed_{name}.b2b": (o[4], o[3], three), f"Mixed_{name}.b3b": (o[5], cin, one)})
+        units.update(
+            {
+                f"Mixed_{name}.b0": (o[0], cin, one),
+                f"Mixed_{name}.b1a": (o[1], cin, one),
+                f"Mixed_{name}.b1b": (o[2], o[1], three),
+                f"Mixed_{name}.b2a": (o[3], cin, one),
+                f"Mixed_{name}.b2b": (o[4], o[3], three),
+                f"Mixed_{name}.b3b": (o[5], cin, one),
+            }
+        )
     return units
 
 

@@ -64,8 +64,8 @@ def test_invariant_to_each_modality_intensity_scale():
 
 
 def test_videos_average_their_frames_with_edges():
-    a = torch.cat([step(4, channels=3)] * 3)                # 3 frames
-    b = torch.cat([step(4), step(6), step(4, high=0)])      # aligned, half aligned, flat
+    a = torch.cat([step(4, channels=3)] * 3)  # 3 frames
+    b = torch.cat([step(4), step(6), step(4, high=0)])  # aligned, half aligned, flat
     video, frame = alignment(a.transpose(0, 1)[None], b.transpose(0, 1)[None])
     np.testing.assert_array_equal(frame[0, :2], [1.0, 0.5])
     assert np.isnan(frame[0, 2]) and video[0] == 0.75
@@ -75,7 +75,7 @@ def test_videos_average_their_frames_with_edges():
 
 def test_score_and_summarise_pick_the_best_trajectory_and_skip_nan():
     """Two videos, two trajectories: best of N takes the highest value, a NaN video is left out."""
-    rgb = torch.cat([step(4, channels=3)] * 2).transpose(0, 1)[None].repeat(2, 1, 1, 1, 1)   # [2, 3, 2, 8, 8]
+    rgb = torch.cat([step(4, channels=3)] * 2).transpose(0, 1)[None].repeat(2, 1, 1, 1, 1)  # [2, 3, 2, 8, 8]
     gt = {"rgb": torch.cat([rgb, rgb], dim=2), "depth": torch.zeros(2, 1, 4, 8, 8, dtype=torch.uint8)}
 
     def depth(*columns):  # per video, the column of its depth step (0: flat)

@@ -41,7 +41,7 @@ def test_frechet_identical_symmetric_and_mean_shift():
     assert abs(frechet_distance(a, a)) < 1e-9 * scale
     assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-9)
     shift = np.linspace(-1, 1, a.shape[1])
-    assert frechet_distance(a, a + shift) == pytest.approx(float((shift ** 2).sum()), rel=1e-8)
+    assert frechet_distance(a, a + shift) == pytest.approx(float((shift**2).sum()), rel=1e-8)
     # rank-deficient covariances (fewer samples than dimensions, as with 400-d logits) stay finite
     few = np.random.default_rng(3).normal(size=(10, 40))
     assert np.isfinite(frechet_distance(few, few + 1.0))
@@ -60,7 +60,7 @@ def test_chunks_follow_torch_split_and_stack_chunk_major():
     assert feats.shape == (4, 2)
     assert feats[:, 1].tolist() == [16, 16, 14, 14]
     for row, (b, start) in enumerate([(0, 0), (1, 0), (0, 16), (1, 16)]):
-        clip = preprocess(video[b:b + 1, :, start:start + 16])
+        clip = preprocess(video[b : b + 1, :, start : start + 16])
         assert feats[row, 0] == pytest.approx(float(clip.mean()), abs=1e-6)
 
 

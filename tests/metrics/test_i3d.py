@@ -52,7 +52,7 @@ def test_strict_load_and_forward(tmp_path, state):
     video = torch.randint(0, 256, (2, 3, 18, 24, 32), dtype=torch.uint8, generator=gen)
     with torch.no_grad():
         full = model(preprocess(video[:1, :, :16]))  # 16 frames: 2 temporal positions, pool [2, 7, 7]
-        tail = model(preprocess(video[:, :, 16:]))   # 2 frames: 1 temporal position, pool [1, 7, 7]
+        tail = model(preprocess(video[:, :, 16:]))  # 2 frames: 1 temporal position, pool [1, 7, 7]
         second = model(preprocess(video[1:, :, 16:]))
     assert full.shape == (1, 400) and tail.shape == (2, 400)
     assert torch.isfinite(full).all() and torch.isfinite(tail).all()

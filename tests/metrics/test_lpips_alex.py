@@ -53,8 +53,10 @@ def test_per_frame_scores(lpips_package, alexnet_file, offline):
     direct = model(video[1, :, 2][None].float() / 127.5 - 1, other[1, :, 2][None].float() / 127.5 - 1)
     assert scores[1, 2].item() == pytest.approx(direct.item(), rel=1e-5)
     gray = video[:, :1]
-    torch.testing.assert_close(lpips_frames(model, gray, other[:, :1]),
-                               lpips_frames(model, gray.expand(-1, 3, -1, -1, -1), other[:, :1].expand(-1, 3, -1, -1, -1)))
+    torch.testing.assert_close(
+        lpips_frames(model, gray, other[:, :1]),
+        lpips_frames(model, gray.expand(-1, 3, -1, -1, -1), other[:, :1].expand(-1, 3, -1, -1, -1)),
+    )
     with pytest.raises(ValueError, match="at least 31x31"):
         lpips_frames(model, video[..., :30, :], video[..., :30, :])
 

@@ -13,8 +13,14 @@ from tests.metrics.conftest import i3d_state
 
 
 def weights(**paths) -> WeightsConfig:
-    base = dict(depth_anything_vits=None, depth_anything_vitb=None, depth_anything_vitl=None,
-                i3d=None, lpips_alexnet=None, lpips_vgg16=None)
+    base = dict(
+        depth_anything_vits=None,
+        depth_anything_vitb=None,
+        depth_anything_vitl=None,
+        i3d=None,
+        lpips_alexnet=None,
+        lpips_vgg16=None,
+    )
     return WeightsConfig(**{**base, **paths})
 
 
@@ -32,7 +38,10 @@ def test_null_weights_skip_their_metrics_with_the_reason():
 
 
 def test_configured_but_missing_files_fail_naming_file_and_source(tmp_path):
-    with pytest.raises(MissingWeightsError, match=r"(?s)not found: .*nowhere/i3d\.pt.*download i3d_pretrained_400\.pt from Google Drive id"):
+    with pytest.raises(
+        MissingWeightsError,
+        match=r"(?s)not found: .*nowhere/i3d\.pt.*download i3d_pretrained_400\.pt from Google Drive id",
+    ):
         plan_metrics(["ssim", "fvd"], weights(i3d=tmp_path / "nowhere/i3d.pt"))
     with pytest.raises(MissingWeightsError, match=r"alexnet-owt-7be5be79\.pth from https://download\.pytorch\.org"):
         plan_metrics(["lpips"], weights(lpips_alexnet=tmp_path / "alex.pth"))

@@ -50,8 +50,19 @@ def rows(report) -> dict[tuple[str, str, str], float]:
 
 
 def test_the_modes_differ_in_exactly_the_documented_fields():
-    assert dataclasses.replace(PAPER, name="standard", rounding="round", scope="range", reduce="videos",
-                               trajectories=("best", "mean"), scales=(), frechet_dtype=torch.float64) == STANDARD
+    assert (
+        dataclasses.replace(
+            PAPER,
+            name="standard",
+            rounding="round",
+            scope="range",
+            reduce="videos",
+            trajectories=("best", "mean"),
+            scales=(),
+            frechet_dtype=torch.float64,
+        )
+        == STANDARD
+    )
     with pytest.raises(ValueError, match=r"Protocol.trajectories: expected best and/or mean, got \('worst',\)"):
         dataclasses.replace(PAPER, trajectories=("worst",))
 
@@ -76,13 +87,17 @@ def test_batch_min_max_couples_videos_in_paper_mode_only():
     gt, pred = video(2, lo=20, hi=200), video(3, lo=30, hi=180)
     gt[1], pred[1] = gt[1] // 2, pred[1] // 2  # a darker second video changes the batch range
     result = score_batch({"rgb": gt}, [{"rgb": pred[:, :, 2:]}], context_frames=2, metrics={"rgb": ["ssim"]})
+
     def norm(x, lo, hi):
         return (x.double() - lo) / (hi - lo)
+
     future = gt[:, :, 2:]
     for b in range(2):
         frames_p = norm(pred[b, :, 2:], pred[:, :, 2:].min(), pred[:, :, 2:].max()).transpose(0, 1)
         frames_g = norm(future[b], future.min(), future.max()).transpose(0, 1)
-        assert values(result, "paper", "ssim")[0, b] == pytest.approx(ssim(frames_p.float(), frames_g.float()).mean().item(), abs=1e-6)
+        assert values(result, "paper", "ssim")[0, b] == pytest.approx(
+            ssim(frames_p.float(), frames_g.float()).mean().item(), abs=1e-6
+        )
         fixed = ssim(pred[b, :, 2:].transpose(0, 1).float() / 255, future[b].transpose(0, 1).float() / 255)
         assert values(result, "standard", "ssim")[0, b] == pytest.approx(fixed.mean().item(), abs=1e-6)
     assert np.abs(values(result, "paper", "ssim") - values(result, "standard", "ssim")).min() > 1e-3
@@ -106,8 +121,10 @@ def test_trajectory_and_video_reductions_and_scales():
     trajs = [[{"rgb": noisy(g[:, :, 2:], seed)} for seed in (10, 11)] for g in gt]
     # trajectory 1 is perfect for video 0 (a quarter level up: truncation and rounding both give GT)
     trajs[0][1]["rgb"][0] = (gt[0][0, :, 2:].float() + 0.25) / 127.5 - 1
-    results = [score_batch({"rgb": g}, t, context_frames=2, metrics={"rgb": ["ssim", "l2"]}, video_ids=ids)
-               for g, t, ids in zip(gt, trajs, (["a", "b", "c"], ["d"]))]
+    results = [
+        score_batch({"rgb": g}, t, context_frames=2, metrics={"rgb": ["ssim", "l2"]}, video_ids=ids)
+        for g, t, ids in zip(gt, trajs, (["a", "b", "c"], ["d"]))
+    ]
     for mode, protocol in (("paper", PAPER), ("standard", STANDARD)):
         per_batch = [values(r, mode, "ssim") for r in results]
         best = [v.max(axis=0) for v in per_batch]
@@ -123,7 +140,12 @@ def test_trajectory_and_video_reductions_and_scales():
             assert got[("rgb", "ssim", "best")] == pytest.approx(np.concatenate(best).mean(), abs=1e-12)
             mean = np.concatenate([v.mean(axis=0) for v in per_batch]).mean()
             assert got[("rgb", "ssim", "mean")] == pytest.approx(mean, abs=1e-12)
-        assert [r.video for r in report.videos if r.metric == "ssim" and r.trajectories == "best"] == ["a", "b", "c", "d"]
+        assert [r.video for r in report.videos if r.metric == "ssim" and r.trajectories == "best"] == [
+            "a",
+            "b",
+            "c",
+            "d",
+        ]
         for how in protocol.trajectories:  # the SSIM curve averages to the summary value
             curve = [r.value for r in report.curves if r.metric == "ssim" and r.trajectories == how]
             assert [r.frame for r in report.curves if r.metric == "ssim" and r.trajectories == how] == [1, 2, 3, 4]
@@ -135,9 +157,10 @@ def test_fvd_pools_batches_and_trajectories_with_context_frames():
     gt = [video(7, b=3, t=20), video(8, b=2, t=20)]
     # uint8 predictions (both modes see the same frames), darker than GT
     trajs = [[{"rgb": video(seed, b=g.shape[0], t=16, hi=160)} for seed in (1 + i, 5 + i)] for i, g in enumerate(gt)]
-    results = [score_batch({"rgb": g}, t, context_frames=4, metrics={"rgb": ["fvd"]}, models=models)
-               for g, t in zip(gt, trajs)]
-    assert results[0].real["rgb"].shape == (6, 12)              # 3 videos x 2 chunks (16 + 4 frames)
+    results = [
+        score_batch({"rgb": g}, t, context_frames=4, metrics={"rgb": ["fvd"]}, models=models) for g, t in zip(gt, trajs)
+    ]
+    assert results[0].real["rgb"].shape == (6, 12)  # 3 videos x 2 chunks (16 + 4 frames)
     assert results[0].fake[("paper", "rgb")].shape == (12, 12)  # x 2 trajectories
     paper = rows(summarise(results, PAPER, dataset="d", condition="c"))[("rgb", "fvd", "all")]
     standard = rows(summarise(results, STANDARD, dataset="d", condition="c"))[("rgb", "fvd", "all")]
@@ -146,7 +169,9 @@ def test_fvd_pools_batches_and_trajectories_with_context_frames():
     assert standard == pytest.approx(frechet_distance(fake, real), rel=1e-12)
     assert paper == pytest.approx(standard, rel=1e-3)  # only float32 vs float64 differs here
     # the predicted set starts with the GT context frames
-    exact = score_batch({"rgb": gt[0]}, [{"rgb": gt[0][:, :, 4:]}], context_frames=4, metrics={"rgb": ["fvd"]}, models=models)
+    exact = score_batch(
+        {"rgb": gt[0]}, [{"rgb": gt[0][:, :, 4:]}], context_frames=4, metrics={"rgb": ["fvd"]}, models=models
+    )
     np.testing.assert_array_equal(exact.fake[("paper", "rgb")], exact.real["rgb"])
 
 
@@ -158,8 +183,13 @@ def test_copy_last_frame_baseline_on_a_static_video(lpips_package, alexnet_file)
     pred = copy_last_frame(static[:, :, :2], 4)
     assert pred.shape == (2, 3, 4, 32, 32) and torch.equal(pred, static[:, :, 2:])
     models = MetricModels(lpips=build_lpips_alex(alexnet_file))
-    result = score_batch({"rgb": static}, [{"rgb": pred}], context_frames=2,
-                         metrics={"rgb": ["ssim", "l2", "lpips", "psnr"]}, models=models)
+    result = score_batch(
+        {"rgb": static},
+        [{"rgb": pred}],
+        context_frames=2,
+        metrics={"rgb": ["ssim", "l2", "lpips", "psnr"]},
+        models=models,
+    )
     for protocol in (PAPER, STANDARD):
         got = rows(summarise([result], protocol, dataset="d", condition="copy_last"))
         assert got[("rgb", "ssim", "best")] == pytest.approx(1.0, abs=1e-6)
@@ -178,8 +208,9 @@ def test_fields_report_l1_in_their_units_in_both_modes():
     valid[:, :, :, :2] = False
     pred = gt[:, :, 2:] + 0.01
     pred[~valid[:, :, 2:]] = 5.0
-    result = score_batch({"sp": gt}, [{"sp": pred}], context_frames=2, metrics={"sp": ["l1"]},
-                         fields={"sp": spec}, valid=valid)
+    result = score_batch(
+        {"sp": gt}, [{"sp": pred}], context_frames=2, metrics={"sp": ["l1"]}, fields={"sp": spec}, valid=valid
+    )
     for protocol in (PAPER, STANDARD):
         report = summarise([result], protocol, dataset="era5", condition="joint", units={"sp": "Pa"})
         (row,) = [r for r in report.rows if r.trajectories == "best"]
@@ -191,9 +222,17 @@ def test_fields_report_l1_in_their_units_in_both_modes():
 def test_resumed_batches_equal_an_uninterrupted_run(tmp_path):
     models = MetricModels(i3d=PooledFeatures())
     gt = [video(12, b=2, t=18), video(13, b=2, t=18)]
-    results = [score_batch({"rgb": g, "depth": g[:, :1]}, [{"rgb": noisy(g[:, :, 2:], 1), "depth": noisy(g[:, :1, 2:], 2)}],
-                           context_frames=2, metrics={"rgb": ["fvd", "ssim"], "depth": ["l2"]}, models=models,
-                           video_ids=[f"v{i}", f"w{i}"]) for i, g in enumerate(gt)]
+    results = [
+        score_batch(
+            {"rgb": g, "depth": g[:, :1]},
+            [{"rgb": noisy(g[:, :, 2:], 1), "depth": noisy(g[:, :1, 2:], 2)}],
+            context_frames=2,
+            metrics={"rgb": ["fvd", "ssim"], "depth": ["l2"]},
+            models=models,
+            video_ids=[f"v{i}", f"w{i}"],
+        )
+        for i, g in enumerate(gt)
+    ]
     for i, r in enumerate(results):
         r.save(tmp_path / f"batch{i}.npz")
     loaded = [BatchResult.load(tmp_path / f"batch{i}.npz") for i in range(2)]
@@ -201,14 +240,21 @@ def test_resumed_batches_equal_an_uninterrupted_run(tmp_path):
         a = summarise(results, protocol, dataset="d", condition="c")
         b = summarise(loaded, protocol, dataset="d", condition="c")
         assert a == b
-    report = summarise(loaded, PAPER, dataset="d", condition="c", skipped={"lpips": "params.yaml weights.lpips_alexnet is null"})
+    report = summarise(
+        loaded, PAPER, dataset="d", condition="c", skipped={"lpips": "params.yaml weights.lpips_alexnet is null"}
+    )
     report = report.merge(summarise(loaded, STANDARD, dataset="d", condition="c"))
     report.write(tmp_path / "out")
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(data["d"]["c"]) == {"paper", "standard"}
     assert set(data["d"]["c"]["standard"]["rgb"]) == {"fvd", "ssim", "ssim_mean"}
     assert data["skipped"] == {"lpips": "params.yaml weights.lpips_alexnet is null"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["curves.csv", "metrics.json", "summary.csv", "videos.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "curves.csv",
+        "metrics.json",
+        "summary.csv",
+        "videos.csv",
+    ]
 
 
 def test_input_errors_name_the_problem():

@@ -13,21 +13,21 @@ from syncvp.metrics.ssim_psnr import C1, C2, gaussian_window, psnr, ssim
 def numpy_ssim(x: np.ndarray, y: np.ndarray) -> float:
     """Direct loops: zero-padded 11x11 Gaussian (sigma 1.5) statistics per pixel and channel."""
     r = np.arange(11) - 5
-    g = np.exp(-r ** 2 / (2 * 1.5 ** 2))
+    g = np.exp(-(r**2) / (2 * 1.5**2))
     g /= g.sum()
     win = np.outer(g, g)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     vals = []
     for c in range(x.shape[0]):
         a, b = np.pad(x[c], 5), np.pad(y[c], 5)
         for i in range(x.shape[1]):
             for j in range(x.shape[2]):
-                pa, pb = a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11]
+                pa, pb = a[i : i + 11, j : j + 11], b[i : i + 11, j : j + 11]
                 ma, mb = (win * pa).sum(), (win * pb).sum()
-                va = (win * pa * pa).sum() - ma ** 2
-                vb = (win * pb * pb).sum() - mb ** 2
+                va = (win * pa * pa).sum() - ma**2
+                vb = (win * pb * pb).sum() - mb**2
                 cov = (win * pa * pb).sum() - ma * mb
-                vals.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+                vals.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
     return float(np.mean(vals))
 
 
@@ -65,8 +65,8 @@ def conv_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, w, padding=5, groups=c)
 
     mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y, cov = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
-    s = ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x ** 2 + mu_y ** 2 + C1) * (var_x + var_y + C2))
+    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+    s = ((2 * mu_x * mu_y + C1) * (2 * cov + C2)) / ((mu_x**2 + mu_y**2 + C1) * (var_x + var_y + C2))
     return s.mean(dim=(1, 2, 3))
 
 

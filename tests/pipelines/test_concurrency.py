@@ -20,7 +20,7 @@ from syncvp.__main__ import _fanout_yaml
 from syncvp.config.loader import read_yaml
 
 REPO = Path(__file__).resolve().parents[2]
-ITEMS = ("synthetic", "era5_synthetic")   # the two synthesize instances, as `make repro` runs them side by side
+ITEMS = ("synthetic", "era5_synthetic")  # the two synthesize instances, as `make repro` runs them side by side
 
 
 def tiny_params_file(folder: Path) -> Path:
@@ -41,16 +41,31 @@ def tiny_params_file(folder: Path) -> Path:
 
 
 def stage_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(home.parent),
-           "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "HOME": str(home.parent),
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",
+    }
     return {**env, **extra}
 
 
 def run_side_by_side(params: Path, env: dict[str, str]) -> list[tuple[int, str]]:
     """`python -m stages.synthesize <item>` for both items at once: [(exit code, output)]."""
-    procs = [subprocess.Popen([sys.executable, "-m", "stages.synthesize", item, "--params", str(params)], cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for item in ITEMS]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "stages.synthesize", item, "--params", str(params)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for item in ITEMS
+    ]
     return [(p.wait(timeout=400), p.stdout.read()) for p in procs]
 
 
@@ -71,7 +86,7 @@ def test_two_stage_processes_share_an_ephemeral_database(tmp_path, prefect_harne
     """No server: each process starts its own temporary one on the same SQLite database."""
     home = tmp_path / ".prefect"
     copy_database(home)
-    with sqlite3.connect(home / "prefect.db") as db:   # the copy holds the runs of earlier tests
+    with sqlite3.connect(home / "prefect.db") as db:  # the copy holds the runs of earlier tests
         before = {row[0] for row in db.execute("SELECT id FROM flow_run")}
     params = tiny_params_file(tmp_path)
     results = run_side_by_side(params, stage_env(home))
@@ -82,8 +97,9 @@ def test_two_stage_processes_share_an_ephemeral_database(tmp_path, prefect_harne
         assert (tmp_path / "raw" / item).is_dir()
     names = [f"synthesize@{item}" for item in ITEMS]
     with sqlite3.connect(home / "prefect.db") as db:
-        rows = db.execute(f"SELECT id, name, state_type FROM flow_run WHERE name IN ({', '.join('?' * len(names))})",
-                          names).fetchall()
+        rows = db.execute(
+            f"SELECT id, name, state_type FROM flow_run WHERE name IN ({', '.join('?' * len(names))})", names
+        ).fetchall()
     runs = [(name, state) for run_id, name, state in rows if run_id not in before]
     assert sorted(runs) == [(name, "COMPLETED") for name in sorted(names)]
 
@@ -103,7 +119,7 @@ def test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn(tmp_path, 
     lock = db.with_name("prefect.db.start-lock")
     started = []
 
-    def start(self, timeout=None):   # what the real start does to a new database, and whether it is locked
+    def start(self, timeout=None):  # what the real start does to a new database, and whether it is locked
         with open(lock) as other:
             try:
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,8 +136,9 @@ def test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn(tmp_path, 
         _start_ephemeral_server()
         assert started == [True], "the database exists: nothing to do"
     db.unlink()
-    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api",
-                             PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{db}"}):
+    with temporary_settings(
+        {PREFECT_API_URL: "http://127.0.0.1:4200/api", PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{db}"}
+    ):
         _start_ephemeral_server()
     assert started == [True] and not db.exists(), "a server is configured: no ephemeral start"
 
@@ -142,10 +159,20 @@ out.write_text("done")
 
 
 def dvc(root: Path, *args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=root, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
@@ -156,7 +183,8 @@ def test_dvc_runs_disjoint_stages_side_by_side_and_locks_a_running_one(tmp_path)
     root.mkdir()
     Repo.init(str(root), no_scm=True).close()
     (root / "wait.py").write_text(_WAIT)
-    (root / "dvc.yaml").write_text(textwrap.dedent(f"""\
+    (root / "dvc.yaml").write_text(
+        textwrap.dedent(f"""\
         stages:
           slow:
             cmd: {Path(sys.executable).name} wait.py slow.txt
@@ -164,7 +192,8 @@ def test_dvc_runs_disjoint_stages_side_by_side_and_locks_a_running_one(tmp_path)
           quick:
             cmd: {Path(sys.executable).name} -c "open('quick.txt', 'w').write('x')"
             outs: [quick.txt]
-        """))
+        """)
+    )
     slow = dvc(root, "repro", "slow")
     try:
         for _ in range(1200):
@@ -172,10 +201,10 @@ def test_dvc_runs_disjoint_stages_side_by_side_and_locks_a_running_one(tmp_path)
                 break
             time.sleep(0.1)
         assert (root / "slow.started").exists(), slow.communicate()[0]
-        again = dvc(root, "repro", "slow")     # the same stage while it runs: refused, not run twice
+        again = dvc(root, "repro", "slow")  # the same stage while it runs: refused, not run twice
         out = again.communicate(timeout=120)[0]
         assert again.returncode != 0 and "is busy, it is being blocked by" in out, out
-        quick = dvc(root, "repro", "quick")    # a disjoint stage meanwhile: runs
+        quick = dvc(root, "repro", "quick")  # a disjoint stage meanwhile: runs
         out = quick.communicate(timeout=120)[0]
         assert quick.returncode == 0, out
         assert not (root / "slow.txt").exists(), "the slow stage was still running"

@@ -53,11 +53,10 @@ def test_prepare_failure_leaves_no_output(tiny_params, prefect_harness, monkeypa
     assert list(paths.processed.iterdir()) == []
 
 
-def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tiny_params, prefect_harness,
-                                                                               monkeypatch):
+def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tiny_params, prefect_harness, monkeypatch):
     from pipelines import data
 
-    published = {}   # the real table artifacts, plus a record of them
+    published = {}  # the real table artifacts, plus a record of them
     publish = data.publish_table
 
     def record(key, rows, description):
@@ -67,8 +66,12 @@ def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tin
     monkeypatch.setattr(data, "publish_table", record)
     cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
     left = [kill_mid_write(paths.raw_dir("synthetic")), kill_mid_write(paths.processed_dir("synthetic"))]
-    others = [paths.raw / ".synthetic_era5.tmp-abcd1234", paths.raw / "synthetic_era5", paths.processed / ".keep",
-              paths.processed / ".synthetic.backup"]   # another dataset's temporary folder, the user's folders
+    others = [
+        paths.raw / ".synthetic_era5.tmp-abcd1234",
+        paths.raw / "synthetic_era5",
+        paths.processed / ".keep",
+        paths.processed / ".synthetic.backup",
+    ]  # another dataset's temporary folder, the user's folders
     for p in others:
         p.mkdir()
     raw = Path(data.synthesize("synthetic", cfg, paths))
@@ -76,8 +79,11 @@ def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tin
     out = Path(data.prepare("synthetic", cfg, paths))
     assert not left[1].exists()
     assert all(p.is_dir() for p in others)
-    assert sorted(p.name for p in paths.raw.iterdir()) == [".synthetic_era5.tmp-abcd1234", "synthetic",
-                                                           "synthetic_era5"]
+    assert sorted(p.name for p in paths.raw.iterdir()) == [
+        ".synthetic_era5.tmp-abcd1234",
+        "synthetic",
+        "synthetic_era5",
+    ]
     assert sorted(p.name for p in paths.processed.iterdir()) == [".keep", ".synthetic.backup", "synthetic"]
     assert sorted(p.name for p in raw.iterdir()) == ["test.nc", "train.nc", "val.nc"]
     info = store.read_info(out / "train.nc", deep=True, require=cfg.modalities)
@@ -117,8 +123,9 @@ def test_item_cache_skips_done_items_and_redoes_missing(tmp_path, prefect_harnes
     assert calls[4:] == ["out0.txt"] and (tmp_path / "out0.txt").read_text() == "B", "new input content, new key"
 
 
-def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(tiny_params, repo_params, prefect_harness,
-                                                                            monkeypatch):
+def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(
+    tiny_params, repo_params, prefect_harness, monkeypatch
+):
     """An all-NaN month in the last split built (test) stops the flow before the train store is
     written, and nothing is left that DVC or Prefect would take for a finished output."""
     from pipelines import data
@@ -134,7 +141,9 @@ def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(ti
     path = write_nan_month(raw, MONTHS[-1], ("t2m", "sp"))
     written = []
     real_write = data.store.write_store
-    monkeypatch.setattr(data.store, "write_store", lambda out, ds, **kw: written.append(out) or real_write(out, ds, **kw))
+    monkeypatch.setattr(
+        data.store, "write_store", lambda out, ds, **kw: written.append(out) or real_write(out, ds, **kw)
+    )
     with pytest.raises(Era5FileError, match=rf"^{path}: 't2m', 'sp' have no finite value"):
         data.prepare("era5", cfg, paths)
     assert written == [], "no split was built"

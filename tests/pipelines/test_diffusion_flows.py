@@ -40,7 +40,14 @@ def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
     out = p.paths.model_dir("synthetic")
     assert metrics["steps"] == p.train_joint.steps and metrics["loss_depth_final"] > 0
     assert load_diffusion_model(out / "joint.pt", kind="joint").meta["init"] == "stage1"
-    assert sorted(q.name for q in out.iterdir()) == ["joint.pt", "loss.png", "metrics.json", "plots", "timings.json", "work"]
+    assert sorted(q.name for q in out.iterdir()) == [
+        "joint.pt",
+        "loss.png",
+        "metrics.json",
+        "plots",
+        "timings.json",
+        "work",
+    ]
     assert "train.pt" not in {q.name for q in (out / "work").iterdir()}
     assert [q for q in out.rglob(".*")] == [], "no temporary files left behind"
 
@@ -53,18 +60,27 @@ def _params_file(tmp_path: Path, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("stage, edit, item, message", [
-    ("train_joint", lambda d: d["train_joint"].update(explicit={"rgb": 0.7}), "synthetic",
-     "train_joint.explicit: probabilities must sum to 1"),
-    ("train_joint", lambda d: d["train_joint"].update(init="stage2"), "synthetic", "train_joint.init"),
-    ("train_single", lambda d: d["train_single"].update(latents="cached"), "synthetic-rgb", "train_single.latents"),
-    ("train_single", lambda d: None, "synthetic-semantic", "not listed in pipeline.single"),
-])
+@pytest.mark.parametrize(
+    "stage, edit, item, message",
+    [
+        (
+            "train_joint",
+            lambda d: d["train_joint"].update(explicit={"rgb": 0.7}),
+            "synthetic",
+            "train_joint.explicit: probabilities must sum to 1",
+        ),
+        ("train_joint", lambda d: d["train_joint"].update(init="stage2"), "synthetic", "train_joint.init"),
+        ("train_single", lambda d: d["train_single"].update(latents="cached"), "synthetic-rgb", "train_single.latents"),
+        ("train_single", lambda d: None, "synthetic-semantic", "not listed in pipeline.single"),
+    ],
+)
 def test_stage_fails_fast_naming_the_key(tmp_path, stage, edit, item, message):
     params = _params_file(tmp_path, edit)
-    code = (f"import sys; import stages.{stage} as s; from stages._entry import run; "
-            f"rc = run(s.SPEC, [{item!r}, '--params', {str(params)!r}]); "
-            "print('heavy' if 'prefect' in sys.modules or 'torch' in sys.modules else 'light'); sys.exit(rc)")
+    code = (
+        f"import sys; import stages.{stage} as s; from stages._entry import run; "
+        f"rc = run(s.SPEC, [{item!r}, '--params', {str(params)!r}]); "
+        "print('heavy' if 'prefect' in sys.modules or 'torch' in sys.modules else 'light'); sys.exit(rc)"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr, res.stderr

@@ -29,8 +29,7 @@ def tiny_params_file(tmp_path: Path, processes: int) -> Path:
     data["run"].update(processes=processes, device="cpu", threads=1)
     data["paths"] = {k: str(tmp_path / k) for k in ("raw", "interim", "processed", "models", "eval")}
     data["autoencoder"].update(width=16, depth=1, heads=2, head_dim=8, axis_heads=1, axis_head_dim=8, axis_mlp=16)
-    data["train_autoencoder"].update(steps=4, batch_size=4, eval_every=2, eval_clips=2, checkpoint_every=2,
-                                     log_every=2)
+    data["train_autoencoder"].update(steps=4, batch_size=4, eval_every=2, eval_clips=2, checkpoint_every=2, log_every=2)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     data["pipeline"] = yaml.safe_load(_fanout_yaml(str(path)))["pipeline"]  # paths moved: re-derive
@@ -39,19 +38,31 @@ def tiny_params_file(tmp_path: Path, processes: int) -> Path:
 
 
 def sections(params) -> dict:
-    return dict(dataset=params.datasets["synthetic"], autoencoder=params.autoencoder, train=params.train_autoencoder,
-                run=params.run, paths=params.paths, lpips_vgg16=None)
+    return dict(
+        dataset=params.datasets["synthetic"],
+        autoencoder=params.autoencoder,
+        train=params.train_autoencoder,
+        run=params.run,
+        paths=params.paths,
+        lpips_vgg16=None,
+    )
 
 
 @pytest.mark.slow
 def test_two_process_stage_equals_a_single_process_run(tmp_path):
     params_file = tiny_params_file(tmp_path, processes=2)
     params = load_params(params_file)
-    write_tiny_stores(params.paths, videos=4, size=32)   # an epoch divisible by the ranks: same batches
+    write_tiny_stores(params.paths, videos=4, size=32)  # an epoch divisible by the ranks: same batches
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), PYTHONPATH=str(REPO))
     env.pop("PREFECT_API_URL", None)
-    res = subprocess.run([sys.executable, "-m", "stages.train_autoencoder", UNIT, "--params", str(params_file)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "stages.train_autoencoder", UNIT, "--params", str(params_file)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "rank 0 of 2" in res.stdout + res.stderr
     out = params.paths.model_dir(UNIT)
@@ -85,8 +96,21 @@ def test_the_stage_relaunches_itself_under_torchrun(tmp_path, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     params_file = tiny_params_file(tmp_path, processes=3)
     assert _entry.run(stage.SPEC, [UNIT, "--params", str(params_file)]) == 0
-    assert calls == [[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "3", "--standalone",
-                      "-m", "stages.train_autoencoder", UNIT, "--params", str(params_file)]]
+    assert calls == [
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "3",
+            "--standalone",
+            "-m",
+            "stages.train_autoencoder",
+            UNIT,
+            "--params",
+            str(params_file),
+        ]
+    ]
     multi = _entry.torchrun_command(stage.SPEC, UNIT, "p.yaml", 8, env={"PET_NNODES": "2"})
     assert "--standalone" not in multi and multi[4] == "8"
 

@@ -31,8 +31,9 @@ def test_resume_after_a_failure_in_the_middle_of_a_year(tiny_params, prefect_har
     broken = StandInCDS(broken={"2020-07"})
     with pytest.raises(era5.Era5Error, match=r"1 of 12 months failed.*\n  2020-07: ConnectionError"):
         download_era5("era5", source, paths, client_factory=broken)
-    assert month_files(out) == [month_filename(m) for m in MONTHS if m != "2020-07"], \
+    assert month_files(out) == [month_filename(m) for m in MONTHS if m != "2020-07"], (
         "months before (and after) the failing one are kept"
+    )
     assert broken.months().count("2020-07") == 2, "the failing month was retried once"
     healthy = StandInCDS()
     download_era5("era5", source, paths, client_factory=healthy)
@@ -47,7 +48,10 @@ def test_resume_after_a_failure_in_the_middle_of_a_year(tiny_params, prefect_har
     narrower = dataclasses.replace(source, hours=(0, 12))
     download_era5("era5", narrower, paths, client_factory=again)
     assert again.months()[1:] == list(MONTHS), "a changed request replaces every month"
-    assert era5.check_month_file(out / month_filename("2020-05"), era5.month_request(narrower, "2020-05"))["time_steps"] == 62
+    assert (
+        era5.check_month_file(out / month_filename("2020-05"), era5.month_request(narrower, "2020-05"))["time_steps"]
+        == 62
+    )
 
 
 def test_transient_errors_are_retried_with_backoff(tiny_params, prefect_harness):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, setup
+from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,8 +28,14 @@ def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, pre
     monkeypatch.setattr(reporting, "create_markdown_artifact", record)
 
     ds, sampling, paths = setup
-    config = evaluate_config(conditions=("all",), videos=2, reduce="best", protocols=("standard",),
-                             metrics=("ssim", "l2", "alignment"), baselines=("single", "autoencoder"))
+    config = evaluate_config(
+        conditions=("all",),
+        videos=2,
+        reduce="best",
+        protocols=("standard",),
+        metrics=("ssim", "l2", "alignment"),
+        baselines=("single", "autoencoder"),
+    )
     run = dataclasses.replace(tiny_params.run, device="cpu")
     args = ("synthetic", ds, config, sampling, NO_WEIGHTS, paths, run)
     metrics_path = evaluate(*args)

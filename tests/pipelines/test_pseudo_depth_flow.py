@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 def depth_config(**changes) -> PseudoDepthConfig:
     runner = TaskRunnerConfig(kind="threads", workers=2, address=None)
-    base = dict(encoder="vits", input_size=28, batch_size=4, normalization="per_frame", precision="auto",
-                task_runner=runner)
+    base = dict(
+        encoder="vits", input_size=28, batch_size=4, normalization="per_frame", precision="auto", task_runner=runner
+    )
     return PseudoDepthConfig(**{**base, **changes})
 
 
@@ -34,13 +35,18 @@ def depth_params(tiny_params, tmp_path):
     """tiny_params with pseudo-depth on the synthetic dataset, random ViT-S weights and raw videos."""
     weights = save_random_checkpoint(tmp_path / "weights" / "depth_anything_v2_vits.pth", "vits", seed=7)
     cfg = dataclasses.replace(tiny_params.datasets["synthetic"], pseudo_depth=depth_config())
-    params = with_pipeline(tiny_params, datasets={"synthetic": cfg},
-                           weights=dataclasses.replace(tiny_params.weights, depth_anything_vits=weights))
+    params = with_pipeline(
+        tiny_params,
+        datasets={"synthetic": cfg},
+        weights=dataclasses.replace(tiny_params.weights, depth_anything_vits=weights),
+    )
     assert params.pipeline.pseudo_depth == {"synthetic": str(params.paths.raw_dir("synthetic"))}
     assert params.pipeline.prepare == {"synthetic": str(params.paths.interim_dir("synthetic"))}
     for split in SPLITS:
-        store.write_store(params.paths.raw_dir("synthetic") / f"{split}.nc",
-                          synthetic_video.render_split("synthetic", cfg.source, split))
+        store.write_store(
+            params.paths.raw_dir("synthetic") / f"{split}.nc",
+            synthetic_video.render_split("synthetic", cfg.source, split),
+        )
     return params
 
 
@@ -130,7 +136,7 @@ def test_progress_shows_videos_done_of_total(depth_params, monkeypatch, prefect_
     run(depth_params)
     assert [e[2:] for e in events] == [(i, 6) for i in range(7)]
     assert {e[:2] for e in events} == {("synthetic-pseudo-depth-progress", "videos")}
-    (key, rows), = tables
+    ((key, rows),) = tables
     assert key == "synthetic-pseudo-depth" and [r["video"] for r in rows][:2] == ["test-0000", "test-0001"]
     assert {r["status"] for r in rows} == {"labelled"} and all(r["frames"] == 12 for r in rows)
 
@@ -173,20 +179,41 @@ def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, pref
 
     root = tmp_path / "videos"
     root.mkdir()
-    write_video(root / "a.mp4", frames=40, fps=10.0)                               # 4 s, 64 x 96
+    write_video(root / "a.mp4", frames=40, fps=10.0)  # 4 s, 64 x 96
     write_video(root / "b.avi", frames=30, fps=10.0, size=(48, 80), codec="MJPG")  # 3 s, another size
 
     def seg(file, start=0.0, end=None):
         return VideoSegment(file=file, start_s=start, end_s=end)
 
-    source = VideoSource(kind="video", root=root, fps=5.0, trim_s=(0.0, 0.0), video_frames=4, stride=4,
-                         resize="area", splits=VideoSplits(train=(seg("a.mp4", end=2.0), seg("b.avi", end=1.6)),
-                                                           val=(seg("a.mp4", start=2.0),), test=(seg("b.avi", start=1.6),)))
+    source = VideoSource(
+        kind="video",
+        root=root,
+        fps=5.0,
+        trim_s=(0.0, 0.0),
+        video_frames=4,
+        stride=4,
+        resize="area",
+        splits=VideoSplits(
+            train=(seg("a.mp4", end=2.0), seg("b.avi", end=1.6)),
+            val=(seg("a.mp4", start=2.0),),
+            test=(seg("b.avi", start=1.6),),
+        ),
+    )
     weights = save_random_checkpoint(tmp_path / "weights" / "depth_anything_v2_vits.pth", "vits", seed=7)
-    cfg = DatasetConfig(source=source, modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                        future_frames=2, rollout_frames=3, pseudo_depth=depth_config())
-    params = with_pipeline(tiny_params, datasets={"clips": cfg},
-                           weights=dataclasses.replace(tiny_params.weights, depth_anything_vits=weights))
+    cfg = DatasetConfig(
+        source=source,
+        modalities=("rgb", "depth"),
+        resolution=(16, 16),
+        context_frames=1,
+        future_frames=2,
+        rollout_frames=3,
+        pseudo_depth=depth_config(),
+    )
+    params = with_pipeline(
+        tiny_params,
+        datasets={"clips": cfg},
+        weights=dataclasses.replace(tiny_params.weights, depth_anything_vits=weights),
+    )
     assert params.pipeline.pseudo_depth == {"clips": str(root)}
     out = Path(pseudo_depth("clips", cfg, params.paths, weights, "cpu", 0))
     got = labels(out)

@@ -22,9 +22,10 @@ from tests.data.test_era5 import era5_source
 
 @pytest.mark.slow  # imports every flow module (torch, timm, dask): ~20 s on a busy 2-core machine
 def test_every_persisted_task_stores_json_read_back_as_data():
+    from prefect import Task
+
     import pipelines
     from pipelines.caching import JsonRecordsOnly
-    from prefect import Task
 
     persisted = []
     for info in pkgutil.iter_modules(pipelines.__path__):
@@ -56,8 +57,11 @@ def test_check_record_accepts_only_plain_json_data():
         check_record(json.dumps(record).encode())
     for serializer, result in (planted_pickle(Path("m")), planted_json_with_a_decoder(Path("m"))):
         with pytest.raises(CacheRecordError, match=f"serializer is {serializer['type']!r}"):
-            check_record(json.dumps({**record, "metadata": {**record["metadata"], "serializer": serializer},
-                                     "result": result}).encode())
+            check_record(
+                json.dumps(
+                    {**record, "metadata": {**record["metadata"], "serializer": serializer}, "result": result}
+                ).encode()
+            )
     with pytest.raises(CacheRecordError, match="not a JSON result record"):
         check_record(pickle.dumps({"result": 1}))
 
@@ -132,8 +136,14 @@ def planted_pickle(marker: Path) -> tuple[dict, str]:
 
 def planted_json_with_a_decoder(marker: Path) -> tuple[dict, str]:
     """JSON whose record names its object hook: subprocess.run runs the keys of each object as a command."""
-    serializer = {"type": "json", "jsonlib": "json", "object_encoder": None, "object_decoder": "subprocess.run",
-                  "dumps_kwargs": {}, "loads_kwargs": {}}
+    serializer = {
+        "type": "json",
+        "jsonlib": "json",
+        "object_encoder": None,
+        "object_decoder": "subprocess.run",
+        "dumps_kwargs": {},
+        "loads_kwargs": {},
+    }
     return serializer, json.dumps({sys.executable: 0, "-c": 0, f"open({str(marker)!r}, 'w')": 0})
 
 

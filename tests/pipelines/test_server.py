@@ -50,8 +50,14 @@ def make(target: str, tmp_path: Path, home: Path) -> subprocess.CompletedProcess
     (shim / "python").chmod(0o755)
     env = {**os.environ, "PREFECT_HOME": str(home)}
     # -o: take the install stamp as up to date (this interpreter already has the project)
-    return subprocess.run(["make", "-s", "-o", ".venv/.installed", target, f"BIN={shim}"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["make", "-s", "-o", ".venv/.installed", target, f"BIN={shim}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def message_lines(stderr: str) -> list[str]:
@@ -74,8 +80,9 @@ def test_ui_stop_leaves_a_process_that_is_not_the_server_alone(tmp_path):
         assert other.poll() is None, "make ui-stop killed a process that is not this checkout's Prefect server"
         assert proc.returncode != 0
         lines = message_lines(proc.stderr)
-        assert len(lines) == 1 and str(other.pid) in lines[0] and "not this checkout's Prefect server" in lines[0], \
+        assert len(lines) == 1 and str(other.pid) in lines[0] and "not this checkout's Prefect server" in lines[0], (
             proc.stderr
+        )
         assert not (home / "server.pid").exists(), "the stale pid file is removed"
     finally:
         if other.poll() is None:
@@ -198,12 +205,14 @@ def test_two_stage_processes_report_to_the_server_at_once(live_server, tmp_path)
     names = [f"synthesize@{item}" for item in ITEMS]
     runs = get_json(f"{api}/flow_runs/filter", {"flow_runs": {"name": {"any_": names}}})
     assert sorted((r["name"], r["state_type"]) for r in runs) == [(n, "COMPLETED") for n in sorted(names)]
-    tasks = {"synthesize@synthetic": 3, "synthesize@era5_synthetic": 4}   # splits rendered, months written
+    tasks = {"synthesize@synthetic": 3, "synthesize@era5_synthetic": 4}  # splits rendered, months written
     ids = {r["id"]: r["name"] for r in runs}
-    for _ in range(60):   # task runs are recorded from events, a few seconds behind
+    for _ in range(60):  # task runs are recorded from events, a few seconds behind
         found = get_json(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": list(ids)}}})
-        counts = {name: sum(t["flow_run_id"] == i and t["state_type"] == "COMPLETED" for t in found)
-                  for i, name in ids.items()}
+        counts = {
+            name: sum(t["flow_run_id"] == i and t["state_type"] == "COMPLETED" for t in found)
+            for i, name in ids.items()
+        }
         if counts == tasks:
             break
         time.sleep(0.5)

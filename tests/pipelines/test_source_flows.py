@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 def tiny_era5(params):
     ds = params.datasets["era5_synthetic"]
     months = ("2020-01", "2020-02", "2020-03")
-    proc = dataclasses.replace(ds.source.processing, splits=MonthSplits(train=months[:1], val=months[1:2], test=months[2:]))
+    proc = dataclasses.replace(
+        ds.source.processing, splits=MonthSplits(train=months[:1], val=months[1:2], test=months[2:])
+    )
     source = dataclasses.replace(ds.source, months=months, grid=(10, 12), processing=proc)
     return dataclasses.replace(ds, source=source, resolution=(10, 12))
 

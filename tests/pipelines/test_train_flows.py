@@ -25,16 +25,31 @@ def test_train_autoencoder_flow_writes_its_outputs(tiny_params, prefect_harness)
     from syncvp.models.autoencoder import load_autoencoder
 
     write_tiny_stores(tiny_params.paths)
-    ae = dataclasses.replace(tiny_params.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1,
-                             axis_head_dim=8, axis_mlp=16)
-    train = dataclasses.replace(tiny_params.train_autoencoder, steps=4, batch_size=2, eval_every=2, eval_clips=2,
-                                checkpoint_every=2, log_every=2)
+    ae = dataclasses.replace(
+        tiny_params.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1, axis_head_dim=8, axis_mlp=16
+    )
+    train = dataclasses.replace(
+        tiny_params.train_autoencoder,
+        steps=4,
+        batch_size=2,
+        eval_every=2,
+        eval_clips=2,
+        checkpoint_every=2,
+        log_every=2,
+    )
     unit = "synthetic-depth-context"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        metrics = train_autoencoder(unit, tiny_params.datasets["synthetic"], ae, train,
-                                    dataclasses.replace(tiny_params.run, device="cpu"), tiny_params.paths, None)
+        metrics = train_autoencoder(
+            unit,
+            tiny_params.datasets["synthetic"],
+            ae,
+            train,
+            dataclasses.replace(tiny_params.run, device="cpu"),
+            tiny_params.paths,
+            None,
+        )
     finally:
         torch.set_num_threads(threads)
     out = tiny_params.paths.model_dir(unit)
@@ -56,20 +71,34 @@ def _params_file(tmp_path: Path, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit, item, message", [
-    (lambda d: d["autoencoder"].update(head_dim=6), "synthetic-rgb-future",
-     "autoencoder.head_dim: must be a positive multiple of 4"),
-    (lambda d: d["autoencoder"].update(patch_size=5), "synthetic-rgb-future",
-     "autoencoder.patch_size: 5 does not divide the resolution 32x32"),
-    (lambda d: d["train_autoencoder"]["gan"].update(enabled=True, steps=0), "synthetic-rgb-future",
-     "train_autoencoder.gan.steps: must be >= 1 when enabled"),
-    (lambda d: None, "synthetic-rgb-past", "'synthetic-rgb-past' is not listed in pipeline.autoencoders"),
-])
+@pytest.mark.parametrize(
+    "edit, item, message",
+    [
+        (
+            lambda d: d["autoencoder"].update(head_dim=6),
+            "synthetic-rgb-future",
+            "autoencoder.head_dim: must be a positive multiple of 4",
+        ),
+        (
+            lambda d: d["autoencoder"].update(patch_size=5),
+            "synthetic-rgb-future",
+            "autoencoder.patch_size: 5 does not divide the resolution 32x32",
+        ),
+        (
+            lambda d: d["train_autoencoder"]["gan"].update(enabled=True, steps=0),
+            "synthetic-rgb-future",
+            "train_autoencoder.gan.steps: must be >= 1 when enabled",
+        ),
+        (lambda d: None, "synthetic-rgb-past", "'synthetic-rgb-past' is not listed in pipeline.autoencoders"),
+    ],
+)
 def test_stage_fails_fast_naming_the_key(tmp_path, edit, item, message):
     params = _params_file(tmp_path, edit)
-    code = ("import sys; import stages.train_autoencoder as s; from stages._entry import run; "
-            f"rc = run(s.SPEC, [{item!r}, '--params', {str(params)!r}]); "
-            "print('heavy' if 'prefect' in sys.modules or 'torch' in sys.modules else 'light'); sys.exit(rc)")
+    code = (
+        "import sys; import stages.train_autoencoder as s; from stages._entry import run; "
+        f"rc = run(s.SPEC, [{item!r}, '--params', {str(params)!r}]); "
+        "print('heavy' if 'prefect' in sys.modules or 'torch' in sys.modules else 'light'); sys.exit(rc)"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr, res.stderr

@@ -16,11 +16,22 @@ from syncvp import runtime
 
 
 def test_groups_keep_file_order_and_gather_foreach_instances():
-    names = ["synthesize@synthetic", "synthesize@era5_synthetic", "prepare@synthetic",
-             "train_autoencoder@a", "train_autoencoder@b", "train_joint@synthetic", "evaluate@synthetic"]
-    assert waves.groups(names) == [["synthesize@synthetic", "synthesize@era5_synthetic"], ["prepare@synthetic"],
-                                   ["train_autoencoder@a", "train_autoencoder@b"], ["train_joint@synthetic"],
-                                   ["evaluate@synthetic"]]
+    names = [
+        "synthesize@synthetic",
+        "synthesize@era5_synthetic",
+        "prepare@synthetic",
+        "train_autoencoder@a",
+        "train_autoencoder@b",
+        "train_joint@synthetic",
+        "evaluate@synthetic",
+    ]
+    assert waves.groups(names) == [
+        ["synthesize@synthetic", "synthesize@era5_synthetic"],
+        ["prepare@synthetic"],
+        ["train_autoencoder@a", "train_autoencoder@b"],
+        ["train_joint@synthetic"],
+        ["evaluate@synthetic"],
+    ]
     assert waves.groups(["plain", "other@x"]) == [["plain"], ["other@x"]]
 
 
@@ -73,14 +84,18 @@ _STAGE = "python stage.py "
 def _repo(tmp_path: Path, fail: str = "") -> tuple[Path, dict]:
     root = tmp_path / "repo"
     root.mkdir()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
     env.pop("SYNCVP_THREADS", None)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     (root / "stage.py").write_text(_STAGE_SCRIPT)
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True, env=env)
     use_cmd = _STAGE + "out-${item}.txt" + (f" && test ${{item}} != {fail}" if fail else "")
-    (root / "dvc.yaml").write_text(textwrap.dedent(f"""\
+    (root / "dvc.yaml").write_text(
+        textwrap.dedent(f"""\
         stages:
           mk:
             cmd: {_STAGE}mk.txt
@@ -95,15 +110,21 @@ def _repo(tmp_path: Path, fail: str = "") -> tuple[Path, dict]:
             cmd: cat out-a.txt out-b.txt > fin.txt
             deps: [out-a.txt, out-b.txt]
             outs: [fin.txt]
-        """))
+        """)
+    )
     return root, env
 
 
 def _waves(root: Path, env: dict) -> subprocess.CompletedProcess:
     """`python -m pipelines.waves --threads 2` in the scratch repo (the package from this checkout)."""
-    return subprocess.run([sys.executable, "-m", "pipelines.waves", "--threads", "2"], cwd=root,
-                          env={**env, "PYTHONPATH": str(Path(waves.__file__).parents[1])},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.waves", "--threads", "2"],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(Path(waves.__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -114,7 +135,7 @@ def test_waves_run_foreach_instances_side_by_side_and_leave_dvc_up_to_date(tmp_p
     a0, a1, ta = (root / "out-a.txt").read_text().split()
     b0, b1, tb = (root / "out-b.txt").read_text().split()
     assert float(a0) < float(b1) and float(b0) < float(a1), "the two instances did not overlap"
-    assert ta == tb == "1"                                  # two side by side share 2 threads
+    assert ta == tb == "1"  # two side by side share 2 threads
     assert (root / "mk.txt").read_text().split()[2] == "-"  # a stage alone keeps run.threads
     assert (root / "fin.txt").is_file()
     status = subprocess.run(["dvc", "status", "-q"], cwd=root, env=env)
@@ -127,5 +148,5 @@ def test_waves_stop_at_a_failing_instance(tmp_path):
     run = _waves(root, env)
     assert run.returncode != 0
     assert "use@b failed" in run.stdout
-    assert (root / "out-a.txt").is_file()      # the other instance of the group finished
-    assert not (root / "fin.txt").exists()     # the next group never ran
+    assert (root / "out-a.txt").is_file()  # the other instance of the group finished
+    assert not (root / "fin.txt").exists()  # the next group never ran

@@ -11,22 +11,64 @@ from syncvp.models.factory import build_joint_unet, build_unet
 from tests.models.tiny import perturb
 
 CHANNELS = {"rgb": 3, "depth": 1}
-UNET = UNetConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1,), num_heads=2,
-                  norm_groups=4, dropout=0.0, condition_layout="per_plane")
-DIFFUSION = DiffusionConfig(timesteps=100, schedule="linear_sqrt", beta_start=0.0015, beta_end=0.0195,
-                            prediction="eps", context_encoder="context", context_motion=False, residual=False,
-                            normalize=False, min_snr_gamma=None,
-                            high_noise_share=0.0, high_noise_from=0)
-JOINT = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,
-                    shared_weights=False, same_noise=True, stca_layout="fixed")
+UNET = UNetConfig(
+    model_channels=8,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(1,),
+    num_heads=2,
+    norm_groups=4,
+    dropout=0.0,
+    condition_layout="per_plane",
+)
+DIFFUSION = DiffusionConfig(
+    timesteps=100,
+    schedule="linear_sqrt",
+    beta_start=0.0015,
+    beta_end=0.0195,
+    prediction="eps",
+    context_encoder="context",
+    context_motion=False,
+    residual=False,
+    normalize=False,
+    min_snr_gamma=None,
+    high_noise_share=0.0,
+    high_noise_from=0,
+)
+JOINT = JointConfig(
+    cross_attention="deep",
+    deep_levels=1,
+    split_planes=True,
+    normalize=True,
+    num_heads=2,
+    shared_weights=False,
+    same_noise=True,
+    stca_layout="fixed",
+)
 SAMPLING = SamplingConfig(method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0)
 
 
 def autoencoder(channels: int, frames: int, seed: int) -> TriplaneAutoencoder:
-    spec = AutoencoderSpec.from_dict(dict(channels=channels, frames=frames, resolution=(8, 8), width=8, depth=1,
-                                          heads=1, head_dim=8, ff_mult=2, axis_depth=1, axis_heads=1, axis_head_dim=8,
-                                          axis_mlp=8, patch_size=4, latent_channels=2, gray_to_rgb=False,
-                                          axis_token="clean"))
+    spec = AutoencoderSpec.from_dict(
+        dict(
+            channels=channels,
+            frames=frames,
+            resolution=(8, 8),
+            width=8,
+            depth=1,
+            heads=1,
+            head_dim=8,
+            ff_mult=2,
+            axis_depth=1,
+            axis_heads=1,
+            axis_head_dim=8,
+            axis_mlp=8,
+            patch_size=4,
+            latent_channels=2,
+            gray_to_rgb=False,
+            axis_token="clean",
+        )
+    )
     torch.manual_seed(seed)
     return TriplaneAutoencoder(spec).eval().requires_grad_(False)
 

@@ -8,13 +8,26 @@ import torch
 
 from syncvp.config import RolePair
 from syncvp.models.autoencoder import save_autoencoder
-from syncvp.models.diffusion_file import (ModelFileError, load_diffusion_model, save_diffusion_model,
-                                  stage1_branch_states)
+from syncvp.models.diffusion_file import (
+    ModelFileError,
+    load_diffusion_model,
+    save_diffusion_model,
+    stage1_branch_states,
+)
 from syncvp.models.factory import build_joint_unet
 from syncvp.prediction import load_predictor
 from tests.models.tiny import perturb
-from tests.prediction.conftest import (DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, context_clips, joint_model,
-                                       shapes, single_model)
+from tests.prediction.conftest import (
+    DIFFUSION,
+    JOINT,
+    SAMPLING,
+    UNET,
+    autoencoders,
+    context_clips,
+    joint_model,
+    shapes,
+    single_model,
+)
 
 
 def latent_inputs(model_shapes, batch=2):
@@ -28,8 +41,9 @@ def test_joint_model_round_trip(tmp_path):
     ctx, fut = autoencoders()
     model = perturb(joint_model(ctx, fut), seed=1)
     s = shapes(ctx, fut)
-    path = save_diffusion_model(tmp_path / "joint.pt", model, shapes=s, unet=UNET, diffusion=DIFFUSION, joint=JOINT,
-                                meta={"step": 7})
+    path = save_diffusion_model(
+        tmp_path / "joint.pt", model, shapes=s, unet=UNET, diffusion=DIFFUSION, joint=JOINT, meta={"step": 7}
+    )
     f = load_diffusion_model(path, kind="joint")
     assert f.unet == UNET and f.joint == JOINT and f.diffusion == DIFFUSION and f.meta == {"step": 7}
     assert f.shapes == s and f.modalities == ("rgb", "depth")
@@ -46,8 +60,13 @@ def test_stage1_files_load_strictly_into_the_joint_branches(tmp_path):
     files = {}
     for m in ("rgb", "depth"):
         unet = perturb(single_model(ctx, fut, m), seed=hash(m) % 100)
-        save_diffusion_model(tmp_path / f"{m}.pt", unet, shapes={m: (fut[m].latent_shape, ctx[m].latent_shape)},
-                             unet=UNET, diffusion=DIFFUSION)
+        save_diffusion_model(
+            tmp_path / f"{m}.pt",
+            unet,
+            shapes={m: (fut[m].latent_shape, ctx[m].latent_shape)},
+            unet=UNET,
+            diffusion=DIFFUSION,
+        )
         files[m] = load_diffusion_model(tmp_path / f"{m}.pt", kind="single")
     joint = build_joint_unet(UNET, JOINT, shapes(ctx, fut))
     joint.load_branches(stage1_branch_states(files))
@@ -70,24 +89,38 @@ def test_wrong_or_missing_files_fail_clearly(tmp_path):
     with pytest.raises(ModelFileError, match="a other file, not a syncvp-diffusion file"):
         load_diffusion_model(tmp_path / "other.pt")
     unet = single_model(ctx, fut, "rgb")
-    save_diffusion_model(tmp_path / "rgb.pt", unet, shapes={"rgb": (fut["rgb"].latent_shape, ctx["rgb"].latent_shape)},
-                         unet=UNET, diffusion=DIFFUSION)
+    save_diffusion_model(
+        tmp_path / "rgb.pt",
+        unet,
+        shapes={"rgb": (fut["rgb"].latent_shape, ctx["rgb"].latent_shape)},
+        unet=UNET,
+        diffusion=DIFFUSION,
+    )
     with pytest.raises(ModelFileError, match="holds a single model, a joint model is needed"):
         load_diffusion_model(tmp_path / "rgb.pt", kind="joint")
     with pytest.raises(ValueError, match="takes no `joint`"):
-        save_diffusion_model(tmp_path / "x.pt", unet, shapes={"rgb": (fut["rgb"].latent_shape, None)}, unet=UNET,
-                             diffusion=DIFFUSION, joint=JOINT)
+        save_diffusion_model(
+            tmp_path / "x.pt",
+            unet,
+            shapes={"rgb": (fut["rgb"].latent_shape, None)},
+            unet=UNET,
+            diffusion=DIFFUSION,
+            joint=JOINT,
+        )
 
 
 def test_load_predictor_wires_files_and_checks_autoencoders(tmp_path):
     ctx, fut = autoencoders()
     model = joint_model(ctx, fut)
-    save_diffusion_model(tmp_path / "joint.pt", model, shapes=shapes(ctx, fut), unet=UNET, diffusion=DIFFUSION,
-                         joint=JOINT)
+    save_diffusion_model(
+        tmp_path / "joint.pt", model, shapes=shapes(ctx, fut), unet=UNET, diffusion=DIFFUSION, joint=JOINT
+    )
     paths = {}
     for m in ("rgb", "depth"):
-        paths[m] = RolePair(context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
-                            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]))
+        paths[m] = RolePair(
+            context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
+            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]),
+        )
     p = load_predictor(tmp_path / "joint.pt", paths, SAMPLING, quantize=["rgb"])
     assert p.sampler.steps == SAMPLING.steps and p.sampler.same_noise is JOINT.same_noise
     out = p.rollout(context_clips(), 4, generator=torch.Generator().manual_seed(0))

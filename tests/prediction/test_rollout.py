@@ -9,26 +9,45 @@ import torch
 from syncvp.data.transforms import image_to_model, model_to_image
 from syncvp.diffusion.factory import build_sampler
 from syncvp.prediction import Predictor, quantize_uint8
-from tests.prediction.conftest import (CHANNELS, DIFFUSION, SAMPLING, autoencoders, context_clips, joint_model,
-                                       single_model)
+from tests.prediction.conftest import (
+    CHANNELS,
+    DIFFUSION,
+    SAMPLING,
+    autoencoders,
+    context_clips,
+    joint_model,
+    single_model,
+)
 
 
 def predictor(context_frames=2, future_frames=3, *, guidance=0.0, quantize=(), single=None):
     ctx, fut = autoencoders(context_frames, future_frames)
     sampler = build_sampler(SAMPLING, DIFFUSION, same_noise=True)
     if single is not None:
-        return Predictor(context_autoencoders={single: ctx[single]}, future_autoencoders={single: fut[single]},
-                         model=single_model(ctx, fut, single), sampler=sampler, guidance_weight=guidance,
-                         quantize=frozenset(quantize))
-    return Predictor(context_autoencoders=ctx, future_autoencoders=fut, model=joint_model(ctx, fut), sampler=sampler,
-                     guidance_weight=guidance, quantize=frozenset(quantize))
+        return Predictor(
+            context_autoencoders={single: ctx[single]},
+            future_autoencoders={single: fut[single]},
+            model=single_model(ctx, fut, single),
+            sampler=sampler,
+            guidance_weight=guidance,
+            quantize=frozenset(quantize),
+        )
+    return Predictor(
+        context_autoencoders=ctx,
+        future_autoencoders=fut,
+        model=joint_model(ctx, fut),
+        sampler=sampler,
+        guidance_weight=guidance,
+        quantize=frozenset(quantize),
+    )
 
 
 @pytest.mark.parametrize("context_frames,future_frames,frames", [(2, 3, 1), (2, 3, 3), (2, 3, 7), (1, 2, 5), (3, 2, 4)])
 def test_rollout_returns_exactly_the_requested_frames(context_frames, future_frames, frames):
     p = predictor(context_frames, future_frames)
-    out = p.rollout(context_clips(frames=context_frames + 1), frames, generator=torch.Generator().manual_seed(0),
-                    trajectories=2)
+    out = p.rollout(
+        context_clips(frames=context_frames + 1), frames, generator=torch.Generator().manual_seed(0), trajectories=2
+    )
     for m, c in CHANNELS.items():
         assert out[m].shape == (2, 2, c, frames, 8, 8)
         assert out[m].abs().max() <= 1.0

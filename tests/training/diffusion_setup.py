@@ -14,18 +14,29 @@ ROLES = ("context", "future")
 
 def tiny_diffusion_params(params: Params, **train_changes) -> Params:
     """`tiny_params` with a tiny autoencoder/UNet and a few training steps."""
-    ae = dataclasses.replace(params.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1,
-                             axis_head_dim=8, axis_mlp=16, latent_channels=4)
-    unet = dataclasses.replace(params.unet, model_channels=8, channel_mult=(1, 2), num_heads=2, norm_groups=4,
-                               attention_resolutions=(2,))
+    ae = dataclasses.replace(
+        params.autoencoder,
+        width=16,
+        depth=1,
+        heads=2,
+        head_dim=8,
+        axis_heads=1,
+        axis_head_dim=8,
+        axis_mlp=16,
+        latent_channels=4,
+    )
+    unet = dataclasses.replace(
+        params.unet, model_channels=8, channel_mult=(1, 2), num_heads=2, norm_groups=4, attention_resolutions=(2,)
+    )
     joint = dataclasses.replace(params.joint, num_heads=2)
     common = dict(steps=6, batch_size=4, checkpoint_every=3, log_every=2, loss_curve_every=2, num_workers=0)
     common.update(train_changes)
     single = dataclasses.replace(params.train_single, **common)
     joint_train = dataclasses.replace(params.train_joint, **common)
     run = dataclasses.replace(params.run, device="cpu", threads=1)
-    return dataclasses.replace(params, autoencoder=ae, unet=unet, joint=joint, train_single=single,
-                               train_joint=joint_train, run=run)
+    return dataclasses.replace(
+        params, autoencoder=ae, unet=unet, joint=joint, train_single=single, train_joint=joint_train, run=run
+    )
 
 
 def write_autoencoders(params: Params, name: str = "synthetic", modalities=("rgb", "depth"), seed: int = 0) -> None:
@@ -34,8 +45,9 @@ def write_autoencoders(params: Params, name: str = "synthetic", modalities=("rgb
     channels = {"rgb": 3, "depth": 1}
     for i, m in enumerate(modalities):
         for j, (role, frames) in enumerate(zip(ROLES, (ds.context_frames, ds.future_frames))):
-            spec = AutoencoderSpec.from_config(params.autoencoder, channels=channels[m], frames=frames,
-                                               resolution=ds.resolution)
+            spec = AutoencoderSpec.from_config(
+                params.autoencoder, channels=channels[m], frames=frames, resolution=ds.resolution
+            )
             model = build_seeded(lambda: TriplaneAutoencoder(spec), seed + 10 * i + j)
             save_autoencoder(params.paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", model)
 
@@ -53,8 +65,15 @@ def setup_with_context_encoder(params: Params, encoder: str) -> Params:
     from tests.conftest import with_pipeline
 
     p = tiny_diffusion_params(params)
-    p = with_pipeline(p, diffusion=dataclasses.replace(p.diffusion, context_encoder=encoder, residual=False,
-                                                       context_motion=encoder == "future" and p.diffusion.context_motion))
+    p = with_pipeline(
+        p,
+        diffusion=dataclasses.replace(
+            p.diffusion,
+            context_encoder=encoder,
+            residual=False,
+            context_motion=encoder == "future" and p.diffusion.context_motion,
+        ),
+    )
     write_tiny_stores(p.paths)
     write_autoencoders(p)
     return p

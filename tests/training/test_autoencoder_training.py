@@ -43,9 +43,24 @@ def moving_square_clip(frames: int = 4, size: int = 16) -> torch.Tensor:
 
 
 def tiny_spec(**changes) -> AutoencoderSpec:
-    base = dict(channels=3, frames=4, resolution=(16, 16), width=32, depth=1, heads=2, head_dim=16, ff_mult=2,
-                axis_depth=1, axis_heads=2, axis_head_dim=16, axis_mlp=32, patch_size=4, latent_channels=8,
-                gray_to_rgb=False, axis_token="clean")
+    base = dict(
+        channels=3,
+        frames=4,
+        resolution=(16, 16),
+        width=32,
+        depth=1,
+        heads=2,
+        head_dim=16,
+        ff_mult=2,
+        axis_depth=1,
+        axis_heads=2,
+        axis_head_dim=16,
+        axis_mlp=32,
+        patch_size=4,
+        latent_channels=8,
+        gray_to_rgb=False,
+        axis_token="clean",
+    )
     return AutoencoderSpec.from_dict({**base, **changes})
 
 
@@ -55,8 +70,9 @@ def test_tiny_autoencoder_overfits_one_clip():
     clip = moving_square_clip()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.5, 0.9))
     state = TrainState(models={"autoencoder": model}, optimizers={"autoencoder": opt})
-    objective = AutoencoderObjective(model, "x", frame_generator=torch.Generator().manual_seed(0),
-                                     pixel_weight=1.0, perceptual_weight=0.0)
+    objective = AutoencoderObjective(
+        model, "x", frame_generator=torch.Generator().manual_seed(0), pixel_weight=1.0, perceptual_weight=0.0
+    )
     with torch.no_grad():
         before = (model(clip)[0] - clip).abs().mean()
     fit(state, objective.updates(), iter(lambda: {"x": clip}, None), total_steps=150, device=CPU)
@@ -72,15 +88,30 @@ def test_discriminators_do_not_run_before_disc_start():
     calls = []
     for name, d in discs.items():
         d.register_forward_pre_hook(lambda module, args, name=name: calls.append((state.step, name)))
-    opts = {"autoencoder": torch.optim.AdamW(model.parameters(), lr=1e-3),
-            "discriminator": torch.optim.AdamW(discs.parameters(), lr=1e-3)}
+    opts = {
+        "autoencoder": torch.optim.AdamW(model.parameters(), lr=1e-3),
+        "discriminator": torch.optim.AdamW(discs.parameters(), lr=1e-3),
+    }
     state = TrainState(models={"autoencoder": model, "discriminators": discs}, optimizers=opts)
-    objective = AutoencoderObjective(model, "x", frame_generator=torch.Generator().manual_seed(0), pixel_weight=4.0,
-                                     perceptual_weight=0.0, discriminators=discs, disc_start=2)
+    objective = AutoencoderObjective(
+        model,
+        "x",
+        frame_generator=torch.Generator().manual_seed(0),
+        pixel_weight=4.0,
+        perceptual_weight=0.0,
+        discriminators=discs,
+        disc_start=2,
+    )
     clip = moving_square_clip()
     seen = []
-    fit(state, objective.updates(), iter(lambda: {"x": clip}, None), total_steps=4, device=CPU,
-        callbacks=[lambda s, m: seen.append(sorted(m))])
+    fit(
+        state,
+        objective.updates(),
+        iter(lambda: {"x": clip}, None),
+        total_steps=4,
+        device=CPU,
+        callbacks=[lambda s, m: seen.append(sorted(m))],
+    )
     assert {step for step, _ in calls} == {2, 3}
     assert {name for _, name in calls} == {"image", "video"}
     assert "gan" not in seen[1] and "discriminator/loss" not in seen[1]
@@ -92,14 +123,30 @@ def test_discriminators_do_not_run_before_disc_start():
 
 
 def tiny_job(params, unit="synthetic-rgb-context", **train_changes) -> autoencoder_job.AutoencoderJob:
-    ae = dataclasses.replace(params.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1,
-                             axis_head_dim=8, axis_mlp=16, latent_channels=4)
+    ae = dataclasses.replace(
+        params.autoencoder,
+        width=16,
+        depth=1,
+        heads=2,
+        head_dim=8,
+        axis_heads=1,
+        axis_head_dim=8,
+        axis_mlp=16,
+        latent_channels=4,
+    )
     changes = dict(steps=6, batch_size=2, grad_accum=2, eval_every=3, eval_clips=2, checkpoint_every=3, log_every=2)
     changes.update(train_changes)
     train = dataclasses.replace(params.train_autoencoder, **changes)
     run = dataclasses.replace(params.run, device="cpu")
-    return autoencoder_job.plan(unit, dataset=params.datasets["synthetic"], autoencoder=ae, train=train, run=run,
-                                paths=params.paths, lpips_vgg16=None)
+    return autoencoder_job.plan(
+        unit,
+        dataset=params.datasets["synthetic"],
+        autoencoder=ae,
+        train=train,
+        run=run,
+        paths=params.paths,
+        lpips_vgg16=None,
+    )
 
 
 class Killed(Exception):
@@ -108,9 +155,11 @@ class Killed(Exception):
 
 def kill_at(phase: str, step: int):
     """A progress callback that dies right after `step` of `phase` (as a SIGKILL would, between checkpoints)."""
+
     def progress(event):
         if phase in event.task and event.done == step and not event.message:
             raise Killed(step)
+
     return progress
 
 
@@ -121,8 +170,9 @@ def final_weights(job) -> dict:
 @pytest.mark.parametrize("gan", [False, True])
 def test_kill_and_resume_equals_uninterrupted(tiny_params, tmp_path, gan):
     write_tiny_stores(tiny_params.paths)
-    gan_cfg = dataclasses.replace(tiny_params.train_autoencoder.gan, enabled=gan, steps=5, disc_start=1, ndf=4,
-                                  disc_layers=1)
+    gan_cfg = dataclasses.replace(
+        tiny_params.train_autoencoder.gan, enabled=gan, steps=5, disc_start=1, ndf=4, disc_layers=1
+    )
     straight = tiny_job(tiny_params, gan=gan_cfg)
     autoencoder_train.train(straight)
     expected = final_weights(straight)
@@ -130,9 +180,9 @@ def test_kill_and_resume_equals_uninterrupted(tiny_params, tmp_path, gan):
     moved = dataclasses.replace(tiny_params.paths, models=tmp_path / "other-models")
     job = tiny_job(dataclasses.replace(tiny_params, paths=moved), gan=gan_cfg)
     logs = []
-    with pytest.raises(Killed):   # after step 5: the last checkpoint is step 3's
+    with pytest.raises(Killed):  # after step 5: the last checkpoint is step 3's
         autoencoder_train.train(job, progress=kill_at("reconstruct", 5), log=logs.append)
-    if gan:                       # resume, finish reconstruction, die inside the fine-tune (6 + 4)
+    if gan:  # resume, finish reconstruction, die inside the fine-tune (6 + 4)
         with pytest.raises(Killed):
             autoencoder_train.train(job, progress=kill_at("finetune_gan", 6 + 4), log=logs.append)
     autoencoder_train.train(job, log=logs.append)
@@ -177,13 +227,21 @@ def test_plan_checks_unit_store_and_weights(tiny_params, tmp_path):
     assert (job.spec.channels, job.spec.frames, job.role) == (1, 8, "future")
     ae, train = tiny_params.autoencoder, tiny_params.train_autoencoder
     with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
-        autoencoder_job.plan("synthetic-rgb-future", dataset=tiny_params.datasets["synthetic"], autoencoder=ae,
-                             train=train, run=tiny_params.run, paths=tiny_params.paths,
-                             lpips_vgg16=tmp_path / "missing.pth")
-    assert job.fingerprint("reconstruct") == tiny_job(tiny_params, unit="synthetic-depth-future",
-                                                      eval_every=1, log_every=5).fingerprint("reconstruct")
-    assert job.fingerprint("reconstruct") != tiny_job(tiny_params, unit="synthetic-depth-future",
-                                                      steps=7).fingerprint("reconstruct")
+        autoencoder_job.plan(
+            "synthetic-rgb-future",
+            dataset=tiny_params.datasets["synthetic"],
+            autoencoder=ae,
+            train=train,
+            run=tiny_params.run,
+            paths=tiny_params.paths,
+            lpips_vgg16=tmp_path / "missing.pth",
+        )
+    assert job.fingerprint("reconstruct") == tiny_job(
+        tiny_params, unit="synthetic-depth-future", eval_every=1, log_every=5
+    ).fingerprint("reconstruct")
+    assert job.fingerprint("reconstruct") != tiny_job(tiny_params, unit="synthetic-depth-future", steps=7).fingerprint(
+        "reconstruct"
+    )
 
 
 def test_streams_release_their_store_handles(tiny_params):
@@ -211,14 +269,23 @@ def test_bf16_autocast_training_on_cuda():
     model = TriplaneAutoencoder(tiny_spec()).to(device)
     dtypes = []
     model.encoder.blocks[0].space_attn.out.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    state = TrainState(models={"autoencoder": model},
-                       optimizers={"autoencoder": torch.optim.AdamW(model.parameters(), lr=1e-3)})
-    objective = AutoencoderObjective(model, "x", frame_generator=torch.Generator().manual_seed(0),
-                                     pixel_weight=1.0, perceptual_weight=0.0)
+    state = TrainState(
+        models={"autoencoder": model}, optimizers={"autoencoder": torch.optim.AdamW(model.parameters(), lr=1e-3)}
+    )
+    objective = AutoencoderObjective(
+        model, "x", frame_generator=torch.Generator().manual_seed(0), pixel_weight=1.0, perceptual_weight=0.0
+    )
     before = model.patch_embed.weight.detach().clone()
     losses = []
-    fit(state, objective.updates(), iter(lambda: {"x": moving_square_clip()}, None), total_steps=3, device=device,
-        amp=True, callbacks=[lambda s, m: losses.append(m["autoencoder/loss"])])
+    fit(
+        state,
+        objective.updates(),
+        iter(lambda: {"x": moving_square_clip()}, None),
+        total_steps=3,
+        device=device,
+        amp=True,
+        callbacks=[lambda s, m: losses.append(m["autoencoder/loss"])],
+    )
     assert dtypes and all(d == torch.bfloat16 for d in dtypes)
     assert all(torch.isfinite(torch.tensor(losses))) and model.patch_embed.weight.dtype == torch.float32
     assert not torch.equal(before, model.patch_embed.weight.detach())

@@ -30,8 +30,16 @@ class Blind(nn.Module):
 def _probe(model, **kw):
     g = torch.Generator().manual_seed(0)
     future = torch.rand(4, 2, 6, generator=g) * 1.6 - 0.8
-    return ContextProbe(model, joint=False, context={"m": future.clone()}, future={"m": future},
-                        schedule=SCHEDULE, prediction="x0", seed=0, **kw)
+    return ContextProbe(
+        model,
+        joint=False,
+        context={"m": future.clone()},
+        future={"m": future},
+        schedule=SCHEDULE,
+        prediction="x0",
+        seed=0,
+        **kw,
+    )
 
 
 def test_probe_sees_context_use():
@@ -53,12 +61,20 @@ def test_probe_errors_are_in_latent_units_through_the_target():
     g = torch.Generator().manual_seed(1)
     future = torch.rand(3, 2, 5, generator=g) * 0.5
     context = future + 0.1
-    probe = ContextProbe(Blind(), joint=False, context={"m": context}, future={"m": future}, schedule=SCHEDULE,
-                         prediction="x0", seed=0, target=DiffusionTarget(residual=True, scales={"m": 0.5}))
+    probe = ContextProbe(
+        Blind(),
+        joint=False,
+        context={"m": context},
+        future={"m": future},
+        schedule=SCHEDULE,
+        prediction="x0",
+        seed=0,
+        target=DiffusionTarget(residual=True, scales={"m": 0.5}),
+    )
     out = probe()
     t = probe_timesteps(100)[0]
     assert out[f"x0_err_t{t}"] == pytest.approx(0.01, rel=1e-4)
-    assert out[f"x0_err_t{t}_nocontext"] == pytest.approx(float((future ** 2).mean()), rel=1e-4)
+    assert out[f"x0_err_t{t}_nocontext"] == pytest.approx(float((future**2).mean()), rel=1e-4)
 
 
 def test_probe_does_not_touch_the_global_rng_and_restores_mode():

@@ -27,8 +27,10 @@ def test_a_truncated_autoencoder_fails_plan_and_load_naming_file_and_stage(tiny_
     job = plan_single(p)
     path = p.paths.model_dir(f"synthetic-rgb-{role}") / "autoencoder.pt"
     corrupt(path, "truncated")
-    expected = (rf"^{path} is not a model file this project wrote \(truncated or foreign: .*\); "
-                rf"rerun `dvc repro train_autoencoder@synthetic-rgb-{role}` or delete it$")
+    expected = (
+        rf"^{path} is not a model file this project wrote \(truncated or foreign: .*\); "
+        rf"rerun `dvc repro train_autoencoder@synthetic-rgb-{role}` or delete it$"
+    )
     with pytest.raises(ModelFileError, match=expected):
         plan_single(p)
     with pytest.raises(ModelFileError, match=expected):
@@ -42,9 +44,12 @@ def test_a_foreign_stage1_model_fails_the_joint_plan_naming_file_and_stage(tiny_
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"x": 1}, path)
     path = p.paths.model_dir("synthetic-rgb") / "diffusion.pt"
-    with pytest.raises(ModelFileError, match=rf"^{path} is not a model file this project wrote \(truncated or "
-                                             r"foreign: a dict of \['x'\], not a syncvp-diffusion file\); "
-                                             r"rerun `dvc repro train_single@synthetic-rgb` or delete it$"):
+    with pytest.raises(
+        ModelFileError,
+        match=rf"^{path} is not a model file this project wrote \(truncated or "
+        r"foreign: a dict of \['x'\], not a syncvp-diffusion file\); "
+        r"rerun `dvc repro train_single@synthetic-rgb` or delete it$",
+    ):
         plan_joint(p)
 
 
@@ -83,7 +88,7 @@ def test_a_bad_stage1_latent_cache_is_skipped_and_left_alone(tiny_params, tmp_pa
     encoders = diffusion_train.load_encoders(job, CPU)
     fresh = precompute(job, encoders, CPU)
     reference = {m: _cache(f) for m, f in fresh.items()}
-    stage1_work = tmp_path / "stage1-work"   # the caches as the stage-1 units left them, one cut short
+    stage1_work = tmp_path / "stage1-work"  # the caches as the stage-1 units left them, one cut short
     stage1_work.mkdir()
     for f in fresh.values():
         shutil.move(f, stage1_work / f.name)

@@ -17,22 +17,36 @@ from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_train
 from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
-from tests.training.diffusion_setup import setup, setup_with_context_encoder, tiny_diffusion_params, write_autoencoders
 from tests.conftest import with_pipeline
+from tests.training.diffusion_setup import setup, setup_with_context_encoder, tiny_diffusion_params, write_autoencoders
 from tests.training.stores import write_tiny_stores
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def plan_single(p, unit="synthetic-rgb"):
-    return diffusion_job.plan_single(unit, dataset=p.datasets["synthetic"], unet=p.unet, diffusion=p.diffusion,
-                                     train=p.train_single, run=p.run, paths=p.paths)
+    return diffusion_job.plan_single(
+        unit,
+        dataset=p.datasets["synthetic"],
+        unet=p.unet,
+        diffusion=p.diffusion,
+        train=p.train_single,
+        run=p.run,
+        paths=p.paths,
+    )
 
 
 def plan_joint(p):
-    return diffusion_job.plan_joint("synthetic", dataset=p.datasets["synthetic"], unet=p.unet, diffusion=p.diffusion,
-                                    joint=p.joint, train=p.train_joint, run=p.run, paths=p.paths)
+    return diffusion_job.plan_joint(
+        "synthetic",
+        dataset=p.datasets["synthetic"],
+        unet=p.unet,
+        diffusion=p.diffusion,
+        joint=p.joint,
+        train=p.train_joint,
+        run=p.run,
+        paths=p.paths,
+    )
 
 
 def train_stage1(p):
@@ -50,8 +64,11 @@ def train_stage1(p):
 def test_missing_autoencoder_names_the_file_and_the_command(tiny_params, encoder, role):
     p = setup_with_context_encoder(tiny_params, encoder)
     (p.paths.model_dir(f"synthetic-rgb-{role}") / "autoencoder.pt").unlink()
-    with pytest.raises(FileNotFoundError, match=rf"synthetic-rgb-{role}/autoencoder.pt does not exist.*"
-                                                rf"dvc repro train_autoencoder@synthetic-rgb-{role}"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"synthetic-rgb-{role}/autoencoder.pt does not exist.*"
+        rf"dvc repro train_autoencoder@synthetic-rgb-{role}",
+    ):
         plan_single(p)
     with pytest.raises(FileNotFoundError, match=f"train_autoencoder@synthetic-rgb-{role}"):
         plan_joint(dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch")))
@@ -76,8 +93,11 @@ def test_future_context_encoder_needs_no_context_autoencoder(tiny_params):
 
 def test_missing_stage1_model_names_the_command_unless_scratch(tiny_params):
     p = setup(tiny_params)
-    with pytest.raises(FileNotFoundError, match=r"synthetic-rgb/diffusion.pt does not exist.*"
-                                                r"dvc repro train_single@synthetic-rgb"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"synthetic-rgb/diffusion.pt does not exist.*"
+        r"dvc repro train_single@synthetic-rgb",
+    ):
         plan_joint(p)
     job = plan_joint(dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch")))
     assert job.stage1 == {}
@@ -99,14 +119,17 @@ def test_explicit_patterns_must_name_the_dataset_modalities(tiny_params):
         plan_joint(dataclasses.replace(p, train_joint=bad))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"explicit": {"rgb+depth": 0.5, "rgb": 0.2}}, "train_joint.explicit: probabilities must sum to 1"),
-    ({"explicit": {"rgb": -0.5, "depth": 1.5}}, "probability must be >= 0"),
-    ({"patterns": "official"}, "train_joint.explicit: must be null unless patterns is explicit"),
-    ({"patterns": "explicit", "explicit": None}, "patterns is explicit"),
-    ({"cond_prob": 1.5}, "train_joint.cond_prob: must lie in [0, 1]"),
-    ({"ema": {"decay": 1.0, "every": 1, "warmup": True}}, "train_joint.ema.decay"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"explicit": {"rgb+depth": 0.5, "rgb": 0.2}}, "train_joint.explicit: probabilities must sum to 1"),
+        ({"explicit": {"rgb": -0.5, "depth": 1.5}}, "probability must be >= 0"),
+        ({"patterns": "official"}, "train_joint.explicit: must be null unless patterns is explicit"),
+        ({"patterns": "explicit", "explicit": None}, "patterns is explicit"),
+        ({"cond_prob": 1.5}, "train_joint.cond_prob: must lie in [0, 1]"),
+        ({"ema": {"decay": 1.0, "every": 1, "warmup": True}}, "train_joint.ema.decay"),
+    ],
+)
 def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message):
     data = to_plain(repo_params)
     data["train_joint"].update(change)
@@ -118,23 +141,36 @@ def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message
 # Training behaviour
 
 
-PAPER_OBJECTIVE = dict(prediction="eps", context_encoder="context", context_motion=False, residual=False, normalize=False)
+PAPER_OBJECTIVE = dict(
+    prediction="eps", context_encoder="context", context_motion=False, residual=False, normalize=False
+)
 
 
 @pytest.mark.parametrize("objective, ratio", [(PAPER_OBJECTIVE, 10.0), ({}, 5.0)], ids=["paper", "default"])
 def test_tiny_stage1_model_overfits_one_clip(tiny_params, objective, ratio):
     """The loss of one clip falls by `ratio` in 100 steps (measured: > 10 for the paper's eps
     objective; 7.5 for the default v / residual one, whose high-noise x0 term stays larger)."""
-    p = tiny_diffusion_params(tiny_params, steps=100, batch_size=16, lr=3e-3, cond_prob=1.0, loss_curve_every=10,
-                              weight_decay=0.0, lr_min_ratio=1.0)
-    p = with_pipeline(p, unet=dataclasses.replace(p.unet, model_channels=16),
-                      diffusion=dataclasses.replace(p.diffusion, **objective))
+    p = tiny_diffusion_params(
+        tiny_params,
+        steps=100,
+        batch_size=16,
+        lr=3e-3,
+        cond_prob=1.0,
+        loss_curve_every=10,
+        weight_decay=0.0,
+        lr_min_ratio=1.0,
+    )
+    p = with_pipeline(
+        p, unet=dataclasses.replace(p.unet, model_channels=16), diffusion=dataclasses.replace(p.diffusion, **objective)
+    )
     write_tiny_stores(p.paths, videos=1, frames=10)
     write_autoencoders(p)
     job = plan_single(p)
     assert len(windows(job)) == 1
     diffusion_train.train(job)
-    rows = diffusion_train.curve_rows(job, torch.load(job.checkpoint_path, weights_only=True)["extra"]["history"]["train"])
+    rows = diffusion_train.curve_rows(
+        job, torch.load(job.checkpoint_path, weights_only=True)["extra"]["history"]["train"]
+    )
     first, last = rows[0]["loss"], rows[-1]["loss"]
     assert first / last > ratio, [round(r["loss"], 4) for r in rows]
 
@@ -153,9 +189,9 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_params, kind):
     diffusion_train.train(job)
     weights, ema, opt, extra = _final_state(job)
     job.checkpoint_path.unlink()
-    diffusion_train.train(job, stop_at=4)          # interrupted after step 4 (checkpoint at 3 and 4)
+    diffusion_train.train(job, stop_at=4)  # interrupted after step 4 (checkpoint at 3 and 4)
     assert torch.load(job.checkpoint_path, weights_only=True)["step"] == 4
-    diffusion_train.train(job)                     # a new process would do the same: resume and finish
+    diffusion_train.train(job)  # a new process would do the same: resume and finish
     weights2, ema2, opt2, extra2 = _final_state(job)
     for k in weights:
         assert torch.equal(weights[k], weights2[k]), k
@@ -177,8 +213,14 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
     assert len(cached) == len(data) == 9
     for i in range(len(data)):
         clip = {m: v[None] for m, v in data[i].items() if m in job.modalities}
-        context, future = encode_batch(clip, encoders, job.context_frames, job.future_frames,
-                                       job.diffusion.context_encoder, job.diffusion.context_motion)
+        context, future = encode_batch(
+            clip,
+            encoders,
+            job.context_frames,
+            job.future_frames,
+            job.diffusion.context_encoder,
+            job.diffusion.context_motion,
+        )
         for m in job.modalities:
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(cached[i]["future"][m], future[m][0], rtol=1e-5, atol=1e-6)
@@ -192,7 +234,7 @@ def test_joint_stage_reuses_the_stage1_latent_caches(tiny_params):
     train_stage1(p)
     job = plan_joint(p)
     stage1 = {m: plan_single(p, f"synthetic-{m}") for m in job.modalities}
-    paths = precompute(job, {}, torch.device("cpu"))   # no encoder needed: nothing to encode
+    paths = precompute(job, {}, torch.device("cpu"))  # no encoder needed: nothing to encode
     assert paths == {m: stage1[m].work_dir / cache_name(stage1[m], m) for m in job.modalities}
     assert not list(job.work_dir.glob("latents-*"))
 
@@ -217,14 +259,17 @@ class _Recorder(torch.nn.Module):
         return x * self.w
 
 
-@pytest.mark.parametrize("patterns, explicit", [
-    ("explicit", {"rgb+depth": 0.5, "rgb": 0.2, "depth": 0.2, "": 0.1}),
-    ("official", None),
-])
+@pytest.mark.parametrize(
+    "patterns, explicit", [("explicit", {"rgb+depth": 0.5, "rgb": 0.2, "depth": 0.2, "": 0.1}), ("official", None)]
+)
 def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_params, patterns, explicit):
     p = setup(tiny_params)
-    p = dataclasses.replace(p, train_joint=dataclasses.replace(p.train_joint, init="scratch", patterns=patterns,
-                                                               explicit=explicit, batch_size=8))
+    p = dataclasses.replace(
+        p,
+        train_joint=dataclasses.replace(
+            p.train_joint, init="scratch", patterns=patterns, explicit=explicit, batch_size=8
+        ),
+    )
     job = plan_joint(p)
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
     stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
@@ -258,8 +303,11 @@ class _TimeRecorder(torch.nn.Module):
 
 def test_both_stages_draw_timesteps_with_the_configured_high_noise_share(tiny_params):
     p = setup(tiny_params)
-    p = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, high_noise_share=0.6, high_noise_from=950),
-                            train_joint=dataclasses.replace(p.train_joint, init="scratch", batch_size=8))
+    p = dataclasses.replace(
+        p,
+        diffusion=dataclasses.replace(p.diffusion, high_noise_share=0.6, high_noise_from=950),
+        train_joint=dataclasses.replace(p.train_joint, init="scratch", batch_size=8),
+    )
     job = plan_joint(p)
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
     stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
@@ -331,9 +379,13 @@ def test_cuda_bf16_training_and_export(tiny_params, latents):
 def test_ablations_scratch_init_and_independent_noise_train_and_export(tiny_params):
     """The `-S train_joint.init=scratch` and `-S joint.same_noise=false` runs, with online latents."""
     p = setup(tiny_params)
-    p = dataclasses.replace(p, joint=dataclasses.replace(p.joint, same_noise=False),
-                            train_joint=dataclasses.replace(p.train_joint, init="scratch", latents="online",
-                                                            patterns="independent", explicit=None))
+    p = dataclasses.replace(
+        p,
+        joint=dataclasses.replace(p.joint, same_noise=False),
+        train_joint=dataclasses.replace(
+            p.train_joint, init="scratch", latents="online", patterns="independent", explicit=None
+        ),
+    )
     job = plan_joint(p)
     assert job.stage1 == {} and job.patterns[frozenset()] == pytest.approx(0.09)
     metrics = diffusion_train.train(job)

@@ -52,22 +52,33 @@ def update(state: TrainState, forward=None) -> Update:
 
     def loss(batch, step):
         x, y = batch
-        if gen is not None:   # a random draw per clip, as diffusion noise is
+        if gen is not None:  # a random draw per clip, as diffusion noise is
             x = x + 0.1 * torch.randn(x.shape, generator=gen)
         err = (forward(x) - y).square().mean()
         return err, {"mse": err.detach()}
+
     return Update("m", loss, clip_groups=[list(model.parameters())], max_grad_norm=1.0)
 
 
 def train(state: TrainState, steps: int, *, forward=None, sync=None, callbacks=()) -> dict:
-    fit(state, [update(state, forward)], state.streams["train"], total_steps=steps, device=CPU, grad_accum=2,
-        sync_gradients=sync, callbacks=callbacks, show_bar=False)
+    fit(
+        state,
+        [update(state, forward)],
+        state.streams["train"],
+        total_steps=steps,
+        device=CPU,
+        grad_accum=2,
+        sync_gradients=sync,
+        callbacks=callbacks,
+        show_bar=False,
+    )
     return {k: v.detach().clone() for k, v in state.models["m"].state_dict().items()}
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     distributed.init(CPU)
     try:
@@ -78,7 +89,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         path = os.path.join(out, "ckpt.pt")
         train(make_state(WORLD, rank, noisy=True), 3, callbacks=[Checkpoint(path, "h", every=3, total=STEPS)])
         resumed = make_state(WORLD, rank, noisy=True)
-        resumed.restore(ckpt_io.load_checkpoint(path))   # every rank reads rank 0's file
+        resumed.restore(ckpt_io.load_checkpoint(path))  # every rank reads rank 0's file
         results["resumed"] = train(resumed, STEPS)
         results["noise_draw"] = torch.randn(3, generator=resumed.generators["noise"])
         torch.save(results, os.path.join(out, f"rank{rank}.pt"))
@@ -117,7 +128,7 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(two_ranks):
     single = train(make_state(1, 0, noisy=False), STEPS)
     assert_close(r0["plain"], single)
     untrained = make_state(1, 0, noisy=False).models["m"].state_dict()
-    assert not torch.allclose(single["0.weight"], untrained["0.weight"], atol=1e-3)   # it did train
+    assert not torch.allclose(single["0.weight"], untrained["0.weight"], atol=1e-3)  # it did train
 
 
 def test_ddp_wrapper_equals_gradient_averaging(two_ranks):
@@ -130,7 +141,7 @@ def test_two_process_resume_equals_the_uninterrupted_run(two_ranks):
     assert_close(r0["resumed"], r0["noisy"], atol=1e-6)
     ckpt = ckpt_io.load_checkpoint(out / "ckpt.pt")
     assert ckpt["step"] == 3 and ckpt["extra"]["world"] == WORLD and len(ckpt["extra"]["rank_rng"]) == 1
-    assert not torch.equal(r0["noise_draw"], r1["noise_draw"])   # per-rank random streams, each restored
+    assert not torch.equal(r0["noise_draw"], r1["noise_draw"])  # per-rank random streams, each restored
 
 
 def test_a_checkpoint_of_another_world_size_is_refused(two_ranks):

@@ -19,12 +19,13 @@ WORLD = 2
 
 
 def _worker(rank: int, port: int, params, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     real_fit, seen = diffusion_train.fit, {}
 
-    def fit(state, updates, batches, **kwargs):   # record this rank's batches and final weights
+    def fit(state, updates, batches, **kwargs):  # record this rank's batches and final weights
         stream: BatchStream = state.streams["train"]
         seen["batch"] = stream.batch_size
         result = real_fit(state, updates, batches, **kwargs)
@@ -32,12 +33,20 @@ def _worker(rank: int, port: int, params, out: str) -> None:
         return result
 
     diffusion_train.fit = fit
-    job = diffusion_job.plan_single("synthetic-rgb", dataset=params.datasets["synthetic"], unet=params.unet,
-                                    diffusion=params.diffusion, train=params.train_single, run=params.run,
-                                    paths=params.paths)
+    job = diffusion_job.plan_single(
+        "synthetic-rgb",
+        dataset=params.datasets["synthetic"],
+        unet=params.unet,
+        diffusion=params.diffusion,
+        train=params.train_single,
+        run=params.run,
+        paths=params.paths,
+    )
     result = diffusion_train.train(job)
-    torch.save({**seen, "result": {k: v for k, v in result.items() if isinstance(v, (int, float, str))}},
-               os.path.join(out, f"rank{rank}.pt"))
+    torch.save(
+        {**seen, "result": {k: v for k, v in result.items() if isinstance(v, (int, float, str))}},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
 
 
 def _free_port() -> int:
@@ -47,21 +56,26 @@ def _free_port() -> int:
 
 
 def test_two_rank_stage1_training_keeps_identical_weights(tiny_params, tmp_path):
-    params = setup(tiny_params)   # batch_size 4: 2 windows per rank
+    params = setup(tiny_params)  # batch_size 4: 2 windows per rank
     mp.spawn(_worker, args=(_free_port(), params, str(tmp_path)), nprocs=WORLD, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD))
     assert r0["batch"] == r1["batch"] == params.train_single.batch_size // WORLD
     for k in r0["weights"]:
         assert torch.equal(r0["weights"][k], r1["weights"][k]), k
-    assert r0["result"]["steps"] == params.train_single.steps and r1["result"] == {"unit": "synthetic-rgb",
-                                                                                    "rank": 1}
-    job = diffusion_job.plan_single("synthetic-rgb", dataset=params.datasets["synthetic"], unet=params.unet,
-                                    diffusion=params.diffusion, train=params.train_single, run=params.run,
-                                    paths=params.paths)
+    assert r0["result"]["steps"] == params.train_single.steps and r1["result"] == {"unit": "synthetic-rgb", "rank": 1}
+    job = diffusion_job.plan_single(
+        "synthetic-rgb",
+        dataset=params.datasets["synthetic"],
+        unet=params.unet,
+        diffusion=params.diffusion,
+        train=params.train_single,
+        run=params.run,
+        paths=params.paths,
+    )
     ckpt = torch.load(job.checkpoint_path, weights_only=True)
     assert ckpt["step"] == params.train_single.steps and ckpt["extra"]["world"] == WORLD
     assert not distributed.initialized()
-    diffusion_train.export(job)   # rank 0's file exports like a single-process run
+    diffusion_train.export(job)  # rank 0's file exports like a single-process run
     exported = load_diffusion_model(params.paths.model_dir("synthetic-rgb") / "diffusion.pt", kind="single")
     assert exported.meta["step"] == params.train_single.steps
     exported.build()

@@ -33,6 +33,7 @@ def mse(state: TrainState):
         x, y = batch
         err = (model(x) - y).square().mean()
         return err, {"mse": err.detach()}
+
     return Update("m", loss, clip_groups=[list(model.parameters())])
 
 
@@ -44,7 +45,7 @@ def batches(n: int, size: int, seed: int = 0):
 
 def test_accumulating_two_halves_equals_one_full_batch():
     full = list(batches(4, 8))
-    halves = [(x[i:i + 4], y[i:i + 4]) for x, y in full for i in (0, 4)]
+    halves = [(x[i : i + 4], y[i : i + 4]) for x, y in full for i in (0, 4)]
     a, b = linear_state(), linear_state()
     fit(a, [mse(a)], iter(full), total_steps=4, device=CPU, grad_accum=1)
     fit(b, [mse(b)], iter(halves), total_steps=4, device=CPU, grad_accum=2)
@@ -56,12 +57,22 @@ def test_accumulating_two_halves_equals_one_full_batch():
 def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_checkpoint(tmp_path):
     state = linear_state()
     update = mse(state)
-    poisoned = Update("m", lambda batch, step: update.loss(batch, step) if step < 3 else
-                      (torch.tensor(float("nan"), requires_grad=True), {}))
+    poisoned = Update(
+        "m",
+        lambda batch, step: (
+            update.loss(batch, step) if step < 3 else (torch.tensor(float("nan"), requires_grad=True), {})
+        ),
+    )
     path = tmp_path / "ckpt.pt"
     with pytest.raises(NonFiniteLossError, match="step 4: update 'm': loss is nan"):
-        fit(state, [poisoned], batches(10, 4), total_steps=10, device=CPU,
-            callbacks=[Checkpoint(path, "h", every=1, total=10)])
+        fit(
+            state,
+            [poisoned],
+            batches(10, 4),
+            total_steps=10,
+            device=CPU,
+            callbacks=[Checkpoint(path, "h", every=1, total=10)],
+        )
     saved = ckpt_io.load_checkpoint(path)
     assert saved["step"] == 3 == state.step
     assert torch.equal(saved["models"]["m"]["weight"], state.models["m"].weight.detach())
@@ -70,8 +81,14 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_the_last_checkpoint(tmp
 def test_non_finite_gradient_is_caught():
     state = linear_state()
     model = state.models["m"]
-    update = Update("m", lambda batch, step: ((model(batch[0]) * float("inf")).sum() * 0 + model.weight.sum() * torch.tensor(float("inf")), {}),
-                    clip_groups=[list(model.parameters())])
+    update = Update(
+        "m",
+        lambda batch, step: (
+            (model(batch[0]) * float("inf")).sum() * 0 + model.weight.sum() * torch.tensor(float("inf")),
+            {},
+        ),
+        clip_groups=[list(model.parameters())],
+    )
     with pytest.raises(NonFiniteLossError):
         fit(state, [update], batches(2, 4), total_steps=2, device=CPU)
     assert state.step == 0

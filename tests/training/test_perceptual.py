@@ -27,7 +27,7 @@ def lpips_trunk_key(key: str) -> str:
     """torchvision `features.<i>.<p>` -> the lpips package's `slice<k>.<i>.<p>`."""
     index = int(key.split(".")[1])
     k = next(n for n, end in enumerate((4, 9, 16, 23, 30), start=1) if index < end)
-    return f"slice{k}.{key[len('features.'):]}"
+    return f"slice{k}.{key[len('features.') :]}"
 
 
 def reference_lpips(vgg_file: Path):
@@ -40,7 +40,7 @@ def reference_lpips(vgg_file: Path):
     return net.eval()
 
 
-@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")   # torchvision, called by lpips
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # torchvision, called by lpips
 def test_matches_the_lpips_package(vgg_file):
     net = load_lpips_vgg(vgg_file)
     ref = reference_lpips(vgg_file)

@@ -14,7 +14,11 @@ from syncvp.training.state import TrainState, load_finished, resume
 
 
 def test_curve_tsv_formats_steps_as_integers_and_skips_incomplete_rows(tmp_path):
-    rows = [{"step": 0, "loss": 1.0, "l1": 0.123456789}, {"step": 10, "loss": 2.5e-7}, {"step": 20, "loss": 0.5, "l1": 3}]
+    rows = [
+        {"step": 0, "loss": 1.0, "l1": 0.123456789},
+        {"step": 10, "loss": 2.5e-7},
+        {"step": 20, "loss": 0.5, "l1": 3},
+    ]
     assert curve_tsv(rows, ("step", "loss", "l1")) == "step\tloss\tl1\n0\t1\t0.123457\n20\t0.5\t3\n"
     assert curve_tsv([], ("step", "psnr")) == "step\tpsnr\n"
     write_curve(tmp_path / "plots" / "loss.tsv", rows, ("step", "loss"))
@@ -29,7 +33,7 @@ def test_the_marker_retires_the_checkpoints(tmp_path):
     assert not any(p.exists() for p in checkpoints)
     assert json.loads(marker.read_text()) == {"finished": True, "unit": "u"}
     clear_finished(marker)
-    clear_finished(marker)   # no marker: nothing to do
+    clear_finished(marker)  # no marker: nothing to do
     assert not marker.exists()
 
 
@@ -40,7 +44,7 @@ def _state(step: int = 0) -> TrainState:
 
 def test_resume_only_from_this_configuration(tmp_path):
     path, lines = tmp_path / "train.pt", []
-    resume(_state(), path, "abc", lines.append)            # no file: nothing said, nothing loaded
+    resume(_state(), path, "abc", lines.append)  # no file: nothing said, nothing loaded
     _state(step=5).save(path, "abc")
     other = _state()
     resume(other, path, "xyz", lines.append)

@@ -102,7 +102,7 @@ def test_flows_call_library_jobs_not_networks():
 TRAINING_CORE = ("callbacks", "data", "distributed", "fastpath", "loop", "optim", "records", "seeded_init", "state")
 TRAINING_FAMILIES = {
     "autoencoder": ("autoencoder", "autoencoder_job", "autoencoder_train", "losses", "perceptual", "reconstruction"),
-    "diffusion": ("context_probe", "diffusion_job", "diffusion_latents", "diffusion_train"),
+    "diffusion": ("context_probe", "diffusion_job", "diffusion_latents", "diffusion_objectives", "diffusion_train"),
 }
 
 

@@ -6,6 +6,7 @@ Imports only the standard library and PyYAML (no torch), so params can be valida
 from syncvp.config.autoencoder import AutoencoderConfig, GanConfig, TrainAutoencoderConfig
 from syncvp.config.data import DatasetConfig, SplitCounts, SyntheticEra5Source, SyntheticVideoSource
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
+from syncvp.config.era5_source import Era5Processing, Era5Source, MonthSplits
 from syncvp.config.layout import SPLITS, PathsConfig, parse_unit
 from syncvp.config.loader import FieldError, ParamsError, require, to_plain
 from syncvp.config.params import Params, load_params, params_from_dict, replace
@@ -13,11 +14,8 @@ from syncvp.config.pipeline import PipelineConfig
 from syncvp.config.roles import ROLES, RolePair
 from syncvp.config.runtime import RunConfig, WeightsConfig
 from syncvp.config.sources import (
-    Era5Processing,
-    Era5Source,
     ImageModality,
     ImageSequenceSource,
-    MonthSplits,
     NameSplits,
     SynthiaSource,
     VideoSegment,

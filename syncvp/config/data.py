@@ -8,15 +8,9 @@ from pathlib import Path
 from typing import Literal, Union
 
 from syncvp.config.depth import PseudoDepthConfig
+from syncvp.config.era5_source import Era5Processing, Era5Source, check_months
 from syncvp.config.loader import require
-from syncvp.config.sources import (
-    Era5Processing,
-    Era5Source,
-    ImageSequenceSource,
-    SynthiaSource,
-    VideoSource,
-    check_months,
-)
+from syncvp.config.sources import ImageSequenceSource, SynthiaSource, VideoSource
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 PSEUDO_DEPTH_MODALITY = "depth"  # the modality a dataset's `pseudo_depth` supplies

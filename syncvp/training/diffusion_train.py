@@ -34,11 +34,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from syncvp.diffusion.conditioning import apply_presence, drop_condition, keep_condition, sample_presence
 from syncvp.diffusion.factory import build_schedule
-from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
-from syncvp.diffusion.process import min_snr_weights, sample_timesteps, training_loss
-from syncvp.diffusion.samplers import draw_noise
 from syncvp.diffusion.target import DiffusionTarget, measure_scale
 from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import load_autoencoder
@@ -53,7 +49,8 @@ from syncvp.training import distributed, optim
 from syncvp.training.callbacks import Checkpoint, Evaluate, MetricHistory
 from syncvp.training.context_probe import ContextProbe, context_summary, probe_timesteps
 from syncvp.training.diffusion_job import DiffusionJob
-from syncvp.training.diffusion_latents import Encoders, batch_latents, batch_stream, sample_latents
+from syncvp.training.diffusion_latents import Encoders, batch_stream, sample_latents
+from syncvp.training.diffusion_objectives import UPDATE, joint_update, single_update
 from syncvp.training.loop import Update, fit
 from syncvp.training.records import clear_finished, mark_finished, save_loss_plot, write_curve
 from syncvp.training.seeded_init import build_seeded
@@ -61,7 +58,6 @@ from syncvp.training.state import TrainState, load_finished, resume
 
 Log = Callable[[str], None]
 _logger = logging.getLogger(__name__)
-UPDATE = "model"
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,94 +91,6 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
             files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
             model.load_branches(stage1_branch_states(files))
     return model.to(device)
-
-
-def single_update(
-    job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator, target: DiffusionTarget
-) -> Update:
-    """Stage 1: per-sample conditioning dropout + L_simple on the future latent (in the diffusion
-    space of `target`)."""
-    (m,) = job.modalities
-    schedule = build_schedule(job.diffusion).to(generator.device)
-
-    def loss(batch, step):
-        context, future = batch_latents(
-            batch,
-            encoders,
-            job.context_frames,
-            job.future_frames,
-            job.diffusion.context_encoder,
-            job.diffusion.context_motion,
-        )
-        keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
-        cond = drop_condition(context[m], keep)
-        x0 = target.encode(m, future[m], cond)
-        t = sample_timesteps(
-            x0.shape[0],
-            job.diffusion.timesteps,
-            generator,
-            device=x0.device,
-            high_share=job.diffusion.high_noise_share,
-            high_from=job.diffusion.high_noise_from,
-        )
-        noise = draw_noise(x0.shape, generator, same_noise=True, device=x0.device)
-        weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
-        value = training_loss(
-            lambda x, tt: model(x, tt, cond),
-            schedule,
-            x0,
-            t=t,
-            noise=noise,
-            prediction=job.diffusion.prediction,
-            weights=weights,
-        ).mean()
-        return value, {f"loss_{m}": float(value.detach()), "cond_kept": float(keep.float().mean())}
-
-    return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
-
-
-def joint_update(
-    job: DiffusionJob, model: nn.Module, encoders: Encoders, generator: torch.Generator, target: DiffusionTarget
-) -> Update:
-    """Stage 2: per-sample presence patterns + the joint loss with shared or independent noise."""
-    schedule = build_schedule(job.diffusion).to(generator.device)
-
-    def loss(batch, step):
-        context, future = batch_latents(
-            batch,
-            encoders,
-            job.context_frames,
-            job.future_frames,
-            job.diffusion.context_encoder,
-            job.diffusion.context_motion,
-        )
-        batch_size = next(iter(future.values())).shape[0]
-        present = sample_presence(batch_size, job.patterns, job.modalities, generator)
-        cond = apply_presence(context, present)
-        x0 = {m: target.encode(m, z, cond[m]) for m, z in future.items()}
-        t, noise = draw_joint_noise(
-            x0,
-            job.diffusion.timesteps,
-            generator,
-            same_noise=job.joint.same_noise,
-            high_share=job.diffusion.high_noise_share,
-            high_from=job.diffusion.high_noise_from,
-        )
-        weights = min_snr_weights(schedule, t, job.diffusion.prediction, job.diffusion.min_snr_gamma)
-        out = joint_training_loss(
-            lambda x, tt: model(x, tt, cond),
-            schedule,
-            x0,
-            t=t,
-            noise=noise,
-            prediction=job.diffusion.prediction,
-            weights=weights,
-        )
-        metrics = {f"loss_{m}": float(v.detach()) for m, v in out.per_modality.items()}
-        metrics.update({f"present_{m}": float(p.float().mean()) for m, p in present.items()})
-        return out.total, metrics
-
-    return Update(UPDATE, loss, clip_groups=[list(model.parameters())])
 
 
 PROBE_WINDOWS = 8

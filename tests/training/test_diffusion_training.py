@@ -15,7 +15,7 @@ import torch
 from syncvp.config import ParamsError, params_from_dict, to_plain
 from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.diffusion_file import load_diffusion_model
-from syncvp.training import diffusion_job, diffusion_train
+from syncvp.training import diffusion_job, diffusion_objectives, diffusion_train
 from syncvp.training.diffusion_latents import LatentDataset, cache_name, encode_batch, precompute, windows
 from tests.conftest import with_pipeline
 from tests.training.diffusion_setup import setup, setup_with_context_encoder, tiny_diffusion_params, write_autoencoders
@@ -274,7 +274,7 @@ def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_par
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
     stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
     recorder, gen = _Recorder(), torch.Generator().manual_seed(0)
-    update = diffusion_train.joint_update(job, recorder, encoders, gen, DiffusionTarget())
+    update = diffusion_objectives.joint_update(job, recorder, encoders, gen, DiffusionTarget())
     for step in range(500):
         update.loss(next(stream), step)
     counts, n = Counter(recorder.seen), len(recorder.seen)
@@ -282,7 +282,7 @@ def test_each_dropout_pattern_occurs_at_its_rate_in_the_training_stream(tiny_par
         assert _within(counts[key] / n, prob, n), (sorted(key), counts[key] / n, prob)
     stage1 = plan_single(p)
     recorder = _Recorder()
-    update = diffusion_train.single_update(stage1, recorder, encoders, gen, DiffusionTarget())
+    update = diffusion_objectives.single_update(stage1, recorder, encoders, gen, DiffusionTarget())
     for step in range(500):
         update.loss(next(stream), step)
     assert _within(sum(recorder.seen) / len(recorder.seen), p.train_single.cond_prob, len(recorder.seen))
@@ -312,7 +312,7 @@ def test_both_stages_draw_timesteps_with_the_configured_high_noise_share(tiny_pa
     encoders = diffusion_train.load_encoders(job, torch.device("cpu"))
     stream = diffusion_train.batch_stream(job, encoders, torch.device("cpu"), lambda e: None)
     gen = torch.Generator().manual_seed(0)
-    for make, plan in ((diffusion_train.joint_update, job), (diffusion_train.single_update, plan_single(p))):
+    for make, plan in ((diffusion_objectives.joint_update, job), (diffusion_objectives.single_update, plan_single(p))):
         recorder = _TimeRecorder()
         update = make(plan, recorder, encoders, gen, DiffusionTarget())
         for step in range(200):

@@ -7,7 +7,7 @@ from stages._entry import StageSpec, run
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.data import prepare
+    from pipelines.prepare import prepare
 
     return prepare
 

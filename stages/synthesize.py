@@ -7,7 +7,7 @@ from stages._entry import StageSpec, run
 
 def flow():
     """The stage's Prefect flow (imported only once the params are checked: it loads Prefect)."""
-    from pipelines.data import synthesize
+    from pipelines.synthesize import synthesize
 
     return synthesize
 

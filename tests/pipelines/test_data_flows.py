@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_synthesize_then_prepare(tiny_params, prefect_harness):
-    from pipelines.data import prepare, synthesize
+    from pipelines.prepare import prepare
+    from pipelines.synthesize import synthesize
 
     cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
     raw = Path(synthesize("synthetic", cfg, paths))
@@ -38,32 +39,35 @@ def test_synthesize_then_prepare(tiny_params, prefect_harness):
 
 
 def test_prepare_failure_leaves_no_output(tiny_params, prefect_harness, monkeypatch):
-    from pipelines import data
+    from pipelines import prepare as prepare_flow
+    from pipelines.synthesize import synthesize
 
     cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
-    data.synthesize("synthetic", cfg, paths)
+    synthesize("synthetic", cfg, paths)
 
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(data.prep, "preview", broken)
+    monkeypatch.setattr(prepare_flow.prep, "preview", broken)
     with pytest.raises(RuntimeError, match="interrupted"):
-        data.prepare("synthetic", cfg, paths)
+        prepare_flow.prepare("synthetic", cfg, paths)
     assert not paths.processed_dir("synthetic").exists()
     assert list(paths.processed.iterdir()) == []
 
 
 def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tiny_params, prefect_harness, monkeypatch):
-    from pipelines import data
+    from pipelines import prepare as prepare_flow
+    from pipelines import synthesize as synthesize_flow
 
     published = {}  # the real table artifacts, plus a record of them
-    publish = data.publish_table
+    publish = prepare_flow.publish_table
 
     def record(key, rows, description):
         published[key] = rows
         publish(key, rows, description)
 
-    monkeypatch.setattr(data, "publish_table", record)
+    for module in (prepare_flow, synthesize_flow):
+        monkeypatch.setattr(module, "publish_table", record)
     cfg, paths = tiny_params.datasets["synthetic"], tiny_params.paths
     left = [kill_mid_write(paths.raw_dir("synthetic")), kill_mid_write(paths.processed_dir("synthetic"))]
     others = [
@@ -74,9 +78,9 @@ def test_the_next_run_removes_what_a_killed_run_left_and_reports_final_files(tin
     ]  # another dataset's temporary folder, the user's folders
     for p in others:
         p.mkdir()
-    raw = Path(data.synthesize("synthetic", cfg, paths))
+    raw = Path(synthesize_flow.synthesize("synthetic", cfg, paths))
     assert not left[0].exists() and left[1].exists(), "synthesize removes its own leftovers only"
-    out = Path(data.prepare("synthetic", cfg, paths))
+    out = Path(prepare_flow.prepare("synthetic", cfg, paths))
     assert not left[1].exists()
     assert all(p.is_dir() for p in others)
     assert sorted(p.name for p in paths.raw.iterdir()) == [
@@ -128,7 +132,7 @@ def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(
 ):
     """An all-NaN month in the last split built (test) stops the flow before the train store is
     written, and nothing is left that DVC or Prefect would take for a finished output."""
-    from pipelines import data
+    from pipelines import prepare as prepare_flow
     from syncvp.data import synthetic_era5
     from syncvp.data.era5 import Era5FileError
     from tests.data.test_era5_bad_months import write_nan_month
@@ -140,12 +144,12 @@ def test_a_bad_era5_month_stops_prepare_before_any_store_and_leaves_no_output(
         synthetic_era5.write_month(raw / synthetic_era5.month_filename(month), 0, month, layout="new", **GRID)
     path = write_nan_month(raw, MONTHS[-1], ("t2m", "sp"))
     written = []
-    real_write = data.store.write_store
+    real_write = prepare_flow.store.write_store
     monkeypatch.setattr(
-        data.store, "write_store", lambda out, ds, **kw: written.append(out) or real_write(out, ds, **kw)
+        prepare_flow.store, "write_store", lambda out, ds, **kw: written.append(out) or real_write(out, ds, **kw)
     )
     with pytest.raises(Era5FileError, match=rf"^{path}: 't2m', 'sp' have no finite value"):
-        data.prepare("era5", cfg, paths)
+        prepare_flow.prepare("era5", cfg, paths)
     assert written == [], "no split was built"
     assert not paths.processed_dir("era5").exists()
     assert not paths.processed.exists() or list(paths.processed.iterdir()) == []

@@ -30,7 +30,7 @@ def tiny_era5(params):
 
 
 def test_synthetic_era5_synthesize_then_prepare(tiny_params, prefect_harness):
-    from pipelines.data import prepare, synthesize
+    from pipelines.prepare import prepare, synthesize
 
     cfg, paths = tiny_era5(tiny_params), tiny_params.paths
     raw = Path(synthesize("era5_synthetic", cfg, paths))
@@ -50,7 +50,7 @@ def test_synthetic_era5_synthesize_then_prepare(tiny_params, prefect_harness):
 
 
 def test_prepare_a_user_folder(tiny_params, prefect_harness, tmp_path):
-    from pipelines.data import prepare
+    from pipelines.prepare import prepare
 
     root = tmp_path / "cityscapes"
     write_city(root, "train", "aachen", snippets=1, frames=4)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config
+from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, setup  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -30,7 +30,8 @@ def tiny_era5(params):
 
 
 def test_synthetic_era5_synthesize_then_prepare(tiny_params, prefect_harness):
-    from pipelines.prepare import prepare, synthesize
+    from pipelines.prepare import prepare
+    from pipelines.synthesize import synthesize
 
     cfg, paths = tiny_era5(tiny_params), tiny_params.paths
     raw = Path(synthesize("era5_synthetic", cfg, paths))

@@ -74,6 +74,7 @@ def paper_sections(params_path: Path):
         prediction="eps",
         context_encoder="context",
         context_motion=False,
+        context_extrapolation="hold",
         residual=False,
         normalize=False,
         min_snr_gamma=None,

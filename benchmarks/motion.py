@@ -12,7 +12,8 @@ Two measurements on every window (stride `--stride`) of a split, after `make rep
 2. **One chunk** (`context_frames` observed -> `future_frames` predicted) by a stage-1 model, scored
    by PSNR and SSIM (per frame, [0, 1] scale) next to copy-last, a blur of the last frame that
    grows with the lead frame (Gaussian sigma `--blur` px per frame: what a model that only learnt
-   its uncertainty would give), and the autoencoder ceiling; and the cosine between the predicted
+   its uncertainty would give), the last frame carried along its optical flow (the extrapolation
+   `diffusion.context_extrapolation: flow` conditions on), and the autoencoder ceiling; and the cosine between the predicted
    and the true change from the last observed frame at the chunk's last frame (0 for copy-last).
    A model that beats the growing blur on both has learnt some of the motion.
 """
@@ -30,7 +31,7 @@ from syncvp.config import RolePair, load_params
 from syncvp.data.dataset import ClipDataset
 from syncvp.metrics.ssim_psnr import psnr, ssim
 from syncvp.models.autoencoder import load_autoencoder
-from syncvp.models.context import hold_last
+from syncvp.models.context import flow_extrapolate, hold_last
 from syncvp.prediction.load import load_predictor
 
 
@@ -120,6 +121,7 @@ def main() -> None:
         ("model", pred),
         ("copy-last", last[:, :, None].expand_as(truth)),
         (f"growing blur ({args.blur} px/frame)", growing_blur(last, tf, args.blur)),
+        ("flow extrapolation", flow_extrapolate(clips[:, :, :tc], tf).clamp(-1, 1)),
         ("autoencoder ceiling", batched(lambda x: ae.decode(ae.encode(x)), truth).clamp(-1, 1)),
     ]
     print(f"\n| one chunk ({model}) | PSNR | SSIM | cosine of change (frame {tf}) |\n| --- | --- | --- | --- |")

@@ -33,7 +33,13 @@ from syncvp.training import diffusion_train
 from syncvp.training.diffusion_job import plan_joint, plan_single
 
 METRICS = ("ssim", "psnr", "l2")
-COLUMNS = (("joint", "all"), ("single", "single-all"), ("copy-last", "copy_last"), ("autoencoder", "autoencoder"))
+COLUMNS = (
+    ("joint", "all"),
+    ("single", "single-all"),
+    ("copy-last", "copy_last"),
+    ("flow", "flow"),
+    ("autoencoder", "autoencoder"),
+)
 
 
 def _set(data: dict, dotted: str, value) -> None:

@@ -100,6 +100,11 @@ class DiffusionConfig:
         context_motion: with context_encoder "future", also condition on the latent change between
             the last two context frames, each encoded as a still clip (`syncvp.models.context`):
             C' more input channels that carry the velocity the held context loses (paper: false).
+        context_extrapolation: with context_encoder "future", the clip the future autoencoder
+            encodes as the conditioning: "hold" (the context frames, the last one repeated: the
+            scene stands still) or "flow" (the last frame carried on along its optical flow from
+            the previous one, one frame per future frame: the scene keeps its last velocity;
+            `syncvp.models.context`). With `residual`, the model learns the change from it.
         residual: diffuse the change of the future latent from the conditioning latent instead of
             the latent itself (needs context_encoder "future"; `syncvp.diffusion.target`).
         normalize: divide the diffused quantity by its standard deviation over the training
@@ -121,6 +126,7 @@ class DiffusionConfig:
     prediction: Prediction
     context_encoder: Literal["context", "future"]
     context_motion: bool
+    context_extrapolation: Literal["hold", "flow"]
     residual: bool
     normalize: bool
     min_snr_gamma: float | None
@@ -146,6 +152,11 @@ class DiffusionConfig:
             not self.context_motion or self.context_encoder == "future",
             "context_motion",
             "needs context_encoder: future (the motion channels are future-autoencoder latents)",
+        )
+        require(
+            self.context_extrapolation == "hold" or self.context_encoder == "future",
+            "context_extrapolation",
+            f"{self.context_extrapolation!r} needs context_encoder: future (it makes the clip the future autoencoder encodes)",
         )
         require(
             not self.residual or self.context_encoder == "future",
@@ -213,6 +224,13 @@ class SamplingConfig:
             which keeps the network's eps.
         guidance_weight: w >= 0 of classifier-free / modality guidance (METHOD §5.2; paper 0 =
             no guidance). Any w > 0 is applied (the official code ignored w >= 1).
+        anchor: how a sampled latent becomes frames: "latent" (decode it: the paper's) or
+            "pixels": for a model that diffuses the change from the flow extrapolation
+            (`diffusion.context_extrapolation: flow` with `residual`), the extrapolated frames
+            themselves plus the decoded change, D(c + change) - D(c), so the autoencoder's error
+            on the extrapolation is not paid (`syncvp.prediction.rollout`); any other model, and a
+            modality whose context is missing, has no extrapolated frames and is decoded as with
+            "latent".
     """
 
     method: Literal["ddim", "ddpm"]
@@ -221,6 +239,7 @@ class SamplingConfig:
     clip_x0: bool
     rederive_eps: bool
     guidance_weight: float
+    anchor: Literal["latent", "pixels"]
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")

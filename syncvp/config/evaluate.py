@@ -14,7 +14,7 @@ from syncvp.config.layout import SPLITS
 from syncvp.config.loader import require
 
 METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "alignment")  # syncvp.metrics.plan.METRICS (no torch here)
-BASELINE_NAMES = ("single", "autoencoder")  # reference columns besides copy_last (always computed)
+BASELINE_NAMES = ("single", "flow", "autoencoder")  # reference columns besides copy_last (always computed)
 PROTOCOL_NAMES = ("paper", "standard")
 ALL, EACH = "all", "each"
 

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from syncvp.data.dataset import ClipDataset
 from syncvp.evaluation import references
-from syncvp.evaluation.plan import AUTOENCODER, BASELINE, GROUND_TRUTH, SINGLE, EvaluationPlan, Setting
+from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, GROUND_TRUTH, SINGLE, EvaluationPlan, Setting
 from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
 from syncvp.metrics.plan import MetricModels, load_models
@@ -141,9 +141,11 @@ def trajectories(
     plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int, progress: ProgressFn = no_progress
 ) -> list[dict[str, Tensor]]:
     """The setting's predictions of batch `index`: N trajectories {m: [B, C, rollout_frames, H, W]}
-    (one for copy_last, autoencoder and ground_truth)."""
+    (one for copy_last, flow, autoencoder and ground_truth)."""
     if setting.source == BASELINE:
         return [references.copy_last(plan, clips)]
+    if setting.source == FLOW:
+        return [references.flow_extrapolation(plan, clips)]
     if setting.source == GROUND_TRUTH:
         return [references.ground_truth_future(plan, clips)]
     predictors, _ = networks(plan)

@@ -7,7 +7,9 @@ Built from metrics.json's dict alone (so it can be rebuilt from a metrics.json f
    then the missing-modality settings ("rgb only -> depth": only rgb observed, depth scored),
    with the columns model (the joint model, or the stage-1 models with `evaluate.model: single`),
    single (`single-<condition>`), copy-last (`copy_last`; "–" for an unobserved modality, whose
-   last frame does not exist) and autoencoder (the ceiling, the same for every condition);
+   last frame does not exist), flow (`flow`, the last frame carried along its optical flow; "–"
+   likewise; the column only when it was computed) and autoencoder (the ceiling, the same for
+   every condition);
 2. `alignment` of each pair "<a>+<b>" per condition, with the ground truth's value as reference.
 
 A cell is "best / mean" (best of N trajectories / mean over N) when the two differ, one value
@@ -65,8 +67,14 @@ def _metric_rows(data: dict, mode: str, condition: str, modality: str) -> list[l
     """Rows of one (condition, scored modality): every metric of the model's setting."""
     leaf = _leaf(data, condition, mode, modality) or {}
     observed = "all" if condition == "all" else f"{condition} only"
-    copy = _leaf(data, "copy_last", mode, modality) if condition in ("all", modality) else None
-    refs = [_leaf(data, f"single-{condition}", mode, modality), copy, _leaf(data, "autoencoder", mode, modality)]
+    seen = condition in ("all", modality)  # the scored modality's own context frames were observed
+    refs = [
+        _leaf(data, f"single-{condition}", mode, modality),
+        _leaf(data, "copy_last", mode, modality) if seen else None,
+    ]
+    if "flow" in data:
+        refs.append(_leaf(data, "flow", mode, modality) if seen else None)
+    refs.append(_leaf(data, "autoencoder", mode, modality))
     return [
         [
             f"{observed} → {modality}",
@@ -85,7 +93,9 @@ def _alignment_rows(data: dict, mode: str, conditions: list[str]) -> list[list[s
     rows = []
     for pair in pairs:
         for c in ("all", *conditions):
-            refs = [f"single-{c}", "copy_last" if c == "all" else None, "autoencoder", "ground_truth"]
+            refs = [f"single-{c}", "copy_last" if c == "all" else None]
+            refs += [("flow" if c == "all" else None)] if "flow" in data else []
+            refs += ["autoencoder", "ground_truth"]
             rows.append(
                 [
                     f"{'all' if c == 'all' else c + ' only'} → {pair}",
@@ -112,10 +122,11 @@ def compare_markdown(metrics: dict, dataset: str, model: str = "joint", modaliti
     rows = [r for m in ordered for r in _metric_rows(data, mode, "all", m)]
     rows += [r for c in conditions for m in ordered if m != c for r in _metric_rows(data, mode, c, m)]
     name = "joint" if model == "joint" else "stage-1"
+    columns = ["single", "copy-last", *(["flow"] if "flow" in data else []), "autoencoder"]
     lines = [
         f"### {dataset}: the {name} model next to the references ({mode} mode; cells: best of N / mean over N)",
         "",
-        *_table(["observed → scored", "metric", name, "single", "copy-last", "autoencoder"], rows),
+        *_table(["observed → scored", "metric", name, *columns], rows),
     ]
     if not rows:
         lines += ["", f"(no `all` setting in {mode} mode: nothing to compare)"]
@@ -125,8 +136,6 @@ def compare_markdown(metrics: dict, dataset: str, model: str = "joint", modaliti
             "",
             "Cross-modal alignment (fraction of the second modality's edges within 1 px of the first's):",
             "",
-            *_table(
-                ["observed → scored", "metric", name, "single", "copy-last", "autoencoder", "ground truth"], aligned
-            ),
+            *_table(["observed → scored", "metric", name, *columns, "ground truth"], aligned),
         ]
     return "\n".join(lines) + "\n"

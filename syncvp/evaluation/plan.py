@@ -13,6 +13,7 @@ and seeds (`references`, in this order):
 | --- | --- | --- |
 | `single-<condition>` | `single` | each modality by its stage-1 model (`evaluate.baselines: single`) |
 | `copy_last` | `copy_last` | the last context frame repeated (always) |
+| `flow` | `flow` | the last context frame carried along its optical flow (`baselines`; >= 2 context frames) |
 | `autoencoder` | `autoencoder` | GT future chunks through the future autoencoders: the ceiling (`baselines`) |
 | `ground_truth` | `ground_truth` | the GT future frames, scored only for `alignment` (its reference value) |
 
@@ -46,7 +47,7 @@ from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction.load import context_role
 
 BASELINE = "copy_last"  # the label of the copy-last-context-frame baseline
-AUTOENCODER, GROUND_TRUTH, SINGLE = "autoencoder", "ground_truth", "single"  # reference labels / sources
+AUTOENCODER, GROUND_TRUTH, SINGLE, FLOW = "autoencoder", "ground_truth", "single", "flow"  # reference labels / sources
 
 
 class EvaluationError(ValueError):
@@ -173,6 +174,8 @@ def references_for(evaluate: EvaluateConfig, settings: tuple[Setting, ...], pair
         if s.noise is None and SINGLE in evaluate.baselines
     ]
     out.append(Setting(BASELINE, ALL, (), source=BASELINE))
+    if FLOW in evaluate.baselines:
+        out.append(Setting(FLOW, ALL, (), source=FLOW))
     if AUTOENCODER in evaluate.baselines:
         out.append(Setting(AUTOENCODER, ALL, (), source=AUTOENCODER))
     if pairs:
@@ -250,6 +253,11 @@ def plan_evaluation(
         raise EvaluationError(
             f"{store}: videos have {info.frames} frames, the evaluation needs context_frames "
             f"{config.context_frames} + rollout_frames {config.rollout_frames}"
+        )
+    if FLOW in evaluate.baselines and config.context_frames < 2:
+        raise EvaluationError(
+            f"evaluate.baselines: flow extrapolates the motion between the last two context frames; "
+            f"dataset {dataset!r} has context_frames {config.context_frames}"
         )
     models, aes = model_files(dataset, evaluate, config.modalities, paths)
     ae_files = [p for pair in aes.values() for p in (pair.context, pair.future)]

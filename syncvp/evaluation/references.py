@@ -7,6 +7,10 @@
   prediction therefore depends only on (batch, modality, observed or not): `single-rgb`'s rgb is
   `single-all`'s rgb, bit for bit, and is sampled once per batch and process (`_PARTS`).
 - `copy_last`: the last GT context frame repeated (uint8 for images, exact in every mode).
+- `flow`: the last GT context frame carried along its optical flow from the previous one, frame k
+  warped back by k times the flow (`syncvp.models.context.flow_extrapolate`, the extrapolation a
+  model with `diffusion.context_extrapolation: flow` starts from), over the whole rollout at once;
+  image modalities on uint8 levels as predictions are.
 - `autoencoder`: the GT future cut into chunks of `future_frames`, each through the modality's
   future autoencoder, decode(encode(chunk)), clamped; a short last chunk is padded by repeating
   its last GT frame and cut back after decoding. Image modalities are snapped to uint8 levels as
@@ -26,6 +30,7 @@ from syncvp.evaluation.plan import EvaluationPlan, Setting
 from syncvp.metrics.images import ground_truth
 from syncvp.metrics.protocol import copy_last_frame
 from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.models.context import flow_extrapolate
 from syncvp.prediction import Predictor, quantize_uint8
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
@@ -92,6 +97,16 @@ def copy_last(plan: EvaluationPlan, clips: dict[str, Tensor]) -> dict[str, Tenso
     for m in plan.modalities:
         ctx = clips[m][:, :, :tc]
         out[m] = copy_last_frame(ground_truth(ctx) if plan.kinds[m] == "image" else ctx, frames)
+    return out
+
+
+def flow_extrapolation(plan: EvaluationPlan, clips: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The last GT context frame carried along its optical flow for `rollout_frames` frames."""
+    tc, frames = plan.config.context_frames, plan.config.rollout_frames
+    out = {}
+    for m in plan.modalities:
+        video = flow_extrapolate(torch.nan_to_num(clips[m][:, :, :tc].float()), frames).clamp(-1, 1)
+        out[m] = quantize_uint8(video) if plan.kinds[m] == "image" else video
     return out
 
 

@@ -19,13 +19,27 @@ a quarter as far as between the two still clips), so without it the network sees
 velocity and can only learn to blur; with it, the direction and speed of the motion are an input.
 The first C' channels stay the held-context latent, the base of a residual target
 (`syncvp.diffusion.target`).
+
+What "held" means is the extrapolation (`diffusion.context_extrapolation`, with "future"):
+
+- "hold": the context frames, then the last one repeated (`hold_last`): the scene stands still.
+- "flow": the last frame carried on along the optical flow between the last two context frames,
+  one frame per future frame (`flow_extrapolate`): the scene keeps moving as it last moved. The
+  clip covers the future frames themselves, so a residual target is the change from "everything
+  keeps its last velocity" (Farneback flow per modality, on the frames quantised to 8 bits; each
+  future frame k is the last frame warped back by k times the flow). On the synthetic default's
+  val split this extrapolation alone scores 20.7 dB PSNR over one 8-frame chunk, against 18.5 dB
+  for repeating the last frame (`python -m benchmarks.motion`).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import cv2
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from syncvp.models.autoencoder import TriplaneAutoencoder
@@ -33,6 +47,8 @@ from syncvp.models.triplane import TriplaneShape
 
 ContextEncoder = Literal["context", "future"]
 CONTEXT_ENCODERS = ("context", "future")
+Extrapolation = Literal["hold", "flow"]
+EXTRAPOLATIONS = ("hold", "flow")
 
 
 def hold_last(context: Tensor, frames: int) -> Tensor:
@@ -46,6 +62,70 @@ def hold_last(context: Tensor, frames: int) -> Tensor:
     if frames <= t:
         return context[:, :, t - frames:]
     return torch.cat([context, context[:, :, -1:].expand(-1, -1, frames - t, -1, -1)], dim=2)
+
+
+def _gray8(frame: np.ndarray) -> np.ndarray:
+    """[C, H, W] in [-1, 1] -> [H, W] uint8: luminance of 3 channels, else the channel mean
+    (NaN as 0)."""
+    x = np.nan_to_num(frame.astype(np.float32))
+    g = x[0] * 0.299 + x[1] * 0.587 + x[2] * 0.114 if x.shape[0] == 3 else x.mean(axis=0)
+    return np.clip(np.rint((g + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def optical_flow(previous: Tensor, last: Tensor) -> Tensor:
+    """Backward optical flow [B, 2, H, W] (x, y in pixels) of frames [B, C, H, W] in [-1, 1]:
+    at each pixel p of `last`, `last(p) ~ previous(p + flow(p))`.
+
+    Farneback's dense flow (OpenCV) on the frames as 8-bit gray images, with a pyramid deep enough
+    that its coarsest level is about 8 pixels (32 px: 2 levels, 128 px: 4) and an 11-pixel window.
+    """
+    if previous.shape != last.shape or previous.ndim != 4:
+        raise ValueError(f"frames must be two [B, C, H, W] of one shape, got {tuple(previous.shape)}, {tuple(last.shape)}")
+    levels = max(0, int(np.log2(max(min(last.shape[-2:]), 1) / 8)))
+    a, b = previous.detach().float().cpu().numpy(), last.detach().float().cpu().numpy()
+    flows = [
+        cv2.calcOpticalFlowFarneback(_gray8(lb), _gray8(pb), None, 0.5, levels, 11, 5, 5, 1.1, 0)
+        for pb, lb in zip(a, b)
+    ]
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(last.device)
+
+
+def warp(frame: Tensor, flow: Tensor) -> Tensor:
+    """Backward warp: out(p) = frame(p + flow(p)), bilinear, edges repeated ([B, C, H, W], flow
+    [B, 2, H, W] in pixels)."""
+    _, _, h, w = frame.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=flow.dtype, device=flow.device),
+        torch.arange(w, dtype=flow.dtype, device=flow.device),
+        indexing="ij",
+    )
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1).to(frame.dtype)
+    return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def flow_extrapolate(context: Tensor, frames: int) -> Tensor:
+    """[B, C, Tc >= 2, H, W] -> [B, C, frames, H, W]: future frame k (1..frames) is the last
+    context frame warped back by k times its optical flow from the previous one (constant velocity
+    per pixel, `optical_flow`)."""
+    if context.ndim != 5 or context.shape[2] < 2:
+        raise ValueError(f"flow extrapolation needs context [B, C, T >= 2, H, W], got {tuple(context.shape)}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    last = context[:, :, -1]
+    flow = optical_flow(context[:, :, -2], last).to(last.dtype)
+    return torch.stack([warp(last, k * flow) for k in range(1, frames + 1)], dim=2)
+
+
+def conditioning_clip(context: Tensor, frames: int, extrapolation: Extrapolation = "hold") -> Tensor:
+    """The `frames`-frame clip the future autoencoder encodes as the conditioning: `hold_last` or
+    `flow_extrapolate`."""
+    if extrapolation == "hold":
+        return hold_last(context, frames)
+    if extrapolation == "flow":
+        return flow_extrapolate(context, frames)
+    raise ValueError(f"unknown extrapolation {extrapolation!r} (known: {', '.join(EXTRAPOLATIONS)})")
 
 
 def context_latent_shape(encoder: ContextEncoder, context_ae: TriplaneAutoencoder | None,
@@ -64,17 +144,20 @@ def context_latent_shape(encoder: ContextEncoder, context_ae: TriplaneAutoencode
 
 
 def encode_context(context: Tensor, encoder: ContextEncoder, context_ae: TriplaneAutoencoder | None,
-                   future_ae: TriplaneAutoencoder, motion: bool = False) -> Tensor:
+                   future_ae: TriplaneAutoencoder, motion: bool = False,
+                   extrapolation: Extrapolation = "hold") -> Tensor:
     """The conditioning latent [B, C', L] of context frames [B, C, Tc, H, W] in [-1, 1].
 
     "context": context_ae(last `context_ae.spec.frames` frames); "future":
-    future_ae(hold_last(context, future frames)), with `motion` followed along channels by
-    future_ae(still(last frame)) - future_ae(still(previous frame)) ([B, 2C', L]).
+    future_ae(conditioning_clip(context, future frames, extrapolation)), with `motion` followed
+    along channels by future_ae(still(last frame)) - future_ae(still(previous frame)) ([B, 2C', L]).
     """
     context_latent_shape(encoder, context_ae, future_ae, motion)  # validates
+    if extrapolation != "hold" and encoder != "future":
+        raise ValueError(f"extrapolation {extrapolation!r} needs context_encoder 'future'")
     if encoder == "future":
         frames = future_ae.spec.frames
-        held = future_ae.encode(hold_last(context, frames))
+        held = future_ae.encode(conditioning_clip(context, frames, extrapolation))
         if not motion:
             return held
         if context.shape[2] < 2:

@@ -92,6 +92,8 @@ def load_predictor(
         quantize=frozenset(quantize),
         context_encoder=f.diffusion.context_encoder,
         context_motion=f.diffusion.context_motion,
+        context_extrapolation=f.diffusion.context_extrapolation,
+        anchor=sampling.anchor,
         target=target,
         context_frames=int(f.meta["context_frames"]) if by_future else None,
     )

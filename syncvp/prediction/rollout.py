@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from syncvp.diffusion.guidance import classifier_free_denoiser, modality_guided_denoiser
 from syncvp.diffusion.samplers import Sampler
-from syncvp.diffusion.target import DiffusionTarget
+from syncvp.diffusion.target import DiffusionTarget, base_of
 from syncvp.models.autoencoder import TriplaneAutoencoder
-from syncvp.models.context import ContextEncoder, context_latent_shape, encode_context
+from syncvp.models.context import ContextEncoder, Extrapolation, conditioning_clip, context_latent_shape, encode_context
 from syncvp.models.joint_unet import JointUNet
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
@@ -50,6 +50,13 @@ class Predictor:
         context_encoder: how context frames become the conditioning latent ("context": the
             context autoencoder; "future": the future autoencoder on the held context).
         context_motion: the conditioning carries motion channels (`diffusion.context_motion`).
+        context_extrapolation: the clip that context_encoder "future" encodes: "hold" or "flow"
+            (`diffusion.context_extrapolation`).
+        anchor: "latent" (decode the sampled latent) or "pixels" (`sampling.anchor`): for a
+            residual model on the flow extrapolation, a present modality's chunk is the
+            extrapolated frames plus D(sampled latent) - D(conditioning latent), the change the
+            model added, decoded; other models and missing modalities are decoded as with
+            "latent" (they have no extrapolated frames). `anchored` says which applies.
         target: the diffusion space the model samples in (`syncvp.diffusion.target`): samples map
             back to latents through it, and `clip_x0` clamps to the latents' range within it.
         context_frames: observed frames per chunk; None = the context autoencoders' length (it
@@ -66,6 +73,8 @@ class Predictor:
     batched_guidance: bool = True
     context_encoder: ContextEncoder = "context"
     context_motion: bool = False
+    context_extrapolation: Extrapolation = "hold"
+    anchor: str = "latent"
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
     context_frames: int | None = None
 
@@ -91,6 +100,14 @@ class Predictor:
             ctx = self.context_frames if self.context_encoder == "future" else self.context_autoencoders[m].spec.frames
             if (ctx, self.future_autoencoders[m].spec.frames) != (self.context_frames, self.future_frames):
                 raise ValueError(f"autoencoders of {m!r} disagree with {first!r} on context/future frames")
+        if self.anchor not in ("latent", "pixels"):
+            raise ValueError(f"anchor must be 'latent' or 'pixels', got {self.anchor!r}")
+        self.anchored = (
+            self.anchor == "pixels"
+            and self.context_encoder == "future"
+            and self.context_extrapolation == "flow"
+            and self.target.residual
+        )
         unknown = set(self.quantize) - set(self.modalities)
         if unknown:
             raise ValueError(f"quantize names {sorted(unknown)}, not modalities of the model {list(self.modalities)}")
@@ -150,6 +167,7 @@ class Predictor:
                     ae,
                     future_ae,
                     motion=self.context_motion,
+                    extrapolation=self.context_extrapolation,
                 )
             else:
                 size = next(iter(context[p] for p in present)).shape[0] if present else batch
@@ -172,8 +190,16 @@ class Predictor:
         )
         chunk = {}
         for m in self.modalities:
+            ae = self.future_autoencoders[m]
             latent = self.target.decode(m, out.sample[m], cond[m]).clamp(-1, 1)
-            video = self.future_autoencoders[m].decode(latent).clamp(-1, 1)
+            video = ae.decode(latent)
+            if self.anchored and m in present:
+                base = base_of(cond[m], latent.shape[1])
+                frames = conditioning_clip(
+                    context[m][:, :, -self.context_frames :].to(device), self.future_frames, self.context_extrapolation
+                )
+                video = frames + (video - ae.decode(base))
+            video = video.clamp(-1, 1)
             chunk[m] = quantize_uint8(video) if m in self.quantize else video
         return chunk
 

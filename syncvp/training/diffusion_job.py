@@ -215,6 +215,15 @@ def _job(
     patterns=None,
 ) -> DiffusionJob:
     store = _check_store(name, dataset, paths, modalities)
+    if (
+        diffusion.context_encoder == "future"
+        and diffusion.context_extrapolation == "flow"
+        and dataset.context_frames < 2
+    ):
+        raise ValueError(
+            f"diffusion.context_extrapolation 'flow' needs >= 2 context frames (the flow between the last two); "
+            f"dataset {name!r} has context_frames {dataset.context_frames}"
+        )
     checked = {
         m: _check_autoencoders(name, m, dataset, paths, diffusion.context_encoder, diffusion.context_motion)
         for m in modalities

@@ -5,7 +5,8 @@ A training item is one window of `context_frames + future_frames` frames of a tr
 the same items in the same order. A window's latents are
 
     context[m] = E_ctx^m(clip[m][:, :, :Tc])   [C', L_c]    (diffusion.context_encoder: context)
-               = E_fut^m(hold_last(clip[m][:, :, :Tc], Tf))  [C', L_f]   (context_encoder: future)
+               = E_fut^m(conditioning_clip(clip[m][:, :, :Tc], Tf))  [C', L_f]   (context_encoder: future;
+                 the last frame held, or carried along its optical flow: context_extrapolation)
                  followed by E_fut^m(still last) - E_fut^m(still previous)  [2C', L_f]   (+ context_motion)
     future[m]  = E_fut^m(clip[m][:, :, Tc:Tc+Tf])   [C', L_f]
 
@@ -38,7 +39,7 @@ from syncvp.io.atomic import atomic_path
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.model_file import ModelFileError, read_torch_file
 from syncvp.models.autoencoder import TriplaneAutoencoder
-from syncvp.models.context import ContextEncoder, encode_context
+from syncvp.models.context import ContextEncoder, Extrapolation, encode_context
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 from syncvp.training import distributed
 from syncvp.training.context_probe import probe_indices
@@ -68,12 +69,20 @@ def encode_batch(
     future_frames: int,
     context_encoder: ContextEncoder,
     motion: bool = False,
+    extrapolation: Extrapolation = "hold",
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
     return (
         {
-            m: encode_context(context[m], context_encoder, encoders[m].context, encoders[m].future, motion=motion)
+            m: encode_context(
+                context[m],
+                context_encoder,
+                encoders[m].context,
+                encoders[m].future,
+                motion=motion,
+                extrapolation=extrapolation,
+            )
             for m in encoders
         },
         {m: encoders[m].future.encode(future[m]) for m in encoders},
@@ -91,6 +100,8 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
     }
     if job.diffusion.context_motion:  # (keys of caches without motion channels stay as they were)
         layout["context_motion"] = True
+    if job.diffusion.context_extrapolation != "hold":  # (and so do those of held contexts)
+        layout["context_extrapolation"] = job.diffusion.context_extrapolation
     key = config_hash(layout)
     return latent_cache_name(modality, key[:16])
 
@@ -181,6 +192,7 @@ def precompute(
                 job.future_frames,
                 job.diffusion.context_encoder,
                 motion=job.diffusion.context_motion,
+                extrapolation=job.diffusion.context_extrapolation,
             )
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
@@ -255,12 +267,13 @@ def batch_latents(
     future_frames: int,
     context_encoder: ContextEncoder,
     motion: bool = False,
+    extrapolation: Extrapolation = "hold",
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
-    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion)
+    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion, extrapolation)
 
 
 def sample_latents(
@@ -292,6 +305,7 @@ def sample_latents(
             job.future_frames,
             job.diffusion.context_encoder,
             motion=job.diffusion.context_motion,
+            extrapolation=job.diffusion.context_extrapolation,
         )
         for m in job.modalities:
             contexts[m].append(c[m])

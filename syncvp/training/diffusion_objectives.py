@@ -44,6 +44,7 @@ def single_update(
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
+            job.diffusion.context_extrapolation,
         )
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
@@ -86,6 +87,7 @@ def joint_update(
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
+            job.diffusion.context_extrapolation,
         )
         batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)

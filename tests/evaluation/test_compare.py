@@ -109,3 +109,18 @@ def test_summary_prints_the_table_or_says_it_is_missing(tiny_params):
     (out / "tables").mkdir()
     (out / "tables" / "compare.md").write_text("| the | table |\n")
     assert describe(tiny_params).endswith("| the | table |")
+
+
+def test_flow_column_when_the_flow_reference_was_computed():
+    data = fake_metrics()
+    data["synthetic"]["flow"] = {
+        "standard": {"rgb": {"ssim": 0.7}, "depth": {"ssim": 0.8, "l2": 0.05}, "rgb+depth": {"alignment": 0.66}}
+    }
+    table = compare_markdown(data, "synthetic", "joint", ("rgb", "depth"))
+    assert "| observed → scored | metric | joint | single | copy-last | flow | autoencoder |" in table
+    assert "| all → rgb | ssim ↑ | 0.612 / 0.598 | 0.550 / 0.500 | 0.620 | 0.700 | 0.900 |" in table
+    assert "| all → depth | l2 ↓ | 0.1235 / 0.1300 | 0.1500 / 0.1600 | 0.0700 | 0.0500 | 0.0100 |" in table
+    # an unobserved modality has no last frame to carry on
+    assert "| rgb only → depth | ssim ↑ | 0.400 / 0.350 | 0.300 / 0.250 | – | – | 0.950 |" in table
+    assert "| all → rgb+depth | alignment ↑ | 0.700 / 0.650 | 0.500 / 0.450 | 0.300 | 0.660 | 0.800 | 0.850 |" in table
+    assert "| rgb only → rgb+depth | alignment ↑ | 0.600 / 0.550 | 0.400 / 0.350 | – | – | 0.800 | 0.850 |" in table

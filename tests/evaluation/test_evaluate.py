@@ -156,3 +156,38 @@ def test_evaluation_on_cuda_matches_shapes_and_keys(setup):
     assert 0 < metrics["all"]["standard"]["rgb"]["ssim"] <= 1
     for label in ("single-all", "single-rgb", "autoencoder", "ground_truth"):  # the references run on CUDA too
         assert 0 <= metrics[label]["standard"]["rgb+depth"]["alignment"] <= 1
+
+
+def test_flow_reference_is_the_flow_extrapolation_of_the_context(setup, repo_params):
+    import dataclasses
+
+    from syncvp.evaluation import references
+    from syncvp.evaluation.batch import load_clips
+    from syncvp.models.context import flow_extrapolate
+    from syncvp.prediction import quantize_uint8
+
+    plan = _plan(setup, conditions=("all",), baselines=("flow",), videos=2)
+    assert "flow" in [s.label for s in plan.references]
+    clips, _ = load_clips(plan, 0, 2)
+    out = references.flow_extrapolation(plan, clips)
+    for m in ("rgb", "depth"):
+        want = quantize_uint8(flow_extrapolate(clips[m][:, :, :2].float(), plan.config.rollout_frames))
+        assert torch.equal(out[m], want) and out[m].shape[2] == plan.config.rollout_frames
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    assert 0 < metrics["flow"]["standard"]["rgb"]["ssim"] <= 1
+    # fields with a NaN sea mask: the extrapolation stays finite
+    ds, sampling, paths = setup
+    fields = field_dataset(repo_params, paths)
+    field_plan = plan_evaluation(
+        "era5_synthetic",
+        fields,
+        evaluate_config(conditions=("all",), baselines=("flow",), videos=2, metrics=("l1",)),
+        sampling,
+        NO_WEIGHTS,
+        paths,
+    )
+    clips, _ = load_clips(field_plan, 0, 2)
+    assert all(torch.isfinite(v).all() for v in references.flow_extrapolation(field_plan, clips).values())
+    one = dataclasses.replace(setup[0], context_frames=1)
+    with pytest.raises(EvaluationError, match="flow extrapolates the motion between the last two context frames"):
+        plan_evaluation("synthetic", one, evaluate_config(baselines=("flow",)), sampling, NO_WEIGHTS, paths)

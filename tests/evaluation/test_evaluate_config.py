@@ -35,7 +35,7 @@ def test_conditions_expand_and_reductions(repo_params):
         ({"videos": 0}, "evaluate.videos: must be >= 1 or null"),
         (
             {"baselines": ["autoencoder", "copy_last"]},
-            "evaluate.baselines[1]: must be one of ['single', 'autoencoder']",
+            "evaluate.baselines[1]: must be one of ['single', 'flow', 'autoencoder']",
         ),
         ({"baselines": ["single", "single"]}, "evaluate.baselines: has duplicates"),
         (
@@ -53,7 +53,10 @@ def test_bad_values_name_the_key(change, message):
 
 
 def test_default_references_and_alignment(repo_params):
-    assert repo_params.evaluate.baselines == ("single", "autoencoder") and "alignment" in repo_params.evaluate.metrics
+    assert (
+        repo_params.evaluate.baselines == ("single", "flow", "autoencoder")
+        and "alignment" in repo_params.evaluate.metrics
+    )
     data = read_yaml(REPO / "params.yaml")
     data["evaluate"].update(model="single", conditions=["all"], baselines=["autoencoder"])
     assert params_from_dict(data).evaluate.baselines == ("autoencoder",)

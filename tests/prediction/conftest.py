@@ -29,6 +29,7 @@ DIFFUSION = DiffusionConfig(
     prediction="eps",
     context_encoder="context",
     context_motion=False,
+    context_extrapolation="hold",
     residual=False,
     normalize=False,
     min_snr_gamma=None,
@@ -45,7 +46,9 @@ JOINT = JointConfig(
     same_noise=True,
     stca_layout="fixed",
 )
-SAMPLING = SamplingConfig(method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0)
+SAMPLING = SamplingConfig(
+    method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0, anchor="latent"
+)
 
 
 def autoencoder(channels: int, frames: int, seed: int) -> TriplaneAutoencoder:

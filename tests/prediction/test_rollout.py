@@ -184,3 +184,60 @@ def test_bad_inputs_fail_clearly():
         p.rollout(context_clips(), 3, generator=g, present=["rgb", "flow"])
     with pytest.raises(ValueError, match="quantize names"):
         predictor(quantize=("flow",))
+
+
+def test_pixel_anchor_adds_the_decoded_change_to_the_flow_extrapolation():
+    """With anchor "pixels", a sample that changes nothing (x0 = 0 in the residual space) predicts
+    exactly the flow-extrapolated frames; with "latent", the decoded conditioning latent. Any
+    other sample adds D(sample) - D(conditioning) to those frames."""
+    from types import SimpleNamespace
+
+    from syncvp.diffusion.target import DiffusionTarget
+    from syncvp.models.context import encode_context, flow_extrapolate
+
+    _, fut = autoencoders(2, 3)
+    m = "rgb"
+    context = {m: context_clips(frames=2)[m] * 0.5}
+
+    def made(anchor, sample):
+        p = Predictor(
+            context_autoencoders={m: fut[m]},
+            future_autoencoders={m: fut[m]},
+            model=single_model(fut, fut, m),
+            sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
+            context_encoder="future",
+            context_extrapolation="flow",
+            anchor=anchor,
+            target=DiffusionTarget(residual=True),
+            context_frames=2,
+        )
+        if sample is not None:
+            p.sampler = SimpleNamespace(sample=lambda *a, **k: SimpleNamespace(sample={m: sample}))
+        return p
+
+    cond = encode_context(context[m], "future", None, fut[m], extrapolation="flow")
+    still = torch.zeros_like(cond)
+    gen = torch.Generator().manual_seed(0)
+    pixels = made("pixels", still).predict_chunk(context, frozenset([m]), gen)[m]
+    torch.testing.assert_close(pixels, flow_extrapolate(context[m], 3).clamp(-1, 1))
+    latent = made("latent", still).predict_chunk(context, frozenset([m]), gen)[m]
+    torch.testing.assert_close(latent, fut[m].decode(cond).clamp(-1, 1))
+    change = 0.3 * torch.randn(cond.shape, generator=torch.Generator().manual_seed(1))
+    moved = made("pixels", change).predict_chunk(context, frozenset([m]), gen)[m]
+    expected = flow_extrapolate(context[m], 3) + fut[m].decode((cond + change).clamp(-1, 1)) - fut[m].decode(cond)
+    torch.testing.assert_close(moved, expected.clamp(-1, 1))
+    # the real sampler runs through the same path
+    assert made("pixels", None).predict_chunk(context, frozenset([m]), gen)[m].shape == (2, 3, 3, 8, 8)
+    assert made("pixels", None).anchored and not made("latent", None).anchored
+    # a model without extrapolated frames (the held context) is decoded as it is
+    held = Predictor(
+        context_autoencoders={m: fut[m]},
+        future_autoencoders={m: fut[m]},
+        model=single_model(fut, fut, m),
+        sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
+        context_encoder="future",
+        anchor="pixels",
+        target=DiffusionTarget(residual=True),
+        context_frames=2,
+    )
+    assert not held.anchored

@@ -72,6 +72,7 @@ def setup_with_context_encoder(params: Params, encoder: str) -> Params:
             context_encoder=encoder,
             residual=False,
             context_motion=encoder == "future" and p.diffusion.context_motion,
+            context_extrapolation=p.diffusion.context_extrapolation if encoder == "future" else "hold",
         ),
     )
     write_tiny_stores(p.paths)

@@ -91,6 +91,16 @@ def test_future_context_encoder_needs_no_context_autoencoder(tiny_params):
     assert shape.future == shape.context
 
 
+def test_flow_extrapolation_needs_two_context_frames_and_keys_its_own_cache(tiny_params):
+    p = setup(tiny_params)
+    assert p.diffusion.context_extrapolation == "flow"
+    one = dataclasses.replace(p.datasets["synthetic"], context_frames=1)
+    with pytest.raises(ValueError, match="context_extrapolation 'flow' needs >= 2 context frames.*'synthetic'"):
+        plan_single(dataclasses.replace(p, datasets={**p.datasets, "synthetic": one}))
+    held = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, context_extrapolation="hold"))
+    assert cache_name(plan_single(p), "rgb") != cache_name(plan_single(held), "rgb")
+
+
 def test_missing_stage1_model_names_the_command_unless_scratch(tiny_params):
     p = setup(tiny_params)
     with pytest.raises(
@@ -142,7 +152,12 @@ def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message
 
 
 PAPER_OBJECTIVE = dict(
-    prediction="eps", context_encoder="context", context_motion=False, residual=False, normalize=False
+    prediction="eps",
+    context_encoder="context",
+    context_motion=False,
+    context_extrapolation="hold",
+    residual=False,
+    normalize=False,
 )
 
 
@@ -220,6 +235,7 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
+            job.diffusion.context_extrapolation,
         )
         for m in job.modalities:
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)

@@ -122,6 +122,10 @@ def main() -> None:
         ("copy-last", last[:, :, None].expand_as(truth)),
         (f"growing blur ({args.blur} px/frame)", growing_blur(last, tf, args.blur)),
         ("flow extrapolation", flow_extrapolate(clips[:, :, :tc], tf).clamp(-1, 1)),
+        (
+            f"flow extrapolation, blurred {params.diffusion.extrapolation_blur} px/frame",
+            flow_extrapolate(clips[:, :, :tc], tf, params.diffusion.extrapolation_blur).clamp(-1, 1),
+        ),
         ("autoencoder ceiling", batched(lambda x: ae.decode(ae.encode(x)), truth).clamp(-1, 1)),
     ]
     print(f"\n| one chunk ({model}) | PSNR | SSIM | cosine of change (frame {tf}) |\n| --- | --- | --- | --- |")

@@ -105,6 +105,9 @@ class DiffusionConfig:
             scene stands still) or "flow" (the last frame carried on along its optical flow from
             the previous one, one frame per future frame: the scene keeps its last velocity;
             `syncvp.models.context`). With `residual`, the model learns the change from it.
+        extrapolation_blur: with context_extrapolation "flow", blur future frame k of the
+            extrapolation by a Gaussian of sigma extrapolation_blur * k pixels (0 = sharp): the
+            mean future when the velocity is less certain the further ahead (README).
         residual: diffuse the change of the future latent from the conditioning latent instead of
             the latent itself (needs context_encoder "future"; `syncvp.diffusion.target`).
         normalize: divide the diffused quantity by its standard deviation over the training
@@ -127,6 +130,7 @@ class DiffusionConfig:
     context_encoder: Literal["context", "future"]
     context_motion: bool
     context_extrapolation: Literal["hold", "flow"]
+    extrapolation_blur: float
     residual: bool
     normalize: bool
     min_snr_gamma: float | None
@@ -157,6 +161,12 @@ class DiffusionConfig:
             self.context_extrapolation == "hold" or self.context_encoder == "future",
             "context_extrapolation",
             f"{self.context_extrapolation!r} needs context_encoder: future (it makes the clip the future autoencoder encodes)",
+        )
+        require(self.extrapolation_blur >= 0.0, "extrapolation_blur", f"must be >= 0, got {self.extrapolation_blur}")
+        require(
+            self.extrapolation_blur == 0.0 or self.context_extrapolation == "flow",
+            "extrapolation_blur",
+            f"blurs the flow extrapolation: it must be 0 with context_extrapolation {self.context_extrapolation}",
         )
         require(
             not self.residual or self.context_encoder == "future",

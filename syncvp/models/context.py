@@ -27,9 +27,10 @@ What "held" means is the extrapolation (`diffusion.context_extrapolation`, with 
   one frame per future frame (`flow_extrapolate`): the scene keeps moving as it last moved. The
   clip covers the future frames themselves, so a residual target is the change from "everything
   keeps its last velocity" (Farneback flow per modality, on the frames quantised to 8 bits; each
-  future frame k is the last frame warped back by k times the flow). On the synthetic default's
-  val split this extrapolation alone scores 20.7 dB PSNR over one 8-frame chunk, against 18.5 dB
-  for repeating the last frame (`python -m benchmarks.motion`).
+  future frame k is the last frame warped back by k times the flow). With `blur` b > 0, frame k
+  is also blurred by a Gaussian of sigma b k pixels: the expected frame when the velocity is known
+  less well the further ahead one looks, so the extrapolation is closer to the mean future that
+  the metrics reward (`diffusion.extrapolation_blur`; README "How the default model predicts").
 """
 
 from __future__ import annotations
@@ -105,26 +106,43 @@ def warp(frame: Tensor, flow: Tensor) -> Tensor:
     return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def flow_extrapolate(context: Tensor, frames: int) -> Tensor:
+def gaussian_blur(frame: Tensor, sigma: float) -> Tensor:
+    """[B, C, H, W] blurred by a separable Gaussian of `sigma` pixels (edges repeated; 0: unchanged)."""
+    if sigma <= 0:
+        return frame
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=frame.dtype, device=frame.device)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    b, c, h, w = frame.shape
+    out = frame.reshape(b * c, 1, h, w)
+    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return out.reshape(b, c, h, w)
+
+
+def flow_extrapolate(context: Tensor, frames: int, blur: float = 0.0) -> Tensor:
     """[B, C, Tc >= 2, H, W] -> [B, C, frames, H, W]: future frame k (1..frames) is the last
     context frame warped back by k times its optical flow from the previous one (constant velocity
-    per pixel, `optical_flow`)."""
+    per pixel, `optical_flow`), then blurred by a Gaussian of sigma `blur` * k pixels."""
     if context.ndim != 5 or context.shape[2] < 2:
         raise ValueError(f"flow extrapolation needs context [B, C, T >= 2, H, W], got {tuple(context.shape)}")
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     last = context[:, :, -1]
     flow = optical_flow(context[:, :, -2], last).to(last.dtype)
-    return torch.stack([warp(last, k * flow) for k in range(1, frames + 1)], dim=2)
+    if blur < 0:
+        raise ValueError(f"blur must be >= 0, got {blur}")
+    return torch.stack([gaussian_blur(warp(last, k * flow), blur * k) for k in range(1, frames + 1)], dim=2)
 
 
-def conditioning_clip(context: Tensor, frames: int, extrapolation: Extrapolation = "hold") -> Tensor:
+def conditioning_clip(context: Tensor, frames: int, extrapolation: Extrapolation = "hold", blur: float = 0.0) -> Tensor:
     """The `frames`-frame clip the future autoencoder encodes as the conditioning: `hold_last` or
-    `flow_extrapolate`."""
+    `flow_extrapolate` (with its `blur`)."""
     if extrapolation == "hold":
         return hold_last(context, frames)
     if extrapolation == "flow":
-        return flow_extrapolate(context, frames)
+        return flow_extrapolate(context, frames, blur)
     raise ValueError(f"unknown extrapolation {extrapolation!r} (known: {', '.join(EXTRAPOLATIONS)})")
 
 
@@ -145,11 +163,11 @@ def context_latent_shape(encoder: ContextEncoder, context_ae: TriplaneAutoencode
 
 def encode_context(context: Tensor, encoder: ContextEncoder, context_ae: TriplaneAutoencoder | None,
                    future_ae: TriplaneAutoencoder, motion: bool = False,
-                   extrapolation: Extrapolation = "hold") -> Tensor:
+                   extrapolation: Extrapolation = "hold", blur: float = 0.0) -> Tensor:
     """The conditioning latent [B, C', L] of context frames [B, C, Tc, H, W] in [-1, 1].
 
     "context": context_ae(last `context_ae.spec.frames` frames); "future":
-    future_ae(conditioning_clip(context, future frames, extrapolation)), with `motion` followed
+    future_ae(conditioning_clip(context, future frames, extrapolation, blur)), with `motion` followed
     along channels by future_ae(still(last frame)) - future_ae(still(previous frame)) ([B, 2C', L]).
     """
     context_latent_shape(encoder, context_ae, future_ae, motion)  # validates
@@ -157,7 +175,7 @@ def encode_context(context: Tensor, encoder: ContextEncoder, context_ae: Triplan
         raise ValueError(f"extrapolation {extrapolation!r} needs context_encoder 'future'")
     if encoder == "future":
         frames = future_ae.spec.frames
-        held = future_ae.encode(conditioning_clip(context, frames, extrapolation))
+        held = future_ae.encode(conditioning_clip(context, frames, extrapolation, blur))
         if not motion:
             return held
         if context.shape[2] < 2:

@@ -93,6 +93,7 @@ def load_predictor(
         context_encoder=f.diffusion.context_encoder,
         context_motion=f.diffusion.context_motion,
         context_extrapolation=f.diffusion.context_extrapolation,
+        extrapolation_blur=f.diffusion.extrapolation_blur,
         anchor=sampling.anchor,
         target=target,
         context_frames=int(f.meta["context_frames"]) if by_future else None,

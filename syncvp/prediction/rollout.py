@@ -52,6 +52,8 @@ class Predictor:
         context_motion: the conditioning carries motion channels (`diffusion.context_motion`).
         context_extrapolation: the clip that context_encoder "future" encodes: "hold" or "flow"
             (`diffusion.context_extrapolation`).
+        extrapolation_blur: the Gaussian blur of the flow extrapolation, pixels per lead frame
+            (`diffusion.extrapolation_blur`).
         anchor: "latent" (decode the sampled latent) or "pixels" (`sampling.anchor`): for a
             residual model on the flow extrapolation, a present modality's chunk is the
             extrapolated frames plus D(sampled latent) - D(conditioning latent), the change the
@@ -74,6 +76,7 @@ class Predictor:
     context_encoder: ContextEncoder = "context"
     context_motion: bool = False
     context_extrapolation: Extrapolation = "hold"
+    extrapolation_blur: float = 0.0
     anchor: str = "latent"
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
     context_frames: int | None = None
@@ -168,6 +171,7 @@ class Predictor:
                     future_ae,
                     motion=self.context_motion,
                     extrapolation=self.context_extrapolation,
+                    blur=self.extrapolation_blur,
                 )
             else:
                 size = next(iter(context[p] for p in present)).shape[0] if present else batch
@@ -196,7 +200,10 @@ class Predictor:
             if self.anchored and m in present:
                 base = base_of(cond[m], latent.shape[1])
                 frames = conditioning_clip(
-                    context[m][:, :, -self.context_frames :].to(device), self.future_frames, self.context_extrapolation
+                    context[m][:, :, -self.context_frames :].to(device),
+                    self.future_frames,
+                    self.context_extrapolation,
+                    self.extrapolation_blur,
                 )
                 video = frames + (video - ae.decode(base))
             video = video.clamp(-1, 1)

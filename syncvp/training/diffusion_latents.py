@@ -70,6 +70,7 @@ def encode_batch(
     context_encoder: ContextEncoder,
     motion: bool = False,
     extrapolation: Extrapolation = "hold",
+    blur: float = 0.0,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
@@ -82,6 +83,7 @@ def encode_batch(
                 encoders[m].future,
                 motion=motion,
                 extrapolation=extrapolation,
+                blur=blur,
             )
             for m in encoders
         },
@@ -102,6 +104,8 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
         layout["context_motion"] = True
     if job.diffusion.context_extrapolation != "hold":  # (and so do those of held contexts)
         layout["context_extrapolation"] = job.diffusion.context_extrapolation
+        if job.diffusion.extrapolation_blur:
+            layout["extrapolation_blur"] = job.diffusion.extrapolation_blur
     key = config_hash(layout)
     return latent_cache_name(modality, key[:16])
 
@@ -193,6 +197,7 @@ def precompute(
                 job.diffusion.context_encoder,
                 motion=job.diffusion.context_motion,
                 extrapolation=job.diffusion.context_extrapolation,
+                blur=job.diffusion.extrapolation_blur,
             )
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
@@ -268,12 +273,13 @@ def batch_latents(
     context_encoder: ContextEncoder,
     motion: bool = False,
     extrapolation: Extrapolation = "hold",
+    blur: float = 0.0,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
-    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion, extrapolation)
+    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion, extrapolation, blur)
 
 
 def sample_latents(
@@ -306,6 +312,7 @@ def sample_latents(
             job.diffusion.context_encoder,
             motion=job.diffusion.context_motion,
             extrapolation=job.diffusion.context_extrapolation,
+            blur=job.diffusion.extrapolation_blur,
         )
         for m in job.modalities:
             contexts[m].append(c[m])

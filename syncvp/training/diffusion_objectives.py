@@ -45,6 +45,7 @@ def single_update(
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
             job.diffusion.context_extrapolation,
+            job.diffusion.extrapolation_blur,
         )
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
@@ -88,6 +89,7 @@ def joint_update(
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
             job.diffusion.context_extrapolation,
+            job.diffusion.extrapolation_blur,
         )
         batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)

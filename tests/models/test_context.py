@@ -11,6 +11,7 @@ from syncvp.models.context import (
     context_latent_shape,
     encode_context,
     flow_extrapolate,
+    gaussian_blur,
     hold_last,
     optical_flow,
     warp,
@@ -145,3 +146,26 @@ def test_encode_context_with_the_flow_extrapolation():
         torch.testing.assert_close(cond[:, 4:], encode_context(clip, "future", None, future_ae, motion=True)[:, 4:])
     with pytest.raises(ValueError, match="needs context_encoder 'future'"):
         encode_context(clip, "context", _ae(2, 0), future_ae, extrapolation="flow")
+
+
+def test_gaussian_blur_keeps_the_mean_of_a_smooth_frame_and_spreads_a_point():
+    point = torch.zeros(1, 1, 15, 15)
+    point[..., 7, 7] = 1.0
+    blurred = gaussian_blur(point, 1.0)
+    assert blurred.sum() == pytest.approx(1.0, abs=1e-5)   # far from the edges nothing is lost
+    ys, xs = torch.meshgrid(torch.arange(15.0), torch.arange(15.0), indexing="ij")
+    var_x = (blurred[0, 0] * (xs - 7) ** 2).sum()
+    assert var_x == pytest.approx(1.0, abs=0.02)            # the variance of the kernel is sigma^2
+    flat = torch.full((2, 3, 6, 6), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 2.5), flat)   # edges repeated: a flat frame stays flat
+    assert torch.equal(gaussian_blur(point, 0.0), point)
+
+
+def test_blurred_flow_extrapolation_blurs_frame_k_by_k_sigma():
+    clip = _moving_blob(3, (1.0, 0.0))[:, :, :2]
+    sharp, soft = flow_extrapolate(clip, 4), flow_extrapolate(clip, 4, blur=0.3)
+    for k in range(4):
+        torch.testing.assert_close(soft[:, :, k], gaussian_blur(sharp[:, :, k], 0.3 * (k + 1)))
+    torch.testing.assert_close(conditioning_clip(clip, 4, "flow", 0.3), soft)
+    with pytest.raises(ValueError, match="blur must be >= 0"):
+        flow_extrapolate(clip, 4, blur=-1.0)

@@ -73,6 +73,7 @@ def setup_with_context_encoder(params: Params, encoder: str) -> Params:
             residual=False,
             context_motion=encoder == "future" and p.diffusion.context_motion,
             context_extrapolation=p.diffusion.context_extrapolation if encoder == "future" else "hold",
+            extrapolation_blur=p.diffusion.extrapolation_blur if encoder == "future" else 0.0,
         ),
     )
     write_tiny_stores(p.paths)

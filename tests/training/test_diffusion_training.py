@@ -97,7 +97,11 @@ def test_flow_extrapolation_needs_two_context_frames_and_keys_its_own_cache(tiny
     one = dataclasses.replace(p.datasets["synthetic"], context_frames=1)
     with pytest.raises(ValueError, match="context_extrapolation 'flow' needs >= 2 context frames.*'synthetic'"):
         plan_single(dataclasses.replace(p, datasets={**p.datasets, "synthetic": one}))
-    held = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, context_extrapolation="hold"))
+    held = dataclasses.replace(
+        p, diffusion=dataclasses.replace(p.diffusion, context_extrapolation="hold", extrapolation_blur=0.0)
+    )
+    sharp = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, extrapolation_blur=0.0))
+    assert len({cache_name(plan_single(x), "rgb") for x in (p, held, sharp)}) == 3
     assert cache_name(plan_single(p), "rgb") != cache_name(plan_single(held), "rgb")
 
 
@@ -156,6 +160,7 @@ PAPER_OBJECTIVE = dict(
     context_encoder="context",
     context_motion=False,
     context_extrapolation="hold",
+    extrapolation_blur=0.0,
     residual=False,
     normalize=False,
 )
@@ -236,6 +241,7 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
             job.diffusion.context_extrapolation,
+            job.diffusion.extrapolation_blur,
         )
         for m in job.modalities:
             torch.testing.assert_close(cached[(3, i)]["context"][m], context[m][0], rtol=1e-5, atol=1e-6)

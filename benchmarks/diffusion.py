@@ -75,6 +75,7 @@ def paper_sections(params_path: Path):
         context_encoder="context",
         context_motion=False,
         context_extrapolation="hold",
+        extrapolate_modalities=None,
         extrapolation_blur=0.0,
         residual=False,
         normalize=False,

@@ -6,7 +6,8 @@ models, per modality, with the end of the observed context marked (hand-run, for
 
 Reads the sample grids the `evaluate` stage writes (`samples/<setting>.png`: per video and
 modality a ground-truth row above a prediction row, first trajectory) for the settings `all`
-(joint model) and `single-all` (stage-1 models) when present, and lays them out with row labels.
+(joint model), `single-all` (stage-1 models), `copy_last` and `flow` (the references) when present,
+and lays them out with row labels.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sources = [("joint", "all"), ("single", "single-all")]
+    sources = [("joint", "all"), ("single", "single-all"), ("copy-last", "copy_last"), ("flow", "flow")]
     grids = {
         name: _rows(_read(eval_dir / "samples" / f"{label}.png"), height)
         for name, label in sources
@@ -58,7 +59,7 @@ def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: in
             labels.append(f"video {v + 1}\n{m}: ground truth")
             for name, grid in grids.items():
                 rows.append(grid[base + 1])
-                labels.append(f"{m}: {name} model")
+                labels.append(f"{m}: {name}" + (" model" if name in ("joint", "single") else ""))
     width = rows[0].shape[1]
     fig, axes = plt.subplots(
         len(rows), 1, figsize=(width / 80 + 1.6, len(rows) * rows[0].shape[0] / 80 + 0.6), dpi=100, squeeze=False

@@ -105,6 +105,10 @@ class DiffusionConfig:
             scene stands still) or "flow" (the last frame carried on along its optical flow from
             the previous one, one frame per future frame: the scene keeps its last velocity;
             `syncvp.models.context`). With `residual`, the model learns the change from it.
+        extrapolate_modalities: the modalities that context_extrapolation "flow" applies to (null =
+            every modality); the others are held. Flow suits textured modalities (RGB); a smooth one
+            (depth: a ramp with few edges) gives Farneback little to track and its sharp
+            extrapolation drifts (README).
         extrapolation_blur: with context_extrapolation "flow", blur future frame k of the
             extrapolation by a Gaussian of sigma extrapolation_blur * k pixels (0 = sharp): the
             mean future when the velocity is less certain the further ahead (README).
@@ -130,6 +134,7 @@ class DiffusionConfig:
     context_encoder: Literal["context", "future"]
     context_motion: bool
     context_extrapolation: Literal["hold", "flow"]
+    extrapolate_modalities: tuple[str, ...] | None
     extrapolation_blur: float
     residual: bool
     normalize: bool
@@ -162,6 +167,12 @@ class DiffusionConfig:
             "context_extrapolation",
             f"{self.context_extrapolation!r} needs context_encoder: future (it makes the clip the future autoencoder encodes)",
         )
+        require(
+            self.extrapolate_modalities is None or self.context_extrapolation == "flow",
+            "extrapolate_modalities",
+            f"chooses the modalities of the flow extrapolation: it must be null with context_extrapolation "
+            f"{self.context_extrapolation}",
+        )
         require(self.extrapolation_blur >= 0.0, "extrapolation_blur", f"must be >= 0, got {self.extrapolation_blur}")
         require(
             self.extrapolation_blur == 0.0 or self.context_extrapolation == "flow",
@@ -179,6 +190,19 @@ class DiffusionConfig:
             "beta_end",
             f"must be in [beta_start, 1), got {self.beta_end} (beta_start {self.beta_start})",
         )
+
+    def extrapolation_of(self, modality: str) -> Literal["hold", "flow"]:
+        """The extrapolation of `modality`'s context: "flow" where context_extrapolation is "flow"
+        and extrapolate_modalities lists it (or is null), else "hold"."""
+        if self.context_extrapolation == "flow" and (
+            self.extrapolate_modalities is None or modality in self.extrapolate_modalities
+        ):
+            return "flow"
+        return "hold"
+
+    def extrapolations(self, modalities) -> dict[str, str]:
+        """{modality: extrapolation_of(modality)}."""
+        return {m: self.extrapolation_of(m) for m in modalities}
 
 
 @dataclass(frozen=True, kw_only=True)

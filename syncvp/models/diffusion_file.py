@@ -83,7 +83,7 @@ class DiffusionModelFile:
             self.unet: UNetConfig = build(UNetConfig, payload["unet"], "unet", source)
             # files written before `context_encoder` existed all used the context autoencoder
             # (and trained with uniform timesteps before `high_noise_share` existed)
-            diffusion = {"context_encoder": "context", "context_motion": False, "context_extrapolation": "hold", "extrapolation_blur": 0.0, "residual": False, "normalize": False, "min_snr_gamma": None,
+            diffusion = {"context_encoder": "context", "context_motion": False, "context_extrapolation": "hold", "extrapolate_modalities": None, "extrapolation_blur": 0.0, "residual": False, "normalize": False, "min_snr_gamma": None,
                          "high_noise_share": 0.0, "high_noise_from": 0, **payload["diffusion"]}
             self.diffusion: DiffusionConfig = build(DiffusionConfig, diffusion, "diffusion", source)
             self.joint: JointConfig | None = (None if payload["joint"] is None

@@ -92,7 +92,7 @@ def load_predictor(
         quantize=frozenset(quantize),
         context_encoder=f.diffusion.context_encoder,
         context_motion=f.diffusion.context_motion,
-        context_extrapolation=f.diffusion.context_extrapolation,
+        context_extrapolation=f.diffusion.extrapolations(f.modalities),
         extrapolation_blur=f.diffusion.extrapolation_blur,
         anchor=sampling.anchor,
         target=target,

@@ -51,14 +51,15 @@ class Predictor:
             context autoencoder; "future": the future autoencoder on the held context).
         context_motion: the conditioning carries motion channels (`diffusion.context_motion`).
         context_extrapolation: the clip that context_encoder "future" encodes: "hold" or "flow"
-            (`diffusion.context_extrapolation`).
+            (`diffusion.context_extrapolation`), one for every modality or {m: its own}.
         extrapolation_blur: the Gaussian blur of the flow extrapolation, pixels per lead frame
             (`diffusion.extrapolation_blur`).
         anchor: "latent" (decode the sampled latent) or "pixels" (`sampling.anchor`): for a
             residual model on the flow extrapolation, a present modality's chunk is the
             extrapolated frames plus D(sampled latent) - D(conditioning latent), the change the
-            model added, decoded; other models and missing modalities are decoded as with
-            "latent" (they have no extrapolated frames). `anchored` says which applies.
+            model added, decoded; other models, held modalities and missing modalities are decoded
+            as with "latent" (they have no extrapolated frames). `anchored` names the modalities
+            it applies to.
         target: the diffusion space the model samples in (`syncvp.diffusion.target`): samples map
             back to latents through it, and `clip_x0` clamps to the latents' range within it.
         context_frames: observed frames per chunk; None = the context autoencoders' length (it
@@ -75,7 +76,7 @@ class Predictor:
     batched_guidance: bool = True
     context_encoder: ContextEncoder = "context"
     context_motion: bool = False
-    context_extrapolation: Extrapolation = "hold"
+    context_extrapolation: Extrapolation | Mapping[str, Extrapolation] = "hold"
     extrapolation_blur: float = 0.0
     anchor: str = "latent"
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
@@ -105,15 +106,22 @@ class Predictor:
                 raise ValueError(f"autoencoders of {m!r} disagree with {first!r} on context/future frames")
         if self.anchor not in ("latent", "pixels"):
             raise ValueError(f"anchor must be 'latent' or 'pixels', got {self.anchor!r}")
-        self.anchored = (
-            self.anchor == "pixels"
+        self.anchored = frozenset(
+            m
+            for m in self.modalities
+            if self.anchor == "pixels"
             and self.context_encoder == "future"
-            and self.context_extrapolation == "flow"
+            and self.extrapolation(m) == "flow"
             and self.target.residual
         )
         unknown = set(self.quantize) - set(self.modalities)
         if unknown:
             raise ValueError(f"quantize names {sorted(unknown)}, not modalities of the model {list(self.modalities)}")
+
+    def extrapolation(self, modality: str) -> Extrapolation:
+        """The extrapolation of `modality`'s context frames."""
+        e = self.context_extrapolation
+        return e if isinstance(e, str) else e.get(modality, "hold")
 
     @property
     def device(self) -> torch.device:
@@ -170,7 +178,7 @@ class Predictor:
                     ae,
                     future_ae,
                     motion=self.context_motion,
-                    extrapolation=self.context_extrapolation,
+                    extrapolation=self.extrapolation(m),
                     blur=self.extrapolation_blur,
                 )
             else:
@@ -197,12 +205,12 @@ class Predictor:
             ae = self.future_autoencoders[m]
             latent = self.target.decode(m, out.sample[m], cond[m]).clamp(-1, 1)
             video = ae.decode(latent)
-            if self.anchored and m in present:
+            if m in self.anchored and m in present:
                 base = base_of(cond[m], latent.shape[1])
                 frames = conditioning_clip(
                     context[m][:, :, -self.context_frames :].to(device),
                     self.future_frames,
-                    self.context_extrapolation,
+                    self.extrapolation(m),
                     self.extrapolation_blur,
                 )
                 video = frames + (video - ae.decode(base))

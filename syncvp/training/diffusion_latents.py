@@ -69,10 +69,11 @@ def encode_batch(
     future_frames: int,
     context_encoder: ContextEncoder,
     motion: bool = False,
-    extrapolation: Extrapolation = "hold",
+    extrapolation: Extrapolation | Mapping[str, Extrapolation] = "hold",
     blur: float = 0.0,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})."""
+    """{m: clip [B, C, Tc+Tf, H, W]} -> ({m: context latent [B, C_c, L_c]}, {m: future latent [B, C', L_f]})
+    (`extrapolation`: one for every modality, or {m: its extrapolation})."""
     context, future = split_clip({m: clip[m] for m in encoders}, context_frames, future_frames)
     return (
         {
@@ -82,7 +83,7 @@ def encode_batch(
                 encoders[m].context,
                 encoders[m].future,
                 motion=motion,
-                extrapolation=extrapolation,
+                extrapolation=extrapolation if isinstance(extrapolation, str) else extrapolation[m],
                 blur=blur,
             )
             for m in encoders
@@ -102,8 +103,8 @@ def cache_name(job: DiffusionJob, modality: str) -> str:
     }
     if job.diffusion.context_motion:  # (keys of caches without motion channels stay as they were)
         layout["context_motion"] = True
-    if job.diffusion.context_extrapolation != "hold":  # (and so do those of held contexts)
-        layout["context_extrapolation"] = job.diffusion.context_extrapolation
+    if job.diffusion.extrapolation_of(modality) != "hold":  # (and so do those of held contexts)
+        layout["context_extrapolation"] = job.diffusion.extrapolation_of(modality)
         if job.diffusion.extrapolation_blur:
             layout["extrapolation_blur"] = job.diffusion.extrapolation_blur
     key = config_hash(layout)
@@ -196,7 +197,7 @@ def precompute(
                 job.future_frames,
                 job.diffusion.context_encoder,
                 motion=job.diffusion.context_motion,
-                extrapolation=job.diffusion.context_extrapolation,
+                extrapolation=job.diffusion.extrapolations(job.modalities),
                 blur=job.diffusion.extrapolation_blur,
             )
             for m in todo:
@@ -272,7 +273,7 @@ def batch_latents(
     future_frames: int,
     context_encoder: ContextEncoder,
     motion: bool = False,
-    extrapolation: Extrapolation = "hold",
+    extrapolation: Extrapolation | Mapping[str, Extrapolation] = "hold",
     blur: float = 0.0,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
@@ -311,7 +312,7 @@ def sample_latents(
             job.future_frames,
             job.diffusion.context_encoder,
             motion=job.diffusion.context_motion,
-            extrapolation=job.diffusion.context_extrapolation,
+            extrapolation=job.diffusion.extrapolations(job.modalities),
             blur=job.diffusion.extrapolation_blur,
         )
         for m in job.modalities:

@@ -44,7 +44,7 @@ def single_update(
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
-            job.diffusion.context_extrapolation,
+            job.diffusion.extrapolations(job.modalities),
             job.diffusion.extrapolation_blur,
         )
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
@@ -88,7 +88,7 @@ def joint_update(
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
-            job.diffusion.context_extrapolation,
+            job.diffusion.extrapolations(job.modalities),
             job.diffusion.extrapolation_blur,
         )
         batch_size = next(iter(future.values())).shape[0]

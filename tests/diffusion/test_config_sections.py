@@ -40,7 +40,13 @@ def load_with(tmp_path, section, **changes):
         ("diffusion", dict(context_extrapolation="spline"), "diffusion.context_extrapolation", "must be one of"),
         (
             "diffusion",
-            dict(context_encoder="context", context_motion=False, residual=False, extrapolation_blur=0.0),
+            dict(
+                context_encoder="context",
+                context_motion=False,
+                residual=False,
+                extrapolate_modalities=None,
+                extrapolation_blur=0.0,
+            ),
             "diffusion.context_extrapolation",
             "'flow' needs context_encoder: future",
         ),
@@ -49,6 +55,18 @@ def load_with(tmp_path, section, **changes):
         (
             "diffusion",
             dict(context_extrapolation="hold"),
+            "diffusion.extrapolate_modalities",
+            "must be null with context_extrapolation hold",
+        ),
+        (
+            "diffusion",
+            dict(extrapolate_modalities=["rgb", "semantic"]),
+            "diffusion.extrapolate_modalities[1]",
+            "'semantic' is not a modality of a trained dataset",
+        ),
+        (
+            "diffusion",
+            dict(context_extrapolation="hold", extrapolate_modalities=None),
             "diffusion.extrapolation_blur",
             "must be 0 with context_extrapolation hold",
         ),

@@ -30,6 +30,7 @@ DIFFUSION = DiffusionConfig(
     context_encoder="context",
     context_motion=False,
     context_extrapolation="hold",
+    extrapolate_modalities=None,
     extrapolation_blur=0.0,
     residual=False,
     normalize=False,

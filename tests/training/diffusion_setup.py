@@ -73,6 +73,7 @@ def setup_with_context_encoder(params: Params, encoder: str) -> Params:
             residual=False,
             context_motion=encoder == "future" and p.diffusion.context_motion,
             context_extrapolation=p.diffusion.context_extrapolation if encoder == "future" else "hold",
+            extrapolate_modalities=p.diffusion.extrapolate_modalities if encoder == "future" else None,
             extrapolation_blur=p.diffusion.extrapolation_blur if encoder == "future" else 0.0,
         ),
     )

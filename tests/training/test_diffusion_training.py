@@ -98,10 +98,18 @@ def test_flow_extrapolation_needs_two_context_frames_and_keys_its_own_cache(tiny
     with pytest.raises(ValueError, match="context_extrapolation 'flow' needs >= 2 context frames.*'synthetic'"):
         plan_single(dataclasses.replace(p, datasets={**p.datasets, "synthetic": one}))
     held = dataclasses.replace(
-        p, diffusion=dataclasses.replace(p.diffusion, context_extrapolation="hold", extrapolation_blur=0.0)
+        p,
+        diffusion=dataclasses.replace(
+            p.diffusion, context_extrapolation="hold", extrapolate_modalities=None, extrapolation_blur=0.0
+        ),
     )
     sharp = dataclasses.replace(p, diffusion=dataclasses.replace(p.diffusion, extrapolation_blur=0.0))
     assert len({cache_name(plan_single(x), "rgb") for x in (p, held, sharp)}) == 3
+    # a modality outside extrapolate_modalities is held: its cache is the held one
+    assert p.diffusion.extrapolate_modalities == ("rgb",)
+    assert cache_name(plan_single(p, "synthetic-depth"), "depth") == cache_name(
+        plan_single(held, "synthetic-depth"), "depth"
+    )
     assert cache_name(plan_single(p), "rgb") != cache_name(plan_single(held), "rgb")
 
 
@@ -160,6 +168,7 @@ PAPER_OBJECTIVE = dict(
     context_encoder="context",
     context_motion=False,
     context_extrapolation="hold",
+    extrapolate_modalities=None,
     extrapolation_blur=0.0,
     residual=False,
     normalize=False,
@@ -240,7 +249,7 @@ def test_precomputed_latents_equal_online_latents(tiny_params):
             job.future_frames,
             job.diffusion.context_encoder,
             job.diffusion.context_motion,
-            job.diffusion.context_extrapolation,
+            job.diffusion.extrapolations(job.modalities),
             job.diffusion.extrapolation_blur,
         )
         for m in job.modalities:

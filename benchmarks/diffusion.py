@@ -34,6 +34,7 @@ from typing import Callable
 import torch
 
 from syncvp.config import load_params
+from syncvp.config.diffusion import PAPER_DIFFUSION, DiffusionConfig
 from syncvp.diffusion.factory import build_schedule
 from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
 from syncvp.diffusion.process import sample_timesteps, training_loss
@@ -65,24 +66,7 @@ def paper_sections(params_path: Path):
         dropout=0.0,
         condition_layout="per_plane",
     )
-    diffusion = dataclasses.replace(
-        params.diffusion,
-        timesteps=1000,
-        schedule="linear_sqrt",
-        beta_start=0.0015,
-        beta_end=0.0195,
-        prediction="eps",
-        context_encoder="context",
-        context_motion=False,
-        context_extrapolation="hold",
-        extrapolate_modalities=None,
-        extrapolation_blur=0.0,
-        residual=False,
-        normalize=False,
-        min_snr_gamma=None,
-        high_noise_share=0.0,
-        high_noise_from=0,
-    )
+    diffusion = DiffusionConfig(**PAPER_DIFFUSION)
     joint = dataclasses.replace(
         params.joint,
         cross_attention="deep",

@@ -281,6 +281,27 @@ class SamplingConfig:
         require(self.guidance_weight >= 0.0, "guidance_weight", f"must be >= 0, got {self.guidance_weight}")
 
 
+PAPER_DIFFUSION = dict(
+    timesteps=1000,
+    schedule="linear_sqrt",
+    beta_start=0.0015,
+    beta_end=0.0195,
+    prediction="eps",
+    context_encoder="context",
+    context_motion=False,
+    context_extrapolation="hold",
+    extrapolate_modalities=None,
+    extrapolation_blur=0.0,
+    residual=False,
+    normalize=False,
+    min_snr_gamma=None,
+    high_noise_share=0.0,
+    high_noise_from=0,
+)
+"""The paper's `diffusion` section (METHOD §3.4): `DiffusionConfig(**PAPER_DIFFUSION)`; the
+paper_cityscapes preset sets the same (high_noise_from is unused with a share of 0)."""
+
+
 def check_sampling(sampling: "SamplingConfig", diffusion: DiffusionConfig) -> None:
     """The sampler's cross-section rules (`syncvp.diffusion.factory.build_sampler` and `Params`
     both apply them): raises `FieldError` naming the `sampling` key."""

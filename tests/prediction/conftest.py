@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
+from syncvp.config.diffusion import PAPER_DIFFUSION, DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder
 from syncvp.models.factory import build_joint_unet, build_unet
 from tests.models.tiny import perturb
@@ -21,23 +21,7 @@ UNET = UNetConfig(
     dropout=0.0,
     condition_layout="per_plane",
 )
-DIFFUSION = DiffusionConfig(
-    timesteps=100,
-    schedule="linear_sqrt",
-    beta_start=0.0015,
-    beta_end=0.0195,
-    prediction="eps",
-    context_encoder="context",
-    context_motion=False,
-    context_extrapolation="hold",
-    extrapolate_modalities=None,
-    extrapolation_blur=0.0,
-    residual=False,
-    normalize=False,
-    min_snr_gamma=None,
-    high_noise_share=0.0,
-    high_noise_from=0,
-)
+DIFFUSION = DiffusionConfig(**{**PAPER_DIFFUSION, "timesteps": 100})
 JOINT = JointConfig(
     cross_attention="deep",
     deep_levels=1,

@@ -199,14 +199,14 @@ def test_pixel_anchor_adds_the_decoded_change_to_the_flow_extrapolation():
     m = "rgb"
     context = {m: context_clips(frames=2)[m] * 0.5}
 
-    def made(anchor, sample):
+    def made(anchor, sample, extrapolation="flow"):
         p = Predictor(
             context_autoencoders={m: fut[m]},
             future_autoencoders={m: fut[m]},
             model=single_model(fut, fut, m),
             sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
             context_encoder="future",
-            context_extrapolation="flow",
+            context_extrapolation=extrapolation,
             anchor=anchor,
             target=DiffusionTarget(residual=True),
             context_frames=2,
@@ -230,14 +230,8 @@ def test_pixel_anchor_adds_the_decoded_change_to_the_flow_extrapolation():
     assert made("pixels", None).predict_chunk(context, frozenset([m]), gen)[m].shape == (2, 3, 3, 8, 8)
     assert made("pixels", None).anchored and not made("latent", None).anchored
     # a model without extrapolated frames (the held context) is decoded as it is
-    held = Predictor(
-        context_autoencoders={m: fut[m]},
-        future_autoencoders={m: fut[m]},
-        model=single_model(fut, fut, m),
-        sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
-        context_encoder="future",
-        anchor="pixels",
-        target=DiffusionTarget(residual=True),
-        context_frames=2,
-    )
-    assert not held.anchored
+    held = made("pixels", None, "hold")
+    assert held.anchored == frozenset()
+    # per modality: only the modalities carried along their flow are anchored
+    assert made("pixels", None, {m: "flow"}).anchored == {m}
+    assert made("pixels", None, {}).anchored == frozenset()

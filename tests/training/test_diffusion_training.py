@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from syncvp.config import ParamsError, params_from_dict, to_plain
+from syncvp.config.diffusion import PAPER_DIFFUSION
 from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.training import diffusion_job, diffusion_objectives, diffusion_train
@@ -163,16 +164,19 @@ def test_bad_train_joint_params_fail_naming_the_key(repo_params, change, message
 # Training behaviour
 
 
-PAPER_OBJECTIVE = dict(
-    prediction="eps",
-    context_encoder="context",
-    context_motion=False,
-    context_extrapolation="hold",
-    extrapolate_modalities=None,
-    extrapolation_blur=0.0,
-    residual=False,
-    normalize=False,
-)
+PAPER_OBJECTIVE = {
+    k: PAPER_DIFFUSION[k]
+    for k in (
+        "prediction",
+        "context_encoder",
+        "context_motion",
+        "context_extrapolation",
+        "extrapolate_modalities",
+        "extrapolation_blur",
+        "residual",
+        "normalize",
+    )
+}
 
 
 @pytest.mark.parametrize("objective, ratio", [(PAPER_OBJECTIVE, 10.0), ({}, 5.0)], ids=["paper", "default"])

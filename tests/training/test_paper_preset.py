@@ -135,3 +135,10 @@ def test_shrunk_preset_trains_one_step_of_each_stage(paper, tiny_params):
     metrics = diffusion_train.train(job)
     assert metrics["steps"] == 1 and metrics["loss_rgb_final"] > 0
     torch.set_num_threads(threads)  # run.threads 1 set it for the training
+
+
+def test_preset_diffusion_section_is_the_paper_constant(paper):
+    from syncvp.config.diffusion import PAPER_DIFFUSION
+
+    section = dataclasses.asdict(paper.diffusion)
+    assert section == {**PAPER_DIFFUSION, "high_noise_from": section["high_noise_from"]}

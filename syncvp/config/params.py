@@ -52,12 +52,12 @@ class Params:
             self.evaluate.check_modalities(self.datasets[ds].modalities)
         for ds in self.pipeline.joint:
             check_explicit_modalities(self.train_joint, self.datasets[ds].modalities, ds)
-        trained = sorted({m for ds in self.pipeline.train for m in self.datasets[ds].modalities})
+        declared = sorted({m for ds in self.datasets.values() for m in ds.modalities})
         for i, m in enumerate(self.diffusion.extrapolate_modalities or ()):
             require(
-                m in trained,
+                m in declared,
                 f"diffusion.extrapolate_modalities[{i}]",
-                f"{m!r} is not a modality of a trained dataset (they are {trained})",
+                f"{m!r} is not a modality of any dataset (they are {declared})",
             )
 
     def _check_patch_size(self) -> None:

@@ -62,7 +62,7 @@ def load_with(tmp_path, section, **changes):
             "diffusion",
             dict(extrapolate_modalities=["rgb", "semantic"]),
             "diffusion.extrapolate_modalities[1]",
-            "'semantic' is not a modality of a trained dataset",
+            "'semantic' is not a modality of any dataset",
         ),
         (
             "diffusion",

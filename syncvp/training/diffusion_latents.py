@@ -190,16 +190,7 @@ def precompute(
     try:
         done = 0
         for clip in DataLoader(data, batch_size=batch_size, shuffle=False):
-            ctx, fut = encode_batch(
-                {m: clip[m].to(device) for m in todo},
-                {m: encoders[m] for m in todo},
-                job.context_frames,
-                job.future_frames,
-                job.diffusion.context_encoder,
-                motion=job.diffusion.context_motion,
-                extrapolation=job.diffusion.extrapolations(job.modalities),
-                blur=job.diffusion.extrapolation_blur,
-            )
+            ctx, fut = encode_job_batch(job, {m: clip[m].to(device) for m in todo}, {m: encoders[m] for m in todo})
             for m in todo:
                 parts[m]["context"].append(ctx[m].float().cpu())
                 parts[m]["future"].append(fut[m].float().cpu())
@@ -266,21 +257,29 @@ def batch_stream(
     return BatchStream(windows(job), size, seed=job.seed_for("order"), num_workers=job.train.num_workers, **shard)
 
 
-def batch_latents(
-    batch: Mapping,
-    encoders: Encoders,
-    context_frames: int,
-    future_frames: int,
-    context_encoder: ContextEncoder,
-    motion: bool = False,
-    extrapolation: Extrapolation | Mapping[str, Extrapolation] = "hold",
-    blur: float = 0.0,
+def encode_job_batch(
+    job: DiffusionJob, clip: Mapping[str, Tensor], encoders: Encoders
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """`encode_batch` of the modalities in `encoders` with the job's frames and its `diffusion`
+    conditioning settings."""
+    return encode_batch(
+        clip,
+        encoders,
+        job.context_frames,
+        job.future_frames,
+        job.diffusion.context_encoder,
+        motion=job.diffusion.context_motion,
+        extrapolation=job.diffusion.extrapolations(job.modalities),
+        blur=job.diffusion.extrapolation_blur,
+    )
+
+
+def batch_latents(job: DiffusionJob, batch: Mapping, encoders: Encoders) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(context, future) latents of a training batch: read from a `LatentDataset` batch, or
     encoded now from a `ClipDataset` batch."""
     if "future" in batch:
         return dict(batch["context"]), dict(batch["future"])
-    return encode_batch(batch, encoders, context_frames, future_frames, context_encoder, motion, extrapolation, blur)
+    return encode_job_batch(job, batch, encoders)
 
 
 def sample_latents(
@@ -305,16 +304,7 @@ def sample_latents(
     for start in range(0, len(items), 32):
         part = items[start : start + 32]
         clip = {m: torch.stack([it[m] for it in part]).to(device) for m in job.modalities}
-        c, f = encode_batch(
-            clip,
-            encoders,
-            job.context_frames,
-            job.future_frames,
-            job.diffusion.context_encoder,
-            motion=job.diffusion.context_motion,
-            extrapolation=job.diffusion.extrapolations(job.modalities),
-            blur=job.diffusion.extrapolation_blur,
-        )
+        c, f = encode_job_batch(job, clip, encoders)
         for m in job.modalities:
             contexts[m].append(c[m])
             futures[m].append(f[m])

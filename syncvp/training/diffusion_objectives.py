@@ -37,16 +37,7 @@ def single_update(
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, future = batch_latents(
-            batch,
-            encoders,
-            job.context_frames,
-            job.future_frames,
-            job.diffusion.context_encoder,
-            job.diffusion.context_motion,
-            job.diffusion.extrapolations(job.modalities),
-            job.diffusion.extrapolation_blur,
-        )
+        context, future = batch_latents(job, batch, encoders)
         keep = keep_condition(future[m].shape[0], job.train.cond_prob, generator)
         cond = drop_condition(context[m], keep)
         x0 = target.encode(m, future[m], cond)
@@ -81,16 +72,7 @@ def joint_update(
     schedule = build_schedule(job.diffusion).to(generator.device)
 
     def loss(batch, step):
-        context, future = batch_latents(
-            batch,
-            encoders,
-            job.context_frames,
-            job.future_frames,
-            job.diffusion.context_encoder,
-            job.diffusion.context_motion,
-            job.diffusion.extrapolations(job.modalities),
-            job.diffusion.extrapolation_blur,
-        )
+        context, future = batch_latents(job, batch, encoders)
         batch_size = next(iter(future.values())).shape[0]
         present = sample_presence(batch_size, job.patterns, job.modalities, generator)
         cond = apply_presence(context, present)

@@ -134,7 +134,7 @@ def compare_markdown(metrics: dict, dataset: str, model: str = "joint", modaliti
     if aligned:
         lines += [
             "",
-            "Cross-modal alignment (fraction of the second modality's edges within 1 px of the first's):",
+            "Cross-modal alignment (the second modality's edges within 1 px of the first's, beyond chance: 1 all, 0 chance):",
             "",
             *_table(["observed → scored", "metric", name, *columns, "ground truth"], aligned),
         ]

@@ -1,4 +1,5 @@
-"""Cross-modal alignment: do the edges of one modality sit where the other modality has edges?
+"""Cross-modal alignment: do the edges of one modality sit where the other modality has edges,
+more often than edges placed at random would?
 
 For a pair of image modalities (a, b) of one video (e.g. rgb and depth), per predicted frame:
 
@@ -7,14 +8,19 @@ For a pair of image modalities (a, b) of one video (e.g. rgb and depth), per pre
    replicated borders (a flat frame has no gradient, not even at its border);
 2. edges of b: pixels with |G_b| >= the 90th percentile of |G_b| over the frame AND
    |G_b| > EDGE_FLOOR; edges of a: likewise with the 80th percentile (its top 20 %);
-3. alignment = |edges(b) AND dilate(edges(a))| / |edges(b)|, where dilate is a 3 x 3 dilation
-   (within 1 pixel, diagonals included); a frame without edges of b is NaN (skipped by means).
+3. near(a) = dilate(edges(a)), a 3 x 3 dilation (within 1 pixel, diagonals included);
+   hit rate h = |edges(b) AND near(a)| / |edges(b)|, the share of b's edges next to an edge of a;
+   chance c = |near(a)| / |frame|, the hit rate of edges placed anywhere at random;
+4. alignment = (h - c) / (1 - c), Cohen's-kappa style: 1 when every edge of b is next to an
+   edge of a, 0 when they are no closer than chance, negative when they avoid a's edges.
+   A frame without edges of b, or whose near(a) covers the whole frame, is NaN (skipped by means).
 
-So alignment is in [0, 1], higher is better: 1 when every depth edge has an RGB edge next to
-it. The percentiles make it invariant to each modality's intensity scale (as long as edges stay
-above the floor); EDGE_FLOOR = 4 is the magnitude of a one-level step, so flat frames and
+The chance correction matters: at 32 px, the dilated top 20 % of RGB gradients covers about
+half of the frame, so the raw hit rate of a depth map unrelated to the RGB is about 0.5, not 0.
+The percentiles make the value invariant to each modality's intensity scale (as long as edges
+stay above the floor); EDGE_FLOOR = 4 is the magnitude of a one-level step, so flat frames and
 one-level quantisation ripples give no edges. Per video, the value is the mean over its frames
-with edges (NaN when none has).
+that have one (NaN when none has).
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ def edges(magnitude: Tensor, quantile: float, floor: float = EDGE_FLOOR) -> Tens
 
 
 def alignment_frames(a: Tensor, b: Tensor) -> Tensor:
-    """Alignment of b's edges to a's edges per frame: uint8 [F, C, H, W] pairs -> [F] float64 (NaN: no b edges)."""
+    """Chance-corrected alignment of b's edges to a's edges per frame: uint8 [F, C, H, W] pairs -> [F]
+    float64 in [-1, 1] (NaN: no edges of b, or a's dilated edges cover the frame)."""
     if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
         raise ValueError(
             f"alignment needs frames of the same count and size, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -70,7 +77,10 @@ def alignment_frames(a: Tensor, b: Tensor) -> Tensor:
     near_a = F.max_pool2d(edge_a[:, None].double(), 3, stride=1, padding=1)[:, 0] > 0
     hits = (edge_b & near_a).sum(dim=(1, 2)).double()
     count = edge_b.sum(dim=(1, 2)).double()
-    return torch.where(count > 0, hits / count.clamp(min=1), torch.full_like(count, float("nan")))
+    chance = near_a.double().mean(dim=(1, 2))
+    rate = hits / count.clamp(min=1)
+    kappa = (rate - chance) / (1 - chance).clamp(min=1e-12)
+    return torch.where((count > 0) & (chance < 1), kappa, torch.full_like(count, float("nan")))
 
 
 def alignment(a: Tensor, b: Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,7 @@ EXPECTED = """\
 | rgb only → depth | ssim ↑ | 0.400 / 0.350 | 0.300 / 0.250 | – | 0.950 |
 | rgb only → depth | l2 ↓ | 0.2000 / 0.2100 | 0.3000 / 0.3100 | – | 0.0100 |
 
-Cross-modal alignment (fraction of the second modality's edges within 1 px of the first's):
+Cross-modal alignment (the second modality's edges within 1 px of the first's, beyond chance: 1 all, 0 chance):
 
 | observed → scored | metric | joint | single | copy-last | autoencoder | ground truth |
 | --- | --- | --- | --- | --- | --- | --- |

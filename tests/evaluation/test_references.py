@@ -149,7 +149,7 @@ def test_outputs_hold_every_reference(setup):
     for label in set(metrics) - {GROUND_TRUTH}:
         for mode in ("paper", "standard"):
             assert set(metrics[label][mode]) == {"rgb", "depth", "rgb+depth"}
-            assert 0 <= metrics[label][mode]["rgb+depth"]["alignment"] <= 1
+            assert -1 <= metrics[label][mode]["rgb+depth"]["alignment"] <= 1
     truth = metrics[GROUND_TRUTH]["standard"]  # the GT frames, scored for alignment only (one "trajectory")
     assert set(truth) == {"rgb+depth"} and set(truth["rgb+depth"]) == {"alignment", "alignment_mean"}
     assert 0 < truth["rgb+depth"]["alignment"] == truth["rgb+depth"]["alignment_mean"] <= 1

@@ -1,4 +1,4 @@
-"""Cross-modal alignment: hand-computed frames, scale invariance, NaN for frames without edges,
+"""Cross-modal alignment: hand-computed frames, the chance level, scale invariance, NaN for frames without edges,
 and its reduction (best of N = highest value, NaN ignored by means) in both modes."""
 
 from __future__ import annotations
@@ -30,17 +30,42 @@ def test_sobel_of_a_step_is_four_times_its_height_on_the_two_columns_beside_it()
 
 def test_hand_computed_frames():
     rgb = step(4, channels=3)
-    # the same edge: all 16 depth edge pixels (columns 3, 4) lie on rgb edge pixels
+    # rgb edges: columns 3, 4; within 1 px of them: columns 2-5, half of the 8 x 8 frame (chance 0.5),
+    # so a hit rate h scores (h - 0.5) / 0.5
+    # the same edge: all 16 depth edge pixels (columns 3, 4) lie on rgb edge pixels: h = 1
     assert alignment_frames(rgb, step(4)).item() == 1.0
-    # depth edge 3 px to the right (columns 6, 7): 2 px from the nearest rgb edge column
-    assert alignment_frames(rgb, step(7)).item() == 0.0
-    # 2 px to the right (columns 5, 6): column 5 is within 1 px of column 4, column 6 is not
-    assert alignment_frames(rgb, step(6)).item() == 0.5
+    # depth edge 3 px to the right (columns 6, 7): 2 px from the nearest rgb edge column: h = 0
+    assert alignment_frames(rgb, step(7)).item() == -1.0
+    # 2 px to the right (columns 5, 6): column 5 is within 1 px of column 4, column 6 is not: h = 0.5,
+    # what edges placed at random would score
+    assert alignment_frames(rgb, step(6)).item() == 0.0
     # 1 px (columns 4, 5): within the 3 x 3 dilation
     assert alignment_frames(rgb, step(5)).item() == 1.0
-    # a flat depth frame has no edges: skipped (NaN); a flat rgb frame aligns nothing
+    # a flat depth frame has no edges: skipped (NaN); a flat rgb frame aligns nothing (chance 0, h = 0)
     assert math.isnan(alignment_frames(rgb, step(4, high=0)).item())
     assert alignment_frames(step(4, high=0, channels=3), step(4)).item() == 0.0
+
+
+def test_chance_level_uses_the_covered_fraction_of_the_frame():
+    """16 x 16 frames, rgb step at column 8 (edges 7, 8; within 1 px: columns 6-9, chance 1/4)."""
+    rgb = step(8, channels=3, size=16)
+    # depth edges at columns 9, 10 (step at 10): column 9 is near, column 10 is not: h = 1/2
+    assert alignment_frames(rgb, step(10, size=16)).item() == pytest.approx((0.5 - 0.25) / 0.75)
+    # rgb edges on columns 1, 2 of a 4 px frame: within 1 px of them is the whole frame, chance 1:
+    # undefined, NaN
+    assert math.isnan(alignment_frames(step(2, channels=3, size=4), step(2, size=4)).item())
+
+
+def test_unrelated_frames_score_about_zero():
+    """Smoothed noise gray frames against the depth of other frames: their edges meet only by chance (the
+    plain hit rate would be the covered fraction, about half here), which scores about 0; against
+    themselves they align fully."""
+    gen = torch.Generator().manual_seed(1)
+    noise = torch.randint(0, 256, (64, 1, 32, 32), generator=gen, dtype=torch.float32)
+    depth = torch.nn.functional.avg_pool2d(noise, 3, 1, 0).to(torch.uint8)  # no padding: no border edges
+    rgb = depth.expand(-1, 3, -1, -1)  # gray: its luma is the depth frame
+    assert abs(alignment_frames(rgb, depth.roll(1, dims=0)).mean().item()) < 0.08
+    assert alignment_frames(rgb, depth).mean().item() == 1.0
 
 
 def test_three_channels_are_taken_as_luma():
@@ -57,7 +82,7 @@ def test_invariant_to_each_modality_intensity_scale():
     rgb = torch.randint(0, 120, (6, 3, 16, 16), generator=gen, dtype=torch.uint8)
     depth = torch.randint(0, 120, (6, 1, 16, 16), generator=gen, dtype=torch.uint8)
     base = alignment_frames(rgb, depth)
-    assert torch.isfinite(base).all() and 0 < base.mean() < 1
+    assert torch.isfinite(base).all() and -1 < base.mean() < 1
     torch.testing.assert_close(alignment_frames(rgb * 2, depth), base, rtol=0, atol=0)
     torch.testing.assert_close(alignment_frames(rgb, depth * 2), base, rtol=0, atol=0)
     torch.testing.assert_close(alignment_frames(rgb, depth + 100), base, rtol=0, atol=0)  # and to offsets
@@ -67,8 +92,8 @@ def test_videos_average_their_frames_with_edges():
     a = torch.cat([step(4, channels=3)] * 3)  # 3 frames
     b = torch.cat([step(4), step(6), step(4, high=0)])  # aligned, half aligned, flat
     video, frame = alignment(a.transpose(0, 1)[None], b.transpose(0, 1)[None])
-    np.testing.assert_array_equal(frame[0, :2], [1.0, 0.5])
-    assert np.isnan(frame[0, 2]) and video[0] == 0.75
+    np.testing.assert_array_equal(frame[0, :2], [1.0, 0.0])  # half aligned = chance here
+    assert np.isnan(frame[0, 2]) and video[0] == 0.5
     flat = torch.zeros(1, 1, 2, 8, 8, dtype=torch.uint8)
     assert np.isnan(alignment(a.transpose(0, 1)[None, :, :2], flat)[0][0])
 
@@ -84,11 +109,11 @@ def test_score_and_summarise_pick_the_best_trajectory_and_skip_nan():
     trajs = [{"rgb": rgb, "depth": depth(6, 0)}, {"rgb": rgb, "depth": depth(4, 0)}]
     result = score_batch(gt, trajs, context_frames=2, metrics={}, protocols=(PAPER, STANDARD), pairs=[("rgb", "depth")])
     values = result.values[("standard", "rgb+depth", "alignment")]
-    np.testing.assert_array_equal(values.video[:, 0], [0.5, 1.0])
+    np.testing.assert_array_equal(values.video[:, 0], [0.0, 1.0])
     assert np.isnan(values.video[:, 1]).all()
     report = summarise([result], STANDARD, dataset="d", condition="all")
     got = {r.trajectories: r.value for r in report.rows}
-    assert got == {"best": 1.0, "mean": 0.75}  # the flat video scores nothing and is ignored
+    assert got == {"best": 1.0, "mean": 0.5}  # the flat video scores nothing and is ignored
     assert [r.value for r in report.curves if r.trajectories == "best"] == [1.0, 1.0]
     paper = summarise([result], PAPER, dataset="d", condition="all")
     assert [(r.trajectories, r.value, r.scale) for r in paper.rows] == [("best", 1.0, 1.0)]

@@ -1,6 +1,6 @@
 """Speed of the latent diffusion networks at the paper's configuration, on CPU.
 
-Paper configuration (METHOD.md §3.3, §4): future latent 4 x 1536 (32 x 32 planes, 8 frames),
+Paper configuration (docs/method.md §3.3, §4): future latent 4 x 1536 (32 x 32 planes, 8 frames),
 context latent 4 x 1152 (2 frames), UNet 256 channels, mult [1, 2], one residual block,
 attention everywhere, 8 heads; joint model = two UNets + deep STCA (8 heads). Batch 1.
 
@@ -10,7 +10,7 @@ Measures (median of --repeats after one warm-up):
 
 - stage-1 UNet: one forward (no grad) and one training step (forward + backward + fused AdamW);
 - joint model: one denoising forward (no grad) and one training step (shared-noise joint loss,
-  backward, fused AdamW), the DESIGN.md §9 targets;
+  backward, fused AdamW), timed against the targets below;
 - sampling one 8-frame chunk with 100 DDIM steps (eta 1, the paper's): estimated as 100 x the
   per-step time of a short DDIM run through the real sampler, or measured with --full-sampling.
 
@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 FUTURE = TriplaneShape.for_video(channels=4, height=128, width=128, frames=8, patch=4)  # 4 x 1536
 CONTEXT = TriplaneShape.for_video(channels=4, height=128, width=128, frames=2, patch=4)  # 4 x 1152
 MODALITIES = ("rgb", "depth")
-# DESIGN.md §9: the authors' code on a 2-core CPU, and our targets
+# The authors' code on a 2-core CPU, and this project's targets
 AUTHORS = {"joint train step": 10.06, "joint forward": 2.45}
 TARGETS = {"joint train step": 6.7, "joint forward": 1.2}
 

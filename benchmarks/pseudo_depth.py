@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-REFERENCE = "authors' code, ViT-B 518x518, 2-core CPU: 0.253 frames/s; target (DESIGN.md 9): >= 0.38 frames/s batched"
+REFERENCE = "authors' code, ViT-B 518x518, 2-core CPU: 0.253 frames/s; target: >= 0.38 frames/s batched"
 
 
 def _setup(encoder: str, device: str, threads: int, channels_last: bool = True):

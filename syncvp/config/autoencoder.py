@@ -1,5 +1,5 @@
 """The `autoencoder` and `train_autoencoder` sections: the projected (triplane) video autoencoder
-and how it is trained (METHOD.md §2).
+and how it is trained (docs/method.md §2).
 
 Image channels, frames and resolution are not here: they come from the dataset (the store's
 channel count for the modality, `context_frames` or `future_frames`, `resolution`).
@@ -34,7 +34,7 @@ class AutoencoderConfig:
             output averaged back), as the official depth checkpoints do. false = 1-channel network.
         axis_token: "clean" prepends each axis transformer's learnable token and reads it back;
             "pvdm" appends it and reads output index 0 (the first real element), the quirk of
-            PVDM/SyncVP (METHOD §2.2, §8.14), needed to run the official checkpoints.
+            PVDM/SyncVP (docs/method.md §2.2, §7.14), needed to run the official checkpoints.
     """
 
     width: int
@@ -74,7 +74,7 @@ class AutoencoderConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class GanConfig:
-    """The optional GAN fine-tune that follows reconstruction training (METHOD §2.4-2.5, phase B).
+    """The optional GAN fine-tune that follows reconstruction training (docs/method.md §2.4-2.5, phase B).
 
     It starts from the trained weights with a fresh AdamW at `lr` and its own cosine schedule
     (the official code silently kept the old schedule). Each step updates the autoencoder, then
@@ -117,7 +117,7 @@ class GanConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainAutoencoderConfig:
-    """How each autoencoder is trained (reconstruction phase; METHOD §2.5 phase A).
+    """How each autoencoder is trained (reconstruction phase; docs/method.md §2.5 phase A).
 
     Attributes:
         steps: optimizer steps (paper: 1e6 iterations / 3 accumulation steps).

@@ -1,6 +1,6 @@
 """Sections `unet`, `diffusion`, `joint` and `sampling`: the latent diffusion models and process.
 
-Paper values (METHOD.md §3-§5, §12) are given in params.yaml comments; the defaults there are
+Paper values (docs/method.md §3-§5, §8) are given in params.yaml comments; the defaults there are
 tiny CPU-sized models. Settings that belong to one training stage only (learning rate, steps,
 conditioning dropout, EMA) live in that stage's section.
 """
@@ -23,7 +23,7 @@ def _check_positive(key: str, values: tuple[int, ...]) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class UNetConfig:
-    """The triplane UNet (stage 1, and each branch of the joint model), METHOD §3.3.
+    """The triplane UNet (stage 1, and each branch of the joint model), docs/method.md §3.3.
 
     Attributes:
         model_channels: width of the first level (paper 256).
@@ -38,7 +38,7 @@ class UNetConfig:
         dropout: dropout in the residual blocks (paper 0).
         condition_layout: how the context latent is laid on the future latent's planes before
             channel concatenation: "per_plane" (each context plane on the matching plane, the fix
-            of METHOD §8.1) or "official" (zero-padded at the end, only to run official checkpoints).
+            of docs/method.md §7.1) or "official" (zero-padded at the end, only to run official checkpoints).
     """
 
     model_channels: int
@@ -82,7 +82,7 @@ class UNetConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DiffusionConfig:
-    """The forward process and the network's parameterisation, METHOD §3.4.
+    """The forward process and the network's parameterisation, docs/method.md §3.4.
 
     Attributes:
         timesteps: number of diffusion steps T (paper 1000).
@@ -207,7 +207,7 @@ class DiffusionConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class JointConfig:
-    """The joint model (stage 2, METHOD §4): one UNet branch per modality, linked by
+    """The joint model (stage 2, docs/method.md §4): one UNet branch per modality, linked by
     spatio-temporal cross-attention (STCA).
 
     Attributes:
@@ -225,7 +225,7 @@ class JointConfig:
         stca_layout: "fixed" (tokens split into heads after moving channels last; residual from
             the raw input; zero-initialised output: the block starts as the identity) or
             "official" (the released code's channel-major head split and residual from the
-            normalised input, METHOD §4.3, §8.2-8.3; only to run official checkpoints).
+            normalised input, docs/method.md §4.3, §7.2-7.3; only to run official checkpoints).
     """
 
     cross_attention: Literal["deep", "all", "none"]
@@ -244,7 +244,7 @@ class JointConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
-    """The reverse process used for prediction, METHOD §5.
+    """The reverse process used for prediction, docs/method.md §5.
 
     Attributes:
         method: "ddim" (paper; with eta = 1 it is ancestral sampling on a strided schedule) or
@@ -256,7 +256,7 @@ class SamplingConfig:
         rederive_eps: after clamping, recompute eps from the clamped x0 (improved-diffusion's DDIM;
             makes DDIM with eta 1 over all steps identical to DDPM). false = the paper's sampler,
             which keeps the network's eps.
-        guidance_weight: w >= 0 of classifier-free / modality guidance (METHOD §5.2; paper 0 =
+        guidance_weight: w >= 0 of classifier-free / modality guidance (docs/method.md §5.2; paper 0 =
             no guidance). Any w > 0 is applied (the official code ignored w >= 1).
         anchor: how a sampled latent becomes frames: "latent" (decode it: the paper's) or
             "pixels": for a model that diffuses the change from the flow extrapolation
@@ -298,7 +298,7 @@ PAPER_DIFFUSION = dict(
     high_noise_share=0.0,
     high_noise_from=0,
 )
-"""The paper's `diffusion` section (METHOD §3.4): `DiffusionConfig(**PAPER_DIFFUSION)`; the
+"""The paper's `diffusion` section (docs/method.md §3.4): `DiffusionConfig(**PAPER_DIFFUSION)`; the
 paper_cityscapes preset sets the same (high_noise_from is unused with a share of 0)."""
 
 

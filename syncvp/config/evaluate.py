@@ -1,6 +1,6 @@
 """Section `evaluate`: the `evaluate` stage (rollout on a split, paper metrics, baselines, samples).
 
-The protocol itself (EVAL_AND_DEPTH.md Part B) lives in `syncvp.metrics`; this section chooses
+The protocol itself (docs/evaluation.md) lives in `syncvp.metrics`; this section chooses
 what to run. Sampling uses the `sampling` section. Modality names in `conditions` and
 `noise.modality` are checked against the evaluated dataset when the evaluation is planned.
 """

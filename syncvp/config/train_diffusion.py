@@ -1,5 +1,5 @@
 """Sections `train_single` and `train_joint`: how the stage-1 diffusion models (one per dataset and
-modality) and the stage-2 joint model (one per dataset) are trained (METHOD.md §3.2, §3.4, §4.4).
+modality) and the stage-2 joint model (one per dataset) are trained (docs/method.md §3.2, §3.4, §4.4).
 
 The architectures are the `unet`, `joint` and `diffusion` sections; the frozen autoencoders come
 from `train_autoencoder`. Paper values are in the params.yaml comments.
@@ -96,18 +96,18 @@ class _TrainDiffusion:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSingleConfig(_TrainDiffusion):
-    """Stage 1: one conditional latent diffusion model per dataset and modality (METHOD §3).
+    """Stage 1: one conditional latent diffusion model per dataset and modality (docs/method.md §3).
 
     Each sample keeps its context conditioning with probability `cond_prob` (per sample, not per
-    batch as in the official code, METHOD §8.6); the target is always the future frames.
+    batch as in the official code, docs/method.md §7.6); the target is always the future frames.
     See `_TrainDiffusion` for the keys.
     """
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainJointConfig(_TrainDiffusion):
-    """Stage 2: the joint model over all modalities of a dataset (METHOD §4.4). Noise is shared or
-    not by `joint.same_noise`; both targets are always the same future frames (METHOD §8.5).
+    """Stage 2: the joint model over all modalities of a dataset (docs/method.md §4.4). Noise is shared or
+    not by `joint.same_noise`; both targets are always the same future frames (docs/method.md §7.5).
 
     Attributes:
         init: "stage1" loads the stage-1 models' EMA weights into the branches (strictly; the

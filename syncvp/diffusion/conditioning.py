@@ -3,8 +3,8 @@ dropout patterns (stage 2), drawn per sample from an explicit generator.
 
 A missing conditioning is zeros. The targets never move: every modality's target is the
 `future_frames` frames right after the `context_frames` context frames, whatever was dropped
-(the official code shifted a dropped modality's target window by 0-2 frames, METHOD §8.5, and
-decided dropout once per batch, §8.6).
+(the official code shifted a dropped modality's target window by 0-2 frames, docs/method.md §7.5, and
+decided dropout once per batch, §7.6).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def independent_patterns(modalities: Iterable[str], cond_prob: float) -> dict[fr
 
 
 def official_patterns(modalities: Iterable[str], cond_prob: float) -> dict[frozenset[str], float]:
-    """The released code's effective patterns (METHOD §4.4): independent dropout, but when every
+    """The released code's effective patterns (docs/method.md §4.4): independent dropout, but when every
     conditioning is dropped the first modality's is restored. For K = 2, p = 0.7: both 0.49,
     first only 0.30, second only 0.21, none 0."""
     modalities = list(modalities)

@@ -1,4 +1,4 @@
-"""Guidance: classifier-free guidance for one modality and SyncVP's modality guidance (METHOD §5.2).
+"""Guidance: classifier-free guidance for one modality and SyncVP's modality guidance (docs/method.md §5.2).
 
 A missing conditioning is zeros (as trained with conditioning dropout). With weight w:
 

@@ -1,6 +1,6 @@
 """The joint (stage 2) training loss over K modalities, with shared or independent noise.
 
-Shared noise (the paper's `same_noise`, METHOD §4.4): one eps ~ N(0, I) and one t per sample
+Shared noise (the paper's `same_noise`, docs/method.md §4.4): one eps ~ N(0, I) and one t per sample
 for every modality, x_t^m = sqrt(alpha_bar_t) x_0^m + sqrt(1 - alpha_bar_t) eps, and every
 branch regresses the same eps. Independent noise draws one eps per modality; t stays shared
 (the joint model takes a single timestep). The loss is the unweighted sum over modalities of

@@ -172,7 +172,7 @@ def training_loss(
     prediction: Prediction = "eps",
     weights: Tensor | None = None,
 ) -> Tensor:
-    """L_simple per sample: mean over (C, ...) of (f(x_t, t) - target)^2 (METHOD §3.4).
+    """L_simple per sample: mean over (C, ...) of (f(x_t, t) - target)^2 (docs/method.md §3.4).
 
     Args:
         denoiser: (x_t, t) -> prediction, with any conditioning bound by the caller.

@@ -3,7 +3,7 @@
 Both take the denoiser as a callable and an explicit `torch.Generator`. They sample one latent
 tensor [B, C, L], or several latents jointly (a dict {modality: [B, C, L]} and a denoiser that
 maps such a dict to a dict, e.g. the joint model): with `same_noise`, every modality starts from
-the same x_T and receives the same noise at every step (METHOD §5.1; the official sampler always
+the same x_T and receives the same noise at every step (docs/method.md §5.1; the official sampler always
 shares the step noise, we share it only when asked).
 
 DDIM step from t to t' < t (t' = -1 means alpha_bar = 1), with x0^ and eps^ from the network:

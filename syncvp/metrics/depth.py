@@ -1,4 +1,4 @@
-"""The paper's depth "L2": an RMSE between min-max-normalised uint8 videos (EVAL_AND_DEPTH.md B7).
+"""The paper's depth "L2": an RMSE between min-max-normalised uint8 videos (docs/evaluation.md, "L2").
 
 SyncVP normalises the predicted and the GT depth batch separately by their global min and max,
 then takes per video `sqrt(mean((p - g)^2))` over all T x C x H x W values, and reports it

@@ -1,6 +1,6 @@
 """Fréchet video distance: I3D features of 16-frame chunks and the Fréchet distance.
 
-SyncVP protocol (EVAL_AND_DEPTH.md B4): every video is split along time with `torch.split`
+SyncVP protocol (docs/evaluation.md, "FVD"): every video is split along time with `torch.split`
 semantics (30 frames -> frames 0-15 and 16-29; a shorter last chunk is kept), each chunk is
 embedded separately and the chunk embeddings are stacked as separate samples, chunk-major
 (all videos' first chunks, then all second chunks; the order does not change the distance).

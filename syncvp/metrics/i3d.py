@@ -1,7 +1,7 @@
 """Inception-I3D (Kinetics-400) for FVD, in the key layout of `i3d_pretrained_400.pt`.
 
 The network is the PyTorch port of DeepMind's TF-Hub `i3d-kinetics-400` that PVDM and SyncVP
-load (EVAL_AND_DEPTH.md B4): 57 conv+BN units (bias-free convs, BatchNorm eps 1e-5) and a
+load (docs/evaluation.md, "FVD"): 57 conv+BN units (bias-free convs, BatchNorm eps 1e-5) and a
 `logits` 1x1x1 conv with bias, 12.70 M parameters, 344 state-dict entries (57 of them
 `num_batches_tracked`). Every conv and max-pool pads "SAME" the TF way (total padding
 `max((ceil(s / stride) - 1) * stride + k - s, 0)`, the smaller half in front, zeros).

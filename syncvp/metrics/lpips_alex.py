@@ -1,7 +1,7 @@
 """LPIPS v0.1 with the AlexNet trunk, as SyncVP evaluates it, built without any download.
 
 SyncVP scores every predicted frame with `lpips.LPIPS(net='alex')` on inputs in [-1, 1]
-(EVAL_AND_DEPTH.md B6). That constructor fetches the torchvision AlexNet through torch.hub;
+(docs/evaluation.md, "LPIPS"). That constructor fetches the torchvision AlexNet through torch.hub;
 here the model is built by the same `lpips` package with `pnet_rand=True` (a randomly
 initialised trunk, so torchvision downloads nothing) and `pretrained=False`, then:
 

@@ -1,6 +1,6 @@
 """The two reporting modes and the per-batch scoring of one test batch.
 
-`paper` reproduces SyncVP's evaluation (EVAL_AND_DEPTH.md Part B, METHOD.md §6); `standard`
+`paper` reproduces SyncVP's evaluation (docs/evaluation.md); `standard`
 reports the same metrics without its couplings. They differ exactly here, and nowhere else:
 
 | step | `paper` | `standard` |

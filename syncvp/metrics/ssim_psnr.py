@@ -1,4 +1,4 @@
-"""SSIM and PSNR exactly as the SyncVP/PVDM evaluation computes them (EVAL_AND_DEPTH.md B5).
+"""SSIM and PSNR exactly as the SyncVP/PVDM evaluation computes them (docs/evaluation.md, "SSIM and PSNR").
 
 SSIM: 11 x 11 Gaussian window (sigma 1.5, the 1-D kernel normalised to sum 1), applied per
 channel with zero padding 5, C1 = 0.01^2, C2 = 0.03^2 (data range 1), variances not clamped,

@@ -1,4 +1,4 @@
-"""The projected (triplane) video autoencoder of PVDM / SyncVP (METHOD.md §2).
+"""The projected (triplane) video autoencoder of PVDM / SyncVP (docs/method.md §2).
 
 encode: video [B, C, T, H, W] in [-1, 1]
   -> P x P patches, linear embedding -> [B, T, H', W', d]           (H' = H/P, W' = W/P)

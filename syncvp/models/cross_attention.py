@@ -1,4 +1,4 @@
-"""Spatio-temporal cross-attention (STCA) between the branches of the joint model (METHOD §4.3).
+"""Spatio-temporal cross-attention (STCA) between the branches of the joint model (docs/method.md §4.3).
 
 For two modalities x, y (the paper), with per-modality GroupNorm and 1x1 projections and no key
 projection, one score map is shared by both directions:
@@ -7,10 +7,10 @@ projection, one score map is shared by both directions:
     x' = x + W_ox softmax_y(A) V_y,    y' = y + W_oy softmax_x(A^T) V_x
 
 with W_o zero-initialised, so the block is the identity at initialisation (our fix of the
-official residual `GN(x) + W_o(...)` with random W_o, §8.3). Tokens are split into heads after
-moving channels last (§8.2). With `split_planes`, xy attends only to xy, yt to yt and xt to xt
+official residual `GN(x) + W_o(...)` with random W_o, docs/method.md §7.3). Tokens are split into heads after
+moving channels last (§7.2). With `split_planes`, xy attends only to xy, yt to yt and xt to xt
 (weights shared across planes, GroupNorm statistics per plane); otherwise the whole token
-sequences attend to each other. Plane shapes come from the `Planes` state (no length table, §8.4).
+sequences attend to each other. Plane shapes come from the `Planes` state (no length table, §7.4).
 
 K > 2 modalities: each modality m attends to the concatenation of all the others' tokens, with
 the others' queries as keys and their values as values:
@@ -18,7 +18,7 @@ the others' queries as keys and their values as values:
 Each pair (m, j) still shares one score block (Q_m Q_j^T for m, its transpose for j), and for
 K = 2 this is exactly the formula above. Parameters grow linearly with K.
 
-`layout="official"` reproduces the released code (METHOD §4.3): the [B, C, N] projections are
+`layout="official"` reproduces the released code (docs/method.md §4.3): the [B, C, N] projections are
 reinterpreted as [B, N, heads, d] without a transpose, and the residual adds the normalised
 input. It exists only to run official checkpoints (K = 2).
 """

@@ -1,5 +1,5 @@
 """PatchGAN discriminators (2-D on frames, 3-D on clips) for the optional GAN fine-tune of the
-autoencoder (METHOD §2.4; pix2pix's N-layer PatchGAN, as PVDM).
+autoencoder (docs/method.md §2.4; pix2pix's N-layer PatchGAN, as PVDM).
 
 Layers: conv(k4, s2) + LeakyReLU(0.2); (layers - 1) x [conv(k4, s2) + BatchNorm + LeakyReLU];
 conv(k4, s1) + BatchNorm + LeakyReLU; conv(k4, s1) -> 1 logit per patch. Channels double from

@@ -2,9 +2,9 @@
 
     theta_ema <- d theta_ema + (1 - d) theta,   every `every` optimiser steps,
 
-with d = decay, or with the warm-up of the official code (LitEma, METHOD §3.4)
+with d = decay, or with the warm-up of the official code (LitEma, docs/method.md §3.4)
 d_n = min(decay, (1 + n) / (10 + n)) at the n-th update (n = 1, 2, ...). The paper's setting is
-decay 0.9999 every 25 steps with warm-up; METHOD §8.11 suggests every step for short runs.
+decay 0.9999 every 25 steps with warm-up; docs/method.md §7.11 suggests every step for short runs.
 Buffers are copied, not averaged. The EMA copy is a separate module in eval mode without
 gradients; the raw model is never modified.
 """

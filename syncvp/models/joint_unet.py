@@ -1,4 +1,4 @@
-"""The joint model (SyncVP stage 2, METHOD §4): one triplane UNet branch per modality, walked in
+"""The joint model (SyncVP stage 2, docs/method.md §4): one triplane UNet branch per modality, walked in
 lockstep, with cross-modal attention (STCA) after the configured blocks.
 
 The cross-attention list has one slot per branch block (input blocks, middle, output blocks),
@@ -6,7 +6,7 @@ built from the branch's own block list: STCA where enabled, the identity elsewhe
 
 - "deep" (the paper's): the blocks of the deepest `deep_levels` levels: the residual blocks on
   the way down (not the downsampling block), the middle block, and every block on the way up
-  (with their upsampling). For channel_mult [1, 2]: after in3, mid, out0 and out1 (METHOD §4.2).
+  (with their upsampling). For channel_mult [1, 2]: after in3, mid, out0 and out1 (docs/method.md §4.2).
 - "all": after every block except the stem convolution (the official code has no slot there).
 - "none": the branches never exchange information: the model is K independent UNets.
 

@@ -17,7 +17,7 @@ Rotary = tuple[Tensor, Tensor]  # (sin, cos), each [S, head_dim]
 
 
 # --------------------------------------------------------------------------------------------
-# Rotary embeddings (PVDM's recipe, METHOD §2.2)
+# Rotary embeddings (PVDM's recipe, docs/method.md §2.2)
 
 
 def frame_rotary(frames: int, head_dim: int, *, device=None) -> Rotary:

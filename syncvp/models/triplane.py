@@ -7,7 +7,7 @@ L = H'W' + T W' + T H' (H' = H/P, W' = W/P), concatenated in the order [xy | yt 
 - yt [B, C', T, W']: pooled over height (rows = frames, columns = width);
 - xt [B, C', T, H']: pooled over width (rows = frames, columns = height).
 
-(The names follow PVDM's code; METHOD.md §8.13 explains the confusion.) Nothing else in the
+(The names follow PVDM's code; docs/method.md §7.13 explains the confusion.) Nothing else in the
 project slices a latent by hand.
 """
 
@@ -81,7 +81,7 @@ def align_condition(latent: Tensor, source: TriplaneShape, target: TriplaneShape
     Args:
         latent: [B, C, L_source].
         source, target: their geometries (same H', W'; frames may differ).
-        mode: "per_plane" (our fix of METHOD §8.1): each context plane lands on the matching
+        mode: "per_plane" (our fix of docs/method.md §7.1): each context plane lands on the matching
             target plane; the time rows of yt/xt fill the first rows (zeros after), or the last
             `target.frames` rows are kept when the context is longer. "official": zero-pad the
             flattened latent at the end (the released code; it misplaces the xt plane), kept

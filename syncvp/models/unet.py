@@ -1,4 +1,4 @@
-"""The triplane UNet (PVDM's UNet on the three planes of a latent; stage 1, METHOD §3.3).
+"""The triplane UNet (PVDM's UNet on the three planes of a latent; stage 1, docs/method.md §3.3).
 
 Every 2-D layer runs on each plane with shared weights (planes of equal shape batched together);
 after every block but the stem, a cross-plane 1-D self-attention over the tokens of all three

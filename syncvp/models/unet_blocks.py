@@ -1,4 +1,4 @@
-"""Building blocks of the triplane UNet (METHOD §3.3), all with one call signature.
+"""Building blocks of the triplane UNet (docs/method.md §3.3), all with one call signature.
 
 The hidden state is a `Planes`: the three planes of a triplane latent (xy [H', W'], yt [T, W'],
 xt [T, H']), where planes of equal shape are stacked along the batch axis into one tensor, so a
@@ -176,7 +176,7 @@ class PlaneConv(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Residual block with scale-shift timestep conditioning (ADM, METHOD §3.3):
+    """Residual block with scale-shift timestep conditioning (ADM, docs/method.md §3.3):
 
         h = conv_in(SiLU(GN(x)))                       (resampled after the SiLU for up/down)
         h = conv_out(dropout(SiLU(GN(h) (1 + s) + b)))  with (s, b) = Linear(SiLU(emb))

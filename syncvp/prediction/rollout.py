@@ -1,4 +1,4 @@
-"""Autoregressive multi-modal prediction (METHOD §5): context frames -> any number of future frames.
+"""Autoregressive multi-modal prediction (docs/method.md §5): context frames -> any number of future frames.
 
 One chunk: encode each modality's last `context_frames` frames into its conditioning latent
 (with its context autoencoder, or with `diffusion.context_encoder: future` through its future

@@ -1,4 +1,4 @@
-"""The autoencoder's training objective as `Update`s for the generic loop (METHOD §2.4-2.5).
+"""The autoencoder's training objective as `Update`s for the generic loop (docs/method.md §2.4-2.5).
 
 Reconstruction phase: one update, L = w_pix mean|x - x^| + w_p LPIPS(x_f, x^_f), with x_f one
 random frame per clip. GAN fine-tune: the autoencoder update gains, from `disc_start` on,

@@ -4,10 +4,10 @@ Per micro-batch of B windows (latents from `diffusion_latents.batch_latents`, in
 space of a `DiffusionTarget`):
 - stage 1 (`single_update`): keep_b ~ Bernoulli(cond_prob) per sample, c = keep * context
   latent, t ~ U{0..T-1} (with the high-noise share), eps ~ N(0, I), loss = mean_b mean_(C,L)
-  w_t (f(x_t, t, c) - target)^2 (METHOD §3.4);
+  w_t (f(x_t, t, c) - target)^2 (docs/method.md §3.4);
 - stage 2 (`joint_update`): one presence pattern per sample, every missing modality's context
   zeroed, one t (and one eps under `joint.same_noise`) for all modalities, loss = sum_m L_m
-  (METHOD §4.4).
+  (docs/method.md §4.4).
 """
 
 from __future__ import annotations

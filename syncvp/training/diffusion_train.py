@@ -6,10 +6,10 @@
 
 Objectives (one `Update` for `fit`), per micro-batch of B windows:
 - stage 1: keep_b ~ Bernoulli(cond_prob) per sample, c = keep * context latent,
-  t ~ U{0..T-1}, eps ~ N(0, I), loss = mean_b mean_(C,L) (f(x_t, t, c) - target)^2 (METHOD §3.4).
+  t ~ U{0..T-1}, eps ~ N(0, I), loss = mean_b mean_(C,L) (f(x_t, t, c) - target)^2 (docs/method.md §3.4).
 - stage 2: one presence pattern per sample (`train_joint.patterns`), every missing modality's
   context zeroed, one t (and one eps under `joint.same_noise`) for all modalities, loss =
-  sum_m L_m (METHOD §4.4); both targets are always the same future frames.
+  sum_m L_m (docs/method.md §4.4); both targets are always the same future frames.
 
 Work directory `<out>/work` (kept across DVC reruns): `train.pt` (raw weights, EMA, optimizer,
 scheduler, noise generator, data position, loss history, fingerprint) and the latent cache. A

@@ -1,4 +1,4 @@
-"""Loss terms of the autoencoder (METHOD §2.4). Pure functions of tensors.
+"""Loss terms of the autoencoder (docs/method.md §2.4). Pure functions of tensors.
 
 Generator side:  L = w_pix mean|x - x^| + w_p LPIPS(x_f, x^_f)
                      + [step >= disc_start] (-w_g (mean D2(x^_f) + mean D3(x^)) + w_fm (FM_2D + FM_3D))

@@ -1,4 +1,4 @@
-"""The VGG16 LPIPS perceptual loss of autoencoder training (METHOD §2.4, EVAL_AND_DEPTH.md B6).
+"""The VGG16 LPIPS perceptual loss of autoencoder training (docs/method.md §2.4, docs/evaluation.md, "LPIPS").
 
 LPIPS v0.1 (Zhang et al. 2018) with a VGG16 trunk, the network taming-transformers and PVDM use:
 

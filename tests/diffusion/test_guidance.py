@@ -1,4 +1,4 @@
-"""Guidance: weight 0 is the plain denoiser, the combinations follow METHOD §5.2 for any w >= 0."""
+"""Guidance: weight 0 is the plain denoiser, the combinations follow docs/method.md §5.2 for any w >= 0."""
 
 from __future__ import annotations
 

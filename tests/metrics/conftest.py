@@ -52,7 +52,7 @@ def alexnet_file(tmp_path):
     return path
 
 
-# The documented i3d_pretrained_400.pt layout (EVAL_AND_DEPTH.md B4), written out independently
+# The documented i3d_pretrained_400.pt layout (docs/evaluation.md, "FVD"), written out independently
 # of syncvp.metrics.i3d: unit name -> (out channels, in channels, kernel).
 def i3d_units() -> dict[str, tuple[int, int, tuple[int, int, int]]]:
     units = {

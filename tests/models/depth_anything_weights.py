@@ -1,5 +1,5 @@
-"""Random Depth-Anything-V2 state dicts in the official key layout, built from the documented
-shapes (docs/EVAL_AND_DEPTH.md A1b), independently of syncvp's model code."""
+"""Random Depth-Anything-V2 state dicts in the official key layout, built from the shapes
+of the released checkpoints, independently of syncvp's model code."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from syncvp.models.depth_anything import (ENCODERS, CheckpointError, DepthAnythi
 from tests.models.depth_anything_weights import DOCUMENTED, official_shapes, random_state_dict, save_random_checkpoint
 
 # --------------------------------------------------------------------------------------------
-# An independent reference, written from docs/EVAL_AND_DEPTH.md A1 with functional ops only.
+# An independent reference of the official architecture, written with functional ops only.
 
 
 def official_pos_embed(pos: torch.Tensor, h: int, w: int) -> torch.Tensor:

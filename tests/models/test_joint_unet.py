@@ -221,9 +221,9 @@ def test_factories_from_params_and_mismatches(repo_params):
 
 
 def test_paper_configuration_parameter_count():
-    """123.43 M, as the authors' SyncVP (DESIGN.md §9): two 58.56 M UNets and four STCA blocks of
+    """123.43 M, as the authors' SyncVP (docs/method.md §8): two 58.56 M UNets and four STCA blocks of
     512 channels (2 GroupNorms + 6 1x1 convs = 1,577,984 each). Our STCA has exactly the
-    authors' parameters; only its wiring and initialisation differ (METHOD §8.2-8.4)."""
+    authors' parameters; only its wiring and initialisation differ (docs/method.md §7.2-7.4)."""
     params = load_params()
     unet = dataclasses.replace(params.unet, model_channels=256, num_heads=8, norm_groups=32, attention_resolutions=(4, 2, 1))
     cfg = dataclasses.replace(params.joint, num_heads=8, cross_attention="deep")

@@ -54,7 +54,7 @@ def test_condition_lands_on_matching_planes():
 
 
 def test_official_layout_misplaces_xt():
-    """The released code zero-pads at the end: context xt lands in target yt rows 2..3 (§8.1)."""
+    """The released code zero-pads at the end: context xt lands in target yt rows 2..3 (docs/method.md §7.1)."""
     ctx = TriplaneShape(channels=1, height=4, width=4, frames=2)
     fut = TriplaneShape(channels=1, height=4, width=4, frames=8)
     c = torch.randn(1, 1, ctx.length)

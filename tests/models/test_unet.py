@@ -69,7 +69,7 @@ def test_every_parameter_receives_a_gradient():
 
 
 def test_paper_configuration_parameter_count():
-    """58.56 M, as the authors' stage-1 UNet (DESIGN.md §9): 4 + 4 input channels, 256 channels,
+    """58.56 M, as the authors' stage-1 UNet (docs/method.md §8): 4 + 4 input channels, 256 channels,
     mult [1, 2], one residual block, attention everywhere, 8 heads."""
     with torch.device("meta"):
         net = TriplaneUNet(shape=TriplaneShape(4, 32, 32, 8), context=TriplaneShape(4, 32, 32, 2), model_channels=256,

@@ -56,7 +56,7 @@ def test_preset_command_prints_a_valid_params_file(tmp_path):
 
 
 def test_paper_parameter_counts(paper):
-    """Built on the meta device (no memory): UNet ~58.56 M, joint ~123.43 M (DESIGN.md §9)."""
+    """Built on the meta device (no memory): UNet ~58.56 M, joint ~123.43 M (docs/method.md §8)."""
     ds = paper.datasets["cityscapes"]
     shape = {
         role: TriplaneShape.for_video(

@@ -2,6 +2,7 @@
 
 check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
 fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
+import-official ...   convert the authors' released checkpoints into model files (`-h` for options)
 predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
 preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
 """
@@ -126,10 +127,25 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
     _predict_parser(sub)
+    p = sub.add_parser("import-official", help="convert the released SyncVP checkpoints into model files")
+    p.add_argument("--dataset", required=True, help="dataset of params.yaml the checkpoints were trained on")
+    p.add_argument("--checkpoints", required=True, help="folder with the released files (names as released)")
+    p.add_argument("--params", default="params.yaml", help="params file (use the official_<dataset> preset)")
     p = sub.add_parser("preset", help="print params with a preset merged in")
     p.add_argument("name", help="preset name (syncvp/presets/<name>.yaml)")
     p.add_argument("params", nargs="?", default="params.yaml")
     args = parser.parse_args(argv)
+    if args.command == "import-official":
+        from syncvp.data.store import StoreError
+        from syncvp.models.official import OfficialCheckpointError
+        from syncvp.models.official_import import import_official
+
+        try:
+            import_official(args.dataset, load_params(args.params), args.checkpoints)
+            return 0
+        except (ParamsError, OfficialCheckpointError, StoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "predict":
         from syncvp.models.diffusion_file import ModelFileError
         from syncvp.prediction.api import PredictionInputError

@@ -62,6 +62,10 @@ def check_params(dataset: str, params: Params) -> None:
         (params.joint.stca_layout == "official", "joint.stca_layout", "must be official"),
         (not params.joint.shared_weights, "joint.shared_weights", "must be false"),
         (params.diffusion.context_encoder == "context", "diffusion.context_encoder", "must be context"),
+        (not params.diffusion.context_motion, "diffusion.context_motion", "must be false"),
+        (not params.diffusion.residual, "diffusion.residual", "must be false"),
+        (not params.diffusion.normalize, "diffusion.normalize", "must be false"),
+        (params.diffusion.prediction == "eps", "diffusion.prediction", "must be eps"),
     )
     for ok, key, what in checks:
         if not ok:

@@ -98,8 +98,9 @@ def official_from_ours(model) -> dict[str, torch.Tensor]:
         else:
             _, i, what, mod, param = parts
             out[f"cross_attns.{int(i) - 1}.{_STCA_BACK[(what, MODS.index(mod))]}.{param}"] = value.clone()
-    for which in ("rgb", "depth"):
-        out[f"diff_{which}.diffusion_model.zeros"] = torch.zeros(1, FUTURE.channels, FUTURE.length)
+    for which, m in zip(("rgb", "depth"), MODS):
+        shape = model.branch(m).shape
+        out[f"diff_{which}.diffusion_model.zeros"] = torch.zeros(1, shape.channels, shape.length)
     return out
 
 
@@ -206,3 +207,137 @@ def test_strict_import_names_file_key_and_shape(released, damage):
     with pytest.raises(OfficialCheckpointError, match=match):
         load_official_joint(state, target, "syncvp_x.pth")
     assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing was loaded
+
+
+# --------------------------------------------------------------------------------------------
+# the presets
+
+
+def _preset(name: str):
+    return params_from_dict(presets.apply(read_yaml(REPO / "params.yaml"), presets.load(name)), name)
+
+
+@pytest.mark.parametrize("name, dataset, size", [("official_cityscapes", "cityscapes", 128), ("official_bair", "bair", 64)])
+def test_official_presets_build_the_released_shapes(name, dataset, size):
+    params = _preset(name)
+    ds = params.datasets[dataset]
+    assert ds.modalities == MODS and (ds.context_frames, ds.future_frames, ds.resolution) == (2, 8, (size, size))
+    assert (params.autoencoder.axis_token, params.autoencoder.gray_to_rgb) == ("pvdm", True)
+    assert (params.unet.condition_layout, params.joint.stca_layout, params.joint.shared_weights) == (
+        "official", "official", False)
+    assert (params.sampling.method, params.sampling.steps, params.sampling.eta) == ("ddim", 100, 1.0)
+    assert (params.evaluate.batch_size, params.evaluate.trajectories) == (16, 1)
+    assert "single" not in params.evaluate.baselines
+    if dataset == "cityscapes":
+        assert ds.rollout_frames == 28
+    # autoencoders: an official-layout state dict of the released sizes (channels 192, 8 layers of
+    # 8 heads x 64, axis transformers of 4 x 4 heads, P = 4, C' = 4) fits both roles and modalities
+    shapes = {}
+    for m, channels in zip(MODS, (3, 1)):
+        for role, frames in (("context", 2), ("future", 8)):
+            spec = AutoencoderSpec.from_config(params.autoencoder, channels=channels, frames=frames,
+                                               resolution=ds.resolution)
+            with torch.device("meta"):
+                ae = TriplaneAutoencoder(spec)
+            state = official_state(3, 192, depth=8, heads=8, hd=64, frames=frames, grid=(size // 4, size // 4),
+                                   latent=4, patch=4)
+            assert fit_official(state, ae, official_key, "ae").keys() == ae.state_dict().keys()
+            shapes.setdefault(m, {})[role] = spec.latent_shape
+    assert shapes["rgb"]["future"] == TriplaneShape(4, size // 4, size // 4, 8)
+    # the joint model: official shapes of the released UNet (model_channels 256, mult [1, 2], 8 heads)
+    with torch.device("meta"):
+        joint = build_joint_unet(params.unet, params.joint, {m: (shapes[m]["future"], shapes[m]["context"]) for m in MODS})
+    official = official_from_ours(joint)
+    p = "diff_depth.diffusion_model."
+    expected = {p + "input_blocks.0.0.weight": (256, 8, 3, 3), p + "time_embed.0.weight": (1024, 256),
+                p + "input_blocks.3.0.skip_connection.weight": (512, 256, 1, 1), p + "input_attns.3.qkv.weight": (1536, 512, 1),
+                p + "output_blocks.2.0.in_layers.2.weight": (256, 768, 3, 3), p + "out.2.weight": (4, 256, 3, 3),
+                p + "zeros": (1, 4, shapes["rgb"]["future"].length), "cross_attns.2.cross_attn.W_q_x.weight": (512, 512, 1),
+                "cross_attns.5.norm_1.weight": (512,)}
+    for key, shape in expected.items():
+        assert tuple(official[key].shape) == shape, key
+    assert sorted({int(k.split(".")[1]) for k in official if k.startswith("cross_attns.")}) == [2, 3, 4, 5]
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+
+def _write_test_store(paths, name: str, frames: int, size: int) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (2, frames, size, size, 3)).astype(np.uint8)
+    ds = store.build_dataset({"rgb": rgb, "depth": rgb[..., 0].copy()}, dataset=name, split="test")
+    store.write_store(paths.store(name, "test"), ds)
+
+
+def test_import_command_writes_files_evaluation_loads(tiny_params, tmp_path):
+    from syncvp.config import RolePair
+    from syncvp.models.official_import import import_official
+    from syncvp.prediction.load import load_predictor
+
+    ae = dataclasses.replace(tiny_params.autoencoder, width=32, depth=1, heads=2, head_dim=16, ff_mult=4, axis_depth=4,
+                             axis_heads=4, axis_head_dim=4, axis_mlp=512, patch_size=4, latent_channels=4,
+                             gray_to_rgb=True, axis_token="pvdm")
+    unet = UNetConfig(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(4, 2, 1),
+                      num_heads=2, norm_groups=4, dropout=0.0, condition_layout="official")
+    joint = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,
+                        shared_weights=False, same_noise=True, stca_layout="official")
+    params = with_pipeline(tiny_params, autoencoder=ae, unet=unet, joint=joint,
+                           diffusion=_preset("official_cityscapes").diffusion)
+    ds = params.datasets["synthetic"]
+    _write_test_store(params.paths, "synthetic", ds.context_frames + ds.rollout_frames, 16)
+    released = tmp_path / "released"
+    released.mkdir()
+    names = released_names("synthetic", ds.context_frames, ds.future_frames)
+    assert names["ae-depth-future"] == f"ae_depth_{ds.future_frames}f_synthetic.pth"
+    aes = {}
+    for i, (key, name) in enumerate(names.items()):
+        if key == "joint":
+            continue
+        frames = ds.context_frames if key.endswith("context") else ds.future_frames
+        aes[key] = official_state(3, 32, depth=1, heads=2, hd=16, frames=frames, grid=(4, 4), latent=4, patch=4)
+        torch.save(aes[key], released / name)
+    shapes = {m: (TriplaneShape(4, 4, 4, ds.future_frames), TriplaneShape(4, 4, 4, ds.context_frames)) for m in MODS}
+    model = perturb(build_joint_unet(unet, joint, shapes), 2, scale=0.2).eval()
+    torch.save({f"diffusion_model.{k}": v for k, v in official_from_ours(model).items()}, released / names["joint"])
+
+    written = import_official("synthetic", params, released, log=lambda line: None)
+    paths = params.paths
+    assert len(written) == 4 + 2 + 1 and all(p.is_file() for p in written)
+    f = load_diffusion_model(paths.joint("synthetic").model, kind="joint")
+    assert f.meta["source"] == "official" and f.unet.condition_layout == "official"
+    g = torch.Generator().manual_seed(0)
+    x = {m: torch.randn(1, 4, shapes[m][0].length, generator=g) for m in MODS}
+    c = {m: torch.randn(1, 4, shapes[m][1].length, generator=g) for m in MODS}
+    t = torch.tensor([500])
+    with torch.no_grad():
+        want, got = model(x, t, c), f.build()(x, t, c)
+    for m in MODS:
+        assert float((got[m] - want[m]).norm() / want[m].norm()) < 1e-5
+    branch = load_diffusion_model(paths.single("synthetic", "depth").model, kind="single")
+    assert branch.meta["source"] == "official-joint-branch"
+    depth = load_autoencoder(paths.autoencoder("synthetic", "depth", "future").model)
+    assert depth.spec.channels == 1 and depth.spec.net_channels == 3
+    assert torch.equal(depth.state_dict()["encoder.blocks.0.ff.up.weight"],
+                       aes["ae-depth-future"]["encoder.layers.0.2.fn.net.0.weight"])
+    pairs = {m: RolePair(context=paths.autoencoder("synthetic", m, "context").model,
+                         future=paths.autoencoder("synthetic", m, "future").model) for m in MODS}
+    assert load_predictor(paths.joint("synthetic").model, pairs, params.sampling) is not None
+
+    # a damaged file fails before anything is written
+    state = torch.load(released / names["ae-rgb-context"])
+    state["xy_token"] = torch.zeros(1, 1, 16)
+    torch.save(state, released / names["ae-rgb-context"])
+    for p in written:
+        p.unlink()
+    with pytest.raises(OfficialCheckpointError, match=r"ae_rgb_2f_synthetic\.pth: key 'xy_token' has shape \(1, 1, 16\)"):
+        import_official("synthetic", params, released, log=lambda line: None)
+    assert not any(p.exists() for p in written)
+
+
+def test_import_command_refuses_params_not_describing_the_release(tmp_path, capsys):
+    assert main(["import-official", "--dataset", "synthetic", "--checkpoints", str(tmp_path),
+                 "--params", str(REPO / "params.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: autoencoder.axis_token must be pvdm") and "preset official_synthetic" in err
+    assert len(err.splitlines()) == 1

@@ -34,18 +34,32 @@ def prepare_split(name: str, cfg: DatasetConfig, paths, split: str, constants: d
 
 
 def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> Path:
-    """A PNG with, for a few videos, one row per modality over the first frames."""
+    """A labelled PNG with, for a few videos, one row per modality over the first frames: the
+    variable's name on the left, a colour bar in physical units for fields (grey: no data), a
+    legend for class maps."""
     info = store.read_info(store_path)
-    rows = []
+    rows, names, keys = [], [], []
     with NETCDF_LOCK, xr.open_dataset(store_path, engine="netcdf4", mask_and_scale=False) as ds:
         valid = ds["valid"].values if info.has_valid else None
         for v in range(min(videos, info.videos)):
             for name, meta in info.modalities.items():
                 x = ds[name].values[v, :frames]
                 lo, hi = (float(meta.attrs.get("norm_min", 0)), float(meta.attrs.get("norm_max", 1)))
-                rows.append(viz.to_rgb(x, meta.kind, lo, hi, None if valid is None else valid[v, :frames]))
-    scale = max(1, 96 // max(info.height, 1))
-    return viz.save_png(out, viz.grid(rows, scale=scale))
+                classes = viz.class_names(meta.attrs)
+                kind = "classes" if classes else meta.kind
+                mask = None if valid is None else valid[v, :frames]
+                rows.append(list(viz.to_rgb(x, kind, lo, hi, mask, classes=len(classes))))
+                if meta.kind == "field":
+                    units = str(meta.attrs.get("units", ""))
+                    names.append([f"video {v + 1}", f"{name} [{units}]" if units else name])
+                    keys.append(viz.ColourBar(lo, hi, units, valid is not None))
+                else:
+                    names.append([f"video {v + 1}", name])
+                    keys.append(viz.Legend(classes) if classes else None)
+    heads = [f"t={t}" for t in range(len(rows[0]))]
+    title = f"{store_path.parent.name} {store_path.stem}: the first {len(heads)} frames of each video"
+    image = viz.labelled_grid(rows, names, heads, viz.display_scale(info.height), keys=keys, title=title)
+    return viz.save_png(out, image)
 
 
 def summary(stores: dict[str, Path]) -> dict:

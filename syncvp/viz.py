@@ -265,7 +265,8 @@ class _Canvas:
                 box = out[y : y + lay.tile_h, x : x + lay.tile_w]
                 if tile is None:
                     box[:] = BLANK_RGB
-                    _lines(box, ["not", "observed"], 4, 0, lay.tile_h, lay.tile_w - 6, colour=(90, 90, 90))
+                    if lay.tile_h >= 2 * LINE_H and lay.tile_w >= 40:  # text only where it fits
+                        _lines(box, ["not", "observed"], 4, 0, lay.tile_h, lay.tile_w - 6, (90, 90, 90))
                 elif self.scale > 1:
                     box[:] = cv2.resize(tile, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_NEAREST)
                 else:

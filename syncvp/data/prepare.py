@@ -57,7 +57,7 @@ def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> P
                     names.append([f"video {v + 1}", name])
                     keys.append(viz.Legend(classes) if classes else None)
     heads = [f"t={t}" for t in range(len(rows[0]))]
-    title = f"{store_path.parent.name} {store_path.stem}: the first {len(heads)} frames of each video"
+    title = f"{Path(store_path).parent.name} {Path(store_path).stem}: the first {len(heads)} frames of each video"
     image = viz.labelled_grid(rows, names, heads, viz.display_scale(info.height), keys=keys, title=title)
     return viz.save_png(out, image)
 

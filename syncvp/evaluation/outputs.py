@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvp.config.evaluate import ALL
 from syncvp.config.layout import COMPARE, EvaluationFiles
 from syncvp.data.transforms import model_to_field, model_to_image
 from syncvp.evaluation.batch import load_clips, protocols
@@ -151,7 +152,8 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
         pred = _sample_videos(plan, label)
         if not pred:
             continue
-        present = plan.setting(label).present
+        condition = plan.setting(label).condition  # the references have no `present`: they see what `all` sees
+        present = plan.modalities if condition == ALL else (condition,)
         rows, names, keys, movie, movie_names = [], [], [], [], []
         for v in range(next(iter(pred.values())).shape[0]):
             mask = None if valid is None else valid[v, 0].numpy()

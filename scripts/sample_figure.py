@@ -6,7 +6,7 @@ for reports).
                                     [--videos 2] [--out docs/images/synthetic_samples.png]
 
 Reads the labelled sample grids the `evaluate` stage writes (`samples/<setting>.png`: per video
-and modality a ground-truth row above a prediction row, first trajectory; `syncvp.viz.GridLayout`
+and modality a ground-truth row above a prediction row, first trajectory; `syncvp.figures.GridLayout`
 says where each row sits) for the settings `all` (joint model), `single-all` (stage-1 models),
 `copy_last` and `flow` (the references) when present, cuts the rows out with their headers,
 colour bars and the red context marker, and stacks them under the frame header with the source
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from syncvp import viz
+from syncvp import figures, viz
 from syncvp.config import load_params
 
 SOURCES = (("joint model", "all"), ("single models", "single-all"), ("copy-last", "copy_last"), ("flow", "flow"))
@@ -38,7 +38,7 @@ def _read(path: Path) -> np.ndarray:
 def _strip(image: np.ndarray, name: str) -> np.ndarray:
     """The image with a white column on the left naming its source."""
     left = np.full((image.shape[0], NAME_W, 3), 255, np.uint8)
-    viz.put_text(left, name, 4, image.shape[0] // 2 + 5)
+    figures.put_text(left, name, 4, image.shape[0] // 2 + 5)
     return np.concatenate([left, image], axis=1)
 
 
@@ -59,9 +59,9 @@ def figure(
     }
     if "joint model" not in grids:
         raise SystemExit(f"{eval_dir}/samples/all.png is missing: run `dvc repro evaluate` first")
-    scale = viz.display_scale(size[0])
+    scale = figures.display_scale(size[0])
     tile = (size[0] * scale, size[1] * scale)
-    layouts = {name: viz.GridLayout.of_image(g.shape, tile, frames, context) for name, g in grids.items()}
+    layouts = {name: figures.GridLayout.of_image(g.shape, tile, frames, context) for name, g in grids.items()}
     per_video = 2 * len(modalities)
     have = layouts["joint model"].rows // per_video
     if not 1 <= videos <= have:
@@ -82,7 +82,7 @@ def figure(
     width = strips[0].shape[1]
     gap = np.full((GAP, width, 3), 255, np.uint8)
     title = np.full((22, width, 3), 255, np.uint8)
-    viz.put_text(
+    figures.put_text(
         title, f"{context} observed frames | red line | predicted frames (first trajectory of each source)", 4, 16
     )
     body = [title] + [part for s in strips for part in (s, gap)]

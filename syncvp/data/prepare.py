@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from syncvp import viz
+from syncvp import figures, viz
 from syncvp.config import DatasetConfig
 from syncvp.data import store
 from syncvp.data.sources import source_kind
@@ -45,20 +45,19 @@ def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> P
             for name, meta in info.modalities.items():
                 x = ds[name].values[v, :frames]
                 lo, hi = (float(meta.attrs.get("norm_min", 0)), float(meta.attrs.get("norm_max", 1)))
-                classes = viz.class_names(meta.attrs)
-                kind = "classes" if classes else meta.kind
+                classes = figures.class_names(meta.attrs)
                 mask = None if valid is None else valid[v, :frames]
-                rows.append(list(viz.to_rgb(x, kind, lo, hi, mask, classes=len(classes))))
+                rows.append(list(figures.display(x, meta.kind, lo, hi, mask, classes=len(classes))))
                 if meta.kind == "field":
                     units = str(meta.attrs.get("units", ""))
                     names.append([f"video {v + 1}", f"{name} [{units}]" if units else name])
-                    keys.append(viz.ColourBar(lo, hi, units, valid is not None))
+                    keys.append(figures.ColourBar(lo, hi, units, valid is not None))
                 else:
                     names.append([f"video {v + 1}", name])
-                    keys.append(viz.Legend(classes) if classes else None)
+                    keys.append(figures.Legend(classes) if classes else None)
     heads = [f"t={t}" for t in range(len(rows[0]))]
     title = f"{Path(store_path).parent.name} {Path(store_path).stem}: the first {len(heads)} frames of each video"
-    image = viz.labelled_grid(rows, names, heads, viz.display_scale(info.height), keys=keys, title=title)
+    image = figures.labelled_grid(rows, names, heads, figures.display_scale(info.height), keys=keys, title=title)
     return viz.save_png(out, image)
 
 

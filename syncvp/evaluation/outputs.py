@@ -31,10 +31,11 @@ from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
 from syncvp.evaluation.plan import EvaluationPlan
 from syncvp.evaluation.report_page import report_html
+from syncvp.figures import ColourBar, Legend, display, display_scale, labelled_grid, labelled_movie, save_movie
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
 from syncvp.metrics.report import EvalReport, Row, summarise, write_rows
-from syncvp.viz import ColourBar, Legend, display_scale, labelled_grid, labelled_movie, save_gif, save_png, to_rgb
+from syncvp.viz import save_png
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
@@ -104,10 +105,9 @@ def _display(plan: EvaluationPlan, modality: str, video: np.ndarray, valid: np.n
     """Model-space [C, T, H, W] -> uint8 [T, H, W, 3] (fields in physical units, class maps in `PALETTE`)."""
     frames = video.transpose(1, 2, 3, 0)  # [T, H, W, C]
     if plan.kinds[modality] == "image":
-        kind = "classes" if modality in plan.classes else "image"
-        return to_rgb(model_to_image(frames, "round"), kind, classes=len(plan.classes.get(modality, ())))
+        return display(model_to_image(frames, "round"), classes=len(plan.classes.get(modality, ())))
     lo, hi, _ = plan.fields[modality]
-    return to_rgb(model_to_field(frames, lo, hi), kind="field", lo=lo, hi=hi, valid=valid)
+    return display(model_to_field(frames, lo, hi), kind="field", lo=lo, hi=hi, valid=valid)
 
 
 def _key(plan: EvaluationPlan, modality: str, masked: bool) -> ColourBar | Legend | None:
@@ -188,7 +188,7 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
             keys[::2],
             [t >= tc for t in range(plan.frames)],
         )
-        save_gif(directory / f"{label}.gif", frames)
+        save_movie(directory / f"{label}.gif", frames)
 
 
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:

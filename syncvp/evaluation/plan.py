@@ -40,12 +40,12 @@ from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import RolePair
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
+from syncvp.figures import class_names
 from syncvp.io.digest import file_md5
 from syncvp.io.model_file import rerun_hint
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction.load import context_role
-from syncvp.viz import class_names
 
 BASELINE = "copy_last"  # the label of the copy-last-context-frame baseline
 AUTOENCODER, GROUND_TRUTH, SINGLE, FLOW = "autoencoder", "ground_truth", "single", "flow"  # reference labels / sources

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scripts import sample_figure
-from syncvp import viz
+from syncvp import figures
 from syncvp.config.layout import EvaluationFiles
 from syncvp.evaluation import BASELINE, evaluate, outputs, plan_evaluation
 from syncvp.evaluation.outputs import frame_labels
@@ -55,26 +55,26 @@ def test_grids_report_and_sample_figure(setup, tmp_path):
     plan = _plan(setup)  # settings all, depth (only depth observed) and copy_last; 2 sample videos
     metrics = json.loads(evaluate(plan).read_text())["synthetic"]
     out = EvaluationFiles(plan.out_dir)
-    scale, tc, frames = viz.display_scale(SIZE), plan.config.context_frames, plan.frames
+    scale, tc, frames = figures.display_scale(SIZE), plan.config.context_frames, plan.frames
     tile = (SIZE * scale, SIZE * scale)
     for label in ("all", "depth", BASELINE):
         image = iio.imread(out.samples / f"{label}.png")
-        lay = viz.GridLayout.of_image(image.shape, tile, frames, tc)
+        lay = figures.GridLayout.of_image(image.shape, tile, frames, tc)
         assert (
             lay.rows == 2 * 2 * 2 and lay.shape == image.shape[:2] and not lay.bar
         )  # videos x modalities x (GT, pred)
-        assert (image[lay.top :, lay.marker_x + lay.pad, :3] == viz.MARKER_RGB).all()
+        assert (image[lay.top :, lay.marker_x + lay.pad, :3] == figures.MARKER_RGB).all()
         for v in range(2):
             for k, m in enumerate(plan.modalities):
                 gt, pred = 4 * v + 2 * k, 4 * v + 2 * k + 1
                 for j in range(tc):
                     if label == "depth" and m == "rgb":  # not observed: blank, not the GT context
-                        assert (_tile(image, lay, pred, j)[:3] == viz.BLANK_RGB).all()
-                        assert not (_tile(image, lay, gt, j) == viz.BLANK_RGB).all()
+                        assert (_tile(image, lay, pred, j)[:3] == figures.BLANK_RGB).all()
+                        assert not (_tile(image, lay, gt, j) == figures.BLANK_RGB).all()
                     else:  # observed: the context as it is
                         assert np.array_equal(_tile(image, lay, pred, j), _tile(image, lay, gt, j))
         gif = iio.imread(out.samples / f"{label}.gif")
-        assert gif.shape[0] == frames and gif.shape[1:3] == viz.GridLayout(2 * 2, 2, *tile).shape
+        assert gif.shape[0] == frames and gif.shape[1:3] == figures.GridLayout(2 * 2, 2, *tile).shape
     # report.html: self-contained, the table's numbers, the GIFs and the params
     page = out.report.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page, re.I)

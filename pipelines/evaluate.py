@@ -5,7 +5,8 @@ models, copy-last baseline, autoencoder ceiling, ground truth) is one cached tas
 result file under `<eval>/<ds>/work/<fingerprint>/`; its cache key is the plan (batch, setting,
 options), the contents of the store and model files, and the task's source, so a rerun after an
 interruption or a change redoes only the batches that changed. The flow publishes the summary
-rows (table artifact `<ds>-evaluate`) and tables/compare.md (Markdown artifact `<ds>-compare`).
+rows (table artifact `<ds>-evaluate`) and tables/compare.md (Markdown artifact `<ds>-compare`,
+which names the self-contained page `<eval>/<ds>/report.html` at its end).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def evaluate(
     run: RunConfig,
 ) -> str:
     """Evaluate `<models>/<dataset>/joint.pt` (or the stage-1 models) on the configured split and
-    write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/."""
+    write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/, report.html."""
     plan = plan_evaluation(dataset, config, evaluate, sampling, weights, paths, run)
     files = [str(p) for p in plan.input_files()]
     jobs = plan.jobs()
@@ -81,9 +82,10 @@ def evaluate(
         rows,
         f"{dataset}: evaluation ({', '.join(evaluate.protocols)} modes; copy_last = baseline){skipped}",
     )
+    page = EvaluationFiles(plan.out_dir).report.resolve()
     publish_markdown(
         f"{dataset}-compare",
-        compare,
+        f"{compare}\nThe full report (table, per-frame curves, sample GIFs, params): `{page}` ({page.as_uri()})\n",
         f"{dataset}: the {evaluate.model} model next to the stage-1 models, copy-last and the "
         f"autoencoder ceiling (tables/compare.md){skipped}",
     )

@@ -1,13 +1,16 @@
-"""A labelled figure of the evaluation samples: ground truth, the joint model and the stage-1
-models, per modality, with the end of the observed context marked (hand-run, for reports).
+"""A figure of the evaluation samples side by side: ground truth, the joint model, the stage-1
+models and the references, per modality, with the end of the observed context marked (hand-run,
+for reports).
 
     python -m scripts.sample_figure [--eval eval/synthetic] [--params params.yaml] [--dataset synthetic]
                                     [--videos 2] [--out docs/images/synthetic_samples.png]
 
-Reads the sample grids the `evaluate` stage writes (`samples/<setting>.png`: per video and
-modality a ground-truth row above a prediction row, first trajectory) for the settings `all`
-(joint model), `single-all` (stage-1 models), `copy_last` and `flow` (the references) when present,
-and lays them out with row labels.
+Reads the labelled sample grids the `evaluate` stage writes (`samples/<setting>.png`: per video
+and modality a ground-truth row above a prediction row, first trajectory; `syncvp.figures.GridLayout`
+says where each row sits) for the settings `all` (joint model), `single-all` (stage-1 models),
+`copy_last` and `flow` (the references) when present, cuts the rows out with their headers,
+colour bars and the red context marker, and stacks them under the frame header with the source
+named on the left.
 """
 
 from __future__ import annotations
@@ -18,15 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from syncvp import figures, viz
 from syncvp.config import load_params
 
-PAD, SCALE = 1, 2  # syncvp.viz.grid(rows, pad=1, scale=2) as written by the evaluate stage
-
-
-def _rows(image: np.ndarray, height: int) -> list[np.ndarray]:
-    """Split a sample grid into its rows of frames (gaps removed from the top and bottom)."""
-    step, pad = (height + PAD) * SCALE, PAD * SCALE
-    return [image[pad + i * step : pad + i * step + height * SCALE] for i in range((image.shape[0] - pad) // step)]
+SOURCES = (("joint model", "all"), ("single models", "single-all"), ("copy-last", "copy_last"), ("flow", "flow"))
+NAME_W, GAP = 110, 2  # the source-name column and the white gap between rows (px)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -36,49 +35,58 @@ def _read(path: Path) -> np.ndarray:
     return image[..., ::-1]
 
 
-def figure(eval_dir: Path, modalities: tuple[str, ...], height: int, context: int, videos: int, out: Path) -> Path:
-    import matplotlib
+def _strip(image: np.ndarray, name: str) -> np.ndarray:
+    """The image with a white column on the left naming its source."""
+    left = np.full((image.shape[0], NAME_W, 3), 255, np.uint8)
+    figures.put_text(left, name, 4, image.shape[0] // 2 + 5)
+    return np.concatenate([left, image], axis=1)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    sources = [("joint", "all"), ("single", "single-all"), ("copy-last", "copy_last"), ("flow", "flow")]
+def figure(
+    eval_dir: Path,
+    modalities: tuple[str, ...],
+    size: tuple[int, int],
+    context: int,
+    frames: int,
+    videos: int,
+    out: Path,
+) -> Path:
+    """Stack the rows of `videos` sample videos of every available source into one PNG at `out`."""
     grids = {
-        name: _rows(_read(eval_dir / "samples" / f"{label}.png"), height)
-        for name, label in sources
+        name: _read(eval_dir / "samples" / f"{label}.png")
+        for name, label in SOURCES
         if (eval_dir / "samples" / f"{label}.png").is_file()
     }
-    if "joint" not in grids:
+    if "joint model" not in grids:
         raise SystemExit(f"{eval_dir}/samples/all.png is missing: run `dvc repro evaluate` first")
+    scale = figures.display_scale(size[0])
+    tile = (size[0] * scale, size[1] * scale)
+    layouts = {name: figures.GridLayout.of_image(g.shape, tile, frames, context) for name, g in grids.items()}
     per_video = 2 * len(modalities)
-    rows, labels = [], []
+    have = layouts["joint model"].rows // per_video
+    if not 1 <= videos <= have:
+        raise SystemExit(f"--videos {videos}: the sample grids hold {have} videos (evaluate.samples); pass 1..{have}")
+
+    def row(name: str, i: int) -> np.ndarray:
+        lay = layouts[name]
+        return grids[name][lay.row_y(i) : lay.row_y(i) + lay.tile_h]
+
+    joint = layouts["joint model"]
+    head = grids["joint model"][joint.top - joint.head_h : joint.top]
+    strips = [_strip(head, "")]
     for v in range(videos):
-        for k, m in enumerate(modalities):
+        for k in range(len(modalities)):
             base = v * per_video + 2 * k
-            rows.append(grids["joint"][base])
-            labels.append(f"video {v + 1}\n{m}: ground truth")
-            for name, grid in grids.items():
-                rows.append(grid[base + 1])
-                labels.append(f"{m}: {name}" + (" model" if name in ("joint", "single") else ""))
-    width = rows[0].shape[1]
-    fig, axes = plt.subplots(
-        len(rows), 1, figsize=(width / 80 + 1.6, len(rows) * rows[0].shape[0] / 80 + 0.6), dpi=100, squeeze=False
+            strips.append(_strip(row("joint model", base), ""))
+            strips += [_strip(row(name, base + 1), name) for name in grids]
+    width = strips[0].shape[1]
+    gap = np.full((GAP, width, 3), 255, np.uint8)
+    title = np.full((22, width, 3), 255, np.uint8)
+    figures.put_text(
+        title, f"{context} observed frames | red line | predicted frames (first trajectory of each source)", 4, 16
     )
-    frame_w = (height + PAD) * SCALE
-    for ax, row, label in zip(axes[:, 0], rows, labels):
-        ax.imshow(row)
-        ax.axvline(context * frame_w + PAD, color="red", linewidth=2)
-        ax.set_yticks([])
-        ax.set_xticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    axes[0, 0].set_title(
-        f"{context} observed frames | red line | predicted frames (first trajectory of each model)", fontsize=9
-    )
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    body = [title] + [part for s in strips for part in (s, gap)]
+    return viz.save_png(out, np.concatenate(body, axis=0))
 
 
 def main(argv=None) -> None:
@@ -92,7 +100,8 @@ def main(argv=None) -> None:
     params = load_params(args.params)
     ds = params.datasets[args.dataset]
     eval_dir = Path(args.eval) if args.eval else params.paths.eval_dir(args.dataset)
-    print(figure(eval_dir, ds.modalities, ds.resolution[0], ds.context_frames, args.videos, Path(args.out)))
+    frames = ds.context_frames + ds.rollout_frames
+    print(figure(eval_dir, ds.modalities, tuple(ds.resolution), ds.context_frames, frames, args.videos, Path(args.out)))
 
 
 if __name__ == "__main__":

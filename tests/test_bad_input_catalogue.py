@@ -130,7 +130,9 @@ class Ctx:
             ),
             "train_single": tuple(models / f for f in ("diffusion.pt", "loss.png", "metrics.json", "plots")),
             "train_joint": tuple(models / f for f in ("joint.pt", "loss.png", "metrics.json", "plots")),
-            "evaluate": tuple(p.eval_dir(item) / f for f in ("tables", "samples", "metrics.json", "plots")),
+            "evaluate": tuple(
+                p.eval_dir(item) / f for f in ("tables", "samples", "report.html", "metrics.json", "plots")
+            ),
         }[stage]
 
 

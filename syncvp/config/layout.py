@@ -161,7 +161,7 @@ def latent_cache_name(modality: str, key: str) -> str:
 @dataclass(frozen=True)
 class EvaluationFiles:
     """`<eval>/<dataset>/`: metrics.json, tables/ (summary/videos/curves.csv, compare.md), plots/,
-    samples/; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
+    samples/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
 
     root: Path
 
@@ -184,6 +184,11 @@ class EvaluationFiles:
     @property
     def samples(self) -> Path:
         return self.root / "samples"
+
+    @property
+    def report(self) -> Path:
+        """`report.html`: one self-contained page (table, curves, sample GIFs, params)."""
+        return self.root / "report.html"
 
     @property
     def work(self) -> Path:

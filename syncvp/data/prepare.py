@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from syncvp import viz
+from syncvp import figures, viz
 from syncvp.config import DatasetConfig
 from syncvp.data import store
 from syncvp.data.sources import source_kind
@@ -34,18 +34,31 @@ def prepare_split(name: str, cfg: DatasetConfig, paths, split: str, constants: d
 
 
 def preview(store_path: Path, out: Path, videos: int = 4, frames: int = 10) -> Path:
-    """A PNG with, for a few videos, one row per modality over the first frames."""
+    """A labelled PNG with, for a few videos, one row per modality over the first frames: the
+    variable's name on the left, a colour bar in physical units for fields (grey: no data), a
+    legend for class maps."""
     info = store.read_info(store_path)
-    rows = []
+    rows, names, keys = [], [], []
     with NETCDF_LOCK, xr.open_dataset(store_path, engine="netcdf4", mask_and_scale=False) as ds:
         valid = ds["valid"].values if info.has_valid else None
         for v in range(min(videos, info.videos)):
             for name, meta in info.modalities.items():
                 x = ds[name].values[v, :frames]
                 lo, hi = (float(meta.attrs.get("norm_min", 0)), float(meta.attrs.get("norm_max", 1)))
-                rows.append(viz.to_rgb(x, meta.kind, lo, hi, None if valid is None else valid[v, :frames]))
-    scale = max(1, 96 // max(info.height, 1))
-    return viz.save_png(out, viz.grid(rows, scale=scale))
+                classes = figures.class_names(meta.attrs)
+                mask = None if valid is None else valid[v, :frames]
+                rows.append(list(figures.display(x, meta.kind, lo, hi, mask, classes=len(classes))))
+                if meta.kind == "field":
+                    units = str(meta.attrs.get("units", ""))
+                    names.append([f"video {v + 1}", f"{name} [{units}]" if units else name])
+                    keys.append(figures.ColourBar(lo, hi, units, valid is not None))
+                else:
+                    names.append([f"video {v + 1}", name])
+                    keys.append(figures.Legend(classes) if classes else None)
+    heads = [f"t={t}" for t in range(len(rows[0]))]
+    title = f"{Path(store_path).parent.name} {Path(store_path).stem}: the first {len(heads)} frames of each video"
+    image = figures.labelled_grid(rows, names, heads, figures.display_scale(info.height), keys=keys, title=title)
+    return viz.save_png(out, image)
 
 
 def summary(stores: dict[str, Path]) -> dict:

@@ -8,9 +8,12 @@
 - `tables/compare.md`: the model next to the references, standard mode (`syncvp.evaluation.compare`);
 - `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
   and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean);
-- `samples/<setting>.png` and `.gif`: per sample video and modality, a row of context + GT future
-  frames above a row of context + predicted frames (first trajectory). Fields are drawn in
-  physical units over the store's [norm_min, norm_max] with invalid points gray.
+- `report.html`: one self-contained page: the table, the curves, the sample GIFs and the params
+  (`syncvp.evaluation.report_page`);
+- `samples/<setting>.png` and `.gif`: labelled grids (`write_samples`): per sample video and
+  modality, a ground-truth row above a prediction row (first trajectory), the end of the context
+  marked, an unobserved modality's context left blank. Fields are drawn in physical units over the
+  store's [norm_min, norm_max] with invalid points gray and a colour bar; class maps in a fixed palette.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from syncvp.config.evaluate import ALL
 from syncvp.config.layout import COMPARE, EvaluationFiles
 from syncvp.data.transforms import model_to_field, model_to_image
 from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
 from syncvp.evaluation.plan import EvaluationPlan
+from syncvp.evaluation.report_page import report_html
+from syncvp.figures import ColourBar, Legend, display, display_scale, labelled_grid, labelled_movie, save_movie
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
 from syncvp.metrics.report import EvalReport, Row, summarise, write_rows
-from syncvp.viz import grid, save_gif, save_png, to_rgb
+from syncvp.viz import save_png
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
@@ -96,12 +102,25 @@ def _write_plots(directory: Path, curves: list[Row]) -> None:
 
 
 def _display(plan: EvaluationPlan, modality: str, video: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    """Model-space [C, T, H, W] -> uint8 [T, H, W, 3] (fields in physical units)."""
+    """Model-space [C, T, H, W] -> uint8 [T, H, W, 3] (fields in physical units, class maps in `PALETTE`)."""
     frames = video.transpose(1, 2, 3, 0)  # [T, H, W, C]
     if plan.kinds[modality] == "image":
-        return to_rgb(model_to_image(frames, "round"))
+        return display(model_to_image(frames, "round"), classes=len(plan.classes.get(modality, ())))
     lo, hi, _ = plan.fields[modality]
-    return to_rgb(model_to_field(frames, lo, hi), kind="field", lo=lo, hi=hi, valid=valid)
+    return display(model_to_field(frames, lo, hi), kind="field", lo=lo, hi=hi, valid=valid)
+
+
+def _key(plan: EvaluationPlan, modality: str, masked: bool) -> ColourBar | Legend | None:
+    """A field's colour bar in physical units, a class map's legend, nothing for images."""
+    if modality in plan.fields:
+        lo, hi, units = plan.fields[modality]
+        return ColourBar(lo, hi, units, masked)
+    return Legend(plan.classes[modality]) if modality in plan.classes else None
+
+
+def frame_labels(context: int, frames: int) -> list[str]:
+    """Frame indices: -(context - 1) .. 0 for the context, +1 .. for the predicted frames."""
+    return [f"{t - context + 1:+d}" if t >= context else str(t - context + 1) for t in range(frames)]
 
 
 def _sample_videos(plan: EvaluationPlan, label: str) -> dict[str, np.ndarray]:
@@ -116,31 +135,64 @@ def _sample_videos(plan: EvaluationPlan, label: str) -> dict[str, np.ndarray]:
 
 
 def write_samples(plan: EvaluationPlan, directory: Path) -> None:
-    """samples/<label>.png and .gif (nothing when `evaluate.samples` is 0; none for ground_truth)."""
+    """samples/<label>.png and .gif (nothing when `evaluate.samples` is 0; none for ground_truth).
+
+    PNG: per video and modality a ground-truth row above a prediction row (first trajectory), one
+    column per frame, a red marker column where the context ends; the context of a modality the
+    setting does not observe is blank ("not observed"). GIF: one frame per time step, a row per
+    video and modality, the columns ground truth | prediction, the step in the title (red band:
+    predicted). Fields carry a colour bar in physical units, class maps a legend.
+    """
     if plan.evaluate.samples == 0:
         return
     clips, valid = load_clips(plan, 0, min(plan.evaluate.samples, plan.batches[-1][1]))
     tc = plan.config.context_frames
+    heads = frame_labels(tc, plan.frames)
     for label in labels(plan):
         pred = _sample_videos(plan, label)
         if not pred:
             continue
-        rows, movie = [], []
+        condition = plan.setting(label).condition  # the references have no `present`: they see what `all` sees
+        present = plan.modalities if condition == ALL else (condition,)
+        rows, names, keys, movie, movie_names = [], [], [], [], []
         for v in range(next(iter(pred.values())).shape[0]):
-            columns = []
+            mask = None if valid is None else valid[v, 0].numpy()
             for m in plan.modalities:
-                mask = None if valid is None else valid[v, 0].numpy()
                 gt = _display(plan, m, clips[m][v].numpy(), mask)
                 guess = _display(plan, m, np.concatenate([clips[m][v, :, :tc].numpy(), pred[m][v]], axis=1), mask)
-                rows += [gt, guess]
-                columns.append(np.concatenate([gt, np.full_like(gt[:, :, :1], 255), guess], axis=2))
-            movie.append(np.concatenate(columns, axis=2))
-        save_png(directory / f"{label}.png", grid(rows, scale=2))
-        save_gif(directory / f"{label}.gif", np.concatenate(movie, axis=1), scale=2)
+                guess = [None if t < tc and m not in present else f for t, f in enumerate(guess)]
+                seen = "" if m in present else "(context not observed)"
+                rows += [list(gt), guess]
+                names += [
+                    [f"video {v + 1}: {m}", "ground truth"],
+                    [f"video {v + 1}: {m}", "prediction 1", *([seen] if seen else [])],
+                ]
+                keys += [_key(plan, m, mask is not None)] * 2
+                movie.append([list(gt), guess])
+                movie_names.append([f"video {v + 1}: {m}", *([seen] if seen else [])])
+        observed = f"observed: {', '.join(present)}"
+        title = f"{label} ({observed}) | {tc} context frames | red line | predicted frames (first trajectory)"
+        save_png(
+            directory / f"{label}.png",
+            labelled_grid(rows, names, [f"t={h}" for h in heads], display_scale(gt.shape[1]), tc, keys, title),
+        )
+        steps = [
+            f"{label} ({observed}) t = {h} " + ("predicted" if t >= tc else "context") for t, h in enumerate(heads)
+        ]
+        frames = labelled_movie(
+            movie,
+            movie_names,
+            ["ground truth", "prediction 1"],
+            steps,
+            display_scale(gt.shape[1]),
+            keys[::2],
+            [t >= tc for t in range(plan.frames)],
+        )
+        save_movie(directory / f"{label}.gif", frames)
 
 
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
-    """Tables, plots, samples, then metrics.json (last, so it only exists when the rest does)."""
+    """Tables, plots, samples, report.html, then metrics.json (last, so it only exists when the rest does)."""
     out = EvaluationFiles(plan.out_dir)
     with atomic_dir(out.tables) as tmp:
         for name, rows in (("summary", report.rows), ("videos", report.videos), ("curves", report.curves)):
@@ -150,4 +202,7 @@ def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
         _write_plots(tmp, report.curves)
     with atomic_dir(out.samples) as tmp:
         write_samples(plan, tmp)
+    page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples)
+    with atomic_path(out.report) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return write_json(out.metrics, report.metrics_json())

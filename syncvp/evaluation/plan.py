@@ -40,6 +40,7 @@ from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import RolePair
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
+from syncvp.figures import class_names
 from syncvp.io.digest import file_md5
 from syncvp.io.model_file import rerun_hint
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
@@ -98,6 +99,7 @@ class EvaluationPlan:
     references: tuple[Setting, ...] = ()  # single-<condition>, copy_last, autoencoder, ground_truth
     single_files: dict[str, Path] = field(default_factory=dict)  # modality -> stage-1 file (single baseline)
     pairs: tuple[tuple[str, str], ...] = ()  # (a, b) image modalities scored with `alignment`
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class-map modality -> class names (pictures)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -278,6 +280,7 @@ def plan_evaluation(
         for m, a in ((m, info.modalities[m].attrs) for m in config.modalities)
         if kinds[m] == "field"
     }
+    classes = {m: names for m in config.modalities if (names := class_names(info.modalities[m].attrs))}
     options = {
         "dataset": to_plain(config),
         "evaluate": to_plain(evaluate),
@@ -308,4 +311,5 @@ def plan_evaluation(
         references=references_for(evaluate, settings, bool(pairs)),
         single_files=singles,
         pairs=pairs,
+        classes=classes,
     )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import json
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 
+from syncvp import figures
 from syncvp.config.evaluate import NoiseConfig
 from syncvp.evaluation import (
     BASELINE,
@@ -22,7 +25,7 @@ from syncvp.evaluation import (
 from syncvp.io.weights import MissingWeightsError
 from syncvp.metrics.protocol import BatchResult
 from syncvp.models.diffusion_file import ModelFileError
-from tests.evaluation.conftest import NO_WEIGHTS, VIDEOS, evaluate_config, field_dataset
+from tests.evaluation.conftest import NO_WEIGHTS, SIZE, VIDEOS, evaluate_config, field_dataset
 
 
 def _plan(setup, weights=NO_WEIGHTS, **changes):
@@ -142,7 +145,13 @@ def test_field_modalities_are_scored_in_physical_units(setup, repo_params):
     with open(plan.out_dir / "tables" / "summary.csv") as fh:
         units = {(r["modality"], r["units"]) for r in csv.DictReader(fh)}
     assert units == {("t2m", "K"), ("sp", "Pa")}
-    assert (plan.out_dir / "samples" / "all.png").stat().st_size > 0
+    grid = iio.imread(plan.out_dir / "samples" / "all.png")[..., :3]
+    tile = SIZE * figures.display_scale(SIZE)
+    lay = figures.GridLayout.of_image(grid.shape, (tile, tile), plan.frames, plan.config.context_frames)
+    assert lay.bar and lay.rows == 2 * 2 * 2  # a colour bar beside every field row; 2 sample videos
+    for i, (lo, hi) in enumerate([(250.0, 300.0), (250.0, 300.0), (9.0e4, 1.05e5), (9.0e4, 1.05e5)]):  # t2m, sp rows
+        ramp = grid[lay.row_y(i) : lay.row_y(i) + tile, lay.bar_x + 10]
+        assert np.array_equal(ramp[0], figures.display(np.array([[[hi]]]), "field", lo, hi)[0, 0, 0])
 
 
 @pytest.mark.gpu

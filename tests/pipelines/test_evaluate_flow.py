@@ -47,7 +47,10 @@ def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, pre
     files = sorted(work.rglob("batch-*.npz"))
     assert len(files) == len(settings)  # one batch per setting and reference
     table = (paths.eval_dir("synthetic") / "tables" / "compare.md").read_text()
-    assert [(a["key"], a["markdown"]) for a in published] == [("synthetic-compare", table)]
+    page = (paths.eval_dir("synthetic") / "report.html").resolve()
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    [(key, markdown)] = [(a["key"], a["markdown"]) for a in published]
+    assert key == "synthetic-compare" and markdown.startswith(table) and page.as_uri() in markdown
     assert "| all → rgb | ssim ↑ |" in table and "| all → rgb+depth | alignment ↑ |" in table
     stamps = [f.stat().st_mtime_ns for f in files]
     (paths.eval_dir("synthetic") / "metrics.json").unlink()

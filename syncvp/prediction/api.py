@@ -6,7 +6,8 @@
 
 Frames are uint8 [T, H, W, C] per modality (C from the model's autoencoders: 3 = RGB, 1 = gray).
 Images are read with OpenCV (BGR converted to RGB; a gray modality may be stored as three equal
-channels). Frames of another size are an error unless `resize` names an interpolation: they are
+channels, or as a 1-channel 16-bit PNG such as a written prediction, read at 8 bits: v / 257
+rounded). Frames of another size are an error unless `resize` names an interpolation: they are
 then centre-cropped to the model's aspect ratio and resized (`syncvp.data.transforms`).
 
 Predicted frames are written as `syncvp.prediction.formats` says: RGB as 8-bit RGB PNGs, class
@@ -47,8 +48,13 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise PredictionInputError(f"{path}: not a readable image")
+    if img.dtype == np.uint16 and img.ndim == 2 and channels == 1:
+        img = np.round(img / 257.0).astype(np.uint8)  # a 16-bit prediction (`formats`) read back at 8 bits
     if img.dtype != np.uint8:
-        raise PredictionInputError(f"{path}: {img.dtype} pixels; 8-bit images are expected")
+        raise PredictionInputError(
+            f"{path}: {img.dtype} pixels with {1 if img.ndim == 2 else img.shape[-1]} channel(s); 8-bit images "
+            f"(or 16-bit 1-channel ones) are expected"
+        )
     img = img[..., None] if img.ndim == 2 else img[..., :3][..., ::-1]  # BGR(A) -> RGB
     if img.shape[-1] == channels:
         return img
@@ -71,11 +77,15 @@ def read_frames(
         spec = predictor.context_autoencoders[m].spec
         sub = folder / m
         if not sub.is_dir():
-            raise PredictionInputError(f"{sub} is missing: put the {m!r} frames there (one image per frame)")
+            raise PredictionInputError(
+                f"{sub} is missing: put the {m!r} frames there (one image per frame), or leave {m} out of "
+                f"--present to predict it unobserved"
+            )
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if len(files) < predictor.context_frames:
             raise PredictionInputError(
-                f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames}"
+                f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames} "
+                f"(the last ones are used): add frames to that folder of --input"
             )
         size = tuple(spec.resolution)
         out[m] = np.stack(

@@ -96,7 +96,10 @@ def test_predict_api_is_deterministic_and_missing_modality_runs(files, tmp_path)
     "change, message",
     [
         (lambda d: [p.unlink() for p in (d / "rgb").glob("*.png")] and (d / "rgb").rmdir(), "rgb is missing"),
-        (lambda d: [p.unlink() for p in sorted((d / "depth").glob("*.png"))[1:]], "needs at least 2"),
+        (
+            lambda d: [p.unlink() for p in sorted((d / "depth").glob("*.png"))[1:]],
+            "needs at least 2 (the last ones are used): add frames to that folder of --input",
+        ),
         (
             lambda d: cv2.imwrite(
                 str(d / "depth" / "009.png"),
@@ -307,3 +310,24 @@ def test_depth_is_a_16_bit_png_with_format_json(files, tmp_path):
     rgb = cv2.imread(str(tmp_path / "out" / "rgb" / "traj1" / "0003.png"), cv2.IMREAD_UNCHANGED)
     assert rgb.dtype == np.uint8 and rgb.shape == (8, 8, 3)
     np.testing.assert_array_equal(rgb[..., ::-1], out["rgb"][1, 3])
+
+
+def test_a_prediction_reads_back_as_input(files, tmp_path):
+    """The written frames (16-bit depth included) are valid input: depth is read at 8 bits (v / 257)."""
+    from syncvp.prediction.api import read_frames
+    from syncvp.prediction.load import load_predictor
+
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
+    syncvp.predict_folder(
+        _frames(tmp_path / "in"), tmp_path / "out", model=model, autoencoders=aes, sampling=_sampling(1), future=3
+    )
+    again = tmp_path / "again"
+    for m in ("rgb", "depth"):
+        (again / m).mkdir(parents=True)
+        for p in sorted((tmp_path / "out" / m / "traj0").glob("*.png")):
+            (again / m / p.name).write_bytes(p.read_bytes())
+    predictor = load_predictor(model, aes, _sampling(1))
+    frames = read_frames(again, predictor)
+    v16 = cv2.imread(str(tmp_path / "out" / "depth" / "traj0" / "0002.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(frames["depth"][-1, ..., 0], np.round(v16 / 257.0).astype(np.uint8))
+    assert frames["rgb"].shape == (2, 8, 8, 3)

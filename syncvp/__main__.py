@@ -38,7 +38,11 @@ def _predict_parser(sub) -> None:
     p.add_argument("--input", required=True, help="folder with one subfolder of frame images per modality")
     p.add_argument("--out", required=True, help="output folder: <modality>/traj<k>/<i>.png and prediction.gif")
     p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
-    p.add_argument("--dataset", help="take the trained models of this dataset from `paths.models`")
+    p.add_argument(
+        "--dataset",
+        help="take the trained models of this dataset from `paths.models` (with --model: only the default "
+        "--frames and the depth/field scales of its clip store)",
+    )
     p.add_argument("--model", help="a joint.pt or stage-1 diffusion.pt file (overrides --dataset)")
     p.add_argument(
         "--autoencoders", nargs="+", metavar="MOD=CONTEXT,FUTURE", help="autoencoder files per modality (with --model)"
@@ -125,6 +129,11 @@ def _predict(args) -> int:
             raise ParamsError(f"{flag} must be >= 1, got {value} (e.g. {flag} {16 if flag == '--frames' else 1})")
     device = _device(args.device)
     params = load_params(args.params)
+    if args.dataset and args.dataset not in params.datasets:
+        raise ParamsError(
+            f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
+            f"pass one of them or another --params"
+        )
     if args.model:
         if not args.autoencoders:
             raise ParamsError("--model needs --autoencoders MOD=CONTEXT,FUTURE for each modality")
@@ -135,17 +144,7 @@ def _predict(args) -> int:
             if not (mod and ctx and fut):
                 raise ParamsError(f"--autoencoders {item!r}: expected MOD=CONTEXT,FUTURE")
             aes[mod] = RolePair(context=ctx, future=fut)
-        if args.dataset and args.dataset not in params.datasets:
-            raise ParamsError(
-                f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
-                f"pass one of them or another --params"
-            )
     elif args.dataset:
-        if args.dataset not in params.datasets:
-            raise ParamsError(
-                f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
-                f"pass one of them or another --params"
-            )
         paths, mods = params.paths, params.datasets[args.dataset].modalities
         model = paths.joint(args.dataset).model
         role = context_role(model) if model.is_file() else "context"

@@ -101,23 +101,23 @@ def _device(name: str) -> str:
 
 
 def _frame_formats(params, dataset: str | None, modalities, log) -> dict:
-    """{m: PNG format} from the clip store of `dataset` (physical units of depth and fields)."""
-    from syncvp.data.store import StoreError, read_info
+    """{m: PNG format} from the `summary.json` of `dataset`'s clip stores (the depth and field
+    scales; read as JSON: opening a netCDF store would cost seconds)."""
+    import json
+
     from syncvp.prediction.formats import frame_format
 
     if dataset is None:
         log("no --dataset: 1-channel predictions are written as 16-bit PNGs of model space (format.json)")
         return {}
-    path = params.paths.store(dataset, "train")
+    path = params.paths.clip_stores(dataset).summary
     try:
-        info = read_info(path)
-    except StoreError as exc:
-        log(f"{exc}: 1-channel predictions are written as 16-bit PNGs of model space only (format.json)")
+        stored = json.loads(path.read_text())["train"]["modalities"]
+    except (OSError, ValueError, KeyError) as exc:
+        log(f"{path} unreadable ({exc}): 1-channel predictions are written as 16-bit PNGs of model space only")
         return {}
     log(f"reading the modality encodings of {dataset} from {path}")
-    return {
-        m: frame_format(m, info.modalities[m].channels, info.modalities[m]) for m in modalities if m in info.modalities
-    }
+    return {m: frame_format(m, stored[m].get("channels", 1), stored[m]) for m in modalities if m in stored}
 
 
 def _predict(args) -> int:

@@ -30,17 +30,18 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from syncvp.data.store import ModalityInfo
 from syncvp.io.atomic import atomic_path
 
 FORMAT_FILE = "format.json"
 UINT16_MAX = 65535
 
 
-def frame_format(modality: str, channels: int, info: ModalityInfo | None = None) -> dict[str, Any]:
+def frame_format(modality: str, channels: int, store: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The `format.json` of one modality: from the model's channels and, when known, the clip
-    store's description of the modality (`syncvp.data.store.ModalityInfo`)."""
-    attrs = dict(info.attrs) if info is not None else {}
+    store's description of the modality (its attributes and `kind`, as the dataset's
+    `summary.json` lists them under `<split>.modalities.<modality>`)."""
+    attrs = dict(store or {})
+    kind = attrs.get("kind", "image")
     encoding = attrs.get("encoding")
     if channels == 3:
         return {
@@ -69,9 +70,9 @@ def frame_format(modality: str, channels: int, info: ModalityInfo | None = None)
         "dtype": "uint16",
         "channels": 1,
         "model_space": f"x = v / {UINT16_MAX} * 2 - 1",
-        "store_uint8": f"v / {UINT16_MAX} * 255" if info is None or info.kind == "image" else None,
+        "store_uint8": f"v / {UINT16_MAX} * 255" if kind == "image" else None,
     }
-    if info is not None and info.kind == "field":
+    if kind == "field":
         lo, hi = float(attrs["norm_min"]), float(attrs["norm_max"])
         units = str(attrs.get("units", ""))
         out.update(

@@ -5,18 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from syncvp.data.store import ModalityInfo
 from syncvp.io.model_space import field_to_model
 from syncvp.prediction import formats
 
-DEPTH = ModalityInfo(
-    "depth",
-    "image",
-    1,
-    {"encoding": "inverse_depth", "depth_near": 1.0, "depth_far": 12.0, "meaning": "255 * (1/z - 1/far) ..."},
-)
-T2M = ModalityInfo("t2m", "field", 1, {"units": "K", "norm_min": 250.0, "norm_max": 290.0})
-SEMANTIC = ModalityInfo("semantic", "image", 1, {"encoding": "class_gray", "num_classes": 4, "classes": "a,b,c,d"})
+# as a dataset's summary.json lists its modalities
+DEPTH = {
+    "kind": "image",
+    "channels": 1,
+    "encoding": "inverse_depth",
+    "depth_near": 1.0,
+    "depth_far": 12.0,
+    "meaning": "255 * (1/z - 1/far) ...",
+}
+T2M = {"kind": "field", "channels": 1, "units": "K", "norm_min": 250.0, "norm_max": 290.0}
+SEMANTIC = {"kind": "image", "channels": 1, "encoding": "class_gray", "num_classes": 4, "classes": "a,b,c,d"}
 
 
 def _round_trip(tmp_path, x: np.ndarray, fmt: dict) -> tuple[np.ndarray, dict]:

@@ -331,3 +331,26 @@ def test_a_prediction_reads_back_as_input(files, tmp_path):
     v16 = cv2.imread(str(tmp_path / "out" / "depth" / "traj0" / "0002.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(frames["depth"][-1, ..., 0], np.round(v16 / 257.0).astype(np.uint8))
     assert frames["rgb"].shape == (2, 8, 8, 3)
+
+
+def test_dataset_summary_gives_depth_in_metres(files, tmp_path, monkeypatch, capsys):
+    """With --dataset, format.json takes near/far from the dataset's summary.json (paths.processed)."""
+    import json
+
+    from syncvp.prediction import formats
+
+    summary = tmp_path / "data" / "processed" / "synthetic" / "summary.json"  # params.yaml paths, relative
+    summary.parent.mkdir(parents=True)
+    depth = {"kind": "image", "channels": 1, "encoding": "inverse_depth", "depth_near": 2.0, "depth_far": 10.0}
+    summary.write_text(json.dumps({"train": {"modalities": {"rgb": {"kind": "image", "channels": 3}, "depth": depth}}}))
+    monkeypatch.chdir(tmp_path)
+    assert _run(files, tmp_path, "--dataset", "synthetic") == 0
+    assert f"reading the modality encodings of synthetic from {Path('data/processed/synthetic/summary.json')}" in (
+        capsys.readouterr().out
+    )
+    fmt = formats.read_format(tmp_path / "out" / "depth")
+    assert fmt["physical"] == {"kind": "inverse_depth", "units": "m", "near": 2.0, "far": 10.0}
+    v = cv2.imread(str(tmp_path / "out" / "depth" / "traj0" / "0000.png"), cv2.IMREAD_UNCHANGED)
+    z = formats.to_physical(v, fmt)
+    np.testing.assert_allclose(1 / z, 1 / 10.0 + v / 65535 * (1 / 2.0 - 1 / 10.0))
+    assert z.min() >= 2.0 and z.max() <= 10.0

@@ -17,6 +17,9 @@ import yaml
 from syncvp.config import DatasetConfig, ParamsError, PathsConfig, RolePair, load_params
 from syncvp.config.loader import build, read_yaml
 from syncvp.config.pipeline import expected_pipeline
+from syncvp.progress import ProgressEvent
+
+RESIZE_MODES = ("area", "bilinear", "bicubic", "nearest")  # syncvp.prediction.api.RESIZE_MODES (not imported: torch)
 
 
 def _fanout_yaml(path: str) -> str:
@@ -36,7 +39,11 @@ def _predict_parser(sub) -> None:
     p.add_argument("--input", required=True, help="folder with one subfolder of frame images per modality")
     p.add_argument("--out", required=True, help="output folder: <modality>/traj<k>/<i>.png and prediction.gif")
     p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
-    p.add_argument("--dataset", help="take the trained models of this dataset from `paths.models`")
+    p.add_argument(
+        "--dataset",
+        help="take the trained models of this dataset from `paths.models` (with --model: only the default "
+        "--frames and the depth/field scales of its clip store)",
+    )
     p.add_argument("--model", help="a joint.pt or stage-1 diffusion.pt file (overrides --dataset)")
     p.add_argument(
         "--autoencoders", nargs="+", metavar="MOD=CONTEXT,FUTURE", help="autoencoder files per modality (with --model)"
@@ -45,22 +52,89 @@ def _predict_parser(sub) -> None:
     p.add_argument("--trajectories", type=int, default=1, help="predictions per input (default 1)")
     p.add_argument("--present", help="comma-separated observed modalities (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument(
-        "--resize",
-        choices=("area", "bilinear", "bicubic", "nearest"),
-        help="centre-crop and resize frames of another size (default: refuse them)",
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (CUDA when available, else CPU; as params run.device) | cpu | cuda (default auto)",
     )
+    p.add_argument(
+        "--resize", choices=RESIZE_MODES, help="centre-crop and resize frames of another size (default: refuse them)"
+    )
+
+
+class PredictProgress:
+    """Shows `predict`'s progress events: a tqdm bar of sampling steps on a terminal, otherwise
+    one line per finished chunk (a log stays readable)."""
+
+    def __init__(self, desc: str, stream=None, terminal: bool | None = None):
+        self.desc = desc
+        self.stream = sys.stderr if stream is None else stream
+        self.terminal = self.stream.isatty() if terminal is None else terminal
+        self.bar = None
+        self.lines = 0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        from tqdm.auto import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, desc=self.desc, unit="step", file=self.stream, disable=not self.terminal)
+        self.bar.set_postfix_str(event.message, refresh=False)
+        self.bar.update(event.done - self.bar.n)
+        chunks = int(event.metrics.get("chunks", 1))
+        if not self.terminal and event.total and event.done * chunks % event.total == 0:
+            print(f"{self.desc}: {event.message} done ({event.done}/{event.total} steps)", file=self.stream, flush=True)
+            self.lines += 1
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _device(name: str) -> str:
+    """--device resolved as params `run.device` is (`syncvp.runtime.resolve_device`)."""
+    from syncvp.runtime import resolve_device
+
+    try:
+        return str(resolve_device(name))
+    except RuntimeError:
+        raise ParamsError("--device cuda: no CUDA device is available; pass --device auto or --device cpu") from None
+
+
+def _frame_formats(params, dataset: str | None, modalities, log) -> dict:
+    """{m: PNG format} from the `summary.json` of `dataset`'s clip stores (the depth and field
+    scales; read as JSON: opening a netCDF store would cost seconds)."""
+    import json
+
+    from syncvp.prediction.formats import frame_format
+
+    if dataset is None:
+        log("no --dataset: 1-channel predictions are written as 16-bit PNGs of model space (format.json)")
+        return {}
+    path = params.paths.clip_stores(dataset).summary
+    try:
+        stored = json.loads(path.read_text())["train"]["modalities"]
+    except (OSError, ValueError, KeyError) as exc:
+        log(f"{path} unreadable ({exc}): 1-channel predictions are written as 16-bit PNGs of model space only")
+        return {}
+    log(f"reading the modality encodings of {dataset} from {path}")
+    return {m: frame_format(m, stored[m].get("channels", 1), stored[m]) for m in modalities if m in stored}
 
 
 def _predict(args) -> int:
     from syncvp.prediction.api import predict_folder
     from syncvp.prediction.load import context_role
 
-    params = load_params(args.params)
     for flag, value in (("--frames", args.frames), ("--trajectories", args.trajectories)):
         if value is not None and value < 1:
-            raise ParamsError(f"{flag} must be >= 1, got {value}")
+            raise ParamsError(f"{flag} must be >= 1, got {value} (e.g. {flag} {16 if flag == '--frames' else 1})")
+    device = _device(args.device)
+    params = load_params(args.params)
+    if args.dataset and args.dataset not in params.datasets:
+        raise ParamsError(
+            f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
+            f"pass one of them or another --params"
+        )
     if args.model:
         if not args.autoencoders:
             raise ParamsError("--model needs --autoencoders MOD=CONTEXT,FUTURE for each modality")
@@ -72,8 +146,6 @@ def _predict(args) -> int:
                 raise ParamsError(f"--autoencoders {item!r}: expected MOD=CONTEXT,FUTURE")
             aes[mod] = RolePair(context=ctx, future=fut)
     elif args.dataset:
-        if args.dataset not in params.datasets:
-            raise ParamsError(f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)})")
         paths, mods = params.paths, params.datasets[args.dataset].modalities
         model = paths.joint(args.dataset).model
         role = context_role(model) if model.is_file() else "context"
@@ -85,26 +157,45 @@ def _predict(args) -> int:
             for m in mods
         }
     else:
-        raise ParamsError("pass --dataset (trained models of a dataset) or --model and --autoencoders")
+        raise ParamsError("pass --dataset NAME (trained models of a dataset) or --model FILE and --autoencoders")
     frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)
     if not frames:
-        raise ParamsError("--frames is needed with --model")
+        raise ParamsError("--frames is needed with --model (e.g. --frames 16)")
     present = args.present.split(",") if args.present else None
-    out = predict_folder(
-        args.input,
-        args.out,
-        model=model,
-        autoencoders=aes,
-        sampling=params.sampling,
-        future=frames,
-        trajectories=args.trajectories,
-        present=present,
-        seed=args.seed,
-        device=args.device,
-        resize=args.resize,
-    )
+    unknown = [m for m in present or () if m not in aes]
+    if unknown:
+        raise ParamsError(
+            f"--present {args.present}: {', '.join(map(repr, unknown))} is not a modality of the model "
+            f"({', '.join(aes)}); pass a comma-separated subset, e.g. --present {next(iter(aes))}"
+        )
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    log(f"device: {device} (--device {args.device})")
+    fmts = _frame_formats(params, args.dataset, aes, log)
+    bar = PredictProgress(f"predict ({args.trajectories} trajectory(ies))")
+    try:
+        out = predict_folder(
+            args.input,
+            args.out,
+            model=model,
+            autoencoders=aes,
+            sampling=params.sampling,
+            future=frames,
+            trajectories=args.trajectories,
+            present=present,
+            seed=args.seed,
+            device=device,
+            resize=args.resize,
+            frame_formats=fmts,
+            progress=bar,
+            log=log,
+        )
+    finally:
+        bar.close()
     for m, v in out.items():
-        print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/")
+        print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/ (format.json)")
     print(f"animation: {args.out}/prediction.gif")
     return 0
 

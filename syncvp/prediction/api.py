@@ -2,18 +2,26 @@
 
     frames = read_frames("clip/", predictor)            # clip/<modality>/*.png, sorted by name
     future = predict(predictor, frames, 16, trajectories=2, seed=0)
-    write_prediction("out/", frames, future)            # out/<m>/traj<k>/<i>.png + prediction.gif
+    write_prediction("out/", frames, future)            # out/<m>/traj<k>/<i>.png, format.json, prediction.gif
 
 Frames are uint8 [T, H, W, C] per modality (C from the model's autoencoders: 3 = RGB, 1 = gray).
 Images are read with OpenCV (BGR converted to RGB; a gray modality may be stored as three equal
-channels). Frames of another size are an error unless `resize` names an interpolation: they are
+channels, or as a 1-channel 16-bit PNG such as a written prediction, read at 8 bits: v / 257
+rounded). Frames of another size are an error unless `resize` names an interpolation: they are
 then centre-cropped to the model's aspect ratio and resized (`syncvp.data.transforms`).
+
+Predicted frames are written as `syncvp.prediction.formats` says: RGB as 8-bit RGB PNGs, class
+maps as 8-bit class ids, every other 1-channel modality (depth, fields) as 16-bit PNGs, with
+`format.json` in each modality folder giving the map from PNG values to model space and, when
+the model's clip store is known, to physical units.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import cv2
 import numpy as np
@@ -21,11 +29,15 @@ import torch
 
 from syncvp.config.roles import RolePair
 from syncvp.data.transforms import center_crop, image_to_model, model_to_image, resize_frames
+from syncvp.io.atomic import atomic_dir
+from syncvp.prediction import formats
 from syncvp.prediction.rollout import Predictor
+from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
-from syncvp.viz import save_gif, save_png, to_rgb
+from syncvp.viz import save_gif, to_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+RESIZE_MODES = ("area", "bilinear", "bicubic", "nearest")
 
 
 class PredictionInputError(ValueError):
@@ -36,8 +48,13 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise PredictionInputError(f"{path}: not a readable image")
+    if img.dtype == np.uint16 and img.ndim == 2 and channels == 1:
+        img = np.round(img / 257.0).astype(np.uint8)  # a 16-bit prediction (`formats`) read back at 8 bits
     if img.dtype != np.uint8:
-        raise PredictionInputError(f"{path}: {img.dtype} pixels; 8-bit images are expected")
+        raise PredictionInputError(
+            f"{path}: {img.dtype} pixels with {1 if img.ndim == 2 else img.shape[-1]} channel(s); 8-bit images "
+            f"(or 16-bit 1-channel ones) are expected"
+        )
     img = img[..., None] if img.ndim == 2 else img[..., :3][..., ::-1]  # BGR(A) -> RGB
     if img.shape[-1] == channels:
         return img
@@ -60,11 +77,15 @@ def read_frames(
         spec = predictor.context_autoencoders[m].spec
         sub = folder / m
         if not sub.is_dir():
-            raise PredictionInputError(f"{sub} is missing: put the {m!r} frames there (one image per frame)")
+            raise PredictionInputError(
+                f"{sub} is missing: put the {m!r} frames there (one image per frame), or leave {m} out of "
+                f"--present to predict it unobserved"
+            )
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if len(files) < predictor.context_frames:
             raise PredictionInputError(
-                f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames}"
+                f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames} "
+                f"(the last ones are used): add frames to that folder of --input"
             )
         size = tuple(spec.resolution)
         out[m] = np.stack(
@@ -79,15 +100,41 @@ def _fit(frames: np.ndarray, size: tuple[int, int], resize: str | None, where: P
     if resize is None:
         raise PredictionInputError(
             f"{where}: {frames.shape[1]}x{frames.shape[2]} pixels, the model takes "
-            f"{size[0]}x{size[1]}; resize them or pass resize (e.g. area) to centre-crop and resize"
+            f'{size[0]}x{size[1]}; resize them, or pass --resize area (resize="area" from Python; '
+            f"also {', '.join(RESIZE_MODES[1:])}) to centre-crop and resize"
         )
     fitted = resize_frames(center_crop(frames, size[1] / size[0]), size, resize)
     return fitted.reshape(*fitted.shape[:3], frames.shape[3])
 
 
 @torch.no_grad()
+def predict_model_space(
+    predictor: Predictor,
+    frames: Mapping[str, np.ndarray],
+    future: int,
+    *,
+    trajectories: int = 1,
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
+) -> dict[str, np.ndarray]:
+    """`predict` before rounding: {m: float32 [N, future, H, W, C]} in model space [-1, 1]
+    (`progress`: the rollout's per-step events, `Predictor.rollout`'s `step_progress`)."""
+    context = {m: torch.from_numpy(image_to_model(v)).permute(3, 0, 1, 2)[None] for m, v in frames.items()}
+    gen = torch_generator(seed, "predict", device=str(predictor.device))
+    out = predictor.rollout(
+        context, future, generator=gen, present=frames.keys(), trajectories=trajectories, step_progress=progress
+    )
+    return {m: v[0].permute(0, 2, 3, 4, 1).float().clamp(-1, 1).cpu().numpy() for m, v in out.items()}
+
+
 def predict(
-    predictor: Predictor, frames: Mapping[str, np.ndarray], future: int, *, trajectories: int = 1, seed: int = 0
+    predictor: Predictor,
+    frames: Mapping[str, np.ndarray],
+    future: int,
+    *,
+    trajectories: int = 1,
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
 ) -> dict[str, np.ndarray]:
     """Predict `future` frames of every modality from the observed ones.
 
@@ -95,33 +142,46 @@ def predict(
         frames: {m: uint8 [T, H, W, C]} for the observed modalities (the others start from zeros).
         trajectories: N samples.
         seed: the sampling stream (same seed, same prediction).
+        progress: receives a `ProgressEvent` after every sampling step of every chunk.
 
     Returns:
         {m: uint8 [N, future, H, W, C]} (rounded from model space).
     """
-    context = {m: torch.from_numpy(image_to_model(v)).permute(3, 0, 1, 2)[None] for m, v in frames.items()}
-    gen = torch_generator(seed, "predict", device=str(predictor.device))
-    out = predictor.rollout(context, future, generator=gen, present=frames.keys(), trajectories=trajectories)
-    return {m: model_to_image(v[0].permute(0, 2, 3, 4, 1).float().cpu().numpy(), "round") for m, v in out.items()}
+    out = predict_model_space(predictor, frames, future, trajectories=trajectories, seed=seed, progress=progress)
+    return {m: model_to_image(v, "round") for m, v in out.items()}
 
 
 def write_prediction(
-    out_dir: str | Path, frames: Mapping[str, np.ndarray], future: Mapping[str, np.ndarray], fps: float = 4.0
+    out_dir: str | Path,
+    frames: Mapping[str, np.ndarray],
+    future: Mapping[str, np.ndarray],
+    fps: float = 4.0,
+    frame_formats: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Path]:
-    """`out_dir/<m>/traj<k>/<i>.png` per predicted frame and `prediction.gif`: one column per
-    modality, one row per trajectory, the observed frames first (black where unobserved)."""
+    """`out_dir/<m>/traj<k>/<i>.png` per predicted frame, `out_dir/<m>/format.json` and
+    `prediction.gif`: one column per modality, one row per trajectory, the observed frames first
+    (black where unobserved).
+
+    Args:
+        future: {m: [N, T, H, W, C]}, float32 in model space (`predict_model_space`) or uint8
+            (`predict`).
+        frame_formats: {m: `syncvp.prediction.formats.frame_format`}; default: from the channels
+            alone (no physical units).
+    """
     out_dir = Path(out_dir)
+    future = {m: image_to_model(v) if v.dtype == np.uint8 else v for m, v in future.items()}
     written = []
     for m, video in future.items():
-        for k, traj in enumerate(video):
-            written += [
-                save_png(out_dir / m / f"traj{k}" / f"{i:04d}.png", to_rgb(f[None])[0]) for i, f in enumerate(traj)
-            ]
+        fmt = (frame_formats or {}).get(m) or formats.frame_format(m, video.shape[-1])
+        values = formats.png_values(video, fmt)
+        for k, traj in enumerate(values):
+            written += [formats.write_png(out_dir / m / f"traj{k}" / f"{i:04d}.png", f) for i, f in enumerate(traj)]
+        written.append(formats.write_format(out_dir / m, fmt))
     rows = []
     for k in range(next(iter(future.values())).shape[0]):
         cols = []
         for m, video in future.items():
-            pred = to_rgb(video[k])
+            pred = to_rgb(model_to_image(video[k], "round"))
             seen = to_rgb(frames[m]) if m in frames else np.zeros((0, *pred.shape[1:]), np.uint8)
             cols.append(np.concatenate([seen, pred]))
         t = max(len(c) for c in cols)
@@ -129,6 +189,17 @@ def write_prediction(
         rows.append(np.concatenate(cols, axis=2))
     written.append(save_gif(out_dir / "prediction.gif", np.concatenate(rows, axis=1), fps=fps, scale=2))
     return written
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """`out_dir` must be new, empty, or an earlier prediction (it is replaced as a whole)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PredictionInputError(f"--out {out_dir} is a file: pass a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "prediction.gif").is_file():
+        raise PredictionInputError(
+            f"--out {out_dir} holds files that are not a prediction (it would be replaced): pass a new folder"
+        )
 
 
 def predict_folder(
@@ -144,21 +215,54 @@ def predict_folder(
     seed: int = 0,
     device: str = "cpu",
     resize: str | None = None,
+    frame_formats: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: ProgressFn = no_progress,
+    log: Callable[[str], Any] = lambda line: None,
 ) -> dict[str, np.ndarray]:
-    """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`.
+    """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`
+    (written to a temporary folder, then renamed: an earlier prediction there is replaced whole,
+    any other non-empty folder is refused before anything is loaded).
 
     Args:
         model: a joint (or stage-1) diffusion-model file; autoencoders: {m: RolePair of its
             context and future autoencoder files}.
         sampling: the `sampling` params section.
+        frame_formats: how each modality's PNGs are written (`write_prediction`).
+        progress: a `ProgressEvent` after every sampling step (`Predictor.rollout`'s `step_progress`).
+        log: receives a line for each thing loaded or read.
 
     Returns:
         the predictions {m: uint8 [N, future, H, W, C]}.
     """
     from syncvp.prediction.load import load_predictor
 
-    predictor = load_predictor(model, autoencoders, sampling, device=device, quantize=autoencoders.keys())
+    if resize is not None and resize not in RESIZE_MODES:
+        raise PredictionInputError(f"--resize {resize!r}: expected one of {', '.join(RESIZE_MODES)}")
+    check_out_dir(out_dir)
+    log(f"loading {model} on {device}")
+    for m, pair in autoencoders.items():
+        same = Path(pair.context) == Path(pair.future)
+        log(
+            f"loading the {m} autoencoder {pair.future}"
+            if same
+            else f"loading the {m} autoencoders {pair.context} (context), {pair.future} (future)"
+        )
+    predictor = load_predictor(model, autoencoders, sampling, device=device)
+    fmts = {
+        m: (frame_formats or {}).get(m) or formats.frame_format(m, predictor.future_autoencoders[m].spec.channels)
+        for m in predictor.modalities
+    }
+    # 8-bit modalities snap to their PNG levels after each chunk (as written and read back);
+    # 16-bit ones keep the model's precision
+    predictor = dataclasses.replace(predictor, quantize=frozenset(m for m in fmts if fmts[m]["dtype"] == "uint8"))
     frames = read_frames(input_dir, predictor, present, resize)
-    out = predict(predictor, frames, future, trajectories=trajectories, seed=seed)
-    write_prediction(out_dir, frames, out)
-    return out
+    chunks = math.ceil(future / predictor.future_frames)
+    log(
+        f"read {', '.join(f'{m} {len(v)}' for m, v in frames.items())} frames from {input_dir}; predicting "
+        f"{future} frames x {trajectories} trajectory(ies) in {chunks} chunk(s) of {predictor.future_frames}, "
+        f"{sampling.method} {sampling.steps} step(s) each"
+    )
+    out = predict_model_space(predictor, frames, future, trajectories=trajectories, seed=seed, progress=progress)
+    with atomic_dir(out_dir) as tmp:
+        write_prediction(tmp, frames, out, frame_formats=fmts)
+    return {m: model_to_image(v, "round") for m, v in out.items()}

@@ -164,9 +164,11 @@ class Predictor:
         present: frozenset[str],
         generator: torch.Generator,
         batch: int | None = None,
+        progress: ProgressFn | None = None,
     ) -> dict[str, Tensor]:
         """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames
-        (`batch`: B, used only when no modality is present)."""
+        (`batch`: B, used only when no modality is present; `progress`: the sampler's
+        ProgressEvent("sample", step, steps) after every step)."""
         device = self.device
         cond = {}
         for m in self.modalities:
@@ -198,7 +200,12 @@ class Predictor:
         like = {m: torch.zeros(shape, device=device) for m, shape in shapes.items()}
         bounds = {m: self.target.bounds(m, like[m], cond[m]) for m in self.modalities}
         out = self.sampler.sample(
-            self._denoiser(cond, present), shapes, generator=generator, device=device, x0_bounds=bounds
+            self._denoiser(cond, present),
+            shapes,
+            generator=generator,
+            device=device,
+            x0_bounds=bounds,
+            progress=progress,
         )
         chunk = {}
         for m in self.modalities:
@@ -229,6 +236,7 @@ class Predictor:
         trajectories: int = 1,
         progress: ProgressFn = no_progress,
         batch: int | None = None,
+        step_progress: ProgressFn | None = None,
     ) -> dict[str, Tensor]:
         """Predict `frames` future frames of every modality.
 
@@ -243,6 +251,9 @@ class Predictor:
             progress: receives ProgressEvent("rollout", frames done, frames).
             batch: the number of videos B when no modality is present (e.g. a stage-1 model of an
                 unobserved modality: unconditional first chunk); ignored otherwise.
+            step_progress: receives ProgressEvent("predict", steps done, chunks x steps,
+                message="chunk k/n", metrics={"chunk": k, "chunks": n}) after every sampling
+                step of every chunk (the N trajectories are one batch: they advance together).
 
         Returns:
             {m: [B, N, C, frames, H, W]} in model space, on the model's device.
@@ -262,8 +273,24 @@ class Predictor:
         }
         predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
         done = 0
+        chunks = -(-frames // self.future_frames)
         while done < frames:
-            chunk = self.predict_chunk(ctx, present, generator, batch=batch * trajectories)
+            k = done // self.future_frames
+            on_step = None
+            if step_progress is not None:
+
+                def on_step(e: ProgressEvent, k: int = k) -> None:
+                    step_progress(
+                        ProgressEvent(
+                            "predict",
+                            k * e.total + e.done,
+                            chunks * e.total,
+                            metrics={"chunk": k + 1, "chunks": chunks},
+                            message=f"chunk {k + 1}/{chunks}",
+                        )
+                    )
+
+            chunk = self.predict_chunk(ctx, present, generator, batch=batch * trajectories, progress=on_step)
             for m in self.modalities:
                 predicted[m].append(chunk[m])
                 before = ctx[m] if m in ctx else chunk[m][:, :, :0]

@@ -13,6 +13,7 @@ import pytest
 import syncvp
 from syncvp.__main__ import main
 from syncvp.config import RolePair
+from syncvp.io.model_space import model_to_image
 from tests.evaluation.conftest import write_models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +96,10 @@ def test_predict_api_is_deterministic_and_missing_modality_runs(files, tmp_path)
     "change, message",
     [
         (lambda d: [p.unlink() for p in (d / "rgb").glob("*.png")] and (d / "rgb").rmdir(), "rgb is missing"),
-        (lambda d: [p.unlink() for p in sorted((d / "depth").glob("*.png"))[1:]], "needs at least 2"),
+        (
+            lambda d: [p.unlink() for p in sorted((d / "depth").glob("*.png"))[1:]],
+            "needs at least 2 (the last ones are used): add frames to that folder of --input",
+        ),
         (
             lambda d: cv2.imwrite(
                 str(d / "depth" / "009.png"),
@@ -146,3 +150,207 @@ def test_resize_fits_other_sizes(files, tmp_path):
         == 0
     )
     assert len(list((tmp_path / "out" / "rgb" / "traj0").glob("*.png"))) == 2
+
+
+def _run(files, tmp_path, *extra: str, frames: str = "5") -> int:
+    inputs = _frames(tmp_path / "in")
+    return main(["predict", *files, "--input", str(inputs), "--out", str(tmp_path / "out"), "--frames", frames, *extra])
+
+
+def _sampling(steps: int):
+    from syncvp.config import load_params
+
+    return dataclasses.replace(load_params(REPO / "params.yaml").sampling, steps=steps)
+
+
+def test_progress_events_count_every_step_of_every_chunk(files, tmp_path):
+    """5 frames in chunks of 3 = 2 chunks, 4 DDIM steps each: 8 events, 1..8 of 8."""
+    events = []
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
+    syncvp.predict_folder(
+        _frames(tmp_path / "in"),
+        tmp_path / "out",
+        model=model,
+        autoencoders=aes,
+        sampling=_sampling(4),
+        future=5,
+        trajectories=2,
+        progress=events.append,
+    )
+    assert [(e.done, e.total) for e in events] == [(i, 8) for i in range(1, 9)]
+    assert [e.message for e in events] == ["chunk 1/2"] * 4 + ["chunk 2/2"] * 4
+
+
+def test_progress_bar_on_a_terminal_and_lines_in_a_log():
+    import io
+
+    from syncvp.__main__ import PredictProgress
+    from syncvp.progress import ProgressEvent
+
+    events = [
+        ProgressEvent(
+            "predict", i, 6, metrics={"chunk": (i - 1) // 3 + 1, "chunks": 2}, message=f"chunk {(i - 1) // 3 + 1}/2"
+        )
+        for i in range(1, 7)
+    ]
+    stream = io.StringIO()
+    bar = PredictProgress("predict", stream=stream, terminal=True)
+    for e in events:
+        bar(e)
+    assert bar.bar.n == 6 and bar.bar.total == 6 and bar.lines == 0
+    bar.close()
+    assert "6/6" in stream.getvalue() and "chunk 2/2" in stream.getvalue()
+
+    stream = io.StringIO()
+    log = PredictProgress("predict", stream=stream, terminal=False)
+    for e in events:
+        log(e)
+    log.close()
+    assert stream.getvalue().splitlines() == [
+        "predict: chunk 1/2 done (3/6 steps)",
+        "predict: chunk 2/2 done (6/6 steps)",
+    ]
+
+
+def test_predict_cli_reports_loading_and_chunks(files, tmp_path, capsys):
+    assert _run(files, tmp_path, "--device", "cpu") == 0
+    out, err = capsys.readouterr()
+    assert "device: cpu (--device cpu)" in out
+    assert f"loading {files[3]} on cpu" in out
+    assert "predicting 5 frames x 1 trajectory(ies) in 2 chunk(s) of 3" in out
+    # the repo's sampling section (steps: 1): one step per chunk; stderr is not a terminal here
+    assert [line for line in err.splitlines() if "done" in line] == [
+        "predict (1 trajectory(ies)): chunk 1/2 done (1/2 steps)",
+        "predict (1 trajectory(ies)): chunk 2/2 done (2/2 steps)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--frames", "0"), "error: --frames must be >= 1, got 0 (e.g. --frames 16)\n"),
+        (("--frames", "-3"), "error: --frames must be >= 1, got -3 (e.g. --frames 16)\n"),
+        (
+            ("--frames", "2", "--trajectories", "0"),
+            "error: --trajectories must be >= 1, got 0 (e.g. --trajectories 1)\n",
+        ),
+        (
+            ("--frames", "2", "--present", "rgb,semantic"),
+            "error: --present rgb,semantic: 'semantic' is not a modality of the model (rgb, depth); "
+            "pass a comma-separated subset, e.g. --present rgb\n",
+        ),
+    ],
+)
+def test_predict_cli_flag_errors_are_exact(files, tmp_path, capsys, extra, message):
+    inputs = _frames(tmp_path / "in")
+    assert main(["predict", *files, "--input", str(inputs), "--out", str(tmp_path / "out"), *extra]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_size_error_names_the_resize_flag(files, tmp_path, capsys):
+    inputs = _frames(tmp_path / "in", size=16)
+    assert main(["predict", *files, "--input", str(inputs), "--out", str(tmp_path / "out"), "--frames", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "16x16 pixels, the model takes 8x8; resize them, or pass --resize area" in err
+    assert "also bilinear, bicubic, nearest) to centre-crop and resize" in err
+
+
+def test_out_folder_of_other_files_is_refused_and_a_prediction_is_replaced(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _run(files, tmp_path) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {out} holds files that are not a prediction (it would be replaced): pass a new folder\n"
+    )
+    (out / "notes.txt").unlink()
+    assert _run(files, tmp_path, frames="5") == 0
+    assert _run(files, tmp_path, frames="2") == 0  # a shorter prediction replaces the longer one whole
+    assert len(list((out / "rgb" / "traj0").glob("*.png"))) == 2
+
+
+def test_device_defaults_to_auto_as_run_device(monkeypatch, capsys):
+    import argparse
+
+    import torch
+
+    from syncvp.__main__ import RESIZE_MODES, _device, _predict_parser
+    from syncvp.prediction import api
+    from syncvp.runtime import resolve_device
+
+    parser = argparse.ArgumentParser()
+    _predict_parser(parser.add_subparsers())
+    args = parser.parse_args(["predict", "--input", "i", "--out", "o"])
+    assert args.device == "auto"
+    assert _device("auto") == str(resolve_device("auto"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _device("auto") == "cpu"
+    with pytest.raises(Exception, match=r"^--device cuda: no CUDA device is available; pass --device auto or"):
+        _device("cuda")
+    assert RESIZE_MODES == api.RESIZE_MODES
+
+
+def test_depth_is_a_16_bit_png_with_format_json(files, tmp_path):
+    from syncvp.prediction import formats
+
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
+    inputs = _frames(tmp_path / "in")
+    out = syncvp.predict_folder(
+        inputs, tmp_path / "out", model=model, autoencoders=aes, sampling=_sampling(2), future=4, trajectories=2
+    )
+    depth = tmp_path / "out" / "depth"
+    fmt = formats.read_format(depth)
+    assert (fmt["png"], fmt["dtype"], fmt["channels"]) == ("gray16", "uint16", 1) and "physical" not in fmt
+    png = cv2.imread(str(depth / "traj1" / "0003.png"), cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint16 and png.shape == (8, 8)
+    x = formats.model_values(png[..., None], fmt)
+    # the returned uint8 frames are the same prediction rounded to 8 bits
+    assert np.abs(model_to_image(x).astype(int) - out["depth"][1, 3].astype(int)).max() <= 1
+    rgb = cv2.imread(str(tmp_path / "out" / "rgb" / "traj1" / "0003.png"), cv2.IMREAD_UNCHANGED)
+    assert rgb.dtype == np.uint8 and rgb.shape == (8, 8, 3)
+    np.testing.assert_array_equal(rgb[..., ::-1], out["rgb"][1, 3])
+
+
+def test_a_prediction_reads_back_as_input(files, tmp_path):
+    """The written frames (16-bit depth included) are valid input: depth is read at 8 bits (v / 257)."""
+    from syncvp.prediction.api import read_frames
+    from syncvp.prediction.load import load_predictor
+
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
+    syncvp.predict_folder(
+        _frames(tmp_path / "in"), tmp_path / "out", model=model, autoencoders=aes, sampling=_sampling(1), future=3
+    )
+    again = tmp_path / "again"
+    for m in ("rgb", "depth"):
+        (again / m).mkdir(parents=True)
+        for p in sorted((tmp_path / "out" / m / "traj0").glob("*.png")):
+            (again / m / p.name).write_bytes(p.read_bytes())
+    predictor = load_predictor(model, aes, _sampling(1))
+    frames = read_frames(again, predictor)
+    v16 = cv2.imread(str(tmp_path / "out" / "depth" / "traj0" / "0002.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(frames["depth"][-1, ..., 0], np.round(v16 / 257.0).astype(np.uint8))
+    assert frames["rgb"].shape == (2, 8, 8, 3)
+
+
+def test_dataset_summary_gives_depth_in_metres(files, tmp_path, monkeypatch, capsys):
+    """With --dataset, format.json takes near/far from the dataset's summary.json (paths.processed)."""
+    import json
+
+    from syncvp.prediction import formats
+
+    summary = tmp_path / "data" / "processed" / "synthetic" / "summary.json"  # params.yaml paths, relative
+    summary.parent.mkdir(parents=True)
+    depth = {"kind": "image", "channels": 1, "encoding": "inverse_depth", "depth_near": 2.0, "depth_far": 10.0}
+    summary.write_text(json.dumps({"train": {"modalities": {"rgb": {"kind": "image", "channels": 3}, "depth": depth}}}))
+    monkeypatch.chdir(tmp_path)
+    assert _run(files, tmp_path, "--dataset", "synthetic") == 0
+    assert f"reading the modality encodings of synthetic from {Path('data/processed/synthetic/summary.json')}" in (
+        capsys.readouterr().out
+    )
+    fmt = formats.read_format(tmp_path / "out" / "depth")
+    assert fmt["physical"] == {"kind": "inverse_depth", "units": "m", "near": 2.0, "far": 10.0}
+    v = cv2.imread(str(tmp_path / "out" / "depth" / "traj0" / "0000.png"), cv2.IMREAD_UNCHANGED)
+    z = formats.to_physical(v, fmt)
+    np.testing.assert_allclose(1 / z, 1 / 10.0 + v / 65535 * (1 / 2.0 - 1 / 10.0))
+    assert z.min() >= 2.0 and z.max() <= 10.0

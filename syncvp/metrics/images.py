@@ -5,6 +5,9 @@ Videos are [B, C, T, H, W]. Image metrics score uint8 frames, as SyncVP does:
 - predictions (float, model space [-1, 1]) are clamped and quantised by `quantise`:
   "truncate" is the paper's `((x + 1) * 127.5).type(torch.uint8)`, "round" rounds to nearest;
   uint8 input (e.g. copies of GT frames) passes through unchanged;
+- `snap` gives the model-space values of those uint8 frames (`k / 127.5 - 1`, a rollout's fed-back
+  context); never truncate them again: for 63 of the 256 levels float32 `(k / 127.5 - 1 + 1) * 127.5`
+  is just below k, so scoring keeps the decoder's floats and quantises them once;
 - ground truth is always converted with rounding (`ground_truth`): GT comes from uint8 frames
   (`x / 127.5 - 1`), and truncation would turn some values into value - 1 through float error.
 

@@ -5,7 +5,9 @@ reports the same metrics without its couplings. They differ exactly here, and no
 
 | step | `paper` | `standard` |
 | --- | --- | --- |
-| predictions -> uint8 | truncation (`.type(torch.uint8)`) | rounding |
+| predictions -> uint8 | truncation (`.type(torch.uint8)`) of the decoder output | rounding |
+| rollout context (fed back) | the truncated frames | the rounded frames |
+| gray modality, 3-channel network | 3 channels vs GT replicated | averaged to 1 channel |
 | min-max before SSIM and L2 | whole batch tensor, pred and GT separately | none: fixed range x / 255 |
 | over N trajectories | best of N (max SSIM/PSNR, min LPIPS/L2/L1) | best of N and mean over N |
 | over videos | mean of per-batch means (a short last batch weighs as a full one) | mean over videos |
@@ -22,6 +24,10 @@ by ~1e-6); L2, PSNR and L1 in float64. The cross-modal `alignment` of a pair of 
 (`syncvp.metrics.alignment`) scores the quantised predictions of both, per mode, under the
 modality key "<a>+<b>". `Protocol(scope="video")` (each video normalised by its
 own min and max) is available for a per-video variant of the min-max.
+
+Since the modes feed different frames back, `score_batch` takes either one set of trajectories
+(scored by every mode) or one per `Protocol.quantisation` (`Predictor.rollouts`), each mode scoring
+its own.
 """
 
 from __future__ import annotations

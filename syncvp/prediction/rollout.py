@@ -10,6 +10,13 @@ the requested number of frames exists; the last chunk is cut to length.
 A modality outside `present` has no observed context: its conditioning is zeros (as trained with
 modality dropout) until `context_frames` of its frames have been predicted (after the first chunk
 unless chunks are shorter than the context); from then on it is conditioned on its own predictions. N trajectories per video run as one batch.
+
+What is fed back: an image modality (`quantize`) is fed back as uint8 frames read back,
+`k / 127.5 - 1`, with k the rounded or (the paper's `((1 + x) * 127.5).type(torch.uint8)`)
+truncated level of the decoded chunk, at the modality's channels or, for a gray modality through a
+3-channel network (`gray_to_rgb`), at the network's 3 channels (`syncvp.metrics.images.Quantisation`).
+`rollouts` runs one rollout per quantisation, sharing the first chunk (see there); `rollout` is the
+rounded one.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ class Predictor:
         model: a `JointUNet` over every modality, or a stage-1 `TriplaneUNet` (one modality).
         sampler: the reverse process (its `same_noise` shares noise between modalities).
         guidance_weight: w of modality guidance (joint) or classifier-free guidance (single).
-        quantize: modalities snapped to uint8 levels after each chunk (image modalities).
+        quantize: modalities fed back as uint8 frames after each chunk (image modalities).
         batched_guidance: run the guidance passes as one batched call.
         context_encoder: how context frames become the conditioning latent ("context": the
             context autoencoder; "future": the future autoencoder on the held context).

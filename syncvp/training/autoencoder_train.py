@@ -32,7 +32,6 @@ from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import read_info
 from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
-from syncvp.prediction.rollout import network_view
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
@@ -46,6 +45,7 @@ from syncvp.training.loop import fit
 from syncvp.training.perceptual import load_lpips_vgg
 from syncvp.training.reconstruction import (
     held_out_clips,
+    network_view,
     paper_reconstruction_metrics,
     reconstruct_all,
     reconstruction_grid,

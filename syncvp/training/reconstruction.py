@@ -14,6 +14,8 @@ reconstruction, each a mean of per-batch means; a gray modality of a 3-channel n
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +29,7 @@ from syncvp.data.store import ModalityInfo
 from syncvp.io.model_space import model_to_field, model_to_image
 from syncvp.metrics.images import frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.ssim_psnr import psnr, ssim
+from syncvp.models.autoencoder import TriplaneAutoencoder
 
 Reconstruct = Callable[[Tensor], Tensor]  # [B, C, T, H, W] -> same, both in [-1, 1]
 
@@ -60,6 +63,17 @@ def reconstruction_metrics(inputs: Tensor, recons: Tensor) -> dict[str, float]:
         "ssim": float(ssim(frames_x, frames_y).view(n, t).mean(dim=1).mean()),
         "l1": float((inputs.double() - recons.double()).abs().mean()),
     }
+
+
+def network_view(model: TriplaneAutoencoder) -> TriplaneAutoencoder:
+    """`model` decoding at its network's channels (3 for a gray modality with `gray_to_rgb`, not
+    averaged), sharing its parameters; `model` itself otherwise. (The rollout has the same view,
+    `syncvp.prediction.rollout.network_view`: training does not import prediction.)"""
+    if model.spec.net_channels == model.spec.channels:
+        return model
+    view = copy.copy(model)  # a shallow copy: the same submodules and parameters, its own `spec`
+    view.spec = dataclasses.replace(model.spec, channels=model.spec.net_channels)
+    return view
 
 
 def paper_reconstruction_metrics(inputs: Tensor, recons: Tensor, batch_size: int) -> dict[str, float]:

@@ -1,13 +1,17 @@
 """The paper's autoencoder scores: truncated uint8 reconstructions, batch min-max SSIM, float PSNR,
-means of per-batch means, and 3-channel reconstructions of a gray modality."""
+means of per-batch means, and 3-channel reconstructions of a gray modality (`network_view`)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from syncvp.training.reconstruction import paper_reconstruction_metrics, reconstruction_metrics
+from syncvp.models.autoencoder import TriplaneAutoencoder
+from syncvp.training.reconstruction import network_view, paper_reconstruction_metrics, reconstruction_metrics
+from tests.prediction.conftest import autoencoder
 
 
 def clips(seed: int, n: int = 4, c: int = 3, lo: int = 10, hi: int = 240) -> torch.Tensor:
@@ -49,3 +53,20 @@ def test_three_channel_reconstruction_of_a_gray_modality():
         assert same[key] == pytest.approx(one[key], abs=1e-9)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         paper_reconstruction_metrics(x, y, batch_size=0)
+
+
+def test_network_view_decodes_a_gray_modality_at_three_channels():
+    spec = autoencoder(1, 3, seed=0).spec
+    torch.manual_seed(0)
+    model = TriplaneAutoencoder(
+        dataclasses.replace(spec, config=dataclasses.replace(spec.config, gray_to_rgb=True))
+    ).eval()
+    view = network_view(model)
+    assert view is not model and view.decoder is model.decoder and model.spec.channels == 1
+    with torch.no_grad():
+        latent = model.encode(torch.rand(2, 1, 3, 8, 8, generator=torch.Generator().manual_seed(4)) * 2 - 1)
+        wide = view.decode(latent)
+        assert wide.shape[1] == 3 and not torch.equal(wide[:, 0], wide[:, 2])
+        torch.testing.assert_close(wide.mean(dim=1, keepdim=True), model.decode(latent))
+    plain = autoencoder(1, 3, seed=0)
+    assert network_view(plain) is plain

@@ -31,6 +31,7 @@ from syncvp.evaluation import references
 from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, GROUND_TRUTH, SINGLE, EvaluationPlan, Setting
 from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
+from syncvp.metrics.images import Quantisation
 from syncvp.metrics.plan import MetricModels, load_models
 from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, score_batch
 from syncvp.metrics.weather import FieldSpec
@@ -92,31 +93,46 @@ def add_context_noise(x: Tensor, sigma: float, generator: torch.Generator) -> Te
     return (x + (sigma / 127.5) * noise.to(x.device)).clamp(-1.0, 1.0)
 
 
+def quantisations(plan: EvaluationPlan) -> tuple[Quantisation, ...]:
+    """The fed-back quantisations of the configured modes (one rollout each, `Predictor.rollouts`)."""
+    return tuple(dict.fromkeys(p.quantisation for p in protocols(plan)))
+
+
 def _predict(
     plan: EvaluationPlan, setting: Setting, context: dict[str, Tensor], index: int, progress: ProgressFn
-) -> dict[str, Tensor]:
-    """{m: [B, N, C, rollout, H, W]} on the CPU."""
+) -> dict[Quantisation, dict[str, Tensor]]:
+    """{q: {m: [B, N, C, rollout, H, W]}} on the CPU, one rollout per fed-back quantisation."""
     predictors, _ = networks(plan)
     n, frames, seed = plan.evaluate.trajectories, plan.config.rollout_frames, plan.evaluate.seed
+    qs = quantisations(plan)
     if "joint" in plan.model_files:
         gen = torch_generator(seed, "rollout", index, device=plan.device)
-        out = predictors["joint"].rollout(
-            context, frames, generator=gen, present=setting.present, trajectories=n, progress=progress
+        out = predictors["joint"].rollouts(
+            context, frames, generator=gen, quantisations=qs, present=setting.present, trajectories=n, progress=progress
         )
     else:  # stage-1 models: each modality from its own context only
-        out = {}
+        out = {q: {} for q in qs}
         for m in plan.model_files:
             predictor = predictors[m]
             gen = torch_generator(seed, "rollout", index, m, device=plan.device)
-            out.update(predictor.rollout({m: context[m]}, frames, generator=gen, trajectories=n, progress=progress))
-    return {m: v.float().cpu() for m, v in out.items()}
+            runs = predictor.rollouts(
+                {m: context[m]}, frames, generator=gen, quantisations=qs, trajectories=n, progress=progress
+            )
+            for q in qs:
+                out[q].update(runs[q])
+    return {q: {m: v.float().cpu() for m, v in run.items()} for q, run in out.items()}
+
+
+def _split(plan: EvaluationPlan, pred: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """{m: [B, N, ...]} -> N trajectories {m: [B, ...]}."""
+    return [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
 
 
 def _score(
     plan: EvaluationPlan,
     clips: dict[str, Tensor],
     valid: Tensor | None,
-    trajectories: list[dict],
+    trajectories: list[dict] | dict[Quantisation, list[dict]],
     ids: tuple[str, ...],
     pairs_only: bool = False,
 ) -> BatchResult:
@@ -139,9 +155,10 @@ def _score(
 
 def trajectories(
     plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int, progress: ProgressFn = no_progress
-) -> list[dict[str, Tensor]]:
+) -> list[dict[str, Tensor]] | dict[Quantisation, list[dict[str, Tensor]]]:
     """The setting's predictions of batch `index`: N trajectories {m: [B, C, rollout_frames, H, W]}
-    (one for copy_last, flow, autoencoder and ground_truth)."""
+    (one for copy_last, flow and ground_truth), or for model rollouts and the autoencoder ceiling
+    such trajectories per fed-back quantisation (`quantisations`; `score_batch` scores each mode on its own)."""
     if setting.source == BASELINE:
         return [references.copy_last(plan, clips)]
     if setting.source == FLOW:
@@ -154,19 +171,19 @@ def trajectories(
             m: next(p.future_autoencoders[m] for p in predictors.values() if m in p.future_autoencoders)
             for m in plan.modalities
         }
-        return [references.autoencoder_ceiling(plan, future, clips)]
+        return {q: [run] for q, run in references.autoencoder_ceiling(plan, future, clips, quantisations(plan)).items()}
     tc = plan.config.context_frames
     context = {m: clips[m][:, :, :tc] for m in setting.present}
     if setting.source == SINGLE:
-        pred = references.single_predictions(plan, predictors, setting, context, index, progress)
+        runs = references.single_predictions(plan, predictors, setting, context, index, quantisations(plan), progress)
     else:
         if setting.noise is not None:
             m, sigma = setting.noise
             context[m] = add_context_noise(
                 context[m], sigma, torch_generator(plan.evaluate.seed, "context-noise", index)
             )
-        pred = _predict(plan, setting, context, index, progress)
-    return [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
+        runs = _predict(plan, setting, context, index, progress)
+    return {q: _split(plan, run) for q, run in runs.items()}
 
 
 def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: ProgressFn = no_progress) -> Path:
@@ -178,9 +195,17 @@ def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: Prog
     pairs_only = setting.source == GROUND_TRUTH
     result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop), pairs_only=pairs_only)
     if not pairs_only:
-        _save_samples(plan, setting.label, index, trajs[0])
+        _save_samples(plan, setting.label, index, _sample_run(trajs)[0])
     result.save(plan.batch_file(setting.label, index))
     return plan.batch_file(setting.label, index)
+
+
+def _sample_run(trajs: list[dict] | dict[Quantisation, list[dict]]) -> list[dict]:
+    """The trajectories the sample grid shows: the modality-channel run (rounded if there is one)."""
+    if not isinstance(trajs, dict):
+        return trajs
+    ranked = sorted(trajs, key=lambda q: (q.network_channels, q.rounding != "round"))
+    return trajs[ranked[0]]
 
 
 def run_baseline(plan: EvaluationPlan, index: int) -> Path:

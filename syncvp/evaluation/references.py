@@ -10,34 +10,40 @@
 - `flow`: the last GT context frame carried along its optical flow from the previous one, frame k
   warped back by k times the flow (`syncvp.models.context.flow_extrapolate`, the extrapolation a
   model with `diffusion.context_extrapolation: flow` starts from), over the whole rollout at once;
-  image modalities on uint8 levels as predictions are.
+  floats, quantised by each mode's rounding when scored, as predictions are.
 - `autoencoder`: the GT future cut into chunks of `future_frames`, each through the modality's
   future autoencoder, decode(encode(chunk)), clamped; a short last chunk is padded by repeating
-  its last GT frame and cut back after decoding. Image modalities are snapped to uint8 levels as
-  predictions are. The ceiling of any latent model (its error is the autoencoder's alone).
+  its last GT frame and cut back after decoding, clamped, not quantised (each mode quantises it
+  with its rounding when scoring, and a gray modality of a 3-channel network is decoded at 3
+  channels for a mode with `network_channels`, as predictions are). The ceiling of any latent
+  model (its error is the autoencoder's alone).
 - `ground_truth`: the GT future frames themselves (uint8), scored only for `alignment`.
 
 Every function returns model-space (or uint8) videos {m: [B, C, rollout_frames, H, W]}, or for
-stage-1 predictions [B, N, C, rollout_frames, H, W], on the CPU.
+stage-1 predictions [B, N, C, rollout_frames, H, W], on the CPU; stage-1 predictions and the
+autoencoder ceiling come per fed-back quantisation ({Quantisation: ...}, one per mode's).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 from syncvp.evaluation.plan import EvaluationPlan, Setting
-from syncvp.metrics.images import ground_truth
+from syncvp.metrics.images import Quantisation, ground_truth
 from syncvp.metrics.protocol import copy_last_frame
 from syncvp.models.autoencoder import TriplaneAutoencoder
 from syncvp.models.context import flow_extrapolate
-from syncvp.prediction import Predictor, quantize_uint8
+from syncvp.prediction import Predictor
+from syncvp.prediction.rollout import network_view
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
 
 # (fingerprint, device, batch) -> {(modality, observed): [B, N, C, T, H, W]}: one batch's stage-1
 # predictions, shared by its single-<condition> settings (the flow runs the settings of a batch together)
-_PARTS: dict[tuple[str, str, int], dict[tuple[str, bool], Tensor]] = {}
+_PARTS: dict[tuple[str, str, int], dict[tuple, dict[Quantisation, Tensor]]] = {}
 
 
 def single_rollout(
@@ -46,23 +52,25 @@ def single_rollout(
     modality: str,
     context: Tensor | None,
     index: int,
+    quantisations: Sequence[Quantisation] = (Quantisation(),),
     progress: ProgressFn = no_progress,
-) -> Tensor:
+) -> dict[Quantisation, Tensor]:
     """One modality by its stage-1 predictor from its GT context [B, C, T_c, H, W] (None: unobserved)
-    -> [B, N, C, rollout_frames, H, W] on the CPU."""
+    -> {q: [B, N, C, rollout_frames, H, W]} on the CPU, one rollout per fed-back quantisation."""
     gen = torch_generator(plan.evaluate.seed, "rollout", index, modality, device=plan.device)
     batch = plan.batches[index][1] - plan.batches[index][0]
     ctx, present = ({modality: context}, (modality,)) if context is not None else ({}, ())
-    out = predictor.rollout(
+    out = predictor.rollouts(
         ctx,
         plan.config.rollout_frames,
         generator=gen,
+        quantisations=quantisations,
         present=present,
         trajectories=plan.evaluate.trajectories,
         progress=progress,
         batch=batch,
     )
-    return out[modality].float().cpu()
+    return {q: run[modality].float().cpu() for q, run in out.items()}
 
 
 def single_predictions(
@@ -71,22 +79,26 @@ def single_predictions(
     setting: Setting,
     context: dict[str, Tensor],
     index: int,
+    quantisations: Sequence[Quantisation] = (Quantisation(),),
     progress: ProgressFn = no_progress,
-) -> dict[str, Tensor]:
-    """{m: [B, N, C, T, H, W]} of a `single-<condition>` setting (stage-1 predictors keyed by modality)."""
+) -> dict[Quantisation, dict[str, Tensor]]:
+    """{q: {m: [B, N, C, T, H, W]}} of a `single-<condition>` setting (stage-1 predictors keyed by
+    modality), one rollout per fed-back quantisation."""
     key = (plan.fingerprint, plan.device, index)
     if key not in _PARTS:
         _PARTS.clear()  # one batch at a time: bounded memory
         _PARTS[key] = {}
     parts = _PARTS[key]
-    out = {}
+    out: dict[Quantisation, dict[str, Tensor]] = {q: {} for q in quantisations}
     for m in plan.modalities:
         observed = m in setting.present
-        if (m, observed) not in parts:
-            parts[(m, observed)] = single_rollout(
-                plan, predictors[m], m, context[m] if observed else None, index, progress
+        key = (m, observed, tuple(quantisations))
+        if key not in parts:
+            parts[key] = single_rollout(
+                plan, predictors[m], m, context[m] if observed else None, index, quantisations, progress
             )
-        out[m] = parts[(m, observed)]
+        for q in quantisations:
+            out[q][m] = parts[key][q]
     return out
 
 
@@ -105,36 +117,48 @@ def flow_extrapolation(plan: EvaluationPlan, clips: dict[str, Tensor]) -> dict[s
     tc, frames = plan.config.context_frames, plan.config.rollout_frames
     out = {}
     for m in plan.modalities:
-        video = flow_extrapolate(torch.nan_to_num(clips[m][:, :, :tc].float()), frames).clamp(-1, 1)
-        out[m] = quantize_uint8(video) if plan.kinds[m] == "image" else video
+        out[m] = flow_extrapolate(torch.nan_to_num(clips[m][:, :, :tc].float()), frames).clamp(-1, 1)
     return out
 
 
 @torch.no_grad()
-def autoencode_future(autoencoder: TriplaneAutoencoder, future: Tensor, device: str | torch.device = "cpu") -> Tensor:
+def autoencode_future(
+    autoencoder: TriplaneAutoencoder, future: Tensor, device: str | torch.device = "cpu", network_channels: bool = False
+) -> Tensor:
     """GT future [B, C, T, H, W] in [-1, 1] -> decode(encode(chunk)) per chunk of `autoencoder.spec.frames`
     frames, clamped to [-1, 1], [B, C, T, H, W] float32 on the CPU (a short last chunk is padded with
-    its last frame, then cut)."""
+    its last frame, then cut; `network_channels`: decoded at the network's channels, 3 for gray_to_rgb)."""
     size = autoencoder.spec.frames
+    decoder = network_view(autoencoder) if network_channels else autoencoder
     parts = []
     for start in range(0, future.shape[2], size):
         chunk = future[:, :, start : start + size]
         n = chunk.shape[2]
         padded = torch.cat([chunk, chunk[:, :, -1:].expand(-1, -1, size - n, -1, -1)], dim=2)
-        video = autoencoder.decode(autoencoder.encode(padded.to(device)))
+        video = decoder.decode(autoencoder.encode(padded.to(device)))
         parts.append(video[:, :, :n].clamp(-1, 1).float().cpu())
     return torch.cat(parts, dim=2)
 
 
 def autoencoder_ceiling(
-    plan: EvaluationPlan, autoencoders: dict[str, TriplaneAutoencoder], clips: dict[str, Tensor]
-) -> dict[str, Tensor]:
-    """The GT future through each modality's future autoencoder (image modalities on uint8 levels)."""
+    plan: EvaluationPlan,
+    autoencoders: dict[str, TriplaneAutoencoder],
+    clips: dict[str, Tensor],
+    quantisations: Sequence[Quantisation] = (Quantisation(),),
+) -> dict[Quantisation, dict[str, Tensor]]:
+    """The GT future through each modality's future autoencoder, per quantisation {q: {m: video}}
+    (decoded at the network's channels for `q.network_channels`; not quantised: scoring does it)."""
     tc = plan.config.context_frames
-    out = {}
-    for m in plan.modalities:
-        video = autoencode_future(autoencoders[m], clips[m][:, :, tc:], plan.device)
-        out[m] = quantize_uint8(video) if plan.kinds[m] == "image" else video
+    decoded: dict[tuple[str, bool], Tensor] = {}
+    out: dict[Quantisation, dict[str, Tensor]] = {}
+    for q in quantisations:
+        out[q] = {}
+        for m in plan.modalities:
+            ae = autoencoders[m]
+            wide = q.network_channels and ae.spec.net_channels != ae.spec.channels
+            if (m, wide) not in decoded:
+                decoded[(m, wide)] = autoencode_future(ae, clips[m][:, :, tc:], plan.device, wide)
+            out[q][m] = decoded[(m, wide)]
     return out
 
 

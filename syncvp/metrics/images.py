@@ -5,6 +5,9 @@ Videos are [B, C, T, H, W]. Image metrics score uint8 frames, as SyncVP does:
 - predictions (float, model space [-1, 1]) are clamped and quantised by `quantise`:
   "truncate" is the paper's `((x + 1) * 127.5).type(torch.uint8)`, "round" rounds to nearest;
   uint8 input (e.g. copies of GT frames) passes through unchanged;
+- `snap` gives the model-space values of those uint8 frames (`k / 127.5 - 1`, a rollout's fed-back
+  context); never truncate them again: for 63 of the 256 levels float32 `(k / 127.5 - 1 + 1) * 127.5`
+  is just below k, so scoring keeps the decoder's floats and quantises them once;
 - ground truth is always converted with rounding (`ground_truth`): GT comes from uint8 frames
   (`x / 127.5 - 1`), and truncation would turn some values into value - 1 through float error.
 
@@ -20,6 +23,7 @@ A constant tensor (max == min, where the paper divides by zero) maps to 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -31,6 +35,26 @@ Rounding = Literal["truncate", "round"]
 Scope = Literal["batch", "video", "range"]
 
 
+@dataclass(frozen=True)
+class Quantisation:
+    """How decoded predictions of an image modality become uint8 frames, in scoring and in a rollout
+    (where these frames are the context of the next chunk).
+
+    Attributes:
+        rounding: "truncate" (the paper's `.type(torch.uint8)` of `(1 + x) * 127.5`) or "round".
+        network_channels: keep the decoder's own channels (3 for a one-channel modality run through
+            a 3-channel network, `autoencoder.gray_to_rgb`, as the official depth checkpoints are);
+            False: the decoder output averaged back to the modality's channels.
+    """
+
+    rounding: Rounding = "round"
+    network_channels: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rounding not in ("truncate", "round"):
+            raise ValueError(f"Quantisation.rounding: expected truncate or round, got {self.rounding!r}")
+
+
 def quantise(x: Tensor, rounding: Rounding) -> Tensor:
     """Model-space [-1, 1] floats -> uint8 ((clamp(x) + 1) * 127.5, truncated or rounded); uint8 unchanged."""
     if x.dtype == torch.uint8:
@@ -38,6 +62,15 @@ def quantise(x: Tensor, rounding: Rounding) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"quantise needs float model-space values or uint8, got {x.dtype}")
     return torch.from_numpy(model_to_image(x.detach().float().cpu().numpy(), rounding))
+
+
+def snap(x: Tensor, rounding: Rounding) -> Tensor:
+    """Model-space floats -> the model-space values of their uint8 frames, `k / 127.5 - 1` in float32
+    with k = `quantise(x, rounding)` (computed where x lies), as a frame cast to uint8 and read back
+    as a context frame is."""
+    v = (x.clamp(-1, 1) + 1) * 127.5
+    k = torch.floor(v) if rounding == "truncate" else torch.round(v)
+    return (k / 127.5 - 1).to(x.dtype)
 
 
 def ground_truth(x: Tensor) -> Tensor:

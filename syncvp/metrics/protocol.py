@@ -5,7 +5,9 @@ reports the same metrics without its couplings. They differ exactly here, and no
 
 | step | `paper` | `standard` |
 | --- | --- | --- |
-| predictions -> uint8 | truncation (`.type(torch.uint8)`) | rounding |
+| predictions -> uint8 | truncation (`.type(torch.uint8)`) of the decoder output | rounding |
+| rollout context (fed back) | the truncated frames | the rounded frames |
+| gray modality, 3-channel network | 3 channels vs GT replicated | averaged to 1 channel |
 | min-max before SSIM and L2 | whole batch tensor, pred and GT separately | none: fixed range x / 255 |
 | over N trajectories | best of N (max SSIM/PSNR, min LPIPS/L2/L1) | best of N and mean over N |
 | over videos | mean of per-batch means (a short last batch weighs as a full one) | mean over videos |
@@ -22,6 +24,10 @@ by ~1e-6); L2, PSNR and L1 in float64. The cross-modal `alignment` of a pair of 
 (`syncvp.metrics.alignment`) scores the quantised predictions of both, per mode, under the
 modality key "<a>+<b>". `Protocol(scope="video")` (each video normalised by its
 own min and max) is available for a per-video variant of the min-max.
+
+Since the modes feed different frames back, `score_batch` takes either one set of trajectories
+(scored by every mode) or one per `Protocol.quantisation` (`Predictor.rollouts`), each mode scoring
+its own.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from syncvp.io.atomic import atomic_path
 from syncvp.metrics import depth
 from syncvp.metrics.alignment import alignment, pair_key
 from syncvp.metrics.fvd import video_features
-from syncvp.metrics.images import Rounding, Scope, frames_of, ground_truth, normalise, quantise
+from syncvp.metrics.images import Quantisation, Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricModels
 from syncvp.metrics.ssim_psnr import psnr, ssim
@@ -57,6 +63,8 @@ class Protocol:
         trajectories: reductions over the N trajectories: "best" and/or "mean".
         scales: (metric, factor) pairs applied to reported values.
         frechet_dtype: precision of the Fréchet distance.
+        network_channels: score (and feed back) a gray modality at its network's 3 channels when its
+            autoencoder is 3-channel (`gray_to_rgb`), against the GT replicated to 3 channels.
     """
 
     name: str
@@ -66,6 +74,12 @@ class Protocol:
     trajectories: tuple[str, ...]
     scales: tuple[tuple[str, float], ...]
     frechet_dtype: torch.dtype
+    network_channels: bool = False
+
+    @property
+    def quantisation(self) -> Quantisation:
+        """How this mode's predictions become uint8 frames (and, in a rollout, the fed-back context)."""
+        return Quantisation(self.rounding, self.network_channels)
 
     def __post_init__(self) -> None:
         checks = [
@@ -96,6 +110,7 @@ PAPER = Protocol(
     trajectories=("best",),
     scales=(("lpips", 1000.0), ("l2", 100.0)),
     frechet_dtype=torch.float32,
+    network_channels=True,
 )
 STANDARD = Protocol(
     name="standard",
@@ -213,11 +228,18 @@ def _model_scores(
     return out
 
 
+def _widen(truth: Tensor, trajs: Sequence[Tensor]) -> Tensor:
+    """GT [B, C, T, H, W] replicated along channels to the predictions' (3-channel predictions of a
+    gray modality, `Protocol.network_channels`); unchanged when they agree."""
+    c = trajs[0].shape[1]
+    return truth.expand(-1, c, -1, -1, -1) if truth.shape[1] == 1 and c > 1 else truth
+
+
 def _score_image(
     result: BatchResult,
     modality: str,
     truth: Tensor,
-    trajs: list[Tensor],
+    trajs: Mapping[Quantisation, list[Tensor]],
     names: Sequence[str],
     context: int,
     protocols: Sequence[Protocol],
@@ -225,16 +247,19 @@ def _score_image(
     i3d_batch: int,
 ) -> None:
     truth = ground_truth(truth)
-    future = truth[:, :, context:]
     if "fvd" in names:
         device = next(models.i3d.parameters()).device
         result.real[modality] = video_features(models.i3d, truth, batch_size=i3d_batch, device=device).numpy()
-    cache: dict[str, tuple[list[Tensor], dict]] = {}
+    cache: dict[tuple, tuple[list[Tensor], dict]] = {}
     for protocol in protocols:
-        key = "exact" if all(p.dtype == torch.uint8 for p in trajs) else protocol.rounding
+        own = trajs[protocol.quantisation]
+        gt = _widen(truth, own)
+        future = gt[:, :, context:]
+        exact = all(p.dtype == torch.uint8 for p in own)
+        key = (id(own), "exact" if exact else protocol.rounding)
         if key not in cache:
-            preds = [quantise(p, protocol.rounding) for p in trajs]
-            cache[key] = (preds, _model_scores(preds, truth, context, names, models, i3d_batch))
+            preds = [quantise(p, protocol.rounding) for p in own]
+            cache[key] = (preds, _model_scores(preds, gt, context, names, models, i3d_batch))
         preds, shared = cache[key]
         for name in names:
             if name == "fvd":
@@ -275,22 +300,40 @@ def _check(
             )
 
 
+def _runs(
+    predictions: Sequence[Mapping[str, Tensor]] | Mapping[Quantisation, Sequence[Mapping[str, Tensor]]],
+    protocols: Sequence[Protocol],
+) -> dict[Quantisation, Sequence[Mapping[str, Tensor]]]:
+    """Each protocol's quantisation -> the trajectories it scores (one list shared by all, or its own)."""
+    if isinstance(predictions, Mapping):
+        missing = sorted({p.name for p in protocols if p.quantisation not in predictions})
+        if missing:
+            raise ValueError(f"score_batch: no predictions for the quantisation of mode(s) {missing}")
+        runs = {p.quantisation: predictions[p.quantisation] for p in protocols}
+    else:
+        runs = {p.quantisation: predictions for p in protocols}
+    if not all(runs.values()):
+        raise ValueError("score_batch needs at least one trajectory")
+    return runs
+
+
 def _score_pairs(
     result: BatchResult,
-    trajs: Sequence[Mapping[str, Tensor]],
+    runs: Mapping[Quantisation, Sequence[Mapping[str, Tensor]]],
     pairs: Sequence[tuple[str, str]],
     protocols: Sequence[Protocol],
 ) -> None:
     """`alignment` of each (a, b) pair of image modalities, on each mode's uint8 predictions."""
     for a, b in pairs:
         for protocol in protocols:
+            trajs = runs[protocol.quantisation]
             values = [alignment(quantise(p[a], protocol.rounding), quantise(p[b], protocol.rounding)) for p in trajs]
             result.values[(protocol.name, pair_key(a, b), "alignment")] = _stack(values)
 
 
 def score_batch(
     gt: Mapping[str, Tensor],
-    predictions: Sequence[Mapping[str, Tensor]],
+    predictions: Sequence[Mapping[str, Tensor]] | Mapping[Quantisation, Sequence[Mapping[str, Tensor]]],
     *,
     context_frames: int,
     metrics: Mapping[str, Sequence[str]],
@@ -306,7 +349,10 @@ def score_batch(
 
     Args:
         gt: modality -> GT videos [B, C, context_frames + T, H, W]: uint8, or model space [-1, 1].
-        predictions: N trajectories, each modality -> [B, C, T, H, W] (model space, or uint8).
+        predictions: N trajectories, each modality -> [B, C, T, H, W] (model space, or uint8), scored
+            by every mode; or Quantisation -> such trajectories, each mode scoring those of its
+            `Protocol.quantisation` (a rollout per fed-back quantisation, `Predictor.rollouts`).
+            3-channel predictions of a 1-channel modality are scored against its GT replicated.
         metrics: modality -> metric names (available ones only, see `MetricPlan.select`).
         fields: modalities that are physical fields (scored with L1), with their FieldSpec.
         valid: [B, 1, context_frames + T, H, W] mask of valid field points (None: all valid).
@@ -315,23 +361,28 @@ def score_batch(
             with empty `metrics`, e.g. to score GT frames passed as the prediction).
     """
     fields, models = fields or {}, models or MetricModels()
-    if not predictions:
-        raise ValueError("score_batch needs at least one trajectory")
+    runs = _runs(predictions, protocols)
     batch = next(iter(gt.values())).shape[0]
     result = BatchResult(video_ids=tuple(video_ids) if video_ids is not None else tuple(map(str, range(batch))))
     if len(result.video_ids) != batch:
         raise ValueError(f"{len(result.video_ids)} video ids for a batch of {batch}")
     for modality, names in metrics.items():
-        truth, trajs = gt[modality], [p[modality] for p in predictions]
-        _check(modality, names, truth, trajs, context_frames, modality in fields, models)
+        truth = gt[modality]
+        lists: dict[int, list[Tensor]] = {}  # one list per distinct run: modes sharing it share scores
+        trajs = {q: lists.setdefault(id(run), [p[modality] for p in run]) for q, run in runs.items()}
+        for own in trajs.values():
+            _check(modality, names, _widen(truth, own), own, context_frames, modality in fields, models)
         if modality not in fields:
             _score_image(result, modality, truth, trajs, names, context_frames, protocols, models, i3d_batch)
             continue
         if "l1" in names:
             mask = None if valid is None else valid[:, :, context_frames:]
             future = truth[:, :, context_frames:]
-            values = _stack([_pair(*masked_l1(p, future, mask, fields[modality])) for p in trajs])
+            values = {
+                q: _stack([_pair(*masked_l1(p, future, mask, fields[modality])) for p in own])
+                for q, own in trajs.items()
+            }
             for protocol in protocols:  # fields are not quantised or min-max normalised
-                result.values[(protocol.name, modality, "l1")] = values
-    _score_pairs(result, predictions, pairs, protocols)
+                result.values[(protocol.name, modality, "l1")] = values[protocol.quantisation]
+    _score_pairs(result, runs, pairs, protocols)
     return result

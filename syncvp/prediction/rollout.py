@@ -10,10 +10,19 @@ the requested number of frames exists; the last chunk is cut to length.
 A modality outside `present` has no observed context: its conditioning is zeros (as trained with
 modality dropout) until `context_frames` of its frames have been predicted (after the first chunk
 unless chunks are shorter than the context); from then on it is conditioned on its own predictions. N trajectories per video run as one batch.
+
+What is fed back: an image modality (`quantize`) is fed back as uint8 frames read back,
+`k / 127.5 - 1`, with k the rounded or (the paper's `((1 + x) * 127.5).type(torch.uint8)`)
+truncated level of the decoded chunk, at the modality's channels or, for a gray modality through a
+3-channel network (`gray_to_rgb`), at the network's 3 channels (`syncvp.metrics.images.Quantisation`).
+`rollouts` runs one rollout per quantisation, sharing the first chunk (see there); `rollout` is the
+rounded one.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -23,16 +32,29 @@ from torch import Tensor, nn
 from syncvp.diffusion.guidance import classifier_free_denoiser, modality_guided_denoiser
 from syncvp.diffusion.samplers import Sampler
 from syncvp.diffusion.target import DiffusionTarget, base_of
+from syncvp.metrics.images import Quantisation, Rounding, snap
 from syncvp.models.autoencoder import TriplaneAutoencoder
 from syncvp.models.context import ContextEncoder, Extrapolation, conditioning_clip, context_latent_shape, encode_context
 from syncvp.models.joint_unet import JointUNet
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
 
-def quantize_uint8(video: Tensor) -> Tensor:
-    """Snap model-space values in [-1, 1] to the 256 levels of a uint8 image (rounding), as a
-    prediction written to disk and read back would be."""
-    return (torch.round((video.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1).to(video.dtype)
+def quantize_uint8(video: Tensor, rounding: Rounding = "round") -> Tensor:
+    """Snap model-space values in [-1, 1] to the 256 levels of a uint8 image, as a prediction
+    written to disk and read back would be (`syncvp.metrics.images.snap`)."""
+    return snap(video, rounding)
+
+
+def network_view(ae: TriplaneAutoencoder) -> TriplaneAutoencoder:
+    """`ae` seen at its network's channels: a one-channel modality run through a 3-channel network
+    (`gray_to_rgb`) then encodes 3-channel videos and decodes to 3 channels (no averaging). The view
+    shares every parameter with `ae`; other autoencoders are returned as they are."""
+    spec = ae.spec
+    if spec.net_channels == spec.channels:
+        return ae
+    view = copy.copy(ae)  # a shallow copy: the same submodules and parameters, its own `spec`
+    view.spec = dataclasses.replace(spec, channels=spec.net_channels)
+    return view
 
 
 @dataclass
@@ -45,7 +67,7 @@ class Predictor:
         model: a `JointUNet` over every modality, or a stage-1 `TriplaneUNet` (one modality).
         sampler: the reverse process (its `same_noise` shares noise between modalities).
         guidance_weight: w of modality guidance (joint) or classifier-free guidance (single).
-        quantize: modalities snapped to uint8 levels after each chunk (image modalities).
+        quantize: modalities fed back as uint8 frames after each chunk (image modalities).
         batched_guidance: run the guidance passes as one batched call.
         context_encoder: how context frames become the conditioning latent ("context": the
             context autoencoder; "future": the future autoencoder on the held context).
@@ -157,23 +179,32 @@ class Predictor:
         single = classifier_free_denoiser(self.model, c, w, batched=self.batched_guidance)
         return lambda x, t: {m: single(x[m], t)}
 
+    def _autoencoders(self, m: str, frames: Tensor) -> tuple[TriplaneAutoencoder, TriplaneAutoencoder]:
+        """The (context, future) autoencoders of `m` that encode `frames` (network views for frames
+        at the network's channels, fed back by a `Quantisation(network_channels=True)` rollout)."""
+        ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
+        if frames.shape[1] != future_ae.spec.channels:
+            return network_view(ae), network_view(future_ae)
+        return ae, future_ae
+
     @torch.no_grad()
-    def predict_chunk(
+    def sample_chunk(
         self,
         context: Mapping[str, Tensor],
         present: frozenset[str],
         generator: torch.Generator,
         batch: int | None = None,
         progress: ProgressFn | None = None,
-    ) -> dict[str, Tensor]:
-        """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames
-        (`batch`: B, used only when no modality is present; `progress`: the sampler's
-        ProgressEvent("sample", step, steps) after every step)."""
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The sampled future latents {m: [B, C', L]} of one chunk and the conditioning {m: [B, C'', L']}
+        they were sampled from, given the last `context_frames` frames (`batch`: B, used only when no
+        modality is present; `progress`: the sampler's ProgressEvent("sample", step, steps) after
+        every step). `decode_chunk` turns them into frames."""
         device = self.device
         cond = {}
         for m in self.modalities:
-            ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
             if m in present:
+                ae, future_ae = self._autoencoders(m, context[m])
                 cond[m] = encode_context(
                     context[m][:, :, -self.context_frames :].to(device),
                     self.context_encoder,
@@ -184,6 +215,7 @@ class Predictor:
                     blur=self.extrapolation_blur,
                 )
             else:
+                ae, future_ae = self.context_autoencoders[m], self.future_autoencoders[m]
                 size = next(iter(context[p] for p in present)).shape[0] if present else batch
                 if size is None:
                     raise ValueError("at least one modality must be present (or `batch` given) to know the batch size")
@@ -207,10 +239,26 @@ class Predictor:
             x0_bounds=bounds,
             progress=progress,
         )
+        return out.sample, cond
+
+    @torch.no_grad()
+    def decode_chunk(
+        self,
+        sample: Mapping[str, Tensor],
+        cond: Mapping[str, Tensor],
+        context: Mapping[str, Tensor],
+        present: frozenset[str],
+        network_channels: bool = False,
+    ) -> dict[str, Tensor]:
+        """The decoded frames {m: [B, C, future_frames, H, W]} of `sample_chunk`'s output, clamped to
+        [-1, 1] and not quantised (C: the network's channels with `network_channels`)."""
+        device = self.device
         chunk = {}
         for m in self.modalities:
             ae = self.future_autoencoders[m]
-            latent = self.target.decode(m, out.sample[m], cond[m]).clamp(-1, 1)
+            if network_channels:
+                ae = network_view(ae)
+            latent = self.target.decode(m, sample[m], cond[m]).clamp(-1, 1)
             video = ae.decode(latent)
             if m in self.anchored and m in present:
                 base = base_of(cond[m], latent.shape[1])
@@ -221,9 +269,131 @@ class Predictor:
                     self.extrapolation_blur,
                 )
                 video = frames + (video - ae.decode(base))
-            video = video.clamp(-1, 1)
-            chunk[m] = quantize_uint8(video) if m in self.quantize else video
+            chunk[m] = video.clamp(-1, 1)
         return chunk
+
+    @torch.no_grad()
+    def predict_chunk(
+        self,
+        context: Mapping[str, Tensor],
+        present: frozenset[str],
+        generator: torch.Generator,
+        batch: int | None = None,
+    ) -> dict[str, Tensor]:
+        """One chunk {m: [B, C, future_frames, H, W]} from the last `context_frames` frames
+        (`batch`: B, used only when no modality is present); `quantize` modalities rounded to uint8 levels."""
+        sample, cond = self.sample_chunk(context, present, generator, batch)
+        chunk = self.decode_chunk(sample, cond, context, present)
+        return {m: quantize_uint8(v) if m in self.quantize else v for m, v in chunk.items()}
+
+    def _distinct(self, quantisation: Quantisation, chunks: int) -> Quantisation:
+        """The rollout-relevant part of `quantisation` for `chunks` chunks (two quantisations that agree
+        here give the same rollout: the rounding only matters for fed-back frames)."""
+        gray = any(ae.spec.net_channels != ae.spec.channels for ae in self.future_autoencoders.values())
+        fed_back = bool(self.quantize) and chunks > 1
+        return Quantisation(quantisation.rounding if fed_back else "round", quantisation.network_channels and gray)
+
+    @torch.no_grad()
+    def rollouts(
+        self,
+        context: Mapping[str, Tensor],
+        frames: int,
+        *,
+        generator: torch.Generator,
+        quantisations: Iterable[Quantisation] = (Quantisation(),),
+        present: Iterable[str] | None = None,
+        trajectories: int = 1,
+        progress: ProgressFn = no_progress,
+        batch: int | None = None,
+        step_progress: ProgressFn | None = None,
+    ) -> dict[Quantisation, dict[str, Tensor]]:
+        """Predict `frames` future frames of every modality once per quantisation of the fed-back frames.
+
+        Each `quantisations` entry q gives the rollout in which the `quantize` modalities' decoded
+        chunks become uint8 frames by q (rounding, channels) and those frames are the context of the
+        next chunk. The first chunk sees only the given context, so it is sampled once and shared;
+        each later chunk is sampled per distinct rollout from the generator state the first chunk left,
+        so every rollout draws the noise a rollout of it alone would (common random numbers). With
+        one chunk, no `quantize` modality, or the same frames fed back, rollouts are shared.
+
+        Args: as `rollout`, plus `quantisations` (the distinct ones are run, in order);
+            `step_progress` counts the sampling steps of the first rollout's chunks only.
+
+        Returns:
+            {q: {m: [B, N, C, frames, H, W]}} in model space on the model's device: the decoded
+            frames clamped to [-1, 1], before quantisation (score them with q's rounding: those are
+            exactly the frames that were fed back); C is the network's with `q.network_channels`.
+            The generator is left where the last rollout left it.
+        """
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        if trajectories < 1:
+            raise ValueError(f"trajectories must be >= 1, got {trajectories}")
+        quantisations = list(quantisations)
+        if not quantisations:
+            raise ValueError("rollouts needs at least one Quantisation")
+        present = frozenset(self.modalities if present is None else present)
+        if not present and (batch is None or batch < 1):
+            raise ValueError(f"at least one modality must be present, or `batch` >= 1 given (got {batch})")
+        batch = self._check_context(context, present)[0] if present else batch
+        device = self.device
+        first = {
+            m: context[m][:, :, -self.context_frames :].to(device).repeat_interleave(trajectories, dim=0)
+            for m in present
+        }
+        chunks = -(-frames // self.future_frames)
+        distinct = list(dict.fromkeys(self._distinct(q, chunks) for q in quantisations))
+        total = frames + (len(distinct) - 1) * max(0, frames - self.future_frames)
+
+        def on_step(k: int):
+            if step_progress is None:
+                return None
+
+            def report(e: ProgressEvent) -> None:
+                step_progress(
+                    ProgressEvent(
+                        "predict",
+                        k * e.total + e.done,
+                        chunks * e.total,
+                        metrics={"chunk": k + 1, "chunks": chunks},
+                        message=f"chunk {k + 1}/{chunks}",
+                    )
+                )
+
+            return report
+
+        shared = self.sample_chunk(first, present, generator, batch=batch * trajectories, progress=on_step(0))
+        after_first = generator.get_state()
+        done_all = 0
+        runs = {}
+        for q in distinct:
+            generator.set_state(after_first)
+            ctx, now = dict(first), present
+            predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
+            for k in range(chunks):
+                steps = on_step(k) if q == distinct[0] else None
+                sample, cond = (
+                    shared if k == 0 else self.sample_chunk(ctx, now, generator, batch * trajectories, progress=steps)
+                )
+                chunk = self.decode_chunk(sample, cond, ctx, now, q.network_channels)
+                for m in self.modalities:
+                    predicted[m].append(chunk[m])
+                    fed = snap(chunk[m], q.rounding) if m in self.quantize else chunk[m]
+                    before = ctx[m] if m in ctx else fed[:, :, :0]
+                    if before.shape[1] != fed.shape[1]:  # network-channel frames after observed ones
+                        before = before.expand(-1, fed.shape[1], -1, -1, -1)
+                    ctx[m] = torch.cat([before, fed], dim=2)[:, :, -self.context_frames :]
+                # a modality missing at the start joins once enough of its frames have been predicted
+                now = frozenset(m for m in ctx if ctx[m].shape[2] >= self.context_frames)
+                if k > 0 or q == distinct[0]:
+                    done_all += min(self.future_frames, frames - k * self.future_frames)
+                    progress(ProgressEvent("rollout", done_all, total))
+            out = {}
+            for m in self.modalities:
+                video = torch.cat(predicted[m], dim=2)[:, :, :frames]
+                out[m] = video.reshape(batch, trajectories, *video.shape[1:])
+            runs[q] = out
+        return {q: runs[self._distinct(q, chunks)] for q in quantisations}
 
     @torch.no_grad()
     def rollout(
@@ -238,7 +408,8 @@ class Predictor:
         batch: int | None = None,
         step_progress: ProgressFn | None = None,
     ) -> dict[str, Tensor]:
-        """Predict `frames` future frames of every modality.
+        """Predict `frames` future frames of every modality (`quantize` modalities rounded to uint8
+        levels after each chunk, and fed back so).
 
         Args:
             context: {m: [B, C, T_c, H, W]} in model space [-1, 1] with T_c >= context_frames (the
@@ -258,49 +429,14 @@ class Predictor:
         Returns:
             {m: [B, N, C, frames, H, W]} in model space, on the model's device.
         """
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
-        if trajectories < 1:
-            raise ValueError(f"trajectories must be >= 1, got {trajectories}")
-        present = frozenset(self.modalities if present is None else present)
-        if not present and (batch is None or batch < 1):
-            raise ValueError(f"at least one modality must be present, or `batch` >= 1 given (got {batch})")
-        batch = self._check_context(context, present)[0] if present else batch
-        device = self.device
-        ctx = {
-            m: context[m][:, :, -self.context_frames :].to(device).repeat_interleave(trajectories, dim=0)
-            for m in present
-        }
-        predicted: dict[str, list[Tensor]] = {m: [] for m in self.modalities}
-        done = 0
-        chunks = -(-frames // self.future_frames)
-        while done < frames:
-            k = done // self.future_frames
-            on_step = None
-            if step_progress is not None:
-
-                def on_step(e: ProgressEvent, k: int = k) -> None:
-                    step_progress(
-                        ProgressEvent(
-                            "predict",
-                            k * e.total + e.done,
-                            chunks * e.total,
-                            metrics={"chunk": k + 1, "chunks": chunks},
-                            message=f"chunk {k + 1}/{chunks}",
-                        )
-                    )
-
-            chunk = self.predict_chunk(ctx, present, generator, batch=batch * trajectories, progress=on_step)
-            for m in self.modalities:
-                predicted[m].append(chunk[m])
-                before = ctx[m] if m in ctx else chunk[m][:, :, :0]
-                ctx[m] = torch.cat([before, chunk[m]], dim=2)[:, :, -self.context_frames :]
-            # a modality missing at the start joins once enough of its frames have been predicted
-            present = frozenset(m for m in ctx if ctx[m].shape[2] >= self.context_frames)
-            done += self.future_frames
-            progress(ProgressEvent("rollout", min(done, frames), frames))
-        out = {}
-        for m in self.modalities:
-            video = torch.cat(predicted[m], dim=2)[:, :, :frames]
-            out[m] = video.reshape(batch, trajectories, *video.shape[1:])
-        return out
+        (out,) = self.rollouts(
+            context,
+            frames,
+            generator=generator,
+            present=present,
+            trajectories=trajectories,
+            progress=progress,
+            batch=batch,
+            step_progress=step_progress,
+        ).values()
+        return {m: quantize_uint8(v) if m in self.quantize else v for m, v in out.items()}

@@ -43,7 +43,14 @@ from syncvp.training.data import BatchStream
 from syncvp.training.fastpath import pin_memory, prepare_model
 from syncvp.training.loop import fit
 from syncvp.training.perceptual import load_lpips_vgg
-from syncvp.training.reconstruction import held_out_clips, reconstruct_all, reconstruction_grid, reconstruction_metrics
+from syncvp.training.reconstruction import (
+    held_out_clips,
+    network_view,
+    paper_reconstruction_metrics,
+    reconstruct_all,
+    reconstruction_grid,
+    reconstruction_metrics,
+)
 from syncvp.training.records import clear_finished, mark_finished, write_curve
 from syncvp.training.seeded_init import build_seeded
 from syncvp.training.state import TrainState, load_finished, resume
@@ -309,6 +316,14 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
     recons = reconstruct_all(lambda x: model(x)[0], clips, device, job.train.batch_size)
     scores = reconstruction_metrics(clips, recons)
     info = read_info(job.val_store).modalities[job.modality]
+    if info.kind == "image":  # the paper's protocol too: uint8 truncation, batch min-max
+        wide = network_view(model)
+        paper = (
+            recons
+            if wide is model
+            else reconstruct_all(lambda x: wide.decode(model.encode(x)), clips, device, job.train.batch_size)
+        )
+        scores.update(paper_reconstruction_metrics(clips, paper, job.train.batch_size))
     save_png(files.reconstruction, reconstruction_grid(clips, recons, info))
     write_curves(job, out_dir)
     metrics = {

@@ -13,10 +13,9 @@ import torch
 from syncvp.evaluation import AUTOENCODER, BASELINE, GROUND_TRUTH, evaluate, plan_evaluation, references, run_batch
 from syncvp.evaluation.batch import load_clips, networks, trajectories
 from syncvp.evaluation.references import autoencode_future
-from syncvp.metrics.protocol import BatchResult
+from syncvp.metrics.protocol import PAPER, STANDARD, BatchResult
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.diffusion_file import ModelFileError
-from syncvp.prediction import quantize_uint8
 from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config, field_dataset
 
 REFS = dict(baselines=("single", "autoencoder"), metrics=("ssim", "l2", "alignment"))
@@ -87,18 +86,21 @@ def test_single_rgb_observed_modality_equals_single_all_and_the_stage1_evaluatio
     runs = {}
     for label in ("single-all", "single-rgb", "single-depth"):
         references._PARTS.clear()  # sample again: equal by the streams, not by the shared cache
-        runs[label] = trajectories(plan, plan.setting(label), clips, 1)
-    for k in range(plan.evaluate.trajectories):
-        assert torch.equal(runs["single-rgb"][k]["rgb"], runs["single-all"][k]["rgb"])
-        assert torch.equal(runs["single-depth"][k]["depth"], runs["single-all"][k]["depth"])
-    # the unobserved modality is predicted without its context: a different prediction
-    assert not torch.equal(runs["single-rgb"][0]["depth"], runs["single-all"][0]["depth"])
+        runs[label] = trajectories(plan, plan.setting(label), clips, 1)  # one rollout per mode's quantisation
+    assert runs["single-all"].keys() == {PAPER.quantisation, STANDARD.quantisation}
+    for q in runs["single-all"]:
+        for k in range(plan.evaluate.trajectories):
+            assert torch.equal(runs["single-rgb"][q][k]["rgb"], runs["single-all"][q][k]["rgb"])
+            assert torch.equal(runs["single-depth"][q][k]["depth"], runs["single-all"][q][k]["depth"])
+        # the unobserved modality is predicted without its context: a different prediction
+        assert not torch.equal(runs["single-rgb"][q][0]["depth"], runs["single-all"][q][0]["depth"])
     # single-all is the stage-1 evaluation (evaluate.model: single), sample for sample
     stage1 = _plan(setup, model="single", conditions=("all",))
     same = trajectories(stage1, stage1.settings[0], clips, 1)
-    for k in range(plan.evaluate.trajectories):
-        for m in ("rgb", "depth"):
-            assert torch.equal(same[k][m], runs["single-all"][k][m])
+    for q in same:
+        for k in range(plan.evaluate.trajectories):
+            for m in ("rgb", "depth"):
+                assert torch.equal(same[q][k][m], runs["single-all"][q][k][m])
 
 
 class ChunkMean(torch.nn.Module):
@@ -127,7 +129,9 @@ def test_ceiling_chunks_pads_with_the_last_frame_and_clamps():
 def test_ceiling_is_the_future_autoencoder_applied_to_gt_chunks(setup):
     plan = _plan(setup, **REFS)
     clips, _ = load_clips(plan, *plan.batches[0])
-    (ceiling,) = trajectories(plan, plan.setting(AUTOENCODER), clips, 0)
+    runs = trajectories(plan, plan.setting(AUTOENCODER), clips, 0)
+    (ceiling,) = runs[STANDARD.quantisation]
+    assert runs[PAPER.quantisation] == [ceiling]  # 1-channel networks: both modes score the same decoded frames
     tc = plan.config.context_frames
     for m in plan.modalities:
         ae = load_autoencoder(plan.autoencoders[m].future)
@@ -135,10 +139,8 @@ def test_ceiling_is_the_future_autoencoder_applied_to_gt_chunks(setup):
         with torch.no_grad():
             head = ae.decode(ae.encode(gt[:, :, :3]))
             tail = ae.decode(ae.encode(torch.cat([gt[:, :, 3:], gt[:, :, 4:]], dim=2)))[:, :, :2]
-        want = quantize_uint8(torch.cat([head, tail], dim=2).clamp(-1, 1))
+        want = torch.cat([head, tail], dim=2).clamp(-1, 1)  # not quantised: each mode quantises it when scoring
         torch.testing.assert_close(ceiling[m], want, rtol=0, atol=1e-6)
-        levels = (ceiling[m] + 1) * 127.5
-        torch.testing.assert_close(levels, levels.round(), rtol=0, atol=1e-4)  # on uint8 levels like predictions
     assert networks(plan)[0].keys() == {"joint", "rgb", "depth"}
 
 

@@ -60,6 +60,7 @@ def test_the_modes_differ_in_exactly_the_documented_fields():
             trajectories=("best", "mean"),
             scales=(),
             frechet_dtype=torch.float64,
+            network_channels=False,
         )
         == STANDARD
     )
@@ -114,6 +115,58 @@ def test_truncation_versus_rounding():
     # truncation keeps the GT values (except float error at most one level down), rounding adds one level
     assert values(result, "standard", "psnr")[0, 0] == pytest.approx(20 * np.log10(255), abs=0.05)
     assert values(result, "paper", "psnr")[0, 0] > values(result, "standard", "psnr")[0, 0] + 10
+
+
+def test_each_mode_scores_the_rollout_of_its_own_quantisation():
+    gt = video(7, b=2, t=5)
+    paper_run, standard_run = [{"rgb": noisy(gt[:, :, 2:], 8)}], [{"rgb": noisy(gt[:, :, 2:], 9)}]
+    names = {"rgb": ["ssim", "l2", "psnr"]}
+    both = score_batch(
+        {"rgb": gt},
+        {PAPER.quantisation: paper_run, STANDARD.quantisation: standard_run},
+        context_frames=2,
+        metrics=names,
+    )
+    paper = score_batch({"rgb": gt}, paper_run, context_frames=2, metrics=names, protocols=(PAPER,))
+    standard = score_batch({"rgb": gt}, standard_run, context_frames=2, metrics=names, protocols=(STANDARD,))
+    for metric in ("ssim", "l2", "psnr"):
+        np.testing.assert_array_equal(values(both, "paper", metric), values(paper, "paper", metric))
+        np.testing.assert_array_equal(values(both, "standard", metric), values(standard, "standard", metric))
+    with pytest.raises(ValueError, match=r"no predictions for the quantisation of mode\(s\) \['paper'\]"):
+        score_batch({"rgb": gt}, {STANDARD.quantisation: standard_run}, context_frames=2, metrics=names)
+
+
+def test_three_channel_depth_is_scored_against_the_replicated_gt():
+    """A 1-channel modality predicted at a 3-channel network's channels (paper mode with gray_to_rgb):
+    identical channels score as the 1-channel prediction; 6 flipped values of 6144 (one video, 2
+    frames of 3 x 32 x 32) give L2 = RMSE = sqrt(6 / 6144) = 1 / 32 and PSNR = 10 log10(1024)."""
+    gen = torch.Generator().manual_seed(10)
+    gt = (torch.randint(0, 2, (1, 1, 4, 32, 32), generator=gen) * 255).to(torch.uint8)
+    one = gt[:, :, 2:].clone()
+    same = one.expand(-1, 3, -1, -1, -1).clone()
+    names = {"depth": ["ssim", "l2", "psnr"]}
+    a = score_batch(
+        {"depth": gt},
+        {PAPER.quantisation: [{"depth": same}], STANDARD.quantisation: [{"depth": one}]},
+        context_frames=2,
+        metrics=names,
+    )
+    b = score_batch({"depth": gt}, [{"depth": one}], context_frames=2, metrics=names)
+    for metric in ("ssim", "l2", "psnr"):
+        assert values(a, "paper", metric, "depth") == pytest.approx(values(b, "paper", metric, "depth"), abs=1e-6)
+    flipped = same.clone()
+    for i in range(6):
+        flipped[0, 1, i % 2, i, 3 * i] = 255 - flipped[0, 1, i % 2, i, 3 * i]
+    c = score_batch(
+        {"depth": gt},
+        {PAPER.quantisation: [{"depth": flipped}], STANDARD.quantisation: [{"depth": one}]},
+        context_frames=2,
+        metrics=names,
+    )
+    assert values(c, "paper", "l2", "depth")[0, 0] == pytest.approx(1 / 32, abs=1e-12)
+    assert values(c, "paper", "psnr", "depth")[0, 0] == pytest.approx(10 * np.log10(1024), abs=1e-9)
+    assert values(c, "paper", "ssim", "depth")[0, 0] < values(a, "paper", "ssim", "depth")[0, 0]
+    assert values(c, "standard", "l2", "depth")[0, 0] == 0
 
 
 def test_trajectory_and_video_reductions_and_scales():

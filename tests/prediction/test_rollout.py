@@ -57,13 +57,13 @@ def test_chunks_are_chained_on_the_last_predicted_frames():
     """The second chunk must be conditioned on the first chunk's last frames, not on the input."""
     p = predictor(2, 3)
     calls = []
-    original = p.predict_chunk
+    original = p.sample_chunk  # the rollout samples each chunk here (predict_chunk = sample + decode)
 
-    def spy(ctx, present, generator, **kwargs):
+    def spy(ctx, present, generator, *args, **kwargs):
         calls.append({m: v.clone() for m, v in ctx.items()})
-        return original(ctx, present, generator, **kwargs)
+        return original(ctx, present, generator, *args, **kwargs)
 
-    p.predict_chunk = spy
+    p.sample_chunk = spy
     out = p.rollout(context_clips(), 6, generator=torch.Generator().manual_seed(0))
     assert len(calls) == 2
     for m in CHANNELS:

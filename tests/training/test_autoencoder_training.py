@@ -209,6 +209,9 @@ def test_changed_configuration_starts_fresh_and_export_writes_outputs(tiny_param
     assert {p.name for p in out.iterdir()} == {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"}
     assert [p.name for p in (out / "work").iterdir()] == ["status.json"], "finished runs are never resumed"
     assert json.loads((out / "metrics.json").read_text())["psnr"] == pytest.approx(metrics["psnr"])
+    # an image modality also gets the paper's scores (truncated uint8, batch min-max); PSNR is on the
+    # float reconstruction in both, averaged over equal batches here
+    assert 0 < metrics["ssim_paper"] <= 1 and metrics["psnr_paper"] == pytest.approx(metrics["psnr"], rel=1e-9)
     psnr_rows = (out / "plots" / "psnr.tsv").read_text().splitlines()
     assert psnr_rows[0] == "step\tpsnr" and [r.split("\t")[0] for r in psnr_rows[1:]] == ["0", "3", "6"]
     model = load_autoencoder(out / "autoencoder.pt")

@@ -41,6 +41,13 @@ def test_exp_show_json_to_markdown(tmp_path, capsys):
         _exp("a" * 40, "main", _metrics(0.649), "stage1", [child]),
     ]
     assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
+    queued = {  # `dvc exp run --queue`: until it has run, its rev repeats the baseline's metrics
+        "revs": [_exp("c" * 40, "same-noise", _metrics(0.649), "stage1")],
+        "executor": {"state": "queued", "name": "dvc-task", "local": None},
+        "name": "same-noise",
+    }
+    dump[1]["experiments"].append(queued)
+    assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
     path = tmp_path / "exps.json"
     path.write_text(json.dumps(dump))
     assert main(["--exp-json", str(path), "--param", "train_joint.init"]) == 0

@@ -31,8 +31,9 @@ def experiments(exp_show: Any) -> Iterator[tuple[str, dict, dict]]:
         for item in exp_show:
             yield from experiments(item)
     elif isinstance(exp_show, dict):
-        if exp_show.get("executor"):  # queued, running or failed (`dvc exp run --queue`): its rows repeat
-            return  # the baseline's metrics until it finishes (then `executor` is null)
+        state = (exp_show.get("executor") or {}).get("state", "success")
+        if state != "success":  # queued, running or failed (`dvc exp run --queue`): `dvc exp show`
+            return  # repeats the baseline's metrics for it; a finished one is null or "success"
         data = exp_show.get("data")
         if isinstance(data, dict) and "rev" in exp_show:
             metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}

@@ -46,8 +46,13 @@ def test_exp_show_json_to_markdown(tmp_path, capsys):
         "executor": {"state": "queued", "name": "dvc-task", "local": None},
         "name": "same-noise",
     }
-    dump[1]["experiments"].append(queued)
-    assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
+    done = {  # a queued experiment that has run keeps its executor entry, state "success"
+        "revs": [_exp("d" * 40, "indep-noise", _metrics(0.7), "stage1")],
+        "executor": {"state": "success", "name": "dvc-task", "local": None},
+        "name": "indep-noise",
+    }
+    dump[1]["experiments"] += [queued, done]
+    assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run", "indep-noise"]
     path = tmp_path / "exps.json"
     path.write_text(json.dumps(dump))
     assert main(["--exp-json", str(path), "--param", "train_joint.init"]) == 0

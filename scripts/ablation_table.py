@@ -7,7 +7,9 @@
 Rows are experiments (or NAME=metrics.json files); columns are `modality:metric` values of one
 dataset, setting (`all`, a modality, `all-noise-depth-2p5`, `copy_last`, ...) and mode (`paper`
 or `standard`), read from the `evaluate` stage's metrics.json; `--param` adds params columns
-(from `dvc exp show --json` only). Missing values (a skipped metric) print as "n/a".
+(from `dvc exp show --json` only). Missing values (a skipped metric) print as "n/a". Experiments
+from `dvc exp run --queue` / `--temp` are read like any other once finished; queued, running and
+failed ones are left out (`dvc exp show --json` gives them the baseline's metrics).
 `--settings` makes one row per setting of each run instead (Table 3: the noise settings).
 """
 
@@ -29,6 +31,9 @@ def experiments(exp_show: Any) -> Iterator[tuple[str, dict, dict]]:
         for item in exp_show:
             yield from experiments(item)
     elif isinstance(exp_show, dict):
+        state = (exp_show.get("executor") or {}).get("state", "success")
+        if state != "success":  # queued, running or failed (`dvc exp run --queue`): `dvc exp show`
+            return  # repeats the baseline's metrics for it; a finished one is null or "success"
         data = exp_show.get("data")
         if isinstance(data, dict) and "rev" in exp_show:
             metrics = {path: entry.get("data") or {} for path, entry in (data.get("metrics") or {}).items()}

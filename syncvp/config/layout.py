@@ -26,7 +26,8 @@ from syncvp.config.loader import require
 from syncvp.config.roles import ROLES
 
 SPLITS = ("train", "val", "test")
-METRICS = "metrics.json"  # DVC metrics of every training stage and of evaluation
+METRICS = "metrics.json"  # DVC metrics of every training stage and of evaluation (numbers only)
+SKIPPED = "skipped.json"  # evaluation: {metric: why it was not computed} (an output, not a metric)
 PLOTS = "plots"  # DVC plots folder (step- or frame-indexed .tsv files)
 WORK = "work"  # resumable state a rerun keeps (persist, not cached by DVC)
 COMPARE = "compare.md"  # the evaluation's comparison table, in tables/
@@ -160,14 +161,18 @@ def latent_cache_name(modality: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class EvaluationFiles:
-    """`<eval>/<dataset>/`: metrics.json, tables/ (summary/videos/curves.csv, compare.md), plots/,
-    samples/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
+    """`<eval>/<dataset>/`: metrics.json, skipped.json, tables/ (summary/videos/curves.csv, compare.md),
+    plots/, samples/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
 
     root: Path
 
     @property
     def metrics(self) -> Path:
         return self.root / METRICS
+
+    @property
+    def skipped(self) -> Path:
+        return self.root / SKIPPED
 
     @property
     def tables(self) -> Path:

@@ -1,13 +1,17 @@
 """From per-batch files to the stage outputs under `<eval>/<ds>/`:
 
-- `metrics.json` (DVC metrics): {dataset: {setting: {mode: {modality: {metric | metric_mean}}}},
-  "skipped": {metric: reason}}; settings: the model's (`all`, `<modality>`, noise variants) and
+- `metrics.json` (DVC metrics, numbers only): {dataset: {setting: {mode: {modality: {metric | metric_mean}}}}};
+  settings: the model's (`all`, `<modality>`, noise variants) and
   the references (`single-<condition>`, `copy_last`, `autoencoder`, `ground_truth`; see
   `syncvp.evaluation.plan`); `alignment` sits under the modality key "<a>+<b>";
+- `skipped.json`: {metric: why it was not computed} (a plain output: DVC would show each reason as a metric);
 - `tables/summary.csv`, `tables/videos.csv` (one row per video), `tables/curves.csv`;
 - `tables/compare.md`: the model next to the references, standard mode (`syncvp.evaluation.compare`);
 - `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
-  and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean);
+  and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean).
+  The `PLOT_SERIES` columns are always there (dvc.yaml's top-level `plots:` draws them whatever
+  `evaluate.conditions` / `evaluate.baselines` say): a setting that was not evaluated is "nan",
+  which DVC's Vega-Lite templates leave out of the line;
 - `report.html`: one self-contained page: the table, the curves, the sample GIFs and the params
   (`syncvp.evaluation.report_page`);
 - `samples/<setting>.png` and `.gif`: labelled grids (`write_samples`): per sample video and
@@ -29,13 +33,18 @@ from syncvp.config.layout import COMPARE, EvaluationFiles
 from syncvp.data.transforms import model_to_field, model_to_image
 from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
-from syncvp.evaluation.plan import EvaluationPlan
+from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, SINGLE, EvaluationPlan
 from syncvp.evaluation.report_page import report_html
 from syncvp.figures import ColourBar, Legend, display, display_scale, labelled_grid, labelled_movie, save_movie
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
 from syncvp.metrics.report import EvalReport, Row, summarise, write_rows
 from syncvp.viz import save_png
+
+# The curves dvc.yaml's top-level plots draw: the joint model with every modality observed, the
+# stage-1 models in the same condition, and the three references.
+PLOT_SERIES = (ALL, f"{SINGLE}-{ALL}", BASELINE, FLOW, AUTOENCODER)
+MISSING = "nan"  # a PLOT_SERIES column of a setting that was not evaluated
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
@@ -85,7 +94,9 @@ def table_rows(report: EvalReport) -> list[dict]:
     ]
 
 
-def _write_plots(directory: Path, curves: list[Row]) -> None:
+def write_plots(directory: Path, curves: list[Row]) -> None:
+    """One TSV per (mode, modality, metric) curve in `directory`: `frame`, then one column per setting
+    and the `PLOT_SERIES` columns (each file written atomically)."""
     series: dict[tuple[str, str, str], dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     best = {(r.condition, r.mode, r.modality, r.metric) for r in curves if r.trajectories == "best"}
     for r in curves:
@@ -93,12 +104,17 @@ def _write_plots(directory: Path, curves: list[Row]) -> None:
             continue  # one curve per setting: best-of-N where computed
         series[(r.mode, r.modality, r.metric)][r.condition][r.frame] = r.value
     for (mode, modality, metric), by_label in series.items():
-        names = list(by_label)
+        names = list(by_label) + [n for n in PLOT_SERIES if n not in by_label]
         frames = sorted({f for v in by_label.values() for f in v})
-        with atomic_path(directory / f"{mode}-{modality}-{metric}.tsv") as tmp, open(tmp, "w", newline="") as fh:
+        with atomic_path(directory / plot_name(mode, modality, metric)) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh, delimiter="\t")
             writer.writerow(["frame", *names])
-            writer.writerows([[f, *(by_label[n].get(f, "") for n in names)] for f in frames])
+            writer.writerows([[f, *(by_label.get(n, {}).get(f, MISSING) for n in names)] for f in frames])
+
+
+def plot_name(mode: str, modality: str, metric: str) -> str:
+    """`<mode>-<modality>-<metric>.tsv`: one per-frame curve file under plots/."""
+    return f"{mode}-{modality}-{metric}.tsv"
 
 
 def _display(plan: EvaluationPlan, modality: str, video: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -192,17 +208,18 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
 
 
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
-    """Tables, plots, samples, report.html, then metrics.json (last, so it only exists when the rest does)."""
+    """Tables, plots, samples, report.html, skipped.json, then metrics.json (last, so it only exists when the rest does)."""
     out = EvaluationFiles(plan.out_dir)
     with atomic_dir(out.tables) as tmp:
         for name, rows in (("summary", report.rows), ("videos", report.videos), ("curves", report.curves)):
             write_rows(tmp / f"{name}.csv", rows)
         (tmp / COMPARE).write_text(compare_table(plan, report))
     with atomic_dir(out.plots) as tmp:
-        _write_plots(tmp, report.curves)
+        write_plots(tmp, report.curves)
     with atomic_dir(out.samples) as tmp:
         write_samples(plan, tmp)
     page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples)
     with atomic_path(out.report) as tmp:
         tmp.write_text(page, encoding="utf-8")
+    write_json(out.skipped, report.skipped_json())
     return write_json(out.metrics, report.metrics_json())

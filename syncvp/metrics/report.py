@@ -1,5 +1,5 @@
 """From cached per-batch results to the reported numbers: summary rows, per-video rows, per-frame
-curves, skipped metrics; written as metrics.json and CSV tables.
+curves, skipped metrics; written as metrics.json (numbers only), skipped.json and CSV tables.
 
 For a mode (`syncvp.metrics.protocol.Protocol`), each metric of each modality is reduced:
 
@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from syncvp.config.layout import METRICS, SKIPPED
 from syncvp.io.atomic import atomic_path, write_json
 from syncvp.metrics.alignment import nanmean
 from syncvp.metrics.fvd import FeatureAccumulator
@@ -81,7 +82,8 @@ class EvalReport:
         )
 
     def metrics_json(self) -> dict:
-        """{dataset: {condition: {mode: {modality: {metric | metric_mean: value}}}}, "skipped": {...}}.
+        """{dataset: {condition: {mode: {modality: {metric | metric_mean: value}}}}: numbers only
+        (DVC metrics); the skipped metrics and their reasons are in `skipped_json`.
 
         `metric` is best-of-N (or FVD), `metric_mean` the mean over N; non-finite values are
         written as the strings "inf", "-inf", "nan".
@@ -91,14 +93,20 @@ class EvalReport:
             key = f"{r.metric}_mean" if r.trajectories == "mean" else r.metric
             leaf = out.setdefault(r.dataset, {}).setdefault(r.condition, {}).setdefault(r.mode, {})
             leaf.setdefault(r.modality, {})[key] = _json_number(r.value)
-        out["skipped"] = dict(self.skipped)
         return out
 
+    def skipped_json(self) -> dict[str, str]:
+        """{metric: why it was not computed}: skipped.json, kept out of metrics.json (DVC would show
+        each reason as a metric column)."""
+        return dict(self.skipped)
+
     def write(self, directory: Path | str) -> None:
-        """metrics.json, summary.csv, videos.csv, curves.csv in `directory` (each written atomically)."""
+        """metrics.json, skipped.json, summary.csv, videos.csv, curves.csv in `directory` (each written
+        atomically)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_json(directory / "metrics.json", self.metrics_json())
+        write_json(directory / SKIPPED, self.skipped_json())
+        write_json(directory / METRICS, self.metrics_json())
         for name, rows in (("summary", self.rows), ("videos", self.videos), ("curves", self.curves)):
             write_rows(directory / f"{name}.csv", rows)
 

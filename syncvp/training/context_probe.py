@@ -102,11 +102,17 @@ class ContextProbe:
                             lo, hi = self.target.bounds(m, x0_hat, cond[m])
                             x0_hat = torch.minimum(torch.maximum(x0_hat, lo), hi)
                         z_hat = self.target.decode(m, x0_hat, cond[m])
-                        name = f"x0_err_t{t_value}{suffix}" + (f"_{m}" if self.joint else "")
+                        name = probe_column(t_value, suffix == "", m if self.joint else None)
                         out[name] = float(((z_hat - z) ** 2).mean())
         finally:
             self.model.train(was_training)
         return out
+
+
+def probe_column(t: int, with_context: bool, modality: str | None = None) -> str:
+    """A probe value's name (a column of plots/context.tsv): `x0_err_t<t>[_nocontext][_<m>]`, the
+    modality only for the joint model."""
+    return f"x0_err_t{t}" + ("" if with_context else "_nocontext") + (f"_{modality}" if modality else "")
 
 
 def context_summary(

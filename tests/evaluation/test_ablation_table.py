@@ -8,13 +8,12 @@ from scripts.ablation_table import experiments, main
 
 
 def _metrics(ssim):
-    """metrics.json of the evaluate stage with FVD skipped."""
+    """metrics.json of the evaluate stage (numbers only) with FVD skipped: no fvd key."""
     return {
         "synthetic": {
             "all": {"paper": {"rgb": {"ssim": ssim, "lpips": 0.2}, "depth": {"ssim": 0.8, "l2": 7.3}}},
             "all-noise-depth-5": {"paper": {"rgb": {"ssim": ssim - 0.01}}},
-        },
-        "skipped": {"fvd": "weights.i3d is null"},
+        }
     }
 
 
@@ -42,6 +41,18 @@ def test_exp_show_json_to_markdown(tmp_path, capsys):
         _exp("a" * 40, "main", _metrics(0.649), "stage1", [child]),
     ]
     assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run"]
+    queued = {  # `dvc exp run --queue`: until it has run, its rev repeats the baseline's metrics
+        "revs": [_exp("c" * 40, "same-noise", _metrics(0.649), "stage1")],
+        "executor": {"state": "queued", "name": "dvc-task", "local": None},
+        "name": "same-noise",
+    }
+    done = {  # a queued experiment that has run keeps its executor entry, state "success"
+        "revs": [_exp("d" * 40, "indep-noise", _metrics(0.7), "stage1")],
+        "executor": {"state": "success", "name": "dvc-task", "local": None},
+        "name": "indep-noise",
+    }
+    dump[1]["experiments"] += [queued, done]
+    assert [name for name, _, _ in experiments(dump)] == ["workspace", "main", "scratch-run", "indep-noise"]
     path = tmp_path / "exps.json"
     path.write_text(json.dumps(dump))
     assert main(["--exp-json", str(path), "--param", "train_joint.init"]) == 0

@@ -59,8 +59,7 @@ def fake_metrics() -> dict:
                 leaf(alignment=0.8, alignment_mean=0.8),
             ),
             "ground_truth": {"standard": {"rgb+depth": {"alignment": 0.85, "alignment_mean": 0.85}}},
-        },
-        "skipped": {},
+        }
     }
 
 

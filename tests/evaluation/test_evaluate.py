@@ -39,7 +39,9 @@ def test_outputs_keys_baseline_and_skipped(setup):
     plan = _plan(setup)
     path = evaluate(plan)
     metrics = json.loads(path.read_text())
-    assert set(metrics["skipped"]) == {"fvd", "lpips"}  # weights null: listed, never faked
+    assert set(metrics) == {"synthetic"}  # numbers only
+    skipped = json.loads((plan.out_dir / "skipped.json").read_text())
+    assert set(skipped) == {"fvd", "lpips"} and all(isinstance(v, str) for v in skipped.values())  # listed, never faked
     settings = metrics["synthetic"]
     assert set(settings) == {"all", "depth", BASELINE}
     for label in settings:
@@ -54,7 +56,10 @@ def test_outputs_keys_baseline_and_skipped(setup):
     assert {r["video"] for r in rows} == {f"vid{i}" for i in range(VIDEOS)}
     with open(out / "plots" / "paper-rgb-ssim.tsv") as fh:
         table = list(csv.reader(fh, delimiter="\t"))
-    assert table[0] == ["frame", "all", "depth", BASELINE] and len(table) == 1 + plan.config.rollout_frames
+    # the settings evaluated, then the drawn columns that were not (baselines: none here) as "nan"
+    assert table[0] == ["frame", "all", "depth", BASELINE, "single-all", "flow", "autoencoder"]
+    assert len(table) == 1 + plan.config.rollout_frames
+    assert all(row[4:] == ["nan"] * 3 and float(row[1]) > 0 for row in table[1:])
     assert (out / "samples" / "all.png").stat().st_size > 0 and (out / "samples" / "all.gif").stat().st_size > 0
 
 

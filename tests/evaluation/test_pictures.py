@@ -87,7 +87,15 @@ def test_grids_report_and_sample_figure(setup, tmp_path):
     assert f"<td>{ssim:.3f}</td>" in page  # copy-last's rgb SSIM, as compare.md rounds it
     assert "context_frames: 2" in page and "samples: 2" in page and "method:" in page
     with open(out.plots / "standard-rgb-ssim.tsv") as fh:
-        assert next(csv.reader(fh, delimiter="\t"))[1:] == ["all", "depth", BASELINE]
+        # the evaluated settings, then the dvc.yaml-drawn series that were not evaluated ("nan")
+        assert next(csv.reader(fh, delimiter="\t"))[1:] == [
+            "all",
+            "depth",
+            BASELINE,
+            "single-all",
+            "flow",
+            "autoencoder",
+        ]
     # scripts/sample_figure.py stacks the rows of the grids: header + per video, modality: GT + joint + copy-last
     fig = iio.imread(
         sample_figure.figure(plan.out_dir, plan.modalities, (SIZE, SIZE), tc, frames, 1, tmp_path / "fig.png")

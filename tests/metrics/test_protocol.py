@@ -299,12 +299,15 @@ def test_resumed_batches_equal_an_uninterrupted_run(tmp_path):
     report = report.merge(summarise(loaded, STANDARD, dataset="d", condition="c"))
     report.write(tmp_path / "out")
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(data) == {"d"}  # numbers only: the skipped metrics are in skipped.json
     assert set(data["d"]["c"]) == {"paper", "standard"}
     assert set(data["d"]["c"]["standard"]["rgb"]) == {"fvd", "ssim", "ssim_mean"}
-    assert data["skipped"] == {"lpips": "params.yaml weights.lpips_alexnet is null"}
+    skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
+    assert skipped == {"lpips": "params.yaml weights.lpips_alexnet is null"}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "curves.csv",
         "metrics.json",
+        "skipped.json",
         "summary.csv",
         "videos.csv",
     ]

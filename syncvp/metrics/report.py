@@ -28,7 +28,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from syncvp.config.layout import METRICS, SKIPPED
 from syncvp.io.atomic import atomic_path, write_json
 from syncvp.metrics.alignment import nanmean
 from syncvp.metrics.fvd import FeatureAccumulator
@@ -105,8 +104,8 @@ class EvalReport:
         atomically)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        write_json(directory / SKIPPED, self.skipped_json())
-        write_json(directory / METRICS, self.metrics_json())
+        write_json(directory / "skipped.json", self.skipped_json())  # the names of syncvp.config.layout
+        write_json(directory / "metrics.json", self.metrics_json())
         for name, rows in (("summary", self.rows), ("videos", self.videos), ("curves", self.curves)):
             write_rows(directory / f"{name}.csv", rows)
 

@@ -298,6 +298,9 @@ def test_resumed_batches_equal_an_uninterrupted_run(tmp_path):
     )
     report = report.merge(summarise(loaded, STANDARD, dataset="d", condition="c"))
     report.write(tmp_path / "out")
+    from syncvp.config.layout import METRICS, SKIPPED  # the pipeline's names for the files written here
+
+    assert (tmp_path / "out" / METRICS).is_file() and (tmp_path / "out" / SKIPPED).is_file()
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(data) == {"d"}  # numbers only: the skipped metrics are in skipped.json
     assert set(data["d"]["c"]) == {"paper", "standard"}

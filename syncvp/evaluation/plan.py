@@ -21,7 +21,8 @@ and seeds (`references`, in this order):
 with fewer than two image modalities lists it under `skipped` with the reason.
 
 Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
-files, the store and every option that changes a result, so stale batches are never reused.
+files, the store, every option that changes a result and the library code (`code_digest`), so
+stale batches are never reused: a rerun after a code change computes every batch again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from syncvp.config.roles import RolePair
 from syncvp.config.runtime import WeightsConfig
 from syncvp.data.store import read_info
 from syncvp.figures import class_names
-from syncvp.io.digest import file_md5
+from syncvp.io.digest import code_digest, file_md5
 from syncvp.io.model_file import rerun_hint
 from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.diffusion_file import ModelFileError
@@ -287,6 +288,7 @@ def plan_evaluation(
         "sampling": to_plain(sampling),
         "metrics": sorted(metric_plan.available),
         "device": device,
+        "code": code_digest(),
     }
     files = [store, *models.values(), *singles.values(), *ae_files]
     fp = _fingerprint(files, options)

@@ -17,7 +17,7 @@ from syncvp.config.layout import AutoencoderFiles, parse_unit
 from syncvp.config.loader import to_plain
 from syncvp.data.store import read_info
 from syncvp.io.checkpoint import config_hash
-from syncvp.io.digest import file_md5
+from syncvp.io.digest import code_digest, file_md5
 from syncvp.io.weights import resolve_weights
 from syncvp.models.autoencoder import AutoencoderSpec
 from syncvp.seeding import stream_seed
@@ -75,7 +75,7 @@ class AutoencoderJob:
     def fingerprint(self, phase: str) -> str:
         """Hash of everything that determines the weights a phase produces: the unit, the
         architecture, the training params (not their logging/eval/checkpoint cadence), the seed,
-        the perceptual weights file and the training data."""
+        the perceptual weights file, the training data and the library code."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
         weights = self.perceptual_weights
         base = {
@@ -85,6 +85,7 @@ class AutoencoderJob:
             "seed": self.seed,
             "perceptual": [weights.name, weights.stat().st_size] if weights else None,
             "data": self.data_digest,
+            "code": code_digest(),
         }
         if phase == PHASES[1]:
             base["gan"] = to_plain(self.train.gan)

@@ -25,7 +25,7 @@ from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, c
 from syncvp.data.store import read_info
 from syncvp.diffusion.conditioning import check_patterns, independent_patterns, official_patterns
 from syncvp.io.checkpoint import config_hash
-from syncvp.io.digest import file_md5
+from syncvp.io.digest import code_digest, file_md5
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
@@ -114,7 +114,7 @@ class DiffusionJob:
     @cached_property
     def fingerprint(self) -> str:
         """Hash of everything that determines the trained weights: unit, architecture, training
-        params (not their cadence), seed, data, autoencoder and stage-1 files."""
+        params (not their cadence), seed, data, autoencoder and stage-1 files, and the library code."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
         return config_hash(
             {
@@ -130,6 +130,7 @@ class DiffusionJob:
                 "autoencoders": self.autoencoder_digests,
                 "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
                 "frames": [self.context_frames, self.future_frames],
+                "code": code_digest(),
             }
         )
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from syncvp.evaluation import AUTOENCODER, BASELINE, GROUND_TRUTH, evaluate, plan_evaluation, references, run_batch
+from syncvp.evaluation import plan as plan_module
 from syncvp.evaluation.batch import load_clips, networks, trajectories
 from syncvp.evaluation.references import autoencode_future
 from syncvp.metrics.protocol import PAPER, STANDARD, BatchResult
@@ -50,6 +51,15 @@ def test_plan_lists_the_references_and_their_files(setup):
     bare = _plan(setup, conditions=("all",))  # no baselines, no alignment: copy_last only
     assert bare.labels == ("all", BASELINE) and bare.single_files == {} and bare.pairs == ()
     assert bare.fingerprint != plan.fingerprint
+
+
+def test_fingerprint_covers_the_library_code(setup, monkeypatch):
+    """A rerun after a code change (DVC reruns `evaluate` when its code deps change) must not reuse
+    the batches the old code computed."""
+    before = _plan(setup, conditions=("all",)).fingerprint
+    assert _plan(setup, conditions=("all",)).fingerprint == before
+    monkeypatch.setattr(plan_module, "code_digest", lambda: "other code")
+    assert _plan(setup, conditions=("all",)).fingerprint != before
 
 
 def test_single_baseline_needs_the_stage1_files_before_sampling(setup):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from syncvp.metrics.alignment import alignment, alignment_frames, gradient_magnitude
+from syncvp.metrics.alignment import alignment, alignment_frames, alignment_of_edges, gradient_magnitude
 from syncvp.metrics.protocol import PAPER, STANDARD, score_batch
 from syncvp.metrics.report import summarise
 
@@ -54,6 +54,39 @@ def test_chance_level_uses_the_covered_fraction_of_the_frame():
     # rgb edges on columns 1, 2 of a 4 px frame: within 1 px of them is the whole frame, chance 1:
     # undefined, NaN
     assert math.isnan(alignment_frames(step(2, channels=3, size=4), step(2, size=4)).item())
+
+
+def test_chance_is_taken_row_by_row():
+    """Hand-made edge maps (8 x 8): one edge of a at (row 6, column 1); near(a) is rows 5-7 x
+    columns 0-2, so rows 5-7 are 3/8 covered and the others not at all."""
+    a = torch.zeros(1, 8, 8, dtype=torch.bool)
+    a[0, 6, 1] = True
+    b = torch.zeros(1, 8, 8, dtype=torch.bool)
+    b[0, 6, 5] = b[0, 1, 1] = True  # both missed; chance (3/8 + 0) / 2 = 3/16 (the whole frame: 9/64)
+    assert alignment_of_edges(a, b).item() == pytest.approx((0 - 3 / 16) / (1 - 3 / 16))
+    b[0, 5, 2] = True  # one hit of three; chance (3/8 + 0 + 3/8) / 3 = 1/4
+    assert alignment_of_edges(a, b).item() == pytest.approx((1 / 3 - 1 / 4) / (3 / 4))
+    full = torch.zeros(1, 8, 8, dtype=torch.bool)
+    full[0, 6, ::2] = True  # near(a) covers rows 5-7 whole: b's edges there are hits by necessity
+    b = torch.zeros(1, 8, 8, dtype=torch.bool)
+    b[0, 6, 3] = True
+    assert math.isnan(alignment_of_edges(full, b).item())
+    b[0, 0, 3] = True  # one edge in an uncovered row: chance 1/2, hit rate 1/2
+    assert alignment_of_edges(full, b).item() == 0.0
+
+
+def test_unrelated_frames_with_edges_in_the_same_rows_score_about_zero():
+    """Textured bottom halves (a ground), flat top halves (a sky): edges of both modalities sit in
+    the bottom rows. Unrelated pairs score about 0 (a whole-frame chance, about the covered half,
+    would give them about 0.8); a pair against itself aligns fully."""
+    gen = torch.Generator().manual_seed(2)
+    noise = torch.randint(0, 256, (64, 1, 34, 34), generator=gen, dtype=torch.float32)
+    frames = torch.nn.functional.avg_pool2d(noise, 3, 1, 0)  # 32 x 32, no border edges
+    frames[:, :, :16] = 128.0
+    depth = frames.to(torch.uint8)
+    rgb = depth.expand(-1, 3, -1, -1)
+    assert abs(alignment_frames(rgb, depth.roll(1, dims=0)).mean().item()) < 0.08
+    assert alignment_frames(rgb, depth).mean().item() == 1.0
 
 
 def test_unrelated_frames_score_about_zero():

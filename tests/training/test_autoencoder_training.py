@@ -220,7 +220,7 @@ def test_changed_configuration_starts_fresh_and_export_writes_outputs(tiny_param
         autoencoder_train.export(changed, out)
 
 
-def test_plan_checks_unit_store_and_weights(tiny_params, tmp_path):
+def test_plan_checks_unit_store_and_weights(tiny_params, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="dvc repro prepare@synthetic"):
         tiny_job(tiny_params)
     write_tiny_stores(tiny_params.paths)
@@ -245,6 +245,9 @@ def test_plan_checks_unit_store_and_weights(tiny_params, tmp_path):
     assert job.fingerprint("reconstruct") != tiny_job(tiny_params, unit="synthetic-depth-future", steps=7).fingerprint(
         "reconstruct"
     )
+    other_code = job.fingerprint("reconstruct")
+    monkeypatch.setattr(autoencoder_job, "code_digest", lambda: "other code")
+    assert tiny_job(tiny_params, unit="synthetic-depth-future").fingerprint("reconstruct") != other_code
 
 
 def test_streams_release_their_store_handles(tiny_params):

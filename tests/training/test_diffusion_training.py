@@ -428,3 +428,13 @@ def test_ablations_scratch_init_and_independent_noise_train_and_export(tiny_para
     diffusion_train.export(job)
     f = load_diffusion_model(job.model_file, kind="joint")
     assert f.meta["init"] == "scratch" and f.joint.same_noise is False
+
+
+def test_fingerprint_covers_the_library_code(tiny_params, monkeypatch):
+    """A checkpoint of other code is not resumed: DVC reruns a training stage when its code deps
+    change, and the rerun must train, not re-export the old weights."""
+    p = setup(tiny_params)
+    before = plan_single(p).fingerprint
+    assert plan_single(p).fingerprint == before
+    monkeypatch.setattr(diffusion_job, "code_digest", lambda: "other code")
+    assert plan_single(p).fingerprint != before

@@ -86,3 +86,12 @@ def test_killed_and_resumed_equals_uninterrupted_and_the_rewrite(tmp_path):
     (tmp_path / "killed" / "plots" / "metrics" / "stale.tsv").write_text("step\tstale\n9\t1\n")
     LiveCurves(tmp_path / "killed", autoencoder_train.curve_point).rewrite(series)
     assert files(tmp_path / "killed") == files(tmp_path / "straight")
+
+
+def test_the_sink_never_talks_to_studio(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_STUDIO_TOKEN", "not-a-token")  # a configured Studio is ignored
+    monkeypatch.setenv("DVC_STUDIO_OFFLINE", "false")
+    sink = LiveCurves(tmp_path / "dvclive", autoencoder_train.curve_point)
+    sink(ProgressEvent("u", 1, 2, {"autoencoder/loss": 1.0, "l1": 0.5}, CURVE))
+    assert {"start", "data", "done"} <= sink._live._studio_events_to_skip
+    assert not sink._live._save_dvc_exp and sink._live._report_mode is None

@@ -13,8 +13,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.live import LiveCurves
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import AutoencoderConfig, DatasetConfig, PathsConfig, RunConfig, TrainAutoencoderConfig
+from syncvp.config.layout import AutoencoderFiles
 from syncvp.progress import ProgressEvent
 from syncvp.training import autoencoder_job, autoencoder_train
 
@@ -35,11 +37,14 @@ def plan_autoencoder(
 
 
 def _report(job: autoencoder_job.AutoencoderJob):
-    """Progress artifact + throttled log lines, and every held-out evaluation in the log."""
+    """Progress artifact + throttled log lines, every held-out evaluation in the log, and the
+    curves logged step-wise with DVCLive (`<models>/<unit>/dvclive/`)."""
     bar = PrefectProgress(f"{job.unit}-train", f"Training the autoencoder {job.unit}")
     logger = get_run_logger()
+    live = LiveCurves(job.files.live, autoencoder_train.curve_point)
 
     def report(event: ProgressEvent) -> None:
+        live(event)
         if event.message == "held-out":
             numbers = " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
             logger.info(f"{event.task}: step {event.done}/{event.total} held-out {numbers}")
@@ -56,7 +61,12 @@ def train_unit(job: autoencoder_job.AutoencoderJob) -> dict:
 
 @task(task_run_name="export-{job.unit}", cache_policy=NO_CACHE)
 def export_unit(job: autoencoder_job.AutoencoderJob, out_dir: Path) -> dict:
-    return autoencoder_train.export(job, out_dir, log=get_run_logger().info)
+    """Export, then the curves written afresh from the finished run's history (read before `export`
+    retires the checkpoints); their summary leaves out the names metrics.json reports."""
+    series = autoencoder_train.curve_series(job)
+    metrics = autoencoder_train.export(job, out_dir, log=get_run_logger().info)
+    LiveCurves(AutoencoderFiles(Path(out_dir)).live, autoencoder_train.curve_point).rewrite(series, metrics)
+    return metrics
 
 
 @flow(name="train_autoencoder", log_prints=True)
@@ -70,7 +80,7 @@ def train_autoencoder(
     lpips_vgg16: Path | None,
 ) -> dict:
     """Train the autoencoder `<dataset>-<modality>-<context|future>` (resuming if interrupted) and
-    write `<models>/<unit>/`: autoencoder.pt, metrics.json, reconstruction.png, plots/*.tsv."""
+    write `<models>/<unit>/`: autoencoder.pt, metrics.json, reconstruction.png, dvclive/ (the curves)."""
     job = plan_autoencoder(unit, dataset, autoencoder, train, run, paths, lpips_vgg16)
     train_unit(job)
     metrics = export_unit(job, job.files.root)

@@ -46,7 +46,7 @@ def train_joint(
     paths: PathsConfig,
 ) -> dict:
     """Train the joint model of dataset `name` (from the stage-1 models or from scratch) and write
-    `<models>/<name>/`: joint.pt (EMA weights), metrics.json, loss.png, plots/loss.tsv."""
+    `<models>/<name>/`: joint.pt (EMA weights), metrics.json, loss.png, plots/context.tsv, dvclive/ (the loss curves)."""
     job = plan_joint(name, dataset, unet, diffusion, joint, train, run, paths)
     train_unit(job)
     metrics = export_unit(job)

@@ -45,7 +45,7 @@ def train_single(
     paths: PathsConfig,
 ) -> dict:
     """Train the stage-1 model `<dataset>-<modality>` (resuming if interrupted) and write
-    `<models>/<unit>/`: diffusion.pt (EMA weights), metrics.json, loss.png, plots/loss.tsv."""
+    `<models>/<unit>/`: diffusion.pt (EMA weights), metrics.json, loss.png, plots/context.tsv, dvclive/ (the loss curves)."""
     job = plan_single(unit, dataset, unet, diffusion, train, run, paths)
     train_unit(job)
     metrics = export_unit(job)

@@ -37,6 +37,13 @@ class ProgressCallback(Protocol):
     def __call__(self, event: ProgressEvent) -> Any: ...
 
 
+CURVE = "curve"
+"""`ProgressEvent.message` of an event that carries one point of a step-wise training curve (its
+`done` is the step): the flow layer logs these (pipelines/live.py)."""
+HELD_OUT = "held-out"
+"""`ProgressEvent.message` of a held-out evaluation's result (a curve point too, where a unit plots it)."""
+
+
 def no_progress(event: ProgressEvent) -> None:
     """The default callback: ignore events."""
 

@@ -126,10 +126,10 @@ class Ctx:
             "prepare": (p.processed_dir(item),),
             "pseudo_depth": (p.interim_dir(item),),
             "train_autoencoder": tuple(
-                models / f for f in ("autoencoder.pt", "reconstruction.png", "metrics.json", "plots")
+                models / f for f in ("autoencoder.pt", "reconstruction.png", "metrics.json", "dvclive")
             ),
-            "train_single": tuple(models / f for f in ("diffusion.pt", "loss.png", "metrics.json", "plots")),
-            "train_joint": tuple(models / f for f in ("joint.pt", "loss.png", "metrics.json", "plots")),
+            "train_single": tuple(models / f for f in ("diffusion.pt", "loss.png", "metrics.json", "plots", "dvclive")),
+            "train_joint": tuple(models / f for f in ("joint.pt", "loss.png", "metrics.json", "plots", "dvclive")),
             "evaluate": tuple(
                 p.eval_dir(item) / f for f in ("tables", "samples", "report.html", "metrics.json", "plots")
             ),

@@ -1,7 +1,8 @@
 """dvc.yaml's plots draw what the code writes: every top-level plot names a file the stages write
 for params.yaml, and its y columns are columns the code writes there (the code's own naming);
 every per-frame evaluation curve is drawn with the model next to the references; every stage-level
-training plot's title names its unit."""
+training plot's title names its unit and draws a curve the unit's DVCLive folder holds (one
+`dvclive/plots/metrics/<name>.tsv`, columns step and <name>, per curve the code logs)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from syncvp.evaluation.outputs import MISSING, PLOT_SERIES, plot_name, write_plo
 from syncvp.evaluation.plan import references_for, settings_for
 from syncvp.metrics.plan import IMAGE_METRICS, PAIR_METRICS, plan_metrics
 from syncvp.metrics.report import Row
+from syncvp.training import autoencoder_train
 from syncvp.training.context_probe import probe_column, probe_timesteps
 from syncvp.training.diffusion_train import loss_columns
 
@@ -33,7 +35,7 @@ def dvc_plots():
         top = {}
         for d in defs:
             ((path, props),) = d.items()
-            top[Path(path)] = props
+            top[path if isinstance(props.get("y"), dict) else Path(path)] = props  # a plot id joins files
         stage = {
             Path(o.fs_path).relative_to(REPO): (s.name, o.plot) for s in repo.index.stages for o in s.outs if o.plot
         }
@@ -77,7 +79,7 @@ def test_evaluation_plots_draw_the_model_next_to_the_references(repo_params, dvc
     drawn = {
         p: props
         for p, props in top.items()
-        if p.parent.name == "plots" and p.parent.parent.parent == Path(repo_params.paths.eval)
+        if isinstance(p, Path) and p.parent.name == "plots" and p.parent.parent.parent == Path(repo_params.paths.eval)
     }
     assert set(drawn) == set(written), "dvc.yaml top-level plots != the curve files evaluate writes for params.yaml"
     for path, props in drawn.items():
@@ -105,16 +107,29 @@ def test_training_plots_name_their_unit_and_draw_every_column(repo_params, dvc_p
         probe = top[files.plot("context")]
         want = {probe_column(t, c, m if joint else None) for t in times for c in (True, False) for m in mods}
         assert set(probe["y"]) == want and probe["title"].startswith(f"{unit}: ")
-        if joint:
-            loss = top[files.plot("loss")]
-            assert list(loss["y"]) == list(loss_columns(SimpleNamespace(kind="joint", modalities=mods)))
-            assert loss["title"].startswith(f"{unit}: ")
+        if joint:  # one plot of the loss and every loss_<m>, each from its DVCLive file
+            loss = top[f"{unit}-joint-loss"]
+            columns = loss_columns(SimpleNamespace(kind="joint", modalities=mods))
+            assert loss["y"] == {str(files.live_plot(c)): c for c in columns}
+            assert loss["x"] == "step" and loss["title"].startswith(f"{unit}: ") and loss["x_label"] and loss["y_label"]
     for path, (name, props) in stage.items():
         unit = name.partition("@")[2]
         assert props["title"].startswith(f"{unit}: "), (path, props)
         assert props["x"] == "step" and props["y"] == path.stem and props["x_label"] and props["y_label"]
+        assert path.parent.name == "metrics" and path.parent.parent.parent.name == "dvclive", path
     units = [*pipeline.autoencoders, *pipeline.single]
     assert {n.partition("@")[2] for n, _ in stage.values()} == set(units)
+    # every curve the code logs is drawn, and only those
+    drawn = {path for path in stage}
+    logged = {
+        *(
+            paths.autoencoder(*parse_unit(u)).live_plot(c)
+            for u in pipeline.autoencoders
+            for c in autoencoder_train.CURVES
+        ),
+        *(paths.single(*parse_unit(u)[:2]).live_plot("loss") for u in pipeline.single),
+    }
+    assert drawn == logged
 
 
 def test_write_plots_pads_the_drawn_columns(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from stages._entry import SectionView
 from syncvp.config import parse_unit
+from syncvp.training import autoencoder_train
 from tests.test_stage_deps import code_deps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,17 +80,34 @@ def _files(params, name: str, item: str) -> tuple[set, set]:
             f.reconstruction,
             f.work,
             f.metrics,
-            *(f.plot(p) for p in ("psnr", "ssim", "loss")),
+            f.live_metrics,
+            *(f.live_plot(p) for p in autoencoder_train.CURVES),
         }
     if name == "train_single":
         f = paths.single(dataset, modality)
-        return train | aes(modality), {f.model, f.loss_plot, f.work, f.metrics, f.plot("loss"), f.plot("context")}
+        return train | aes(modality), {
+            f.model,
+            f.loss_plot,
+            f.work,
+            f.metrics,
+            f.live_metrics,
+            f.live_plot("loss"),
+            f.plot("context"),
+        }
     firsts = [parse_unit(u)[1] for u in pipeline.joint[item][:2]]  # dvc.yaml names the first two units
     models = {paths.single(dataset, m).model for m in firsts}
     aes_all = set().union(*(aes(m) for m in firsts))
     if name == "train_joint":
         f = paths.joint(dataset)
-        return train | aes_all | models, {f.model, f.loss_plot, f.work, f.metrics, f.plot("loss"), f.plot("context")}
+        return train | aes_all | models, {
+            f.model,
+            f.loss_plot,
+            f.work,
+            f.metrics,
+            f.live_metrics,
+            f.live_plots,
+            f.plot("context"),
+        }
     assert name == "evaluate", name
     f = paths.evaluation(dataset)
     deps = {paths.joint(dataset).model, paths.store(dataset, params.evaluate.split)} | models | aes_all

@@ -29,6 +29,7 @@ SPLITS = ("train", "val", "test")
 METRICS = "metrics.json"  # DVC metrics of every training stage and of evaluation (numbers only)
 SKIPPED = "skipped.json"  # evaluation: {metric: why it was not computed} (an output, not a metric)
 PLOTS = "plots"  # DVC plots folder (step- or frame-indexed .tsv files)
+LIVE = "dvclive"  # DVCLive folder of a trained unit: plots/metrics/<name>.tsv (step-wise), metrics.json (latest step)
 WORK = "work"  # resumable state a rerun keeps (persist, not cached by DVC)
 COMPARE = "compare.md"  # the evaluation's comparison table, in tables/
 
@@ -99,8 +100,28 @@ class _TrainedFiles:
         return self.root / METRICS
 
     def plot(self, name: str) -> Path:
-        """`plots/<name>.tsv`: one DVC plot."""
+        """`plots/<name>.tsv`: one hand-written DVC plot (the diffusion context probe)."""
         return self.root / PLOTS / f"{name}.tsv"
+
+    @property
+    def live(self) -> Path:
+        """`dvclive/`: the DVCLive folder the flow layer writes the step-wise training curves to."""
+        return self.root / LIVE
+
+    @property
+    def live_plots(self) -> Path:
+        """`dvclive/plots/`: every curve DVCLive writes (the joint stage's output: its file names
+        hold the modalities, which dvc.yaml cannot spell)."""
+        return self.live / "plots"
+
+    def live_plot(self, name: str) -> Path:
+        """`dvclive/plots/metrics/<name>.tsv`: one step-wise curve (columns step, <name>)."""
+        return self.live_plots / "metrics" / f"{name}.tsv"
+
+    @property
+    def live_metrics(self) -> Path:
+        """`dvclive/metrics.json`: the latest logged value of every curve and its step (updated live)."""
+        return self.live / METRICS
 
     @property
     def work(self) -> Path:
@@ -115,7 +136,7 @@ class _TrainedFiles:
 @dataclass(frozen=True)
 class AutoencoderFiles(_TrainedFiles):
     """`<models>/<dataset>-<modality>-<role>/`: autoencoder.pt, metrics.json, reconstruction.png,
-    plots/{psnr,ssim,loss}.tsv; work/<phase>.pt (checkpoints), work/status.json."""
+    dvclive/ (psnr, ssim, loss, l1 curves); work/<phase>.pt (checkpoints), work/status.json."""
 
     @property
     def model(self) -> Path:
@@ -132,7 +153,7 @@ class AutoencoderFiles(_TrainedFiles):
 @dataclass(frozen=True)
 class DiffusionFiles(_TrainedFiles):
     """`<models>/<unit>/` of a stage-1 (`diffusion.pt`) or joint (`joint.pt`) model, with metrics.json,
-    timings.json (not tracked by DVC), loss.png, plots/{loss,context}.tsv; work/train.pt (the
+    timings.json (not tracked by DVC), loss.png, dvclive/ (loss[, loss_<m>] curves), plots/context.tsv; work/train.pt (the
     checkpoint), work/status.json and work/latents-<modality>-<key>.pt (latent caches)."""
 
     joint: bool = False

@@ -56,7 +56,7 @@ class _TrainDiffusion:
         ema: the EMA of the weights (`EmaConfig`).
         checkpoint_every: steps between resumable checkpoints (0 = only at the end).
         log_every: steps between progress reports.
-        loss_curve_every: steps averaged into one point of `plots/loss.tsv`.
+        loss_curve_every: steps averaged into one point of the loss curves (`dvclive/plots/metrics/`).
         num_workers: DataLoader workers (0 = load in the training process; online latents only).
         latents: "precompute" encodes every training window once with the frozen autoencoders
             and caches the latents in the unit's work directory (keyed by the autoencoder files

@@ -2,7 +2,8 @@
 
     job = autoencoder_job.plan(unit, ...)   # fast checks, weights resolved
     train(job, progress=..., log=...)       # reconstruction, then the optional GAN fine-tune
-    export(job, out_dir)                    # frozen autoencoder, metrics, curves, PNG grid
+    export(job, out_dir)                    # frozen autoencoder, metrics, PNG grid
+    curve_series(job)                       # the step-wise curves (before export), for the flow's DVCLive
 
 Work directory `<models>/<unit>/work` (kept across DVC reruns): `reconstruct.pt` and
 `finetune_gan.pt` hold everything needed to resume (models, optimizers, schedulers, step, RNG
@@ -32,7 +33,7 @@ from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import read_info
 from syncvp.io.atomic import write_json
 from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
-from syncvp.progress import ProgressFn, no_progress
+from syncvp.progress import CURVE, HELD_OUT, ProgressEvent, ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
@@ -51,7 +52,7 @@ from syncvp.training.reconstruction import (
     reconstruction_grid,
     reconstruction_metrics,
 )
-from syncvp.training.records import clear_finished, mark_finished, write_curve
+from syncvp.training.records import clear_finished, mark_finished
 from syncvp.training.seeded_init import build_seeded
 from syncvp.training.state import TrainState, load_finished, resume
 from syncvp.viz import save_png
@@ -143,7 +144,7 @@ def run_phase(
     if state.step == 0 and main:
         ev.record(state)
     callbacks = [
-        MetricHistory(t.log_every, total, progress=progress, task=task),
+        MetricHistory(t.log_every, total, progress=progress, task=task, message=CURVE),
         *([ev] if main else []),
         Checkpoint(path, fingerprint, t.checkpoint_every, total),
     ]
@@ -293,17 +294,31 @@ def curves(job: AutoencoderJob) -> dict[str, list[dict]]:
     return out
 
 
-def write_curves(job: AutoencoderJob, out_dir: Path) -> None:
-    """plots/psnr.tsv, plots/ssim.tsv (held-out) and plots/loss.tsv (training), step-indexed."""
-    history, files = curves(job), AutoencoderFiles(Path(out_dir))
-    for name in ("psnr", "ssim"):
-        write_curve(files.plot(name), history["eval"], ("step", name))
-    train = [{"step": r["step"], "loss": r["autoencoder/loss"], "l1": r["l1"]} for r in history["train"]]
-    write_curve(files.plot("loss"), train, ("step", "loss", "l1"))
+# the plotted curves: {curve name: the history ("eval" or "train") and the key it is read from}
+CURVES = {
+    "psnr": ("eval", "psnr"),
+    "ssim": ("eval", "ssim"),
+    "loss": ("train", "autoencoder/loss"),
+    "l1": ("train", "l1"),
+}
+
+
+def curve_point(event: ProgressEvent) -> dict[str, float]:
+    """The curve values one progress event carries (its `done` is the step on the unit's axis):
+    training loss and L1 from a `CURVE` event, held-out PSNR and SSIM from a `HELD_OUT` one."""
+    source = {CURVE: "train", HELD_OUT: "eval"}.get(event.message)
+    return {n: event.metrics[k] for n, (h, k) in CURVES.items() if h == source and k in event.metrics}
+
+
+def curve_series(job: AutoencoderJob) -> dict[str, list[tuple[int, float]]]:
+    """{curve: [(step, value), ...]} of the finished run, from its checkpoints (call before `export`,
+    which retires them): what the flow layer writes as the unit's step-wise curves."""
+    history = curves(job)
+    return {n: [(r["step"], r[k]) for r in history[h] if k in r] for n, (h, k) in CURVES.items()}
 
 
 def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info) -> dict:
-    """Write `autoencoder.pt`, `metrics.json`, `reconstruction.png` and `plots/*.tsv` to `out_dir`,
+    """Write `autoencoder.pt`, `metrics.json` and `reconstruction.png` to `out_dir`,
     then retire the work checkpoints (`work/status.json` records the finished run)."""
     out_dir = Path(out_dir)
     files = AutoencoderFiles(out_dir)
@@ -325,7 +340,6 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
         )
         scores.update(paper_reconstruction_metrics(clips, paper, job.train.batch_size))
     save_png(files.reconstruction, reconstruction_grid(clips, recons, info))
-    write_curves(job, out_dir)
     metrics = {
         **scores,
         "eval_clips": len(clips),

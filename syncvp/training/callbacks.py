@@ -1,7 +1,8 @@
 """Callbacks run by `fit` after every step: metric history, periodic evaluation, checkpoints.
 
-Histories live in `state.extra["history"][name]` as lists of {"step": int, metric: float}, so
-they are saved in checkpoints and a resumed run continues the same curves.
+Histories live in `state.extra["history"][name]` as lists of {"step": int, metric: float}, and
+the open averaging windows in `state.extra["windows"][name]`, so both are saved in checkpoints and a
+resumed run continues the same curves.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from syncvp.io import checkpoint as ckpt_io
-from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.progress import HELD_OUT, ProgressEvent, ProgressFn, no_progress
 from syncvp.training import distributed
 from syncvp.training.state import TrainState
 
@@ -29,21 +30,30 @@ class MetricHistory:
     """Averages the step metrics over each `every`-step window and appends them to a history."""
 
     def __init__(
-        self, every: int, total: int, name: str = "train", progress: ProgressFn = no_progress, task: str = "train"
+        self,
+        every: int,
+        total: int,
+        name: str = "train",
+        progress: ProgressFn = no_progress,
+        task: str = "train",
+        message: str = "",
     ):
         self.every, self.total, self.name, self.progress, self.task = every, total, name, progress, task
-        self._sums: dict[str, float] = {}
-        self._count = 0
+        self.message = message
 
     def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:
+        # the open window lives in the checkpointed state: a run resumed inside a window averages
+        # the same steps, in the same order, as an uninterrupted one
+        window = state.extra.setdefault("windows", {}).setdefault(self.name, {"sums": {}, "count": 0})
+        sums = window["sums"]
         for k, v in metrics.items():
-            self._sums[k] = self._sums.get(k, 0.0) + v
-        self._count += 1
+            sums[k] = sums.get(k, 0.0) + v
+        window["count"] += 1
         if due(state.step, self.every, self.total):
-            row = {k: v / self._count for k, v in self._sums.items()}
+            row = {k: v / window["count"] for k, v in sums.items()}
             history(state, self.name).append({"step": state.step, **row})
-            self._sums, self._count = {}, 0
-            self.progress(ProgressEvent(self.task, state.step, self.total, row))
+            state.extra["windows"][self.name] = {"sums": {}, "count": 0}
+            self.progress(ProgressEvent(self.task, state.step, self.total, row, message=self.message))
 
 
 class Evaluate:
@@ -65,7 +75,7 @@ class Evaluate:
         """Evaluate now and append the result at the current step."""
         row = self.evaluate()
         history(state, self.name).append({"step": state.step, **row})
-        self.progress(ProgressEvent(self.task, state.step, self.total, row, message="held-out"))
+        self.progress(ProgressEvent(self.task, state.step, self.total, row, message=HELD_OUT))
         return row
 
     def __call__(self, state: TrainState, metrics: dict[str, float]) -> None:

@@ -2,7 +2,8 @@
 
     job = diffusion_job.plan_single(unit, ...)   # or plan_joint(dataset, ...): fast checks
     train(job, progress=..., log=...)            # resumable training with EMA
-    export(job)                                  # diffusion.pt / joint.pt (EMA), metrics, curves
+    export(job)                                  # diffusion.pt / joint.pt (EMA), metrics, loss.png, probe
+    curve_series(job)                            # the loss curves (before export), for the flow's DVCLive
 
 Objectives (one `Update` for `fit`), per micro-batch of B windows:
 - stage 1: keep_b ~ Bernoulli(cond_prob) per sample, c = keep * context latent,
@@ -42,7 +43,7 @@ from syncvp.models.diffusion_file import load_diffusion_model, save_diffusion_mo
 from syncvp.models.ema import EMA
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
-from syncvp.progress import ProgressFn, no_progress
+from syncvp.progress import CURVE, ProgressEvent, ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
 from syncvp.training import distributed, optim
@@ -230,7 +231,7 @@ def _train(
     callbacks = [
         EmaCallback(ema, model),
         Timer(state),
-        MetricHistory(t.loss_curve_every, t.steps, name="train"),
+        MetricHistory(t.loss_curve_every, t.steps, name="train", progress=progress, task=job.unit, message=CURVE),
         MetricHistory(t.log_every, t.steps, name="log", progress=progress, task=job.unit),
         Evaluate(
             context_probe(job, model, encoders, device, target),
@@ -297,6 +298,20 @@ def loss_summary(job: DiffusionJob, history: list[dict]) -> dict[str, float]:
     return out
 
 
+def curve_point(job: DiffusionJob, event: ProgressEvent) -> dict[str, float]:
+    """The loss-curve values (loss[, loss_<m>...]) a `CURVE` progress event carries."""
+    if event.message != CURVE or f"{UPDATE}/loss" not in event.metrics:
+        return {}
+    return {k: v for k, v in curve_rows(job, [{"step": event.done, **event.metrics}])[0].items() if k != "step"}
+
+
+def curve_series(job: DiffusionJob) -> dict[str, list[tuple[int, float]]]:
+    """{curve: [(step, value), ...]} of the finished run's loss curves, from its checkpoint (call
+    before `export`, which retires it): what the flow layer writes as the unit's step-wise curves."""
+    rows = curve_rows(job, finished_checkpoint(job)["extra"].get("history", {}).get("train", []))
+    return {c: [(r["step"], r[c]) for r in rows] for c in loss_columns(job)}
+
+
 def finished_checkpoint(job: DiffusionJob) -> dict:
     """The checkpoint of a run that reached `train.steps` with the current configuration."""
     stage = "train_single" if job.kind == "single" else "train_joint"
@@ -309,7 +324,9 @@ def finished_checkpoint(job: DiffusionJob) -> dict:
 
 
 def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
-    """`plots/context.tsv`: the context probe's x0 errors over training (with / without context)."""
+    """`plots/context.tsv`: the context probe's x0 errors over training (with / without context).
+    Hand-written, not DVCLive: one plot of several columns (every probe timestep, with and without
+    context), which DVCLive's one-metric-per-file layout would split into separate plots."""
     if not rows:
         return
     write_curve(job.files.plot("context"), rows, ["step", *(k for k in rows[0] if k != "step")])
@@ -317,7 +334,7 @@ def write_probe(job: DiffusionJob, rows: list[dict]) -> None:
 
 def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     """Write the EMA model (`diffusion.pt` or `joint.pt`), `metrics.json`, `loss.png` and
-    `plots/loss.tsv` to `job.out_dir`, then retire the work checkpoint (`work/status.json`)."""
+    `plots/context.tsv` to `job.out_dir`, then retire the work checkpoint (`work/status.json`)."""
     ckpt = finished_checkpoint(job)
     if job.kind == "single":
         shape = job.shapes[job.modalities[0]]
@@ -327,7 +344,6 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
     model.load_state_dict(ckpt["extra"]["streams"]["ema"]["module"], strict=True)
     history = ckpt["extra"].get("history", {}).get("train", [])
     rows, columns = curve_rows(job, history), loss_columns(job)
-    write_curve(job.files.plot("loss"), rows, ("step",) + columns)
     save_loss_plot(job.files.loss_plot, rows, columns, f"{job.unit} ({job.kind})")
     probe_rows = ckpt["extra"].get("history", {}).get("context", [])
     write_probe(job, probe_rows)

@@ -1,5 +1,6 @@
-"""What a training run leaves beside its model: step-indexed curves (TSV files for `dvc plots`, a
-log-scale PNG of the loss) and the finished-run marker.
+"""What a training run leaves beside its model: a hand-written step-indexed TSV for `dvc plots` (the
+diffusion context probe, several columns in one plot; the other curves are DVCLive's, written by
+the flow layer, pipelines/live.py), a log-scale PNG of the loss, and the finished-run marker.
 
 The marker (`work/status.json` of a unit) is removed when a run starts and written, after the
 resumable checkpoints are deleted, when its outputs are exported: a finished run is never

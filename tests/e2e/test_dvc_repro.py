@@ -37,20 +37,24 @@ def test_repro_then_up_to_date(pipeline_run):
     check_era5_masks(root, params)
     for unit in (u for u, ds in params.pipeline.autoencoders.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)
-        assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"} <= {
+        assert {"autoencoder.pt", "metrics.json", "reconstruction.png", "dvclive", "work"} <= {
             p.name for p in out.iterdir()
         }
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+        assert json.loads((out / "dvclive" / "metrics.json").read_text())["step"] == 4  # DVCLive, under dvc repro
     for unit in (u for u, ds in params.pipeline.single.items() if ds in DEFAULT):
         out = root / params.paths.model_dir(unit)
-        assert {"diffusion.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert {"diffusion.pt", "metrics.json", "loss.png", "plots", "dvclive", "work"} <= {
+            p.name for p in out.iterdir()
+        }
     for name in (n for n in params.pipeline.joint if n in DEFAULT):
         out = root / params.paths.model_dir(name)
-        assert {"joint.pt", "metrics.json", "loss.png", "plots", "work"} <= {p.name for p in out.iterdir()}
+        assert {"joint.pt", "metrics.json", "loss.png", "plots", "dvclive", "work"} <= {p.name for p in out.iterdir()}
         assert json.loads((out / "metrics.json").read_text())["steps"] == 4
         check_evaluation(root / params.paths.eval_dir(name), name, params.datasets[name].modalities)
     shown = dvc(["metrics", "show"], root, env).stdout
     assert "copy_last" in shown and "ssim" in shown
+    assert "dvclive/metrics.json" in shown  # the training stages' DVCLive summaries are DVC metrics
     assert "Data and pipelines are up to date" in project.again.stdout
     assert project.again_seconds < 30
 

@@ -41,6 +41,7 @@ def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
     assert metrics["steps"] == p.train_joint.steps and metrics["loss_depth_final"] > 0
     assert load_diffusion_model(out / "joint.pt", kind="joint").meta["init"] == "stage1"
     assert sorted(q.name for q in out.iterdir()) == [
+        "dvclive",
         "joint.pt",
         "loss.png",
         "metrics.json",
@@ -49,6 +50,16 @@ def test_diffusion_flows_write_their_outputs(tiny_params, prefect_harness):
         "work",
     ]
     assert "train.pt" not in {q.name for q in (out / "work").iterdir()}
+    curves = out / "dvclive" / "plots" / "metrics"
+    assert sorted(q.name for q in curves.iterdir()) == ["loss.tsv", "loss_depth.tsv", "loss_rgb.tsv"]
+    assert (curves / "loss_rgb.tsv").read_text().splitlines()[0] == "step\tloss_rgb"
+    assert sorted(json.loads((out / "dvclive" / "metrics.json").read_text())) == [
+        "loss",
+        "loss_depth",
+        "loss_rgb",
+        "step",
+    ]
+    assert [q.name for q in (out / "plots").iterdir()] == ["context.tsv"]
     assert [q for q in out.rglob(".*")] == [], "no temporary files left behind"
 
 

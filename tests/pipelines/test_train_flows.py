@@ -58,7 +58,16 @@ def test_train_autoencoder_flow_writes_its_outputs(tiny_params, prefect_harness)
     model = load_autoencoder(out / "autoencoder.pt")
     assert model.spec.channels == 1 and model.spec.frames == tiny_params.datasets["synthetic"].context_frames
     assert (out / "reconstruction.png").stat().st_size > 0
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["loss.tsv", "psnr.tsv", "ssim.tsv"]
+    # the curves, logged with DVCLive by the flow: one step,<name> file each, and the latest values
+    curves = out / "dvclive" / "plots" / "metrics"
+    assert sorted(p.name for p in curves.iterdir()) == ["l1.tsv", "loss.tsv", "psnr.tsv", "ssim.tsv"]
+    rows = (curves / "psnr.tsv").read_text().splitlines()
+    assert rows[0] == "step\tpsnr" and [r.split("\t")[0] for r in rows[1:]] == ["0", "2", "4"]
+    assert [r.split("\t")[0] for r in (curves / "loss.tsv").read_text().splitlines()] == ["step", "2", "4"]
+    # the latest values, less those metrics.json reports (psnr, ssim, l1): no name twice in `dvc metrics show`
+    latest = json.loads((out / "dvclive" / "metrics.json").read_text())
+    assert set(latest) == {"loss", "step"} and latest["step"] == 4 and isinstance(latest["loss"], float)
+    assert not (out / "plots").exists() and not (out / "dvclive" / "dvc.yaml").exists()
     assert [p.name for p in (out / "work").iterdir()] == ["status.json"]
     assert [p for p in out.rglob(".*")] == [], "no temporary files left behind"
 

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from pipelines.live import LiveCurves
 from syncvp.io.checkpoint import load_checkpoint
 from syncvp.io.weights import MissingWeightsError
 from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, load_autoencoder
@@ -174,24 +175,43 @@ def test_kill_and_resume_equals_uninterrupted(tiny_params, tmp_path, gan):
         tiny_params.train_autoencoder.gan, enabled=gan, steps=5, disc_start=1, ndf=4, disc_layers=1
     )
     straight = tiny_job(tiny_params, gan=gan_cfg)
-    autoencoder_train.train(straight)
+    straight_live = LiveCurves(tmp_path / "straight-live", autoencoder_train.curve_point)
+    autoencoder_train.train(straight, progress=straight_live)
     expected = final_weights(straight)
 
     moved = dataclasses.replace(tiny_params.paths, models=tmp_path / "other-models")
     job = tiny_job(dataclasses.replace(tiny_params, paths=moved), gan=gan_cfg)
     logs = []
+
+    def live_then(kill):  # each (re)start is a new process: a new sink on the same DVCLive folder
+        sink = LiveCurves(tmp_path / "live", autoencoder_train.curve_point)
+        return lambda event: (sink(event), kill(event))
+
     with pytest.raises(Killed):  # after step 5: the last checkpoint is step 3's
-        autoencoder_train.train(job, progress=kill_at("reconstruct", 5), log=logs.append)
+        autoencoder_train.train(job, progress=live_then(kill_at("reconstruct", 5)), log=logs.append)
     if gan:  # resume, finish reconstruction, die inside the fine-tune (6 + 4)
         with pytest.raises(Killed):
-            autoencoder_train.train(job, progress=kill_at("finetune_gan", 6 + 4), log=logs.append)
-    autoencoder_train.train(job, log=logs.append)
+            autoencoder_train.train(job, progress=live_then(kill_at("finetune_gan", 6 + 4)), log=logs.append)
+    autoencoder_train.train(job, progress=live_then(lambda event: None), log=logs.append)
     assert sum("resumed" in line for line in logs) == (3 if gan else 1), logs
     got = final_weights(job)
     assert set(got) == ({"autoencoder", "discriminators"} if gan else {"autoencoder"})
     for model in expected:
         for key, value in expected[model].items():
             assert torch.equal(value, got[model][key]), f"{model}.{key} differs after resuming"
+    # the step-wise curves: the same DVCLive files while training (rows past the checkpoint
+    # dropped on resume) and after the flow's rewrite from the checkpointed history
+    assert tree(tmp_path / "live") == tree(tmp_path / "straight-live")
+    series = autoencoder_train.curve_series(job)
+    assert series == autoencoder_train.curve_series(straight)
+    assert [s for s, _ in series["psnr"]] == ([0, 3, 6, 9, 11] if gan else [0, 3, 6])
+    LiveCurves(tmp_path / "live", autoencoder_train.curve_point).rewrite(series)
+    LiveCurves(tmp_path / "straight-live", autoencoder_train.curve_point).rewrite(series)
+    assert tree(tmp_path / "live") == tree(tmp_path / "straight-live")
+
+
+def tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_changed_configuration_starts_fresh_and_export_writes_outputs(tiny_params):
@@ -205,15 +225,15 @@ def test_changed_configuration_starts_fresh_and_export_writes_outputs(tiny_param
     autoencoder_train.train(changed, log=logs.append)
     assert any("another configuration" in line and "from scratch" in line for line in logs), logs
     out = tiny_params.paths.model_dir(changed.unit)
+    series = autoencoder_train.curve_series(changed)  # before export, which retires the checkpoints
+    assert [s for s, _ in series["psnr"]] == [0, 3, 6] and [s for s, _ in series["loss"]][0] > 0
     metrics = autoencoder_train.export(changed, out)
-    assert {p.name for p in out.iterdir()} == {"autoencoder.pt", "metrics.json", "reconstruction.png", "plots", "work"}
+    assert {p.name for p in out.iterdir()} == {"autoencoder.pt", "metrics.json", "reconstruction.png", "work"}
     assert [p.name for p in (out / "work").iterdir()] == ["status.json"], "finished runs are never resumed"
     assert json.loads((out / "metrics.json").read_text())["psnr"] == pytest.approx(metrics["psnr"])
     # an image modality also gets the paper's scores (truncated uint8, batch min-max); PSNR is on the
     # float reconstruction in both, averaged over equal batches here
     assert 0 < metrics["ssim_paper"] <= 1 and metrics["psnr_paper"] == pytest.approx(metrics["psnr"], rel=1e-9)
-    psnr_rows = (out / "plots" / "psnr.tsv").read_text().splitlines()
-    assert psnr_rows[0] == "step\tpsnr" and [r.split("\t")[0] for r in psnr_rows[1:]] == ["0", "3", "6"]
     model = load_autoencoder(out / "autoencoder.pt")
     assert model.spec == changed.spec
     with pytest.raises(FileNotFoundError, match="train the unit first"):

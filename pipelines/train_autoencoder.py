@@ -8,6 +8,7 @@ checkpoints in `<models>/<unit>/work` instead, so a rerun after an interruption 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -17,7 +18,7 @@ from pipelines.live import LiveCurves
 from pipelines.reporting import PrefectProgress, publish_table
 from syncvp.config import AutoencoderConfig, DatasetConfig, PathsConfig, RunConfig, TrainAutoencoderConfig
 from syncvp.config.layout import AutoencoderFiles
-from syncvp.progress import ProgressEvent
+from syncvp.progress import CURVE, HELD_OUT, ProgressEvent
 from syncvp.training import autoencoder_job, autoencoder_train
 
 
@@ -45,11 +46,11 @@ def _report(job: autoencoder_job.AutoencoderJob):
 
     def report(event: ProgressEvent) -> None:
         live(event)
-        if event.message == "held-out":
+        if event.message == HELD_OUT:
             numbers = " ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
             logger.info(f"{event.task}: step {event.done}/{event.total} held-out {numbers}")
-        else:
-            bar(event)
+        else:  # a curve point is also the progress line (its marker is not shown)
+            bar(dataclasses.replace(event, message="") if event.message == CURVE else event)
 
     return report
 

@@ -77,6 +77,7 @@ def paper_sections(params_path: Path):
         shared_weights=False,
         same_noise=True,
         stca_layout="fixed",
+        locality=0.0,
     )
     return unet, diffusion, joint
 

@@ -9,9 +9,11 @@ For each budget N it trains both stage-1 models and the joint model for N optimi
 overrides with dotted keys like `dvc exp run -S`), reusing the trained autoencoders under
 `paths.models` (run `dvc repro` or `make repro` first), and evaluates the joint model on `--split`
 (default val: settings are chosen on val, never on test) next to the stage-1 models, copy-last and
-the autoencoder ceiling, in the standard mode. It prints one table for all budgets, so anyone can
-see how far the default is from convergence, and writes `<out>/quality.md` and `<out>/quality.json`
-(every budget's models and evaluation stay under `<out>/<N>/`).
+the autoencoder ceiling, in the standard mode: every modality observed, each one alone (scored on
+the others: the missing-modality settings), and the cross-modal alignment of every setting next
+to that of the ground truth. It prints one table for all budgets, so anyone can see how far the
+default is from convergence, and writes `<out>/quality.md` and `<out>/quality.json` (every
+budget's models and evaluation stay under `<out>/<N>/`).
 """
 
 from __future__ import annotations
@@ -28,18 +30,25 @@ from syncvp import evaluation
 from syncvp.config import ROLES
 from syncvp.config.loader import read_yaml
 from syncvp.config.params import params_from_dict
+from syncvp.metrics.alignment import pair_key
 from syncvp.runtime import configure_threads
 from syncvp.training import diffusion_train
 from syncvp.training.diffusion_job import plan_joint, plan_single
 
 METRICS = ("ssim", "psnr", "l2")
-COLUMNS = (
-    ("joint", "all"),
-    ("single", "single-all"),
-    ("copy-last", "copy_last"),
-    ("flow", "flow"),
-    ("autoencoder", "autoencoder"),
-)
+COLUMNS = ("joint", "single", "copy-last", "autoencoder", "ground truth")
+
+
+def rows(modalities) -> list[tuple[str, str, str, str]]:
+    """(label, setting, modality key, metric) of every row of a budget: every modality observed,
+    each modality alone scored on the others, then the alignment of each pair in those settings."""
+    out = [(f"all → {m}", "all", m, metric) for m in modalities for metric in METRICS]
+    out += [(f"{a} only → {b}", a, b, metric) for a in modalities for b in modalities if b != a for metric in METRICS]
+    pairs = [pair_key(a, b) for i, a in enumerate(modalities) for b in modalities[i + 1 :]]
+    for pair in pairs:
+        out.append((f"all → {pair}", "all", pair, "alignment"))
+        out += [(f"{a} only → {pair}", a, pair, "alignment") for a in modalities]
+    return out
 
 
 def _set(data: dict, dotted: str, value) -> None:
@@ -122,9 +131,9 @@ def _evaluate(params, dataset: str, args) -> dict:
         split=args.split,
         videos=args.videos,
         trajectories=args.trajectories,
-        conditions=("all",),
+        conditions=("all", "each"),
         protocols=("standard",),
-        metrics=METRICS,
+        metrics=(*METRICS, "alignment"),
         baselines=("single", "autoencoder"),
         samples=4,
     )
@@ -139,7 +148,7 @@ def _cell(metrics: dict, setting: str, modality: str, metric: str) -> str:
     leaf = metrics.get(setting, {}).get("standard", {}).get(modality, {})
     if metric not in leaf:
         return "–"
-    digits = {"ssim": 3, "psnr": 2, "l2": 4}[metric]
+    digits = {"ssim": 3, "psnr": 2, "l2": 4, "alignment": 3}[metric]
     best, mean = leaf[metric], leaf.get(f"{metric}_mean")
     if mean is None or round(mean, digits) == round(best, digits):
         return f"{best:.{digits}f}"
@@ -147,20 +156,28 @@ def _cell(metrics: dict, setting: str, modality: str, metric: str) -> str:
 
 
 def table(results: dict[int, dict], modalities, split: str) -> str:
-    """Markdown: one row per (budget, modality, metric), joint (best / mean of N) | single | copy-last | autoencoder."""
+    """Markdown: one row per (budget, observed → scored, metric): joint (best / mean of N) | single |
+    copy-last | autoencoder | ground truth (the last only for alignment)."""
     lines = [
-        f"Standard mode, {split} split, every modality observed; joint and single cells are best of N / mean over N.",
+        f"Standard mode, {split} split; joint and single cells are best of N / mean over N; "
+        "copy-last needs every modality observed.",
         "",
-        "| steps (each model) | train min | modality | metric | " + " | ".join(c for c, _ in COLUMNS) + " |",
+        "| steps (each model) | train min | observed → scored | metric | " + " | ".join(COLUMNS) + " |",
         "| ---: | ---: | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |",
     ]
     for steps, r in sorted(results.items()):
-        for m in modalities:
-            for metric in METRICS:
-                cells = [_cell(r["metrics"], setting, m, metric) for _, setting in COLUMNS]
-                lines.append(
-                    f"| {steps} | {r['train_seconds'] / 60:.1f} | {m} | {metric} | " + " | ".join(cells) + " |"
-                )
+        for label, setting, key, metric in rows(tuple(modalities)):
+            sources = (
+                setting,
+                f"single-{setting}",
+                "copy_last" if setting == "all" else None,
+                "autoencoder",
+                "ground_truth" if metric == "alignment" else None,
+            )
+            cells = ["–" if s is None else _cell(r["metrics"], s, key, metric) for s in sources]
+            lines.append(
+                f"| {steps} | {r['train_seconds'] / 60:.1f} | {label} | {metric} | " + " | ".join(cells) + " |"
+            )
     return "\n".join(lines)
 
 

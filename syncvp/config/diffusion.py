@@ -226,6 +226,10 @@ class JointConfig:
             the raw input; zero-initialised output: the block starts as the identity) or
             "official" (the released code's channel-major head split and residual from the
             normalised input, docs/method.md §4.3, §7.2-7.3; only to run official checkpoints).
+        locality: sigma, in tokens, of a fixed Gaussian position prior added to the STCA scores
+            (0 = none: the paper's). Lets a branch without content of its own (a missing
+            modality) take what the other branch has at its own position; needs `split_planes`
+            and the fixed layout (`syncvp.models.cross_attention`).
     """
 
     cross_attention: Literal["deep", "all", "none"]
@@ -236,10 +240,15 @@ class JointConfig:
     shared_weights: bool
     same_noise: bool
     stca_layout: Literal["fixed", "official"]
+    locality: float
 
     def __post_init__(self) -> None:
         require(self.deep_levels >= 1, "deep_levels", f"must be >= 1, got {self.deep_levels}")
         require(self.num_heads >= 1, "num_heads", f"must be >= 1, got {self.num_heads}")
+        require(self.locality >= 0, "locality", f"must be >= 0 (0 = no position prior), got {self.locality}")
+        if self.locality:
+            require(self.split_planes, "locality", "needs split_planes: true (positions exist only within a plane)")
+            require(self.stca_layout == "fixed", "locality", "needs stca_layout: fixed (the official layout has none)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,16 @@ the others' queries as keys and their values as values:
 Each pair (m, j) still shares one score block (Q_m Q_j^T for m, its transpose for j), and for
 K = 2 this is exactly the formula above. Parameters grow linearly with K.
 
+`locality` sigma > 0 (ours, not the paper's; needs `split_planes`) adds a fixed Gaussian position
+prior to the scores of every head, A + bias with bias(p, q) = -|p - q|^2 / (2 sigma^2), where p
+and q are the (row, column) positions of two tokens in their plane, in tokens of that level.
+Without it, nothing in the scores says where a token is: a branch whose input carries no
+content (a missing modality: zero context and pure noise at the first sampling step) sends the
+same query from every position and receives the same average of the other branch everywhere,
+so it cannot place what the other modality sees. With it, each token attends first to the
+other branch's tokens at and around its own position, and the content terms can still move
+the attention elsewhere. No parameters are added.
+
 `layout="official"` reproduces the released code (docs/method.md §4.3): the [B, C, N] projections are
 reinterpreted as [B, N, heads, d] without a transpose, and the residual adds the normalised
 input. It exists only to run official checkpoints (K = 2).
@@ -47,10 +57,13 @@ class CrossModalAttention(nn.Module):
         split_planes: attend plane by plane (paper) or over the whole sequence.
         normalize: GroupNorm the inputs (paper) or not.
         layout: "fixed" (ours) or "official" (see the module docstring).
+        locality: sigma of the Gaussian position prior on the scores, in tokens (0 = none: the
+            paper's; > 0 needs `split_planes` and the fixed layout).
     """
 
     def __init__(self, modalities: Sequence[str], channels: int, *, num_heads: int, norm_groups: int,
-                 split_planes: bool = True, normalize: bool = True, layout: Layout = "fixed"):
+                 split_planes: bool = True, normalize: bool = True, layout: Layout = "fixed",
+                 locality: float = 0.0):
         super().__init__()
         self.modalities = tuple(modalities)
         if len(self.modalities) < 2 or len(set(self.modalities)) != len(self.modalities):
@@ -59,7 +72,13 @@ class CrossModalAttention(nn.Module):
             raise ValueError(f"{num_heads} heads do not divide {channels} channels")
         if layout == "official" and len(self.modalities) != 2:
             raise ValueError("the official STCA layout exists for two modalities only")
-        self.heads, self.split_planes, self.layout = num_heads, split_planes, layout
+        if locality < 0:
+            raise ValueError(f"locality must be >= 0, got {locality}")
+        if locality and (not split_planes or layout == "official"):
+            raise ValueError("a locality prior needs split_planes and the fixed STCA layout "
+                             "(token positions exist only within a plane)")
+        self.heads, self.split_planes, self.layout, self.locality = num_heads, split_planes, layout, float(locality)
+        self._bias_cache: dict[tuple, Tensor] = {}
 
         def per_modality(make):
             return nn.ModuleDict({m: make() for m in self.modalities})
@@ -81,13 +100,29 @@ class CrossModalAttention(nn.Module):
         new = {m: [] for m in self.modalities}
         for g in range(groups):
             planes = {m: h[m].tensors[g] for m in self.modalities}  # [n B, C, rows, cols]
-            out = self.attend({m: x.flatten(2) for m, x in planes.items()})
+            first = planes[self.modalities[0]]
+            out = self.attend({m: x.flatten(2) for m, x in planes.items()},
+                              self.position_bias(*first.shape[2:], first.device))
             for m in self.modalities:
                 new[m].append(out[m].reshape(planes[m].shape))
         return {m: h[m].with_tensors(new[m]) for m in self.modalities}
 
-    def attend(self, x: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """x {m: [N, C, T_m]} -> {m: [N, C, T_m]} (one call = one plane group or whole sequences)."""
+    def position_bias(self, rows: int, cols: int, device: torch.device) -> Tensor | None:
+        """The locality prior of one plane shape, [rows*cols, (K-1)*rows*cols] float32 (the keys
+        are the other K-1 modalities' tokens, concatenated), or None without `locality`."""
+        if not self.locality:
+            return None
+        key = (rows, cols, str(device))
+        if key not in self._bias_cache:
+            r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+            pos = torch.stack([r.flatten(), c.flatten()], dim=1).float()  # [T, 2], row-major like flatten(2)
+            bias = -(pos[:, None] - pos[None]).pow(2).sum(-1) / (2 * self.locality**2)  # exact, unlike cdist
+            self._bias_cache[key] = bias.repeat(1, len(self.modalities) - 1).to(device)
+        return self._bias_cache[key]
+
+    def attend(self, x: Mapping[str, Tensor], bias: Tensor | None = None) -> dict[str, Tensor]:
+        """x {m: [N, C, T_m]} -> {m: [N, C, T_m]} (one call = one plane group or whole sequences);
+        `bias` [T, (K-1) T] is added to every head's scores (`position_bias`)."""
         normed = {m: self.norm[m](x[m]) for m in self.modalities}
         q = {m: self._heads(_pointwise(self.query[m], normed[m])) for m in self.modalities}
         v = {m: self._heads(_pointwise(self.value[m], normed[m])) for m in self.modalities}
@@ -96,7 +131,8 @@ class CrossModalAttention(nn.Module):
             others = [j for j in self.modalities if j != m]
             keys = q[others[0]] if len(others) == 1 else torch.cat([q[j] for j in others], dim=2)
             values = v[others[0]] if len(others) == 1 else torch.cat([v[j] for j in others], dim=2)
-            a = self._merge(F.scaled_dot_product_attention(q[m], keys, values))
+            mask = None if bias is None else bias.to(q[m].dtype)
+            a = self._merge(F.scaled_dot_product_attention(q[m], keys, values, attn_mask=mask))
             residual = normed[m] if self.layout == "official" else x[m]
             out[m] = residual + self._project_out(m, a)
         return out

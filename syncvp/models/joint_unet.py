@@ -51,13 +51,13 @@ class JointUNet(nn.Module):
         modalities: the modality names, in order (required with a shared branch; otherwise the
             keys of `branches`).
         cross_attention, deep_levels: STCA placement (see `cross_attention_slots`).
-        split_planes, normalize, num_heads, stca_layout: see `CrossModalAttention`.
+        split_planes, normalize, num_heads, stca_layout, locality: see `CrossModalAttention`.
         norm_groups: GroupNorm groups of the STCA blocks.
     """
 
     def __init__(self, branches: Mapping[str, TriplaneUNet] | TriplaneUNet, *, modalities: Sequence[str] | None = None,
                  cross_attention: Placement, deep_levels: int = 1, split_planes: bool = True, normalize: bool = True,
-                 num_heads: int, norm_groups: int, stca_layout: Layout = "fixed"):
+                 num_heads: int, norm_groups: int, stca_layout: Layout = "fixed", locality: float = 0.0):
         super().__init__()
         self.shared = isinstance(branches, TriplaneUNet)
         if self.shared:
@@ -76,7 +76,8 @@ class JointUNet(nn.Module):
         slots = cross_attention_slots(reference.blocks, cross_attention, deep_levels)
         self.cross = nn.ModuleList([
             CrossModalAttention(self.modalities, block.channels, num_heads=num_heads, norm_groups=norm_groups,
-                                split_planes=split_planes, normalize=normalize, layout=stca_layout)
+                                split_planes=split_planes, normalize=normalize, layout=stca_layout,
+                                locality=locality)
             if enabled else NoCrossAttention()
             for block, enabled in zip(reference.blocks, slots)
         ])

@@ -8,6 +8,14 @@ steps the model predicts x0 for them twice, with the true context and with the c
     x0_err_t<t>[_<m>]           = mean (x0^(x_t, t, c) - x0)^2
     x0_err_t<t>_nocontext[_<m>] = mean (x0^(x_t, t, 0) - x0)^2
 
+and, for the joint model, a third case per modality m: m's context zeroed, the other modalities'
+contexts true (what the model sees when only the others are observed),
+
+    x0_err_t<t>_others_<m>      = mean (x0^_m(x_t, t, {m: 0, others: c}) - x0_m)^2
+
+which is below the no-context error only if m takes something from the other branches: the
+cross-modal transfer the missing-modality settings rely on.
+
 (latent units: the model's x0^ in its diffusion space, clamped to the latents' range when
 `clamp`, mapped back to a latent by the unit's `DiffusionTarget` with the conditioning of that
 case). A model that uses its
@@ -83,6 +91,14 @@ class ContextProbe:
         (m,) = x
         return {m: self.model(x[m], t, cond[m])}
 
+    def _latent_error(self, m: str, pred: Tensor, x_t: Tensor, t: Tensor, cond: Tensor, z: Tensor) -> float:
+        """mean (z^ - z)^2 of modality m's prediction, in latent units."""
+        x0_hat, _ = split_prediction(self.schedule, self.prediction, pred.float(), x_t, t)
+        if self.clamp:
+            lo, hi = self.target.bounds(m, x0_hat, cond)
+            x0_hat = torch.minimum(torch.maximum(x0_hat, lo), hi)
+        return float(((self.target.decode(m, x0_hat, cond) - z) ** 2).mean())
+
     @torch.no_grad()
     def __call__(self) -> dict[str, float]:
         was_training = self.model.training
@@ -97,29 +113,40 @@ class ContextProbe:
                     x_t = {m: q_sample(self.schedule, v, t, self.noise) for m, v in x0.items()}
                     pred = self._forward(x_t, t, cond)
                     for m, z in self.future.items():
-                        x0_hat, _ = split_prediction(self.schedule, self.prediction, pred[m].float(), x_t[m], t)
-                        if self.clamp:
-                            lo, hi = self.target.bounds(m, x0_hat, cond[m])
-                            x0_hat = torch.minimum(torch.maximum(x0_hat, lo), hi)
-                        z_hat = self.target.decode(m, x0_hat, cond[m])
                         name = probe_column(t_value, suffix == "", m if self.joint else None)
-                        out[name] = float(((z_hat - z) ** 2).mean())
+                        out[name] = self._latent_error(m, pred[m], x_t[m], t, cond[m], z)
+                if self.joint and len(self.future) > 1:
+                    for m, z in self.future.items():  # only the other modalities observed
+                        cond = {**self.context, m: zeros[m]}
+                        x0 = {j: self.target.encode(j, v, cond[j]) for j, v in self.future.items()}
+                        x_t = {j: q_sample(self.schedule, v, t, self.noise) for j, v in x0.items()}
+                        pred = self._forward(x_t, t, cond)
+                        out[probe_column(t_value, False, m, others=True)] = self._latent_error(
+                            m, pred[m], x_t[m], t, cond[m], z
+                        )
         finally:
             self.model.train(was_training)
         return out
 
 
-def probe_column(t: int, with_context: bool, modality: str | None = None) -> str:
+def probe_column(t: int, with_context: bool, modality: str | None = None, others: bool = False) -> str:
     """A probe value's name (a column of plots/context.tsv): `x0_err_t<t>[_nocontext][_<m>]`, the
-    modality only for the joint model."""
+    modality only for the joint model; `x0_err_t<t>_others_<m>` with `others` (joint model: only
+    the other modalities' contexts given)."""
+    if others:
+        if not modality:
+            raise ValueError("the only-the-others probe column belongs to a modality of the joint model")
+        return f"x0_err_t{t}_others_{modality}"
     return f"x0_err_t{t}" + ("" if with_context else "_nocontext") + (f"_{modality}" if modality else "")
 
 
 def context_summary(
     rows: list[dict], timesteps: tuple[int, ...], modalities: tuple[str, ...], joint: bool
 ) -> dict[str, float]:
-    """From the last probe row: per probed t (and modality), the error with and without context
-    and their ratio `context_gain_t<t>` (> 1: the context helps)."""
+    """From the last probe row: per probed t (and modality), the ratio of the errors without and
+    with context, `context_gain_t<t>[_<m>]` (> 1: the context helps), and for the joint model the
+    ratio without context / with only the other modalities' contexts, `cross_gain_t<t>_<m>`
+    (> 1: m takes something from the other modalities)."""
     if not rows:
         return {}
     last, out = rows[-1], {}
@@ -130,6 +157,9 @@ def context_summary(
             if with_c is None or without is None:
                 continue
             out[f"context_gain_t{t}{tail}"] = without / with_c if with_c > 0 else float("inf")
+            others = last.get(f"x0_err_t{t}_others{tail}") if m else None
+            if others is not None:
+                out[f"cross_gain_t{t}{tail}"] = without / others if others > 0 else float("inf")
     return out
 
 

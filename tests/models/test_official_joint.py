@@ -124,6 +124,7 @@ def tiny_joint(seed: int = 0):
         shared_weights=False,
         same_noise=True,
         stca_layout="official",
+        locality=0.0,
     )
     torch.manual_seed(seed)
     return build_joint_unet(unet, joint, {m: (FUTURE, CONTEXT) for m in MODS})
@@ -281,7 +282,8 @@ def test_import_command_writes_files_evaluation_loads(tiny_params, tmp_path):
     unet = UNetConfig(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(4, 2, 1),
                       num_heads=2, norm_groups=4, dropout=0.0, condition_layout="official")
     joint = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,
-                        shared_weights=False, same_noise=True, stca_layout="official")
+                        shared_weights=False, same_noise=True, stca_layout="official",
+                        locality=0.0)
     params = with_pipeline(tiny_params, autoencoder=ae, unet=unet, joint=joint,
                            diffusion=_preset("official_cityscapes").diffusion)
     ds = params.datasets["synthetic"]

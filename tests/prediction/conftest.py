@@ -31,6 +31,7 @@ JOINT = JointConfig(
     shared_weights=False,
     same_noise=True,
     stca_layout="fixed",
+    locality=0.0,
 )
 SAMPLING = SamplingConfig(
     method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0, anchor="latent"

@@ -40,13 +40,13 @@ def tiny_diffusion_params(params: Params, **train_changes) -> Params:
 
 
 def write_autoencoders(params: Params, name: str = "synthetic", modalities=("rgb", "depth"), seed: int = 0) -> None:
-    """Random frozen autoencoders for every modality and role, where the stages expect them."""
+    """Random frozen autoencoders for every modality and role, where the stages expect them (rgb
+    has 3 channels, every other modality 1)."""
     ds = params.datasets[name]
-    channels = {"rgb": 3, "depth": 1}
     for i, m in enumerate(modalities):
         for j, (role, frames) in enumerate(zip(ROLES, (ds.context_frames, ds.future_frames))):
             spec = AutoencoderSpec.from_config(
-                params.autoencoder, channels=channels[m], frames=frames, resolution=ds.resolution
+                params.autoencoder, channels=3 if m == "rgb" else 1, frames=frames, resolution=ds.resolution
             )
             model = build_seeded(lambda: TriplaneAutoencoder(spec), seed + 10 * i + j)
             save_autoencoder(params.paths.model_dir(f"{name}-{m}-{role}") / "autoencoder.pt", model)

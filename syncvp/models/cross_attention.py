@@ -131,8 +131,10 @@ class CrossModalAttention(nn.Module):
             others = [j for j in self.modalities if j != m]
             keys = q[others[0]] if len(others) == 1 else torch.cat([q[j] for j in others], dim=2)
             values = v[others[0]] if len(others) == 1 else torch.cat([v[j] for j in others], dim=2)
-            mask = None if bias is None else bias.to(q[m].dtype)
-            a = self._merge(F.scaled_dot_product_attention(q[m], keys, values, attn_mask=mask))
+            if bias is None:
+                a = self._merge(F.scaled_dot_product_attention(q[m], keys, values))
+            else:
+                a = self._merge(F.scaled_dot_product_attention(q[m], keys, values, attn_mask=bias.to(q[m].dtype)))
             residual = normed[m] if self.layout == "official" else x[m]
             out[m] = residual + self._project_out(m, a)
         return out

@@ -24,10 +24,15 @@ MODELS = Path(__file__).resolve().parents[2] / "syncvp" / "models"
 SDPA = F.scaled_dot_product_attention
 
 
-def reference_attention(q, k, v, *args, **kwargs):
-    """softmax(q k^T / sqrt(d)) v written out ([..., S, d] inputs); no mask / dropout / scale."""
+def reference_attention(q, k, v, *args, attn_mask=None, **kwargs):
+    """softmax(q k^T / sqrt(d) + attn_mask) v written out ([..., S, d] inputs; an additive float
+    mask, the locality prior's); no dropout / scale / causal option."""
     assert not args and not kwargs, "an attention call with options the reference does not model"
-    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        assert attn_mask.dtype.is_floating_point, "the reference models additive float masks only"
+        scores = scores + attn_mask
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def networks():
@@ -37,12 +42,14 @@ def networks():
     unet = perturb(tiny_unet(), 4)
     x, t, c = inputs()
     model = perturb(joint(branches(2)), 5)
+    local = perturb(joint(branches(2), locality=1.0), 6)  # the STCA position prior: an additive mask
     jx, jt, jc = joint_inputs(("rgb", "depth"))
     return [("autoencoder", lambda: ae(clip)[0]), ("unet", lambda: unet(x, t, c)),
-            ("joint", lambda: torch.cat([v.flatten() for v in model(jx, jt, jc).values()]))]
+            ("joint", lambda: torch.cat([v.flatten() for v in model(jx, jt, jc).values()])),
+            ("joint, locality", lambda: torch.cat([v.flatten() for v in local(jx, jt, jc).values()]))]
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_fused_attention_equals_the_explicit_formula(index, monkeypatch):
     name, forward = networks()[index]
     calls = []

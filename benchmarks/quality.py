@@ -99,7 +99,7 @@ def _train(params, dataset: str) -> float:
         job = plan_single(
             f"{dataset}-{m}",
             dataset=ds,
-            unet=params.unet,
+            unet=params.unet_for(dataset),
             diffusion=params.diffusion,
             train=params.train_single,
             run=params.run,
@@ -111,7 +111,7 @@ def _train(params, dataset: str) -> float:
     job = plan_joint(
         dataset,
         dataset=ds,
-        unet=params.unet,
+        unet=params.unet_for(dataset),
         diffusion=params.diffusion,
         joint=params.joint,
         train=params.train_joint,

@@ -70,6 +70,12 @@ class SectionView:
             raise KeyError(f"the stage reads {key!r} but declares only {list(self._sections)}")
         return self._params.section(key)
 
+    def model(self, section: str, dataset: str) -> Any:
+        """The `autoencoder` or `unet` section as dataset `dataset` uses it (its `models` changes
+        applied); the stage must declare both the section and `datasets.<dataset>`."""
+        self(section), self(f"datasets.{dataset}")
+        return getattr(self._params, f"{section}_for")(dataset)
+
 
 def resolve(spec: StageSpec, params: Params, item: str) -> dict[str, Any]:
     """Check the item is one of the stage's and build the flow's arguments."""

@@ -40,7 +40,7 @@ SPEC = StageSpec(
     arguments=lambda p, unit: {
         "unit": unit,
         "dataset": p(f"datasets.{_dataset(unit)}"),
-        "autoencoder": p("autoencoder"),
+        "autoencoder": p.model("autoencoder", _dataset(unit)),
         "train": p("train_autoencoder"),
         "run": p("run"),
         "paths": p("paths"),

@@ -28,7 +28,7 @@ SPEC = StageSpec(
     arguments=lambda p, name: {
         "name": name,
         "dataset": p(f"datasets.{name}"),
-        "unet": p("unet"),
+        "unet": p.model("unet", name),
         "diffusion": p("diffusion"),
         "joint": p("joint"),
         "train": p("train_joint"),

@@ -33,7 +33,7 @@ SPEC = StageSpec(
     arguments=lambda p, unit: {
         "unit": unit,
         "dataset": p(f"datasets.{_dataset(unit)}"),
-        "unet": p("unet"),
+        "unet": p.model("unet", _dataset(unit)),
         "diffusion": p("diffusion"),
         "train": p("train_single"),
         "run": p("run"),

@@ -405,6 +405,7 @@ def drive(ctx: Ctx, name: str = "drive.mp4", codec: str = "mp4v", **segments) ->
             future_frames=2,
             rollout_frames=3,
             pseudo_depth=pseudo_depth_config(),
+            models=None,
         ),
     )
     return root / name
@@ -467,6 +468,7 @@ def era5_months(ctx: Ctx) -> dict[str, Path]:
             future_frames=2,
             rollout_frames=3,
             pseudo_depth=None,
+            models=None,
         ),
     )
     folder = ctx.paths.raw_dir("era5")

@@ -155,6 +155,7 @@ def test_explicit_patterns_with_a_dataset_of_other_modalities_name_it_and_the_wa
             "future_frames": 8,
             "rollout_frames": 16,
             "pseudo_depth": None,
+            "models": None,
         }
         d["pipeline"]["train"] = ["synthetic", "synthia"]
         (tmp_path / "fanout.yaml").write_text(yaml.safe_dump(d))

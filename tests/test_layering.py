@@ -99,7 +99,18 @@ def test_flows_call_library_jobs_not_networks():
 
 # The training package: a generic core (loop, state, callbacks, records, data streams, optimizers,
 # distribution) and two families on top of it. Every module of syncvp/training is in exactly one.
-TRAINING_CORE = ("callbacks", "data", "distributed", "fastpath", "loop", "optim", "records", "seeded_init", "state")
+TRAINING_CORE = (
+    "callbacks",
+    "data",
+    "distributed",
+    "fastpath",
+    "init_checkpoint",
+    "loop",
+    "optim",
+    "records",
+    "seeded_init",
+    "state",
+)
 TRAINING_FAMILIES = {
     "autoencoder": ("autoencoder", "autoencoder_job", "autoencoder_train", "losses", "perceptual", "reconstruction"),
     "diffusion": ("context_probe", "diffusion_job", "diffusion_latents", "diffusion_objectives", "diffusion_train"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from syncvp.config.init_from import InitFrom, check_init
 from syncvp.config.loader import require
 
 
@@ -138,6 +139,10 @@ class TrainAutoencoderConfig:
         log_every: steps between progress reports and training-loss points.
         num_workers: DataLoader worker processes (0 = load in the training process).
         gan: the optional GAN fine-tune.
+        init: "scratch" (random weights drawn from the unit's seed) or "checkpoint" (start from the
+            same unit of another run: `init_from`; a fine-tune).
+        init_from: with init checkpoint, the models folder and dataset to start from
+            (`syncvp.config.init_from`); null otherwise.
     """
 
     steps: int
@@ -157,8 +162,11 @@ class TrainAutoencoderConfig:
     log_every: int
     num_workers: int
     gan: GanConfig
+    init: Literal["scratch", "checkpoint"]
+    init_from: InitFrom | None
 
     def __post_init__(self) -> None:
+        check_init(self.init, self.init_from)
         for key in ("steps", "batch_size", "grad_accum", "eval_clips", "log_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         for key in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from syncvp.config.depth import PseudoDepthConfig
 from syncvp.config.era5_source import Era5Processing, Era5Source, check_months
@@ -141,6 +141,23 @@ Source = Union[SyntheticVideoSource, SyntheticEra5Source, Era5Source, SynthiaSou
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatasetModels:
+    """A dataset's own model sizes, where they differ from the global `autoencoder` and `unet`
+    sections (e.g. a 256-pixel dataset with patch size 8 next to a 128-pixel one with 4).
+
+    Attributes:
+        autoencoder: {key: value} of the `autoencoder` section to change for this dataset, or null.
+        unet: {key: value} of the `unet` section to change for this dataset, or null.
+
+    The keys are checked, and the merged sections validated like the global ones, when params load
+    (`Params.autoencoder_for`, `Params.unet_for`).
+    """
+
+    autoencoder: dict[str, Any] | None
+    unet: dict[str, Any] | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
     """One dataset: its source and the prediction task the models learn on it.
 
@@ -152,6 +169,7 @@ class DatasetConfig:
         future_frames: frames generated per chunk (the length of the future autoencoder).
         rollout_frames: frames predicted per test video at evaluation (chunks are chained).
         pseudo_depth: estimate the `depth` modality with Depth-Anything-V2 (null: the source has it).
+        models: this dataset's changes to the global `autoencoder` / `unet` sections (null: none).
     """
 
     source: Source
@@ -161,6 +179,7 @@ class DatasetConfig:
     future_frames: int
     rollout_frames: int
     pseudo_depth: PseudoDepthConfig | None
+    models: DatasetModels | None
 
     def __post_init__(self) -> None:
         require(len(self.modalities) >= 2, "modalities", f"needs at least 2 modalities, got {list(self.modalities)}")

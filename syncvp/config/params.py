@@ -12,7 +12,7 @@ from syncvp.config.data import DatasetConfig, check_name
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, SamplingConfig, UNetConfig, check_sampling
 from syncvp.config.evaluate import EvaluateConfig
 from syncvp.config.layout import PathsConfig
-from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require
+from syncvp.config.loader import FieldError, ParamsError, build, read_yaml, require, to_plain
 from syncvp.config.pipeline import PipelineConfig, expected_pipeline
 from syncvp.config.runtime import RunConfig, WeightsConfig
 from syncvp.config.train_diffusion import TrainJointConfig, TrainSingleConfig, check_explicit_modalities
@@ -40,6 +40,7 @@ class Params:
     def __post_init__(self) -> None:
         for name in self.datasets:
             check_name(f"datasets.{name}", name)
+            self.autoencoder_for(name), self.unet_for(name)  # the merged sections are valid
         self._check_fanout()
         self._check_patch_size()
         self._check_across_sections()
@@ -61,14 +62,41 @@ class Params:
             )
 
     def _check_patch_size(self) -> None:
-        p = self.autoencoder.patch_size
         for ds in self.pipeline.train:
+            p = self.autoencoder_for(ds).patch_size
             h, w = self.datasets[ds].resolution
+            own = self.datasets[ds].models and "patch_size" in (self.datasets[ds].models.autoencoder or {})
             require(
                 h % p == 0 and w % p == 0,
-                "autoencoder.patch_size",
+                f"datasets.{ds}.models.autoencoder.patch_size" if own else "autoencoder.patch_size",
                 f"{p} does not divide the resolution {h}x{w} of trained dataset {ds!r}",
             )
+
+    def autoencoder_for(self, dataset: str) -> AutoencoderConfig:
+        """The `autoencoder` section with `datasets.<dataset>.models.autoencoder` applied."""
+        return self._merged("autoencoder", AutoencoderConfig, dataset)
+
+    def unet_for(self, dataset: str) -> UNetConfig:
+        """The `unet` section with `datasets.<dataset>.models.unet` applied."""
+        return self._merged("unet", UNetConfig, dataset)
+
+    def _merged(self, section: str, cls: type, dataset: str) -> Any:
+        base = getattr(self, section)
+        models = self.datasets[dataset].models
+        changes = getattr(models, section) if models is not None else None
+        if not changes:
+            return base
+        key = f"datasets.{dataset}.models.{section}"
+        known = [f.name for f in dataclasses.fields(cls)]
+        for name in changes:
+            require(
+                name in known, f"{key}.{name}", f"is not a key of the `{section}` section (known: {', '.join(known)})"
+            )
+        try:
+            return build(cls, {**to_plain(base), **changes}, key, _MERGED)
+        except ParamsError as exc:
+            where, _, message = str(exc).removeprefix(f"{_MERGED}: ").partition(": ")
+            raise FieldError(where, message) from None
 
     def _check_fanout(self) -> None:
         for ds in self.pipeline.train:
@@ -94,6 +122,9 @@ class Params:
         for part in dotted.split("."):
             obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
         return obj
+
+
+_MERGED = "<merged>"
 
 
 def _yaml(value) -> str:

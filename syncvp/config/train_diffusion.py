@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from syncvp.config.init_from import InitFrom, check_init
 from syncvp.config.loader import require
 
 LatentMode = Literal["precompute", "online"]
@@ -100,8 +101,21 @@ class TrainSingleConfig(_TrainDiffusion):
 
     Each sample keeps its context conditioning with probability `cond_prob` (per sample, not per
     batch as in the official code, docs/method.md §7.6); the target is always the future frames.
-    See `_TrainDiffusion` for the keys.
+    See `_TrainDiffusion` for the other keys.
+
+    Attributes:
+        init: "scratch" (random weights drawn from the unit's seed) or "checkpoint" (start from
+            the same unit of another run, `init_from`: a fine-tune).
+        init_from: with init checkpoint, the models folder and dataset to start from
+            (`syncvp.config.init_from`); null otherwise.
     """
+
+    init: Literal["scratch", "checkpoint"]
+    init_from: InitFrom | None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_init(self.init, self.init_from)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +125,10 @@ class TrainJointConfig(_TrainDiffusion):
 
     Attributes:
         init: "stage1" loads the stage-1 models' EMA weights into the branches (strictly; the
-            paper) or "scratch" (random initialisation; the ablation of supp. Tab. 2).
+            paper), "scratch" (random initialisation; the ablation of supp. Tab. 2) or
+            "checkpoint" (the whole joint model of another run, `init_from`: a fine-tune).
+        init_from: with init checkpoint, the models folder and dataset to start from
+            (`syncvp.config.init_from`); null otherwise.
         patterns: which modalities' conditioning each sample keeps, drawn per sample:
             "official" (independent keep with `cond_prob`, but never none: the first modality is
             restored, the released code's effective rates), "independent" (independent keep with
@@ -122,12 +139,14 @@ class TrainJointConfig(_TrainDiffusion):
             the stage plans). null (or {}) otherwise.
     """
 
-    init: Literal["stage1", "scratch"]
+    init: Literal["stage1", "scratch", "checkpoint"]
+    init_from: InitFrom | None
     patterns: Literal["official", "independent", "explicit"]
     explicit: dict[str, float] | None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_init(self.init, self.init_from)
         if self.patterns != "explicit":
             require(not self.explicit, "explicit", f"must be null unless patterns is explicit, got {self.explicit}")
             return

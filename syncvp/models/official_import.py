@@ -57,8 +57,8 @@ def check_params(dataset: str, params: Params) -> None:
             f"datasets.{dataset}.modalities",
             "must list two modalities (the release's rgb and depth)",
         ),
-        (params.autoencoder.axis_token == "pvdm", "autoencoder.axis_token", "must be pvdm"),
-        (params.unet.condition_layout == "official", "unet.condition_layout", "must be official"),
+        (params.autoencoder_for(dataset).axis_token == "pvdm", "autoencoder.axis_token", "must be pvdm"),
+        (params.unet_for(dataset).condition_layout == "official", "unet.condition_layout", "must be official"),
         (params.joint.stca_layout == "official", "joint.stca_layout", "must be official"),
         (not params.joint.shared_weights, "joint.shared_weights", "must be false"),
         (params.diffusion.context_encoder == "context", "diffusion.context_encoder", "must be context"),
@@ -114,13 +114,16 @@ def import_official(
         for role, frames in (("context", config.context_frames), ("future", config.future_frames)):
             path = folder / names[f"ae-{mod}-{role}"]
             spec = AutoencoderSpec.from_config(
-                params.autoencoder, channels=info.modalities[ours].channels, frames=frames, resolution=config.resolution
+                params.autoencoder_for(dataset),
+                channels=info.modalities[ours].channels,
+                frames=frames,
+                resolution=config.resolution,
             )
             model = TriplaneAutoencoder(spec)
             model.load_state_dict(fit_official(_read(path), model, official_key, str(path)), strict=True)
             autoencoders[(ours, role)] = (model, path)
         shapes[ours] = (autoencoders[(ours, "future")][0].latent_shape, autoencoders[(ours, "context")][0].latent_shape)
-    joint = build_joint_unet(params.unet, params.joint, shapes)
+    joint = build_joint_unet(params.unet_for(dataset), params.joint, shapes)
     path = folder / names["joint"]
     joint.load_state_dict(
         fit_official(_read(path), joint, lambda k: official_joint_key(k, joint), str(path)), strict=True
@@ -153,7 +156,7 @@ def import_official(
                 paths.single(dataset, ours).model,
                 joint.branch(ours),
                 shapes={ours: shapes[ours]},
-                unet=params.unet,
+                unet=params.unet_for(dataset),
                 diffusion=params.diffusion,
                 meta={**meta, "unit": f"{dataset}-{ours}", "source": "official-joint-branch"},
             )
@@ -163,7 +166,7 @@ def import_official(
             paths.joint(dataset).model,
             joint,
             shapes=shapes,
-            unet=params.unet,
+            unet=params.unet_for(dataset),
             diffusion=params.diffusion,
             joint=params.joint,
             meta=meta,

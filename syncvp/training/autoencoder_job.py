@@ -13,15 +13,19 @@ from functools import cached_property
 from pathlib import Path
 
 from syncvp.config import AutoencoderConfig, DatasetConfig, PathsConfig, RunConfig, TrainAutoencoderConfig
+from syncvp.config.init_from import InitFrom
 from syncvp.config.layout import AutoencoderFiles, parse_unit
 from syncvp.config.loader import to_plain
 from syncvp.data.store import read_info
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import code_digest, file_md5
+from syncvp.io.model_file import read_torch_file
 from syncvp.io.weights import resolve_weights
+from syncvp.models.autoencoder import FORMAT as AUTOENCODER_FORMAT
 from syncvp.models.autoencoder import AutoencoderSpec
 from syncvp.seeding import stream_seed
 from syncvp.training import distributed
+from syncvp.training.init_checkpoint import differences, init_mismatch, missing_init, source_paths
 from syncvp.training.perceptual import VGG16
 
 PHASES = ("reconstruct", "finetune_gan")
@@ -48,6 +52,7 @@ class AutoencoderJob:
     val_store: Path
     files: AutoencoderFiles
     perceptual_weights: Path | None
+    init_file: Path | None = None  # train_autoencoder.init checkpoint: the weights it starts from
 
     @property
     def work_dir(self) -> Path:
@@ -75,7 +80,8 @@ class AutoencoderJob:
     def fingerprint(self, phase: str) -> str:
         """Hash of everything that determines the weights a phase produces: the unit, the
         architecture, the training params (not their logging/eval/checkpoint cadence), the seed,
-        the perceptual weights file, the training data and the library code."""
+        the perceptual weights file, the training data, the file it starts from (init checkpoint)
+        and the library code."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
         weights = self.perceptual_weights
         base = {
@@ -87,6 +93,8 @@ class AutoencoderJob:
             "data": self.data_digest,
             "code": code_digest(),
         }
+        if self.init_file is not None:
+            base["init"] = file_md5(self.init_file)
         if phase == PHASES[1]:
             base["gan"] = to_plain(self.train.gan)
         return config_hash(base)
@@ -107,7 +115,7 @@ def plan(
     Raises:
         ValueError: the unit does not name a modality/role of the dataset, or the store disagrees,
             or the global batch does not split evenly across the training processes.
-        FileNotFoundError: a clip store is missing (run `prepare` first).
+        FileNotFoundError: a clip store is missing (run `prepare` first), or the init checkpoint.
         MissingWeightsError: `weights.lpips_vgg16` is set but the file is not there.
     """
     name, modality, role = parse_unit(unit)
@@ -159,4 +167,20 @@ def plan(
         val_store=stores["val"],
         files=paths.autoencoder(name, modality, role),
         perceptual_weights=weights,
+        init_file=(
+            autoencoder_init(paths, train.init_from, modality, role, spec) if train.init == "checkpoint" else None
+        ),
     )
+
+
+def autoencoder_init(paths: PathsConfig, init_from: InitFrom, modality: str, role: str, spec: AutoencoderSpec) -> Path:
+    """The autoencoder file unit `<dataset>-<modality>-<role>` starts from with `init: checkpoint`
+    (`syncvp.training.init_checkpoint`), checked against the unit's `spec`."""
+    path = source_paths(paths, init_from).autoencoder(init_from.dataset, modality, role).model
+    if not path.is_file():
+        raise missing_init(path, "train_autoencoder", init_from)
+    saved = read_torch_file(path, AUTOENCODER_FORMAT, keys=("spec", "state_dict"), remedy="check init_from")["spec"]
+    diffs = differences(to_plain(saved), to_plain(spec.to_dict()))
+    if diffs:
+        raise init_mismatch(path, f"the {modality} {role} autoencoder", diffs, "train_autoencoder")
+    return path

@@ -32,7 +32,8 @@ from syncvp.config.layout import AutoencoderFiles
 from syncvp.data.dataset import ClipDataset
 from syncvp.data.store import read_info
 from syncvp.io.atomic import write_json
-from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, save_autoencoder
+from syncvp.io.digest import file_md5
+from syncvp.models.autoencoder import TriplaneAutoencoder, count_parameters, load_autoencoder, save_autoencoder
 from syncvp.progress import CURVE, HELD_OUT, ProgressEvent, ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
@@ -66,8 +67,12 @@ _logger = logging.getLogger(__name__)
 
 
 def build_model(job: AutoencoderJob, device: torch.device) -> TriplaneAutoencoder:
-    """The autoencoder, its initial weights drawn from the unit's seed (the same on every rank)."""
-    model = build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init")).to(device)
+    """The autoencoder, its initial weights drawn from the unit's seed (the same on every rank), or
+    with `init: checkpoint` those of the file it starts from (checked when the job was planned)."""
+    model = build_seeded(lambda: TriplaneAutoencoder(job.spec), job.seed_for("init"))
+    if job.init_file is not None:
+        model.load_state_dict(load_autoencoder(job.init_file).state_dict(), strict=True)
+    model = model.to(device)
     return prepare_model(model, channels_last=job.channels_last, compile=job.compile)
 
 
@@ -248,6 +253,7 @@ def _train(job: AutoencoderJob, device: torch.device, progress: ProgressFn, log:
         f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters, latent {job.spec.config.latent_channels} x "
         f"{job.spec.latent_shape.length}, {job.spec.frames} frames of {job.spec.resolution}, on {device}"
         + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
+        + (f", starting from {job.init_file}" if job.init_file else "")
     )
     clips = held_out_clips(job.val_store, job.modality, job.spec.frames, job.train.eval_clips, job.seed_for("eval"))
     evaluate = evaluator(model, clips, device, job.train.batch_size)
@@ -355,6 +361,7 @@ def export(job: AutoencoderJob, out_dir: str | Path, *, log: Log = _logger.info)
         "role": job.role,
         "fingerprint": job.fingerprint(job.final_phase),
         "metrics": scores,
+        "init_file": None if job.init_file is None else [str(job.init_file), file_md5(job.init_file)],
     }
     save_autoencoder(files.model, model, meta)
     write_json(files.metrics, metrics)

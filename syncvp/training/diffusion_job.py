@@ -18,6 +18,7 @@ from pathlib import Path
 
 from syncvp.config import DatasetConfig, PathsConfig, RunConfig
 from syncvp.config.diffusion import DiffusionConfig, JointConfig, UNetConfig
+from syncvp.config.init_from import InitFrom
 from syncvp.config.layout import DiffusionFiles, autoencoder_unit, parse_unit
 from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import ROLES, RolePair
@@ -27,9 +28,10 @@ from syncvp.diffusion.conditioning import check_patterns, independent_patterns, 
 from syncvp.io.checkpoint import config_hash
 from syncvp.io.digest import code_digest, file_md5
 from syncvp.models.autoencoder import load_autoencoder
-from syncvp.models.diffusion_file import load_diffusion_model
+from syncvp.models.diffusion_file import DiffusionModelFile, load_diffusion_model
 from syncvp.models.triplane import TriplaneShape
 from syncvp.seeding import stream_seed
+from syncvp.training.init_checkpoint import differences, init_mismatch, missing_init, network_space, source_paths
 
 # keys that do not change the trained weights (excluded from the resume fingerprint)
 _NOT_HASHED = ("checkpoint_every", "log_every", "loss_curve_every", "num_workers")
@@ -46,6 +48,7 @@ class DiffusionJob:
             (`model_shapes` orders them as the model builders and model files take them).
         autoencoders: {m: the context and future autoencoder files}.
         stage1: {m: stage-1 model file} the joint model starts from (empty otherwise).
+        init_file: with `init: checkpoint`, the model file (same kind) the unit starts from.
         patterns: stage 2: {present modalities: probability} per sample; None for stage 1.
         out_dir: where the exported files go (`files`); `work_dir`: checkpoints and the latent cache.
         latent_sources: other work directories whose latent caches may be reused (read only):
@@ -72,6 +75,7 @@ class DiffusionJob:
     train_store: Path
     out_dir: Path
     latent_sources: tuple[Path, ...] = ()
+    init_file: Path | None = None
 
     @property
     def files(self) -> DiffusionFiles:
@@ -114,7 +118,7 @@ class DiffusionJob:
     @cached_property
     def fingerprint(self) -> str:
         """Hash of everything that determines the trained weights: unit, architecture, training
-        params (not their cadence), seed, data, autoencoder and stage-1 files, and the library code."""
+        params (not their cadence), seed, data, autoencoder, stage-1 and init files, and the library code."""
         train = {k: v for k, v in to_plain(self.train).items() if k not in _NOT_HASHED}
         return config_hash(
             {
@@ -129,6 +133,7 @@ class DiffusionJob:
                 "data": self.data_digest,
                 "autoencoders": self.autoencoder_digests,
                 "stage1": {m: file_md5(p) for m, p in self.stage1.items()},
+                "init": file_md5(self.init_file) if self.init_file is not None else None,
                 "frames": [self.context_frames, self.future_frames],
                 "code": code_digest(),
             }
@@ -274,7 +279,7 @@ def plan_single(
     name, modality, role = parse_unit(unit)
     if role is not None or modality not in dataset.modalities:
         raise ValueError(f"unit {unit!r}: expected <dataset>-<one of {list(dataset.modalities)}>")
-    return _job(
+    job = _job(
         unit,
         "single",
         name,
@@ -288,6 +293,24 @@ def plan_single(
         paths=paths,
         out_dir=paths.single(name, modality).root,
     )
+    return _with_init(job, train, paths)
+
+
+def _with_init(job: DiffusionJob, train, paths: PathsConfig) -> DiffusionJob:
+    """The job with the file it starts from when `init` is checkpoint (checked against it)."""
+    if train.init != "checkpoint":
+        return job
+    init_file = diffusion_init(
+        paths,
+        train.init_from,
+        kind=job.kind,
+        modalities=job.modalities,
+        unet=job.unet,
+        joint=job.joint,
+        diffusion=job.diffusion,
+        shapes=job.model_shapes,
+    )
+    return dataclasses.replace(job, init_file=init_file)
 
 
 def resolve_patterns(train: TrainJointConfig, modalities) -> dict[frozenset, float]:
@@ -338,7 +361,8 @@ def plan_joint(
 
     Raises:
         ValueError: bad patterns, fewer than 2 modalities, or a file that disagrees.
-        FileNotFoundError: a missing store, autoencoder or (init stage1) stage-1 file.
+        FileNotFoundError: a missing store, autoencoder, (init stage1) stage-1 file or (init
+            checkpoint) joint model file.
     """
     modalities = list(dataset.modalities)
     if len(modalities) < 2:
@@ -373,4 +397,48 @@ def plan_joint(
             )
         stage1 = {m: _check_stage1(name, m, unet, job.shapes[m], paths) for m in modalities}
         job = dataclasses.replace(job, stage1=stage1)
-    return job
+    return _with_init(job, train, paths)
+
+
+def diffusion_init(
+    paths: PathsConfig,
+    init_from: InitFrom,
+    *,
+    kind: str,
+    modalities: tuple[str, ...],
+    unet: UNetConfig,
+    joint: JointConfig | None,
+    diffusion: DiffusionConfig,
+    shapes: dict,
+) -> Path:
+    """The stage-1 (`kind` single) or joint model file a diffusion unit starts from with `init:
+    checkpoint` (`syncvp.training.init_checkpoint`), checked against the unit's modalities, `unet`,
+    `joint` and `diffusion` sections (not the keys that only shape training) and latent shapes
+    {m: (future, context)}."""
+    source = source_paths(paths, init_from)
+    stage = "train_single" if kind == "single" else "train_joint"
+    if kind == "single":
+        (modality,) = modalities
+        path = source.single(init_from.dataset, modality).model
+    else:
+        path = source.joint(init_from.dataset).model
+    if not path.is_file():
+        raise missing_init(path, stage, init_from)
+    f: DiffusionModelFile = load_diffusion_model(path, kind=kind)
+
+    def described(modalities, unet, joint, diffusion, shapes) -> dict:
+        return {
+            "modalities": list(modalities),
+            "unet": to_plain(unet),
+            "joint": to_plain(joint),
+            "diffusion": network_space(diffusion),
+            "shapes": {m: [to_plain(s) for s in pair] for m, pair in shapes.items()},
+        }
+
+    diffs = differences(
+        described(f.modalities, f.unet, f.joint, f.diffusion, f.shapes),
+        described(modalities, unet, joint, diffusion, shapes),
+    )
+    if diffs:
+        raise init_mismatch(path, f"the {kind} model of {'+'.join(modalities)}", diffs, stage)
+    return path

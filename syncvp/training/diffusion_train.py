@@ -38,6 +38,7 @@ from torch import nn
 from syncvp.diffusion.factory import build_schedule
 from syncvp.diffusion.target import DiffusionTarget, measure_scale
 from syncvp.io.atomic import write_json
+from syncvp.io.digest import file_md5
 from syncvp.models.autoencoder import load_autoencoder
 from syncvp.models.diffusion_file import load_diffusion_model, save_diffusion_model, stage1_branch_states
 from syncvp.models.ema import EMA
@@ -80,7 +81,8 @@ def load_encoders(job: DiffusionJob, device: torch.device) -> Encoders:
 
 def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
     """The UNet (stage 1) or joint model (stage 2) with weights drawn from the unit's seed; the
-    joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`."""
+    joint model's branches then load the stage-1 (EMA) weights strictly when `init: stage1`, and
+    the whole model loads the file it starts from when `init: checkpoint`."""
     if job.kind == "single":
         (m,) = job.modalities
         model = build_seeded(
@@ -91,6 +93,8 @@ def build_model(job: DiffusionJob, device: torch.device) -> nn.Module:
         if job.stage1:
             files = {m: load_diffusion_model(p, kind="single") for m, p in job.stage1.items()}
             model.load_branches(stage1_branch_states(files))
+    if job.init_file is not None:
+        model.load_state_dict(load_diffusion_model(job.init_file, kind=job.kind).state_dict, strict=True)
     return model.to(device)
 
 
@@ -101,12 +105,14 @@ SCALE_WINDOWS = 256
 def diffusion_target(job: DiffusionJob, encoders: Encoders, device: torch.device) -> DiffusionTarget:
     """The diffusion space of the unit (`syncvp.diffusion.target`): with `diffusion.normalize`, the
     scale of each modality is measured on SCALE_WINDOWS training windows (stage 1) or taken from the
-    stage-1 model the joint branch starts from, so the branch keeps the space it learned in."""
+    model the unit starts from (the stage-1 model of a joint branch, or the `init: checkpoint`
+    file), so the network keeps the space it learned in."""
     residual, scales, missing = job.diffusion.residual, {}, {}
     if job.diffusion.normalize:
-        if job.stage1:
-            for m, path in job.stage1.items():
-                saved = DiffusionTarget.from_dict(load_diffusion_model(path, kind="single").meta.get("target"))
+        if job.init_file is not None or job.stage1:
+            files = {m: job.init_file for m in job.modalities} if job.init_file is not None else job.stage1
+            for m, path in files.items():
+                saved = DiffusionTarget.from_dict(load_diffusion_model(path).meta.get("target"))
                 scales[m], missing[m] = saved.scale(m), saved.missing_scale(m)
         else:
             context, future = sample_latents(job, encoders, device, SCALE_WINDOWS)
@@ -221,7 +227,7 @@ def _train(
     state.extra["target"] = target.as_dict()
     log(
         f"{job.unit}: {count_parameters(model) / 1e6:.3f} M parameters ({job.kind}, "
-        f"{'init ' + ('stage1' if job.stage1 else 'scratch') + ', ' if job.kind == 'joint' else ''}"
+        f"init {job.train.init}{' ' + str(job.init_file) if job.init_file else ''}, "
         f"latents {job.train.latents}), future latent {job.shapes[job.modalities[0]].future}, on {device}"
         + (f", rank {distributed.rank()} of {distributed.world_size()}" if distributed.world_size() > 1 else "")
         + ("" if target.identity else f", diffusion space {target.as_dict()}")
@@ -369,7 +375,8 @@ def export(job: DiffusionJob, *, log: Log = _logger.info) -> dict:
         "data_digest": job.data_digest,
         "fingerprint": job.fingerprint,
         "autoencoders": job.autoencoder_digests,
-        "init": None if job.kind == "single" else ("stage1" if job.stage1 else "scratch"),
+        "init": job.train.init if job.kind == "joint" or job.init_file is not None else None,
+        "init_file": None if job.init_file is None else [str(job.init_file), file_md5(job.init_file)],
         "context_frames": job.context_frames,
         "future_frames": job.future_frames,
         "target": ckpt["extra"].get("target", DiffusionTarget().as_dict()),

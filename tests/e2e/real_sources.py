@@ -151,6 +151,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
             "resolution": SIZE,
             **CLIP,
             "pseudo_depth": PSEUDO_DEPTH,
+            "models": None,
         },
         "frames": {
             "source": {
@@ -167,6 +168,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
             "resolution": SIZE,
             **CLIP,
             "pseudo_depth": PSEUDO_DEPTH,
+            "models": None,
         },
         "synthia": {
             "source": {
@@ -183,6 +185,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
             "resolution": SIZE,
             **CLIP,
             "pseudo_depth": None,
+            "models": None,
         },
         "cityscapes": {
             "source": {
@@ -202,6 +205,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
             "resolution": SIZE,
             **CLIP,
             "pseudo_depth": None,
+            "models": None,
         },
         "era5": {
             "source": {
@@ -227,6 +231,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
             "resolution": SIZE,
             **CLIP,
             "pseudo_depth": None,
+            "models": None,
         },
     }
 

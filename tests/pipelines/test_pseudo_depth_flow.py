@@ -208,6 +208,7 @@ def test_flow_reads_video_files_from_the_source_root(tiny_params, tmp_path, pref
         future_frames=2,
         rollout_frames=3,
         pseudo_depth=depth_config(),
+        models=None,
     )
     params = with_pipeline(
         tiny_params,

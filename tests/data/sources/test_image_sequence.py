@@ -43,7 +43,8 @@ def city_config(root, **changes) -> DatasetConfig:
                 rgb_modality="rgb", frame_pattern=CITY_PATTERN, frame_step=1, video_frames=4, stride=4)
     args.update(changes)
     return DatasetConfig(source=ImageSequenceSource(**args), modalities=("rgb", "depth"), resolution=(8, 8),
-                         context_frames=1, future_frames=2, rollout_frames=3, pseudo_depth=None)
+                         context_frames=1, future_frames=2, rollout_frames=3, pseudo_depth=None,
+                         models=None)
 
 
 @pytest.fixture

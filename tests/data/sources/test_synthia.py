@@ -20,7 +20,8 @@ def synthia_config(root, **changes) -> DatasetConfig:
                 frame_step=1, video_frames=4, stride=2, resize="area")
     args.update(changes)
     return DatasetConfig(source=SynthiaSource(**args), modalities=("rgb", "semantic"), resolution=(8, 8),
-                         context_frames=1, future_frames=2, rollout_frames=3, pseudo_depth=None)
+                         context_frames=1, future_frames=2, rollout_frames=3, pseudo_depth=None,
+                         models=None)
 
 
 def test_crafted_label_gives_exact_gray_levels(tmp_path):

@@ -118,11 +118,11 @@ def test_depth_needs_pseudo_depth_in_the_dataset_config(mp4):
 
     with pytest.raises(ValueError, match=r"modalities\[1\]: 'depth' is not provided by source kind 'video'"):
         DatasetConfig(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                      future_frames=2, rollout_frames=3, pseudo_depth=None)
+                      future_frames=2, rollout_frames=3, pseudo_depth=None, models=None)
     pseudo = PseudoDepthConfig(encoder="vitl", input_size=518, batch_size=4, normalization="per_frame",
                                precision="auto", task_runner=TaskRunnerConfig(kind="threads", workers=1, address=None))
     cfg = DatasetConfig(source=video_source(mp4), modalities=("rgb", "depth"), resolution=(16, 16), context_frames=1,
-                        future_frames=2, rollout_frames=3, pseudo_depth=pseudo)
+                        future_frames=2, rollout_frames=3, pseudo_depth=pseudo, models=None)
     assert cfg.modalities == ("rgb", "depth")
 
 

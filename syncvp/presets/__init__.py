@@ -2,7 +2,8 @@
 
 Merging: a mapping in the overlay refines the same mapping of the base key by key, recursively;
 any other value replaces the base's; `datasets` is replaced as a whole; the `pipeline` fan-out is
-then re-derived from `datasets` and the overlay's `pipeline.train`.
+then re-derived from `datasets` and the overlay's `pipeline.train`. A preset may extend another
+(`extends: <name>`): it is then written as the changes to that one.
 """
 
 from __future__ import annotations
@@ -23,12 +24,21 @@ def names() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.yaml"))
 
 
-def load(name: str) -> dict:
-    """The overlay of preset `name` (parsed YAML)."""
+def load(name: str, _seen: tuple[str, ...] = ()) -> dict:
+    """The overlay of preset `name` (parsed YAML). A preset whose first key is `extends: <preset>`
+    is that preset's overlay with its own merged in (the same rules as `apply`: mappings refine,
+    `datasets` is replaced)."""
     path = HERE / f"{name}.yaml"
     if not path.is_file():
         raise ParamsError(f"unknown preset {name!r} (known: {', '.join(names())})")
-    return read_yaml(path)
+    overlay = read_yaml(path)
+    parent = overlay.pop("extends", None)
+    if parent is None:
+        return overlay
+    if parent in (*_seen, name):
+        raise ParamsError(f"{path}: extends {parent!r}, which extends it again")
+    base = load(parent, (*_seen, name))
+    return _merge({k: v for k, v in base.items() if k not in REPLACED or k not in overlay}, overlay)
 
 
 def _merge(base: dict, overlay: dict) -> dict:

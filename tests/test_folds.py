@@ -166,3 +166,35 @@ PSEUDO = {
     "precision": "auto",
     "task_runner": {"kind": "threads", "workers": 1, "address": None},
 }
+
+
+def test_a_fold_reruns_only_the_stages_of_its_dataset(plants):
+    """dvc.yaml expanded with two leave-one-out datasets (`agri` trained): changing `agri`'s
+    held_out changes the tracked params of `prepare@agri` and of `agri`'s training and evaluation
+    stages, and of no stage of another dataset."""
+    from dvc.repo import Repo
+
+    data = read_yaml(REPO / "params.yaml")
+    data["datasets"]["agri"] = agri_entry(plants / "plants")
+    data["datasets"]["other"] = agri_entry(plants / "plants")
+    data["pipeline"]["train"] = [*data["pipeline"]["train"], "agri"]
+    Repo.init(str(plants), no_scm=True)
+    (plants / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+
+    def tracked() -> dict[str, list]:
+        (plants / "params.yaml").write_text(yaml.safe_dump(presets.apply(data, {}), sort_keys=False))
+        with Repo(str(plants)) as repo:
+            return {
+                stage.name: [d.read_params() for d in stage.deps if type(d).__name__ == "ParamsDependency"]
+                for stage in repo.index.stages
+            }
+
+    before = tracked()
+    data["datasets"]["agri"]["source"]["held_out"] = ["plant_10"]
+    data["datasets"]["agri"]["source"]["val"] = ["001"]
+    after = tracked()
+    assert before.keys() == after.keys()
+    changed = {name for name in before if before[name] != after[name]}
+    assert "prepare@agri" in changed and "train_joint@agri" in changed and "evaluate@agri" in changed
+    assert {"prepare@other", "prepare@synthetic"} <= before.keys() - changed
+    assert all(name.split("@")[1].startswith("agri") for name in changed), changed

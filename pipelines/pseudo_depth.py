@@ -4,8 +4,8 @@ One cached task per video writes `<paths.interim>/<dataset>/depth/<video_id>.npz
 output folder is `persist: true` in dvc.yaml (DVC keeps finished videos when it reruns the
 stage), so a video is trusted only if its file records the *label key* the current settings
 imply: a digest of the video's input files, the settings that change labels (encoder, input
-size, normalisation, precision, the weights file's md5, the source config) and the labelling
-code. A Prefect cache hit whose file is missing or carries another key is refreshed, a task
+size, normalisation, precision, the weights file's md5, the source config but its split
+assignment) and the labelling code. A Prefect cache hit whose file is missing or carries another key is refreshed, a task
 whose file already carries the key returns without inference, and files of videos that are no
 longer listed are pruned at the end. So a rerun after a crash redoes only unfinished videos and
 a param change never reuses stale labels.
@@ -143,15 +143,17 @@ def label_video(
 
 
 def label_settings(config: DatasetConfig, weights_md5: str) -> dict:
-    """Everything that changes a label (see the module docstring)."""
+    """Everything that changes a label (see the module docstring); the source's split assignment
+    (`assignment_keys`, e.g. a leave-one-out fold's held_out) does not, so a new fold reuses the labels."""
     cfg = config.pseudo_depth
+    assignment = getattr(config.source, "assignment_keys", ())
     return {
         "encoder": cfg.encoder,
         "input_size": cfg.input_size,
         "normalization": cfg.normalization,
         "precision": cfg.precision,
         "weights_md5": weights_md5,
-        "source": to_plain(config.source),
+        "source": {k: v for k, v in to_plain(config.source).items() if k not in assignment},
         "code": pdepth.code_digest(),
     }
 

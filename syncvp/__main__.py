@@ -2,6 +2,7 @@
 
 check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
 fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
+folds DATASET         print the `dvc exp run --queue` commands of a leave-one-out loop (`--params FILE`)
 import-official ...   convert the authors' released checkpoints into model files (`-h` for options)
 predict ...           predict future frames of a folder of frames (`python -m syncvp predict -h`)
 preset NAME [FILE]    print FILE (default params.yaml) with preset NAME merged in (`syncvp/presets/`)
@@ -200,6 +201,19 @@ def _predict(args) -> int:
     return 0
 
 
+def _folds(dataset: str, path: str) -> int:
+    """Print one `dvc exp run --queue` per held-out sequence of `dataset`, then `--run-all`."""
+    from syncvp.folds import fold_commands
+
+    params = load_params(path)
+    if dataset not in params.datasets:
+        raise ParamsError(f"{path}: dataset {dataset!r} is not in `datasets` (known: {list(params.datasets)})")
+    lines = fold_commands(dataset, params.datasets[dataset].source, path)
+    print(f"{dataset}: {len(lines) - 1} leave-one-out folds (one DVC experiment each)", file=sys.stderr)
+    print("\n".join(lines))
+    return 0
+
+
 def _preset_yaml(name: str, path: str) -> str:
     """The params file `path` with preset `name` merged in, validated strictly."""
     from syncvp import presets
@@ -222,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="dataset of params.yaml the checkpoints were trained on")
     p.add_argument("--checkpoints", required=True, help="folder with the released files (names as released)")
     p.add_argument("--params", default="params.yaml", help="params file (use the official_<dataset> preset)")
+    p = sub.add_parser("folds", help="print the DVC experiments of a leave-one-out loop over a dataset's sequences")
+    p.add_argument("dataset", help="an image_sequence dataset of the params file with splits: leave_one_out")
+    p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
     p = sub.add_parser("preset", help="print params with a preset merged in")
     p.add_argument("name", help="preset name (syncvp/presets/<name>.yaml)")
     p.add_argument("params", nargs="?", default="params.yaml")
@@ -244,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _predict(args)
         except (ParamsError, ModelFileError, PredictionInputError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "folds":
+        try:
+            return _folds(args.dataset, args.params)
+        except (ParamsError, ValueError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:

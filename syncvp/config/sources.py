@@ -3,7 +3,7 @@
 
 - `synthia`: SYNTHIA-SEQS folders (RGB frames + 16-bit GT/LABELS PNGs) under a local root.
 - `image_sequence`: one local root with one sub-folder per modality (Cityscapes sequences +
-  disparity, BAIR, agricultural image series) and fixed split files.
+  disparity, BAIR, agricultural image series), split by split files or leave-one-out.
 - `video`: local video files (OpenDV-YouTube), decoded at a target frame rate.
 
 Every source has `provides` (the modality names it supplies), `video_frames` (frames per stored
@@ -116,8 +116,9 @@ class ImageSequenceSource:
     """Frame folders, one sub-folder per modality, paired by frame name (Cityscapes sequences +
     disparity, BAIR, agricultural series).
 
-    Layout: `<root>/<modality>/<sequence path>/<frame>.<png|jpg|...>` and split files
-    `<root>/splits/{train,val,test}.txt` listing sequence paths (or folders holding them).
+    Layout: `<root>/<modality>/<sequence path>/<frame>.<png|jpg|...>`, and with `splits: files`
+    split files `<root>/splits/{train,val,test}.txt` listing sequence paths (or folders holding
+    them).
 
     Attributes:
         root: the dataset folder.
@@ -128,6 +129,11 @@ class ImageSequenceSource:
         frame_step: keep every frame_step-th frame.
         video_frames: kept frames per stored video.
         stride: kept frames between the starts of consecutive videos of a sequence.
+        splits: how sequences are assigned to splits: "files" (the split files under the root)
+            or "leave_one_out" (`held_out` -> test, `val` -> val, every other sequence found ->
+            train; no split files are read).
+        held_out: leave_one_out: the sequence ids of the test split (null or [] with files).
+        val: leave_one_out: the sequence ids of the val split (null or [] with files).
     """
 
     kind: Literal["image_sequence"]
@@ -138,10 +144,16 @@ class ImageSequenceSource:
     frame_step: int
     video_frames: int
     stride: int
+    splits: Literal["files", "leave_one_out"]
+    held_out: tuple[str, ...] | None
+    val: tuple[str, ...] | None
 
     producer = None
+    # keys that only assign sequences to splits: they change no frame nor label (pseudo-depth keys)
+    assignment_keys = ("splits", "held_out", "val")
 
     def __post_init__(self) -> None:
+        self._check_assignment()
         require(len(self.modalities) >= 1, "modalities", "must name at least one modality folder")
         for name in self.modalities:
             require(
@@ -171,6 +183,30 @@ class ImageSequenceSource:
             f"may only name the groups 'frame' and 'sequence', got {sorted(pattern.groupindex)}",
         )
         check_clips(self.video_frames, self.stride, self.frame_step)
+
+    def _check_assignment(self) -> None:
+        if self.splits == "files":
+            for key in ("held_out", "val"):
+                ids = list(getattr(self, key) or ())
+                require(not ids, key, f"must be null or [] with splits: files (the split files assign them), got {ids}")
+            return
+        for key in ("held_out", "val"):
+            ids = getattr(self, key) or ()
+            require(len(ids) >= 1, key, "must list at least one sequence id with splits: leave_one_out")
+            for i, seq in enumerate(ids):
+                clean = seq.strip().strip("/")
+                require(
+                    bool(clean) and clean == seq,
+                    f"{key}[{i}]",
+                    f"must be a sequence id without surrounding spaces or slashes, got {seq!r}",
+                )
+                require(seq not in ids[:i], f"{key}[{i}]", f"{seq!r} is listed twice")
+        for i, seq in enumerate(self.val):
+            require(
+                seq not in self.held_out,
+                f"val[{i}]",
+                f"{seq!r} is also in held_out (held_out and val must be disjoint)",
+            )
 
     @property
     def provides(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The presets of the paper's other experiments (BAIR, SYNTHIA, ERA5-Land): each loads strictly with
+"""The presets of the paper's other experiments (BAIR, SYNTHIA, ERA5-Land, agriculture): each loads strictly with
 the paper's values, prints a params file `check-params` accepts, and a tiny variant of it (same
 modalities, channels and frame counts; widths and resolution cut down) runs one training step of a
 stage-1 model and of the joint model, and one evaluation batch, on CPU."""
@@ -28,11 +28,25 @@ from tests.conftest import with_pipeline
 from tests.training.diffusion_setup import write_autoencoders
 
 REPO = Path(__file__).resolve().parents[2]
-PRESETS = {"paper_bair": "bair", "paper_synthia": "synthia", "paper_era5": "era5"}
-MODALITIES = {"bair": ("rgb", "depth"), "synthia": ("rgb", "semantic"), "era5": ("t2m", "sp")}
-RESOLUTION = {"bair": (64, 64), "synthia": (128, 128), "era5": (64, 64)}
+PRESETS = {"paper_bair": "bair", "paper_synthia": "synthia", "paper_era5": "era5", "paper_agriculture": "agriculture"}
+MODALITIES = {
+    "bair": ("rgb", "depth"),
+    "synthia": ("rgb", "semantic"),
+    "era5": ("t2m", "sp"),
+    "agriculture": ("rgb", "depth"),
+}
+RESOLUTION = {"bair": (64, 64), "synthia": (128, 128), "era5": (64, 64), "agriculture": (288, 512)}
+FRAMES = {
+    "bair": (2, 8, 28),
+    "synthia": (2, 8, 28),
+    "era5": (2, 8, 28),
+    "agriculture": (3, 1, 1),
+}  # context, future, rollout
+# supp 1.1: patch size P = 4 and C' = 4 up to 128 px, P = 8 and C' = 16 above; width 192 throughout
+AUTOENCODER = {"bair": (4, 4, 192), "synthia": (4, 4, 192), "era5": (4, 4, 192), "agriculture": (8, 16, 192)}
 FIELD_RANGE = {"t2m": (250.0, 300.0, "K"), "sp": (9.0e4, 1.05e5, "Pa")}
 TINY = 32  # pixels of the tiny variant (P = 4: an 8x8 latent grid)
+TINY_SIZE = {"agriculture": (32, 48)}  # P = 8: a 4x6 grid, H != W as the paper's 288x512; (TINY, TINY) otherwise
 
 # tiny networks run fastest single-threaded (and stay fast on a busy machine)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -50,10 +64,11 @@ def test_preset_loads_strictly_with_the_paper_values(preset):
     assert p.pipeline.train == (name,) and set(p.datasets) == {name}
     assert p.pipeline.joint == {name: tuple(f"{name}-{m}" for m in MODALITIES[name])}
     assert ds.modalities == MODALITIES[name] and ds.resolution == RESOLUTION[name]
-    assert (ds.context_frames, ds.future_frames, ds.rollout_frames) == (2, 8, 28)
+    assert (ds.context_frames, ds.future_frames, ds.rollout_frames) == FRAMES[name]
     assert ds.context_frames + ds.rollout_frames <= ds.source.video_frames
     # the paper's architecture (supp 1.1) and training (as paper_cityscapes)
-    assert (p.autoencoder.patch_size, p.autoencoder.latent_channels, p.autoencoder.width) == (4, 4, 192)
+    assert (p.autoencoder.patch_size, p.autoencoder.latent_channels, p.autoencoder.width) == AUTOENCODER[name]
+    assert all(r % p.autoencoder.patch_size == 0 for r in ds.resolution)
     assert (p.unet.model_channels, p.unet.channel_mult, p.joint.cross_attention) == (256, (1, 2), "deep")
     assert (p.sampling.method, p.sampling.steps, p.sampling.eta) == ("ddim", 100, 1.0)
     assert (p.train_single.lr, p.train_joint.lr, p.train_joint.cond_prob) == (1e-4, 1e-5, 0.7)
@@ -85,6 +100,40 @@ def test_era5_fields_area_and_metric():
     assert set(splits.months) == set(ds.source.months) and len(splits.train) == 12
     assert p.evaluate.metrics == ("l1",) and not p.autoencoder.gray_to_rgb
     assert tuple(p.pipeline.download_era5) == ("era5",)
+
+
+def test_agriculture_is_leave_one_out_over_plants_with_vitl_pseudo_depth(tmp_path):
+    """supp 3.1: four dates per plant (one video each), 512x288, 3 -> 1, Depth-Anything-V2 (ViT-L
+    assumed), leave-one-out: on a tree of plant folders the preset's held_out plant is the test
+    split, its val plants the val split, every other plant trains, and pseudo-depth labels all."""
+    from syncvp.data.sources import image_sequence, raw_videos
+
+    p = paper("paper_agriculture")
+    ds = p.datasets["agriculture"]
+    src = ds.source
+    assert src.kind == "image_sequence" and tuple(src.modalities) == ("rgb",) and src.splits == "leave_one_out"
+    assert (src.video_frames, src.stride, len(src.held_out)) == (4, 1, 1) and src.val
+    assert ds.pseudo_depth.encoder == "vitl" and p.weights.depth_anything_vitl is not None
+    assert p.pipeline.pseudo_depth == {"agriculture": str(src.root)} and p.autoencoder.gray_to_rgb
+    assert "fvd" not in p.evaluate.metrics and p.weights.i3d is None  # one predicted frame: no FVD
+    plants = [*src.held_out, *src.val, "plant_100", "plant_101"]
+    for k, plant in enumerate(plants):
+        for d, date in enumerate(("2022-03-01", "2022-03-15", "2022-03-29", "2022-04-12")):
+            path = tmp_path / "rgb" / plant / f"{date}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(path), np.full((18, 32, 3), 10 * k + d, np.uint8))
+    source = dataclasses.replace(src, root=tmp_path)
+    videos = image_sequence.videos("agriculture", source, tmp_path)
+    split = {v.video_id.split("-")[0]: v.split for v in videos}
+    assert split == {
+        **{h: "test" for h in src.held_out},
+        **{v: "val" for v in src.val},
+        "plant_100": "train",
+        "plant_101": "train",
+    }
+    assert all(len(v.files["rgb"]) == 4 for v in videos)
+    listed = raw_videos("agriculture", dataclasses.replace(ds, source=source), tmp_path)
+    assert sorted(v.video_id for v in listed) == sorted(f"{plant}-000000" for plant in plants)
 
 
 def _label_png(path: Path, ids: np.ndarray) -> None:
@@ -143,7 +192,7 @@ def test_preset_command_prints_a_valid_params_file(preset, tmp_path):
     assert printed["pipeline"]["train"] == [PRESETS[preset]]
 
 
-def _write_stores(paths, name: str, modalities, frames: int, size: int, videos: int = 2) -> None:
+def _write_stores(paths, name: str, modalities, frames: int, size: tuple[int, int], videos: int = 2) -> None:
     """train/val/test stores of the preset's modalities: moving noise images (rgb 3 channels, depth
     and class maps 1), or fields in K / Pa with a NaN sea strip and a `valid` mask."""
     rng = np.random.default_rng(0)
@@ -152,13 +201,13 @@ def _write_stores(paths, name: str, modalities, frames: int, size: int, videos: 
         for m in modalities:
             if m in FIELD_RANGE:
                 lo, hi, units = FIELD_RANGE[m]
-                valid = np.ones((videos, frames, size, size), np.uint8)
+                valid = np.ones((videos, frames, *size), np.uint8)
                 valid[..., :4] = 0
-                x = (lo + (hi - lo) * rng.random((videos, frames, size, size))).astype(np.float32)
+                x = (lo + (hi - lo) * rng.random((videos, frames, *size))).astype(np.float32)
                 arrays[m] = np.where(valid > 0, x, np.nan).astype(np.float32)
                 attrs[m] = {"units": units, "norm_min": lo, "norm_max": hi}
                 continue
-            base = rng.integers(0, 256, (videos, 1, size, size, 3))
+            base = rng.integers(0, 256, (videos, 1, *size, 3))
             moving = ((base + np.arange(frames)[None, :, None, None, None] * 9) % 256).astype(np.uint8)
             if m == "rgb":
                 arrays[m] = moving
@@ -180,7 +229,7 @@ def _write_stores(paths, name: str, modalities, frames: int, size: int, videos: 
 def _tiny(preset: str, tmp_path: Path):
     """The preset with widths cut down and a 32 px dataset (same modalities, channels, frame counts)."""
     p, name = paper(preset), PRESETS[preset]
-    ds = dataclasses.replace(p.datasets[name], resolution=(TINY, TINY))
+    ds = dataclasses.replace(p.datasets[name], resolution=TINY_SIZE.get(name, (TINY, TINY)))
     paths = dataclasses.replace(
         p.paths,
         raw=tmp_path / "raw",
@@ -211,8 +260,8 @@ def test_tiny_preset_trains_each_stage_one_step_and_evaluates_one_batch(preset, 
     name = PRESETS[preset]
     p = _tiny(preset, tmp_path)
     ds = p.datasets[name]
-    assert ds.modalities == MODALITIES[name] and (ds.context_frames, ds.future_frames) == (2, 8)
-    _write_stores(p.paths, name, ds.modalities, frames=ds.source.video_frames, size=TINY)
+    assert ds.modalities == MODALITIES[name] and (ds.context_frames, ds.future_frames) == FRAMES[name][:2]
+    _write_stores(p.paths, name, ds.modalities, frames=ds.source.video_frames, size=ds.resolution)
     write_autoencoders(p, name, ds.modalities)
     for m in ds.modalities:
         job = diffusion_job.plan_single(
@@ -258,7 +307,7 @@ def test_tiny_preset_trains_each_stage_one_step_and_evaluates_one_batch(preset, 
     weights = dataclasses.replace(p.weights, **{f.name: None for f in dataclasses.fields(p.weights)})
     sampling = dataclasses.replace(p.sampling, steps=2)
     plan = plan_evaluation(name, ds, config, sampling, weights, p.paths, device="cpu")
-    assert plan.config.rollout_frames == 28
+    assert plan.config.rollout_frames == FRAMES[name][2]
     result = json.loads(evaluate(plan).read_text())[name]["all"]
     for mode in ("paper", "standard"):
         for m in ds.modalities:

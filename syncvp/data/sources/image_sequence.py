@@ -3,9 +3,9 @@
 Layout::
 
     <root>/
-      splits/train.txt   one entry per line ('#' starts a comment): a sequence id, or a folder
-      splits/val.txt     (relative to the modality folders) whose sequences all belong to
-      splits/test.txt    the split; a sequence in no split is not used
+      splits/train.txt   (splits: files) one entry per line ('#' starts a comment): a sequence
+      splits/val.txt     id, or a folder (relative to the modality folders) whose sequences all
+      splits/test.txt    belong to the split; a sequence in no split is not used
       <modality>/        one folder per configured modality (e.g. rgb/, depth/)
         <sequence>/      any nesting; the frames of a sequence sit in one folder
           <frame>.png    png, jpg, jpeg, bmp, tif, tiff or webp
@@ -17,6 +17,10 @@ snippets of a city in one folder: `aachen_000000_000019_leftImg8bit.png` has seq
 `aachen_000000` and frame `000019`). A sequence's id is its folder path relative to the modality
 folder, plus `/<sequence group>` when the pattern has one.
 
+With `splits: leave_one_out` no split file is read: the sequence ids in `held_out` form the test
+split, those in `val` the val split, and every other sequence found (in any modality folder) the
+train split; an id that is not found is an error naming it.
+
 Every modality must have exactly the same frames of every used sequence: a missing or extra
 frame is an error naming it, never a silent shift. Each sequence keeps every `frame_step`-th
 frame and is cut into videos of `video_frames` frames every `stride` kept frames; video ids are
@@ -25,6 +29,7 @@ frame and is cut into videos of `video_frames` frames every `stride` kept frames
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -94,6 +99,55 @@ def assign_splits(sequences: list[str], entries: dict[str, list[str]], root: Pat
             for split in entries}
 
 
+def leave_one_out(sequences: list[str], source, root: Path, name: str) -> dict[str, list[str]]:
+    """Split -> its sequences: `held_out` -> test, `val` -> val, the rest -> train. An id not
+    found under `root` or an empty train split is a one-line error."""
+    found = set(sequences)
+    for key in ("held_out", "val"):
+        for i, seq in enumerate(getattr(source, key)):
+            if seq not in found:
+                raise ValueError(f"dataset {name!r}: source.{key}[{i}] {seq!r} is not a sequence found under {root} "
+                                 f"({_some(seq, sequences)})")
+    test, val = list(source.held_out), list(source.val)
+    train = [s for s in sequences if s not in test and s not in val]
+    if not train:
+        raise ValueError(f"dataset {name!r}: leave_one_out leaves no sequence for train: all {len(sequences)} "
+                         f"sequences found under {root} are in source.held_out or source.val")
+    return {split: sorted(seqs, key=frame_sources.natural_key)
+            for split, seqs in (("train", train), ("val", val), ("test", test))}
+
+
+def _some(seq: str, sequences: list[str], shown: int = 5) -> str:
+    """A few sequence ids to tell the user what ids look like: the closest ones to `seq`, or the first."""
+    if not sequences:
+        return "no sequence found"
+    close = difflib.get_close_matches(seq, sequences, n=shown)
+    listed = close or sequences[:shown]
+    more = ", ..." if len(sequences) > len(listed) else ""
+    return (f"{len(sequences)} found, {'closest' if close else 'e.g.'}: "
+            f"{', '.join(map(repr, listed))}{more}")
+
+
+def scan(source, root: Path) -> tuple[dict[str, dict[str, dict[str, Path]]], list[str]]:
+    """({modality: {sequence id: {frame: file}}}, every sequence id found, natural order)."""
+    root = Path(root)
+    pattern = re.compile(source.frame_pattern)
+    scans = {m: scan_modality(root / m, pattern) for m in source.modalities}
+    return scans, sorted(set().union(*scans.values()), key=frame_sources.natural_key)
+
+
+def sequence_ids(source, root: Path) -> list[str]:
+    """Every sequence id found under `root` (any modality folder), natural order."""
+    return scan(source, root)[1]
+
+
+def split_sequences(name: str, source, sequences: list[str], root: Path) -> dict[str, list[str]]:
+    """Split -> its sequences, by the split files or leave-one-out (`source.splits`)."""
+    if source.splits == "leave_one_out":
+        return leave_one_out(sequences, source, root, name)
+    return assign_splits(sequences, read_splits(root), root)
+
+
 def _loader(paths: tuple[Path, ...], spec):
     return lambda: frame_sources.stack_frames(paths, lambda p: frame_sources.read_image(p, channels=spec.channels,
                                                                           value_range=spec.value_range))
@@ -102,11 +156,9 @@ def _loader(paths: tuple[Path, ...], spec):
 def videos(name: str, source, root: Path) -> list[FrameVideo]:
     """Every video of an image-sequence source under `root`, split by split."""
     root = Path(root)
-    pattern = re.compile(source.frame_pattern)
-    scans = {m: scan_modality(root / m, pattern) for m in source.modalities}
-    sequences = sorted(set().union(*scans.values()), key=frame_sources.natural_key)
+    scans, sequences = scan(source, root)
     out = []
-    for split, seqs in assign_splits(sequences, read_splits(root), root).items():
+    for split, seqs in split_sequences(name, source, sequences, root).items():
         for seq in seqs:
             files = {m: scans[m].get(seq, {}) for m in source.modalities}
             keys = frame_sources.pair_frames(files, f"dataset {name!r}, sequence {seq!r}")[::source.frame_step]
@@ -130,7 +182,10 @@ def modality_attrs(source) -> dict[str, dict]:
 
 
 def dataset_constants(name: str, cfg, paths) -> dict:
-    """What every split needs, computed once: nothing for this kind."""
+    """What every split needs, computed once: nothing for this kind; the split assignment is
+    checked here, before any split is built (a wrong held_out id fails before any frame is read)."""
+    src = cfg.source
+    split_sequences(name, src, sequence_ids(src, src.root), src.root)
     return {}
 
 

@@ -40,7 +40,8 @@ def city_config(root, **changes) -> DatasetConfig:
     args = dict(kind="image_sequence", root=root,
                 modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None),
                             "depth": ImageModality(channels=1, resize="area", value_range=(0.0, 25500.0))},
-                rgb_modality="rgb", frame_pattern=CITY_PATTERN, frame_step=1, video_frames=4, stride=4)
+                rgb_modality="rgb", frame_pattern=CITY_PATTERN, frame_step=1, video_frames=4, stride=4,
+                splits="files", held_out=None, val=None)
     args.update(changes)
     return DatasetConfig(source=ImageSequenceSource(**args), modalities=("rgb", "depth"), resolution=(8, 8),
                          context_frames=1, future_frames=2, rollout_frames=3, pseudo_depth=None,
@@ -115,7 +116,7 @@ def test_bair_layout_natural_order_and_raw_listing(tmp_path):
     write_splits(tmp_path, train="traj_0", val="traj_1", test="traj_2")
     source = ImageSequenceSource(kind="image_sequence", root=tmp_path, rgb_modality="rgb", frame_pattern=r"(?P<frame>\d+)",
                                  modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None)},
-                                 frame_step=1, video_frames=12, stride=12)
+                                 frame_step=1, video_frames=12, stride=12, splits="files", held_out=None, val=None)
     videos = raw_videos("bair", SimpleNamespace(source=source), tmp_path)  # rgb only: depth comes from pseudo_depth
     assert [v.video_id for v in videos] == ["traj_0-000000", "traj_1-000000", "traj_2-000000"]
     frames = videos[0].load()
@@ -139,3 +140,85 @@ def test_bit_depth_and_gray_rules(tmp_path):
     with pytest.raises(ValueError, match="expected a gray image"):
         read_image(tmp_path / "c.png", channels=1)
     np.testing.assert_array_equal(read_image(tmp_path / "c.png", channels=3), rgb_frame(1, (4, 4), salt=9))
+
+
+# --------------------------------------------------------------------------------------------
+# Leave-one-out splits (splits: leave_one_out): no split files, held_out -> test, val -> val
+
+
+PLANTS = ("plant_1", "plant_2", "plant_3", "plant_4", "plant_5", "row_b/plant_10")
+DATES = ("2021-05-03", "2021-05-17", "2021-05-31", "2021-06-14")
+
+
+def plant_config(root, **changes) -> DatasetConfig:
+    args = dict(kind="image_sequence", root=root, rgb_modality="rgb", frame_pattern=r"(?P<frame>.+)",
+                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None),
+                            "depth": ImageModality(channels=1, resize="area", value_range=None)},
+                frame_step=1, video_frames=4, stride=1, splits="leave_one_out", held_out=("plant_3",),
+                val=("plant_5",))
+    args.update(changes)
+    return DatasetConfig(source=ImageSequenceSource(**args), modalities=("rgb", "depth"), resolution=(8, 8),
+                         context_frames=3, future_frames=1, rollout_frames=1, pseudo_depth=None,
+                         models=None)
+
+
+@pytest.fixture
+def plants(tmp_path):
+    """Six plants of four dates each (one nested in a row folder), rgb and depth, no split files."""
+    for p, plant in enumerate(PLANTS):
+        for d, date in enumerate(DATES):
+            write_rgb(tmp_path / "rgb" / plant / f"{date}.png", rgb_frame(d, (8, 8), salt=p))
+            (tmp_path / "depth" / plant).mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(tmp_path / "depth" / plant / f"{date}.png"), np.full((8, 8), 40 * p, np.uint8))
+    return tmp_path
+
+
+def splits_of(videos) -> dict[str, list[str]]:
+    return {s: [v.video_id for v in videos if v.split == s] for s in ("train", "val", "test")}
+
+
+def test_leave_one_out_held_out_is_test_val_is_val_the_rest_train(plants):
+    assert image_sequence.sequence_ids(plant_config(plants).source, plants) == list(PLANTS)
+    assert not (plants / "splits").exists(), "no split file is read"
+    assert splits_of(image_sequence.videos("agri", plant_config(plants).source, plants)) == {
+        "train": ["plant_1-000000", "plant_2-000000", "plant_4-000000", "row_b__plant_10-000000"],
+        "val": ["plant_5-000000"], "test": ["plant_3-000000"]}
+    fold = plant_config(plants, held_out=("row_b/plant_10", "plant_1"), val=("plant_2", "plant_4")).source
+    assert splits_of(image_sequence.videos("agri", fold, plants)) == {
+        "train": ["plant_3-000000", "plant_5-000000"], "val": ["plant_2-000000", "plant_4-000000"],
+        "test": ["plant_1-000000", "row_b__plant_10-000000"]}
+    (plants / "splits").mkdir()
+    (plants / "splits" / "test.txt").write_text("plant_1\n")  # ignored with leave_one_out
+    test = image_sequence.prepare_split("agri", plant_config(plants), interim_at(plants / "interim"), "test", {})
+    assert list(test["video_id"].values) == ["plant_3-000000"]
+    assert [int(v) for v in test["rgb"].values[0, :, 0, 0, 0]] == [5, 15, 25, 35], "dates in time order"
+    assert (test["rgb"].values[0, ..., 2] == 2).all() and (test["depth"].values == 80).all(), "plant_3's frames"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(held_out=("plant_7",)), r"dataset 'agri': source\.held_out\[0\] 'plant_7' is not a sequence found under "
+                                  r"\S+ \(6 found, closest: 'plant_5', 'plant_4', .*, \.\.\.\)$"),
+    (dict(val=("plant_5", "Plant_2x")), r"source\.val\[1\] 'Plant_2x' is not a sequence found under \S+ \(6 found, "),
+    (dict(held_out=("xyz",)), r"source\.held_out\[0\] 'xyz' is not a sequence found under \S+ \(6 found, e\.g\.: "
+                              r"'plant_1', 'plant_2', 'plant_3', 'plant_4', 'plant_5', \.\.\.\)$"),
+    (dict(held_out=PLANTS[:3], val=PLANTS[3:]), r"dataset 'agri': leave_one_out leaves no sequence for train: all 6 "
+                                                r"sequences found under \S+ are in source\.held_out or source\.val$"),
+])
+def test_leave_one_out_errors_come_before_any_split_is_built(plants, changes, message):
+    cfg = plant_config(plants, **changes)
+    with pytest.raises(ValueError, match=message) as err:
+        image_sequence.dataset_constants("agri", cfg, interim_at(plants / "interim"))
+    assert "\n" not in str(err.value), "one line"
+    with pytest.raises(ValueError, match=message):
+        image_sequence.videos("agri", cfg.source, plants)
+
+
+def test_leave_one_out_config_errors(plants):
+    with pytest.raises(ValueError, match=r"^val\[0\]: 'plant_3' is also in held_out \(held_out and val must be "
+                                         r"disjoint\)$"):
+        plant_config(plants, val=("plant_3",))
+    with pytest.raises(ValueError, match=r"^held_out: must list at least one sequence id with splits: leave_one_out$"):
+        plant_config(plants, held_out=())
+    with pytest.raises(ValueError, match=r"^val: must be null or \[\] with splits: files"):
+        plant_config(plants, splits="files", held_out=None)
+    assert plant_config(plants, splits="files", held_out=(), val=None).source.splits == "files"

@@ -4,7 +4,10 @@ from the matching Cityscapes unit (`init: checkpoint`); and the `extends` rule o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,9 +16,15 @@ from syncvp import presets
 from syncvp.config import ParamsError, params_from_dict
 from syncvp.config.init_from import InitFrom
 from syncvp.config.loader import read_yaml
+from syncvp.evaluation import evaluate, plan_evaluation
 from syncvp.models.autoencoder import AutoencoderSpec
+from syncvp.models.diffusion_file import load_diffusion_model
+from syncvp.training import autoencoder_job, autoencoder_train, diffusion_job, diffusion_train
 from syncvp.training.init_checkpoint import network_space
-from tests.conftest import REPO
+from tests.conftest import REPO, with_pipeline
+from tests.training.test_paper_experiment_presets import _write_stores
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @functools.cache
@@ -71,3 +80,114 @@ def test_extends_merges_like_apply_and_refuses_a_cycle(tmp_path, monkeypatch):
     with pytest.raises(ParamsError, match=r"unknown preset 'e'"):
         (tmp_path / "f.yaml").write_text("extends: e\n")
         presets.load("f")
+
+
+# ------------------------------------------------------------------------------------------------
+# The two-step run, tiny: Cityscapes-256 models, then every OpenDV stage fine-tuned from them
+
+
+def _tiny(preset_name: str, name: str, root: Path, models: Path):
+    """The preset with widths cut down, 32 px frames and every path under `root` (models: `models`)."""
+    p = preset(preset_name)
+    paths = dataclasses.replace(
+        p.paths,
+        raw=root / "raw",
+        interim=root / "interim",
+        processed=root / "processed",
+        models=models,
+        eval=root / "eval",
+    )
+    ds = dataclasses.replace(p.datasets[name], resolution=(32, 32))
+    small = dict(steps=1, batch_size=2, num_workers=0)
+    init = {}
+    if p.train_joint.init == "checkpoint":  # the fine-tune: start from the tiny source run's folder
+        init = dict(init_from=dataclasses.replace(p.train_joint.init_from, models=root / "models-cityscapes256"))
+    return with_pipeline(
+        p,
+        paths=paths,
+        datasets={name: ds},
+        autoencoder=dataclasses.replace(
+            p.autoencoder, width=16, depth=1, heads=2, head_dim=8, axis_heads=1, axis_head_dim=8, axis_mlp=16
+        ),
+        unet=dataclasses.replace(p.unet, model_channels=8, num_heads=2, norm_groups=4),
+        joint=dataclasses.replace(p.joint, num_heads=2),
+        train_autoencoder=dataclasses.replace(
+            p.train_autoencoder,
+            steps=1,
+            batch_size=1,
+            grad_accum=1,
+            eval_every=0,
+            eval_clips=1,
+            num_workers=0,
+            gan=dataclasses.replace(p.train_autoencoder.gan, enabled=False),
+            **init,
+        ),
+        train_single=dataclasses.replace(p.train_single, **small, **init),
+        train_joint=dataclasses.replace(p.train_joint, **small, **init),
+        run=dataclasses.replace(p.run, device="cpu", threads=1),
+    )
+
+
+def _train(p, name: str) -> dict:
+    """One step of every stage of dataset `name` (autoencoders, stage 1, joint); {unit: job}."""
+    ds, jobs = p.datasets[name], {}
+    for m in ds.modalities:
+        for role in ("context", "future"):
+            unit = f"{name}-{m}-{role}"
+            jobs[unit] = autoencoder_job.plan(
+                unit,
+                dataset=ds,
+                autoencoder=p.autoencoder_for(name),
+                train=p.train_autoencoder,
+                run=p.run,
+                paths=p.paths,
+                lpips_vgg16=None,
+            )
+            autoencoder_train.train(jobs[unit])
+            autoencoder_train.export(jobs[unit], p.paths.model_dir(unit))
+    sections = dict(dataset=ds, unet=p.unet_for(name), diffusion=p.diffusion, run=p.run, paths=p.paths)
+    for m in ds.modalities:
+        jobs[f"{name}-{m}"] = diffusion_job.plan_single(f"{name}-{m}", train=p.train_single, **sections)
+    for unit in (*[f"{name}-{m}" for m in ds.modalities], name):
+        if unit == name:  # the joint plan checks the stage-1 files: plan it after they exist
+            jobs[name] = diffusion_job.plan_joint(name, joint=p.joint, train=p.train_joint, **sections)
+        assert diffusion_train.train(jobs[unit])["steps"] == 1
+        diffusion_train.export(jobs[unit])
+    return jobs
+
+
+def test_tiny_opendv_fine_tunes_every_stage_from_a_tiny_cityscapes256_run_and_evaluates(tmp_path):
+    src = _tiny("paper_cityscapes256", "cityscapes", tmp_path, tmp_path / "models-cityscapes256")
+    assert src.autoencoder_for("cityscapes").patch_size == 8  # the dataset's own sizes survive the shrink
+    _write_stores(src.paths, "cityscapes", ("rgb", "depth"), frames=30, size=(32, 32))
+    source_jobs = _train(src, "cityscapes")
+    assert all(getattr(j, "init_file", None) is None for j in source_jobs.values())
+
+    p = _tiny("paper_opendv", "opendv", tmp_path, tmp_path / "models")
+    _write_stores(p.paths, "opendv", ("rgb", "depth"), frames=32, size=(32, 32))
+    jobs = _train(p, "opendv")
+    for unit, job in jobs.items():  # each unit starts from the same unit of the Cityscapes run
+        source = source_jobs[unit.replace("opendv", "cityscapes")]
+        assert job.init_file == (source.files.model if unit.count("-") == 2 else source.model_file), unit
+    assert jobs["opendv"].stage1 == {}
+    meta = load_diffusion_model(jobs["opendv"].model_file, kind="joint").meta
+    assert meta["init"] == "checkpoint" and meta["init_file"][0] == str(source_jobs["cityscapes"].model_file)
+
+    ds = p.datasets["opendv"]
+    config = dataclasses.replace(
+        p.evaluate,
+        videos=1,
+        batch_size=1,
+        trajectories=1,
+        conditions=("all",),
+        metrics=("ssim", "psnr", "l2"),
+        baselines=(),
+        samples=1,
+    )
+    weights = dataclasses.replace(p.weights, **{f.name: None for f in dataclasses.fields(p.weights)})
+    plan = plan_evaluation(
+        "opendv", ds, config, dataclasses.replace(p.sampling, steps=2), weights, p.paths, device="cpu"
+    )
+    assert plan.config.rollout_frames == 24  # 8 -> 24: three chunks
+    scores = json.loads(evaluate(plan).read_text())["opendv"]["all"]["standard"]
+    assert all(-1 <= scores[m]["ssim"] <= 1 and math.isfinite(scores[m]["psnr"]) for m in ds.modalities)

@@ -249,6 +249,21 @@ def _(ctx):
     return params_row(ctx, "train_joint", "synthetic", edit, "train_joint.explicit", "'sem'")
 
 
+@case("params", "a dataset's own model change naming an unknown key")
+def _(ctx):
+    def edit(d):
+        d["datasets"]["synthetic"]["models"] = {"autoencoder": {"patchsize": 8}, "unet": None}
+
+    return params_row(ctx, "train_single", "synthetic-rgb", edit, "datasets.synthetic.models.autoencoder.patchsize")
+
+
+@case("params", "init checkpoint without init_from")
+def _(ctx):
+    return params_row(
+        ctx, "train_joint", "synthetic", lambda d: d["train_joint"].update(init="checkpoint"), "train_joint.init_from"
+    )
+
+
 @case("params", "a stale pipeline section")
 def _(ctx):
     return params_row(
@@ -767,6 +782,50 @@ def _(ctx):
     path.mkdir()
     (path / "autoencoder.pt").write_bytes(b"")
     return evaluate_row(ctx, path, "is a directory", "dvc repro train_autoencoder@synthetic-depth-future")
+
+
+def fine_tune(ctx: Ctx, dataset: str) -> Params:
+    """The diffusion setup with `train_single` starting from `<tmp>/source_models`, dataset `dataset`."""
+    from syncvp.config.init_from import InitFrom
+
+    p = diffusion_setup(ctx)
+    source = InitFrom(models=ctx.tmp / "source_models", dataset=dataset)
+    ctx.params = dataclasses.replace(
+        p, train_single=dataclasses.replace(p.train_single, init="checkpoint", init_from=source)
+    )
+    return ctx.params
+
+
+@case("model files", "init checkpoint naming a file that is not there")
+def _(ctx):
+    fine_tune(ctx, "cityscapes")
+    path = ctx.tmp / "source_models" / "cityscapes-rgb" / "diffusion.pt"
+    return Row(
+        ctx.stage("train_single", "synthetic-rgb"),
+        outputs=ctx.outputs("train_single", "synthetic-rgb"),
+        names=(str(path), "train_single.init_from"),
+    )
+
+
+@case("model files", "init checkpoint of another architecture")
+def _(ctx):
+    from syncvp.models.diffusion_file import save_diffusion_model
+    from syncvp.models.factory import build_unet
+    from tests.training.test_diffusion_training import plan_single
+
+    p = fine_tune(ctx, "cityscapes")
+    job = plan_single(
+        dataclasses.replace(p, train_single=dataclasses.replace(p.train_single, init="scratch", init_from=None))
+    )
+    wider = dataclasses.replace(p.unet, model_channels=2 * p.unet.model_channels)
+    path = ctx.tmp / "source_models" / "cityscapes-rgb" / "diffusion.pt"
+    shapes = job.model_shapes
+    save_diffusion_model(path, build_unet(wider, *shapes["rgb"]), shapes=shapes, unet=wider, diffusion=p.diffusion)
+    return Row(
+        ctx.stage("train_single", "synthetic-rgb"),
+        outputs=ctx.outputs("train_single", "synthetic-rgb"),
+        names=(str(path), f"unet.model_channels {wider.model_channels} (now {p.unet.model_channels})"),
+    )
 
 
 def latent_cache(ctx: Ctx) -> Path:

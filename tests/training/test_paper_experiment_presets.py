@@ -255,6 +255,24 @@ def _tiny(preset: str, tmp_path: Path):
     )
 
 
+def tiny_evaluation(p, name: str, metrics: tuple[str, ...]):
+    """The evaluation plan of one video, one trajectory, every modality observed, 2 DDIM steps,
+    no reference columns and no pretrained weights."""
+    config = dataclasses.replace(
+        p.evaluate,
+        videos=1,
+        batch_size=1,
+        trajectories=1,
+        conditions=("all",),
+        metrics=metrics,
+        baselines=(),
+        samples=1,
+    )
+    weights = dataclasses.replace(p.weights, **{f.name: None for f in dataclasses.fields(p.weights)})
+    sampling = dataclasses.replace(p.sampling, steps=2)
+    return plan_evaluation(name, p.datasets[name], config, sampling, weights, p.paths, device="cpu")
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_tiny_preset_trains_each_stage_one_step_and_evaluates_one_batch(preset, tmp_path):
     name = PRESETS[preset]
@@ -294,19 +312,7 @@ def test_tiny_preset_trains_each_stage_one_step_and_evaluates_one_batch(preset, 
     diffusion_train.export(job)
 
     fields = name == "era5"
-    config = dataclasses.replace(
-        p.evaluate,
-        videos=1,
-        batch_size=1,
-        trajectories=1,
-        conditions=("all",),
-        metrics=("l1",) if fields else ("ssim", "psnr", "l2"),
-        baselines=(),
-        samples=1,
-    )
-    weights = dataclasses.replace(p.weights, **{f.name: None for f in dataclasses.fields(p.weights)})
-    sampling = dataclasses.replace(p.sampling, steps=2)
-    plan = plan_evaluation(name, ds, config, sampling, weights, p.paths, device="cpu")
+    plan = tiny_evaluation(p, name, ("l1",) if fields else ("ssim", "psnr", "l2"))
     assert plan.config.rollout_frames == FRAMES[name][2]
     result = json.loads(evaluate(plan).read_text())[name]["all"]
     for mode in ("paper", "standard"):

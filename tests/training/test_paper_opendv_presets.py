@@ -16,13 +16,13 @@ from syncvp import presets
 from syncvp.config import ParamsError, params_from_dict
 from syncvp.config.init_from import InitFrom
 from syncvp.config.loader import read_yaml
-from syncvp.evaluation import evaluate, plan_evaluation
+from syncvp.evaluation import evaluate
 from syncvp.models.autoencoder import AutoencoderSpec
 from syncvp.models.diffusion_file import load_diffusion_model
 from syncvp.training import autoencoder_job, autoencoder_train, diffusion_job, diffusion_train
 from syncvp.training.init_checkpoint import network_space
 from tests.conftest import REPO, with_pipeline
-from tests.training.test_paper_experiment_presets import _write_stores
+from tests.training.test_paper_experiment_presets import _write_stores, tiny_evaluation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -174,20 +174,7 @@ def test_tiny_opendv_fine_tunes_every_stage_from_a_tiny_cityscapes256_run_and_ev
     assert meta["init"] == "checkpoint" and meta["init_file"][0] == str(source_jobs["cityscapes"].model_file)
 
     ds = p.datasets["opendv"]
-    config = dataclasses.replace(
-        p.evaluate,
-        videos=1,
-        batch_size=1,
-        trajectories=1,
-        conditions=("all",),
-        metrics=("ssim", "psnr", "l2"),
-        baselines=(),
-        samples=1,
-    )
-    weights = dataclasses.replace(p.weights, **{f.name: None for f in dataclasses.fields(p.weights)})
-    plan = plan_evaluation(
-        "opendv", ds, config, dataclasses.replace(p.sampling, steps=2), weights, p.paths, device="cpu"
-    )
+    plan = tiny_evaluation(p, "opendv", ("ssim", "psnr", "l2"))
     assert plan.config.rollout_frames == 24  # 8 -> 24: three chunks
     scores = json.loads(evaluate(plan).read_text())["opendv"]["all"]["standard"]
     assert all(-1 <= scores[m]["ssim"] <= 1 and math.isfinite(scores[m]["psnr"]) for m in ds.modalities)

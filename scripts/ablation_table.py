@@ -11,12 +11,15 @@ or `standard`), read from the `evaluate` stage's metrics.json; `--param` adds pa
 from `dvc exp run --queue` / `--temp` are read like any other once finished; queued, running and
 failed ones are left out (`dvc exp show --json` gives them the baseline's metrics).
 `--settings` makes one row per setting of each run instead (Table 3: the noise settings).
+`--only PREFIX` keeps the runs named PREFIX...; `--summary` adds their mean and standard deviation
+(the leave-one-out result over the folds of `python -m syncvp folds`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -80,19 +83,35 @@ def table(
     columns: list[str],
     params: list[str],
     digits: int = 4,
+    summary: bool = False,
 ) -> str:
-    """The Markdown table: one row per run (and per setting when several are asked for)."""
+    """The Markdown table: one row per run (and per setting when several are asked for); with
+    `summary`, then a mean row and a sample standard deviation row per setting over those runs
+    (the leave-one-out folds' result; a run missing a value is left out of that column's figures)."""
     names = [f"{c.split(':')[0]} {c.split(':')[1].upper()}{ARROWS.get(c.split(':')[1], '')}" for c in columns]
     head = ["run", *params, *(["setting"] if len(settings) > 1 else []), *names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    values: dict[str, list[list[float]]] = {setting: [[] for _ in columns] for setting in settings}
     for name, files, flat in runs:
         data = next((d for d in files.values() if isinstance(d, dict) and dataset in d), None)
         if data is None:
             continue
         for setting in settings:
             row = [name, *(_cell(flat.get(p), digits) for p in params), *([setting] if len(settings) > 1 else [])]
-            row += [_cell(lookup(data, dataset, setting, mode, c), digits) for c in columns]
+            cells = [lookup(data, dataset, setting, mode, c) for c in columns]
+            row += [_cell(v, digits) for v in cells]
             lines.append("| " + " | ".join(row) + " |")
+            for kept, v in zip(values[setting], cells):
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    kept.append(float(v))
+    if summary:
+        for setting in settings:
+            for label, stat in (("mean", statistics.fmean), ("std", statistics.stdev)):
+                cols = values[setting]
+                row = [f"{label} (n={max(len(v) for v in cols)})", *([""] * len(params))]
+                row += [setting] if len(settings) > 1 else []
+                row += [_cell(stat(v) if len(v) >= (1 if label == "mean" else 2) else None, digits) for v in cols]
+                lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -105,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="paper", choices=("paper", "standard"))
     parser.add_argument("--columns", default=DEFAULT_COLUMNS, help=f"modality:metric list (default {DEFAULT_COLUMNS})")
     parser.add_argument("--param", action="append", default=[], help="a params column, e.g. joint.same_noise")
+    parser.add_argument("--only", help="keep the runs whose name starts with this (e.g. agriculture-loo-)")
+    parser.add_argument("--summary", action="store_true", help="add mean and std rows over the runs shown")
     args = parser.parse_args(argv)
     runs: list[tuple[str, dict, dict]] = []
     if args.exp_json:
@@ -113,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.files:
         name, _, path = item.rpartition("=")
         runs.append((name or path, {path: json.loads(Path(path).read_text())}, {}))
+    if args.only:
+        runs = [run for run in runs if run[0].startswith(args.only)]
     if not runs:
-        parser.error("give --exp-json or NAME=metrics.json files")
+        parser.error(
+            "give --exp-json or NAME=metrics.json files" + (f" (none named {args.only}*)" if args.only else "")
+        )
     print(
         table(
             runs,
@@ -123,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=args.mode,
             columns=args.columns.split(","),
             params=args.param,
+            summary=args.summary,
         )
     )
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scripts.ablation_table import experiments, main
 
 
@@ -74,3 +76,33 @@ def test_flag_params_print_as_flags_not_numbers():
 
     assert _cell(True, 4) == "true" and _cell(False, 4) == "false"
     assert _cell(1, 4) == "1" and _cell(0.123456, 3) == "0.123" and _cell(None, 4) == "n/a"
+
+
+def test_folds_summary_is_the_mean_and_sample_std_of_the_runs_shown(tmp_path, capsys):
+    """`--only agri-loo- --summary`: three folds (a fourth run of another name left out; one fold
+    without depth L2), mean and sample std by hand."""
+    files = []
+    for name, ssim, l2 in (
+        ("agri-loo-a", 0.5, 1.0),
+        ("agri-loo-b", 0.6, None),
+        ("agri-loo-c", 0.7, 4.0),
+        ("base", 0.1, 9.0),
+    ):
+        metrics = {"synthetic": {"all": {"paper": {"rgb": {"ssim": ssim}, "depth": {"l2": l2} if l2 else {}}}}}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(metrics))
+        files.append(f"{name}={path}")
+    assert main([*files, "--columns", "rgb:ssim,depth:l2", "--only", "agri-loo-", "--summary"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| agri-loo-a",
+        "| agri-loo-b",
+        "| agri-loo-c",
+        "| mean (n=3)",
+        "| std (n=3)",
+    ]
+    assert lines[-2] == "| mean (n=3) | 0.6 | 2.5 |"  # ssim (.5+.6+.7)/3; l2 (1+4)/2: the missing value left out
+    assert lines[-1] == "| std (n=3) | 0.1 | 2.121 |"  # sqrt(((.1)^2+0+(.1)^2)/2) = .1; sqrt(2*1.5^2/1) = 2.1213
+    with pytest.raises(SystemExit):
+        main([*files, "--only", "nothing-"])
+    assert "(none named nothing-*)" in capsys.readouterr().err

@@ -34,12 +34,12 @@ def write_plants(root: Path, plants=PLANTS, dates: int = 4) -> None:
 
 
 def agri_entry(folder: Path, **source) -> dict:
-    gray = {"channels": 1, "resize": "area", "value_range": None}
+    gray = {"channels": 1, "resize": "area", "value_range": None, "classes": None}
     return {
         "source": {
             "kind": "image_sequence",
             "root": str(folder),
-            "modalities": {"rgb": {"channels": 3, "resize": "area", "value_range": None}, "depth": gray},
+            "modalities": {"rgb": {"channels": 3, "resize": "area", "value_range": None, "classes": None}, "depth": gray},
             "rgb_modality": "rgb",
             "frame_pattern": "(?P<frame>.+)",
             "frame_step": 1,

@@ -98,14 +98,27 @@ class ImageModality:
         resize: "area"/"bilinear" for images, "nearest" for label maps.
         value_range: [lo, hi] mapped linearly to 0..255 (for 16-bit files such as Cityscapes
             disparity), or null: files must then be 8-bit.
+        classes: a class map of this many classes (the files hold class ids 0..classes-1, 8 or
+            16 bits; stored spread over 0..255 as `class_gray`, decoded and scored as classes:
+            `syncvp.metrics.classes`), or null for an image. Needs channels 1, resize nearest and
+            no value_range.
     """
 
     channels: int
     resize: Literal["area", "bilinear", "nearest"]
     value_range: tuple[float, float] | None
+    classes: int | None
 
     def __post_init__(self) -> None:
         require(self.channels in (1, 3), "channels", f"must be 1 or 3, got {self.channels}")
+        if self.classes is not None:
+            require(2 <= self.classes <= 256, "classes", f"must lie in [2, 256], got {self.classes}")
+            require(
+                self.channels == 1 and self.resize == "nearest" and self.value_range is None,
+                "classes",
+                "a class map needs channels 1, resize nearest and value_range null (ids are not rescaled), got "
+                f"channels {self.channels}, resize {self.resize}, value_range {self.value_range}",
+            )
         if self.value_range is not None:
             lo, hi = self.value_range
             require(lo < hi, "value_range", f"must be [lo, hi] with lo < hi, got {list(self.value_range)}")

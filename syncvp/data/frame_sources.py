@@ -101,6 +101,28 @@ def read_image(path: str | Path, *, channels: int, value_range: tuple[float, flo
     return to_uint8(image, value_range, path)
 
 
+def read_classes(path: str | Path, classes: int) -> np.ndarray:
+    """Read a class-id map (8 or 16 bits, gray or equal channels) as gray levels uint8 [H, W]:
+    class k -> round(k * 255 / (classes - 1)) (`class_gray`, `syncvp.metrics.classes`). An id
+    >= `classes` is an error naming the file."""
+    path = Path(path)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: cannot be read as an image (missing, truncated or unsupported)")
+    if image.ndim == 3:
+        image = image[..., :3]
+        if not (image == image[..., :1]).all():
+            raise ValueError(f"{path}: a class map must be gray, but its {image.shape[2]} channels differ")
+        image = image[..., 0]
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: a class map must hold 8- or 16-bit class ids, got {image.dtype}")
+    top = int(image.max())
+    if top >= classes:
+        raise ValueError(f"{path}: class id {top} is not below the modality's classes ({classes})")
+    levels = np.round(np.arange(classes) * 255.0 / (classes - 1)).astype(np.uint8)
+    return levels[image]
+
+
 def stack_frames(paths: tuple[Path, ...], read: Callable[[Path], np.ndarray]) -> np.ndarray:
     """Read frames with `read` and stack them; a frame of another size is an error naming it."""
     frames = [read(paths[0])]

@@ -134,7 +134,7 @@ def write_split_files(root: Path, splits: dict[str, list[str]]) -> None:
 
 def datasets(roots: dict[str, Path]) -> dict[str, dict]:
     """The `datasets` entries of the real sources, as a user writes them in params.yaml."""
-    rgb = {"channels": 3, "resize": "area", "value_range": None}
+    rgb = {"channels": 3, "resize": "area", "value_range": None, "classes": None}
     return {
         "clips": {
             "source": {
@@ -196,7 +196,7 @@ def datasets(roots: dict[str, Path]) -> dict[str, dict]:
                 "root": str(roots["cityscapes"]),
                 "modalities": {
                     "rgb": {**rgb, "resize": "bilinear"},
-                    "depth": {"channels": 1, "resize": "bilinear", "value_range": [0, 32767]},
+                    "depth": {"channels": 1, "resize": "bilinear", "value_range": [0, 32767], "classes": None},
                 },
                 "rgb_modality": "rgb",
                 "frame_pattern": r"(?P<sequence>[a-z]+_\d+)_(?P<frame>\d+)_(leftImg8bit|disparity)",

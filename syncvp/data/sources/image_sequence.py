@@ -149,6 +149,8 @@ def split_sequences(name: str, source, sequences: list[str], root: Path) -> dict
 
 
 def _loader(paths: tuple[Path, ...], spec):
+    if spec.classes is not None:
+        return lambda: frame_sources.stack_frames(paths, lambda p: frame_sources.read_classes(p, spec.classes))
     return lambda: frame_sources.stack_frames(paths, lambda p: frame_sources.read_image(p, channels=spec.channels,
                                                                           value_range=spec.value_range))
 
@@ -174,6 +176,9 @@ def modality_attrs(source) -> dict[str, dict]:
     out = {}
     for m, spec in source.modalities.items():
         attrs = {"encoding": "rgb" if spec.channels == 3 else "gray", "source_folder": m, "resize": spec.resize}
+        if spec.classes is not None:
+            attrs.update(encoding="class_gray", num_classes=spec.classes,
+                         meaning="class k stored as round(k * 255 / (num_classes - 1))")
         if spec.value_range is not None:
             attrs["value_range"] = [float(v) for v in spec.value_range]
             attrs["meaning"] = "255 * (value - value_range[0]) / (value_range[1] - value_range[0]), clipped"

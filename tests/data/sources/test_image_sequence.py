@@ -38,8 +38,8 @@ def write_splits(root, train="train", val="val", test="test  # the official val 
 
 def city_config(root, **changes) -> DatasetConfig:
     args = dict(kind="image_sequence", root=root,
-                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None),
-                            "depth": ImageModality(channels=1, resize="area", value_range=(0.0, 25500.0))},
+                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None, classes=None),
+                            "depth": ImageModality(channels=1, resize="area", value_range=(0.0, 25500.0), classes=None)},
                 rgb_modality="rgb", frame_pattern=CITY_PATTERN, frame_step=1, video_frames=4, stride=4,
                 splits="files", held_out=None, val=None)
     args.update(changes)
@@ -115,7 +115,7 @@ def test_bair_layout_natural_order_and_raw_listing(tmp_path):
             write_rgb(tmp_path / "rgb" / traj / f"{i}.png", rgb_frame(i, (8, 8)))
     write_splits(tmp_path, train="traj_0", val="traj_1", test="traj_2")
     source = ImageSequenceSource(kind="image_sequence", root=tmp_path, rgb_modality="rgb", frame_pattern=r"(?P<frame>\d+)",
-                                 modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None)},
+                                 modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None, classes=None)},
                                  frame_step=1, video_frames=12, stride=12, splits="files", held_out=None, val=None)
     videos = raw_videos("bair", SimpleNamespace(source=source), tmp_path)  # rgb only: depth comes from pseudo_depth
     assert [v.video_id for v in videos] == ["traj_0-000000", "traj_1-000000", "traj_2-000000"]
@@ -152,8 +152,8 @@ DATES = ("2021-05-03", "2021-05-17", "2021-05-31", "2021-06-14")
 
 def plant_config(root, **changes) -> DatasetConfig:
     args = dict(kind="image_sequence", root=root, rgb_modality="rgb", frame_pattern=r"(?P<frame>.+)",
-                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None),
-                            "depth": ImageModality(channels=1, resize="area", value_range=None)},
+                modalities={"rgb": ImageModality(channels=3, resize="area", value_range=None, classes=None),
+                            "depth": ImageModality(channels=1, resize="area", value_range=None, classes=None)},
                 frame_step=1, video_frames=4, stride=1, splits="leave_one_out", held_out=("plant_3",),
                 val=("plant_5",))
     args.update(changes)
@@ -222,3 +222,33 @@ def test_leave_one_out_config_errors(plants):
     with pytest.raises(ValueError, match=r"^val: must be null or \[\] with splits: files"):
         plant_config(plants, splits="files", held_out=None)
     assert plant_config(plants, splits="files", held_out=(), val=None).source.splits == "files"
+
+
+def test_a_class_map_modality_is_stored_as_class_gray_and_decodes_back_to_its_ids(city):
+    """`classes: 5`: 16-bit id maps (the depth folder reused as labels) come out as the levels
+    0, 64, 128, 191, 255 (nearest resize keeps them exact), and the store's attributes give
+    `syncvp.metrics.classes` the coding that takes them back to the ids."""
+    from syncvp.config.loader import FieldError
+    from syncvp.metrics.classes import class_coding
+
+    for path in sorted((city / "depth").rglob("*.png")):
+        frame = int(path.stem.split("_")[2])
+        ids = np.full(SIZE, frame % 5, np.uint16)
+        ids[:, 12:] = (frame + 1) % 5  # two classes per frame, the border inside the centre crop
+        assert cv2.imwrite(str(path), ids)
+    labels = ImageModality(channels=1, resize="nearest", value_range=None, classes=5)
+    cfg = city_config(city, modalities={"rgb": city_config(city).source.modalities["rgb"], "depth": labels})
+    ds = image_sequence.prepare_split("cityscapes", cfg, interim_at(city / "interim"), "train", {})
+    coding = class_coding(ds["depth"].attrs)
+    assert ds["depth"].attrs["encoding"] == "class_gray" and coding.levels == (0.0, 64.0, 128.0, 191.0, 255.0)
+    assert set(np.unique(ds["depth"].values)) <= {0, 64, 128, 191, 255}
+    ids = coding.to_ids(ds["depth"].values[0, 1])  # video 0, frame 1: ids 1 (left) and 2 (right)
+    assert set(np.unique(ids[:, :2])) == {1} and set(np.unique(ids[:, -2:])) == {2}
+    bad = sorted((city / "depth" / "train").rglob("*.png"))[0]
+    assert cv2.imwrite(str(bad), np.full(SIZE, 7, np.uint16))
+    with pytest.raises(ValueError, match=rf"{bad.name}: class id 7 is not below the modality's classes \(5\)"):
+        image_sequence.prepare_split("cityscapes", cfg, interim_at(city / "interim"), "train", {})
+    with pytest.raises(FieldError, match="a class map needs channels 1, resize nearest and value_range null"):
+        ImageModality(channels=1, resize="area", value_range=None, classes=5)
+    with pytest.raises(FieldError, match=r"must lie in \[2, 256\], got 1"):
+        ImageModality(channels=1, resize="nearest", value_range=None, classes=1)

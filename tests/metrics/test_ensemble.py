@@ -1,0 +1,95 @@
+"""Ensemble uncertainty metrics (syncvp.metrics.ensemble) against hand arithmetic."""
+
+import math
+
+import pytest
+import torch
+
+from syncvp.metrics.ensemble import crps, spread_map, spread_skill, spread_skill_ratio
+
+
+def _ens(*values: float) -> torch.Tensor:
+    """N members of a single point: [N, 1, 1, 1, 1, 1]."""
+    return torch.tensor(values, dtype=torch.float64).reshape(-1, 1, 1, 1, 1, 1)
+
+
+def _truth(value: float) -> torch.Tensor:
+    return torch.full((1, 1, 1, 1, 1), value, dtype=torch.float64)
+
+
+def test_crps_two_members_by_hand():
+    # x = (0, 4), y = 5: mean |x - y| = (5 + 1) / 2 = 3; sum_ij |x_i - x_j| = 8; 8 / (2 * 2 * 1) = 2
+    score, l1 = crps(_ens(0.0, 4.0), _truth(5.0))
+    assert score.item() == pytest.approx(1.0)
+    assert l1.item() == pytest.approx(3.0)  # |2 - 5|
+    # x = (1, 3), y = 2: 1 - 4 / 4 = 0 (the truth in the middle of a symmetric pair)
+    assert crps(_ens(1.0, 3.0), _truth(2.0))[0].item() == pytest.approx(0.0)
+
+
+def test_crps_three_members_by_hand():
+    # x = (0, 1, 5), y = 2: mean |x - y| = (2 + 1 + 3) / 3 = 2; sum_ij |x_i - x_j| = 2 (1 + 5 + 4) = 20;
+    # fair: 2 - 20 / (2 * 3 * 2) = 1/3 (the standard estimator would give 2 - 20 / 18)
+    score, l1 = crps(_ens(5.0, 0.0, 1.0), _truth(2.0))
+    assert score.item() == pytest.approx(1.0 / 3.0)
+    assert l1.item() == pytest.approx(0.0)  # the mean is 2
+
+
+def test_crps_of_identical_members_is_the_absolute_error():
+    score, l1 = crps(_ens(3.0, 3.0, 3.0), _truth(1.0))
+    assert score.item() == pytest.approx(2.0) and l1.item() == pytest.approx(2.0)
+
+
+def test_spread_map_is_the_unbiased_std():
+    assert spread_map(_ens(0.0, 4.0)).item() == pytest.approx(math.sqrt(8.0))  # ((2^2 + 2^2) / 1) ** .5
+
+
+def _ratio(members, truth, valid=None):
+    var, mse = spread_skill(members, truth, valid)
+    return spread_skill_ratio(var.mean(), mse.mean()).item()
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_spread_skill_of_a_calibrated_ensemble_is_one(n):
+    # members and truth drawn from one distribution: with the (N+1)/N correction the ratio is 1
+    g = torch.Generator().manual_seed(0)
+    draws = 3.0 * torch.randn(n + 1, 4, 1, 3, 64, 64, generator=g, dtype=torch.float64) + 100.0
+    assert _ratio(draws[:n], draws[n]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_spread_skill_of_truth_plus_noise_is_sqrt_n_plus_one():
+    # members = truth + iid noise of std s: E[s2] = s^2, E[(m - y)^2] = s^2 / N -> ratio sqrt(N + 1)
+    g = torch.Generator().manual_seed(1)
+    truth = torch.rand(4, 1, 3, 64, 64, generator=g, dtype=torch.float64) * 255
+    members = truth + 5.0 * torch.randn(3, *truth.shape, generator=g, dtype=torch.float64)
+    assert _ratio(members, truth) == pytest.approx(2.0, rel=0.02)
+
+
+def test_spread_skill_of_a_collapsed_ensemble_is_zero():
+    members = torch.full((3, 1, 1, 2, 4, 4), 7.0)
+    var, mse = spread_skill(members, torch.zeros(1, 1, 2, 4, 4))
+    assert torch.all(var == 0) and torch.allclose(mse, torch.full((1, 2), 49.0, dtype=torch.float64))
+    assert spread_skill_ratio(var.mean(), mse.mean()).item() == 0.0
+
+
+def test_masked_points_are_ignored():
+    g = torch.Generator().manual_seed(2)
+    members = torch.randn(3, 2, 1, 2, 4, 4, generator=g, dtype=torch.float64)
+    truth = torch.randn(2, 1, 2, 4, 4, generator=g, dtype=torch.float64)
+    valid = torch.ones(2, 1, 2, 4, 4, dtype=torch.bool)
+    valid[..., :2] = False  # "sea": the left half
+    garbage_m, garbage_t = members.clone(), truth.clone()
+    garbage_m[..., :2], garbage_t[..., :2] = float("nan"), 1e9
+    for fn in (spread_skill, crps):
+        want = fn(members[..., 2:], truth[..., 2:])
+        got = fn(garbage_m, garbage_t, valid)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+
+
+def test_a_single_trajectory_is_an_error():
+    with pytest.raises(ValueError, match="N >= 2"):
+        crps(_ens(1.0), _truth(1.0))
+    with pytest.raises(ValueError, match="N >= 2"):
+        spread_skill(_ens(1.0), _truth(1.0))
+    with pytest.raises(ValueError, match="N >= 2"):
+        spread_map(_ens(1.0))

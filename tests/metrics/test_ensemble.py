@@ -93,3 +93,50 @@ def test_a_single_trajectory_is_an_error():
         spread_skill(_ens(1.0), _truth(1.0))
     with pytest.raises(ValueError, match="N >= 2"):
         spread_map(_ens(1.0))
+
+
+def test_score_batch_and_summarise_report_the_ensemble_metrics():
+    from syncvp.metrics.protocol import STANDARD, score_batch
+    from syncvp.metrics.report import summarise
+    from syncvp.metrics.weather import FieldSpec
+
+    spec = FieldSpec(250.0, 300.0, "K")  # model space x -> 275 + 25 x
+    truth = torch.zeros(1, 1, 3, 2, 2)  # 1 context + 2 predicted frames, 275 K
+    valid = torch.ones(1, 1, 3, 2, 2, dtype=torch.bool)
+    valid[..., 0, 0] = False
+    a, b = torch.full((1, 1, 2, 2, 2), 0.04), torch.full((1, 1, 2, 2, 2), -0.08)  # 276 K and 273 K
+    a[..., 0, 0] = 50.0  # garbage at the masked point
+    gt = {"t2m": truth, "rgb": torch.zeros(1, 3, 3, 2, 2, dtype=torch.uint8)}
+    rgb = [torch.full((1, 3, 2, 2, 2), v, dtype=torch.uint8) for v in (10, 10)]  # a collapsed ensemble
+    preds = [{"t2m": a, "rgb": rgb[0]}, {"t2m": b, "rgb": rgb[1]}]
+    metrics = {"t2m": ["l1", "spread", "crps"], "rgb": ["ssim", "spread"]}
+    result = score_batch(
+        gt, preds, context_frames=1, metrics=metrics, protocols=[STANDARD], fields={"t2m": spec}, valid=valid
+    )
+    rows = summarise([result], STANDARD, dataset="d", condition="all", units={"t2m": "K"}).metrics_json()
+    t2m, rgb_leaf = rows["d"]["all"]["standard"]["t2m"], rows["d"]["all"]["standard"]["rgb"]
+    # members 276, 273, truth 275: mean 274.5; fair CRPS = (1 + 2) / 2 - 2 * 3 / (2 * 2 * 1) = 0
+    assert t2m["crps"] == pytest.approx(0.0, abs=1e-9)
+    assert t2m["l1_ensemble_mean"] == pytest.approx(0.5)
+    # V = (3/2) * 4.5 (unbiased variance of (276, 273)), E = 0.25 -> ratio sqrt(6.75) / 0.5
+    assert t2m["spread_std"] == pytest.approx(math.sqrt(6.75))
+    assert t2m["rmse_ensemble_mean"] == pytest.approx(0.5)
+    assert t2m["spread"] == pytest.approx(math.sqrt(6.75) / 0.5)
+    assert "spread_mean" not in t2m and "crps_mean" not in t2m
+    assert rgb_leaf["spread"] == 0.0 and rgb_leaf["rmse_ensemble_mean"] == pytest.approx(10.0)
+    assert "crps" not in rgb_leaf  # a field metric
+    # one trajectory (a reference such as copy_last): no spread is stored
+    single = score_batch(gt, preds[:1], context_frames=1, metrics=metrics, protocols=[STANDARD], fields={"t2m": spec})
+    assert not any(metric in ("spread_var", "crps") for _, _, metric in single.values)
+
+
+def test_plan_metrics_skips_the_ensemble_metrics_for_one_trajectory():
+    from types import SimpleNamespace
+
+    from syncvp.metrics.plan import plan_metrics
+
+    weights = SimpleNamespace(i3d=None, lpips_alexnet=None)
+    plan = plan_metrics(["ssim", "spread", "crps"], weights, trajectories=1)
+    assert plan.available == ("ssim",)
+    assert "N >= 2" in plan.skipped["spread"] and "trajectories is 1" in plan.skipped["crps"]
+    assert plan_metrics(["spread", "crps"], weights, trajectories=2).available == ("spread", "crps")

@@ -183,7 +183,7 @@ def latent_cache_name(modality: str, key: str) -> str:
 @dataclass(frozen=True)
 class EvaluationFiles:
     """`<eval>/<dataset>/`: metrics.json, skipped.json, tables/ (summary/videos/curves.csv, compare.md),
-    plots/, samples/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
+    plots/, samples/, uncertainty/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
 
     root: Path
 
@@ -210,6 +210,11 @@ class EvaluationFiles:
     @property
     def samples(self) -> Path:
         return self.root / "samples"
+
+    @property
+    def uncertainty(self) -> Path:
+        """`uncertainty/`: spread maps (`<setting>.npz`, `.png`) and spread-skill figures."""
+        return self.root / "uncertainty"
 
     @property
     def report(self) -> Path:

@@ -14,6 +14,8 @@
   which DVC's Vega-Lite templates leave out of the line;
 - `report.html`: one self-contained page: the table, the curves, the sample GIFs and the params
   (`syncvp.evaluation.report_page`);
+- `uncertainty/`: spread maps and the spread-skill figure of N >= 2 trajectories
+  (`syncvp.evaluation.uncertainty`);
 - `samples/<setting>.png` and `.gif`: labelled grids (`write_samples`): per sample video and
   modality, a ground-truth row above a prediction row (first trajectory), the end of the context
   marked, an unobserved modality's context left blank. Fields are drawn in physical units over the
@@ -35,6 +37,7 @@ from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
 from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, SINGLE, EvaluationPlan
 from syncvp.evaluation.report_page import report_html
+from syncvp.evaluation.uncertainty import write_spread_maps, write_spread_skill
 from syncvp.figures import ColourBar, Legend, display, display_scale, labelled_grid, labelled_movie, save_movie
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
@@ -207,6 +210,15 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
         save_movie(directory / f"{label}.gif", frames)
 
 
+def write_uncertainty(plan: EvaluationPlan, directory: Path, report: EvalReport) -> None:
+    """uncertainty/: spread maps (`<setting>.npz`, `.png`) of the model's settings with N >= 2 and the
+    spread-skill figures (`syncvp.evaluation.uncertainty`); empty with one trajectory."""
+    units = {m: u for m, (_, _, u) in plan.fields.items()}
+    files = {label: [plan.sample_file(label, i) for i in range(len(plan.batches))] for label in labels(plan)}
+    write_spread_maps(directory, files, units, plan.evaluate.trajectories)
+    write_spread_skill(directory, report.curves)
+
+
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
     """Tables, plots, samples, report.html, skipped.json, then metrics.json (last, so it only exists when the rest does)."""
     out = EvaluationFiles(plan.out_dir)
@@ -218,6 +230,8 @@ def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
         write_plots(tmp, report.curves)
     with atomic_dir(out.samples) as tmp:
         write_samples(plan, tmp)
+    with atomic_dir(out.uncertainty) as tmp:
+        write_uncertainty(plan, tmp, report)
     page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples)
     with atomic_path(out.report) as tmp:
         tmp.write_text(page, encoding="utf-8")

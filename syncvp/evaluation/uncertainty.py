@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from syncvp.figures import ColourBar, display, display_scale, labelled_grid
+from syncvp.figures import spread_grid, spread_scale
 from syncvp.io.atomic import atomic_path
 from syncvp.metrics.images import quantise
 from syncvp.metrics.report import Row
@@ -70,16 +70,6 @@ def _collect(files: Sequence[Path]) -> dict[str, np.ndarray]:
     return {m: np.concatenate(v) for m, v in parts.items()}
 
 
-def _top(maps: np.ndarray) -> float:
-    """The colour scale's upper end: the largest finite spread, rounded up to 2 significant digits."""
-    finite = maps[np.isfinite(maps)]
-    top = float(finite.max()) if finite.size else 0.0
-    if top <= 0:
-        return 1.0
-    step = 10.0 ** (np.floor(np.log10(top)) - 1)
-    return float(np.ceil(top / step) * step)
-
-
 def write_spread_maps(
     directory: Path, settings: Mapping[str, Sequence[Path]], units: Mapping[str, str], trajectories: int
 ) -> dict[str, float]:
@@ -89,24 +79,18 @@ def write_spread_maps(
     scales: dict[str, float] = {}
     for per_mod in maps.values():
         for m, v in per_mod.items():
-            scales[m] = max(scales.get(m, 0.0), _top(v))
+            scales[m] = max(scales.get(m, 0.0), spread_scale(v))
     for label, per_mod in maps.items():
         lead = np.arange(1, next(iter(per_mod.values())).shape[1] + 1)
         with atomic_path(directory / f"{label}.npz") as tmp, open(tmp, "wb") as handle:
             np.savez(handle, lead=lead, trajectories=np.array(trajectories), **per_mod)
-        rows, names, keys = [], [], []
-        for v in range(next(iter(per_mod.values())).shape[0]):
-            for m, arr in per_mod.items():
-                valid = np.isfinite(arr[v])
-                rows.append(list(display(np.nan_to_num(arr[v]), kind="field", lo=0.0, hi=scales[m], valid=valid)))
-                names.append([f"video {v + 1}: {m}", f"std over {trajectories}"])
-                keys.append(ColourBar(0.0, scales[m], units.get(m, IMAGE_UNITS), not valid.all()))
+        rows = [
+            ([f"video {v + 1}: {m}", f"std over {trajectories}"], arr[v], scales[m], units.get(m, IMAGE_UNITS))
+            for v in range(next(iter(per_mod.values())).shape[0])
+            for m, arr in per_mod.items()
+        ]
         title = f"{label}: spread over {trajectories} trajectories per pixel and lead frame"
-        heads = [f"t=+{t}" for t in lead]
-        save_png(
-            directory / f"{label}.png",
-            labelled_grid(rows, names, heads, display_scale(rows[0][0].shape[0]), None, keys, title),
-        )
+        save_png(directory / f"{label}.png", spread_grid(rows, title))
     return scales
 
 
@@ -136,6 +120,8 @@ def write_spread_skill(directory: Path, curves: Sequence[Row]) -> list[Path]:
         right.axhline(1.0, color="grey", lw=0.8, ls=":")
         left.set(xlabel="lead frame", ylabel=f"{modality} ({unit})", title="spread (solid) and skill (dashed)")
         right.set(xlabel="lead frame", ylabel="spread / skill", title="spread-skill ratio (1: calibrated)")
+        for ax in (left, right):
+            ax.xaxis.get_major_locator().set_params(integer=True)
         left.legend(fontsize=7)
         right.legend(fontsize=7)
         fig.suptitle(f"{mode}: {modality}", fontsize=10)

@@ -7,7 +7,7 @@
 - `skipped.json`: {metric: why it was not computed} (a plain output: DVC would show each reason as a metric);
 - `tables/summary.csv`, `tables/videos.csv` (one row per video), `tables/curves.csv`;
 - `tables/compare.md`: the model next to the references, standard mode (`syncvp.evaluation.compare`);
-- `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
+- `plots/<mode>-<modality>-<metric>.tsv` (DVC plots; for `spread` the ratio only): column `frame` (1 = first predicted frame)
   and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean).
   The `PLOT_SERIES` columns are always there (dvc.yaml's top-level `plots:` draws them whatever
   `evaluate.conditions` / `evaluate.baselines` say): a setting that was not evaluated is "nan",
@@ -48,6 +48,8 @@ from syncvp.viz import save_png
 # stage-1 models in the same condition, and the three references.
 PLOT_SERIES = (ALL, f"{SINGLE}-{ALL}", BASELINE, FLOW, AUTOENCODER)
 MISSING = "nan"  # a PLOT_SERIES column of a setting that was not evaluated
+# the spread-skill ratio's two parts get no TSV: they are in tables/curves.csv and uncertainty/*-spread.png
+UNPLOTTED = frozenset({"spread_std", "rmse_ensemble_mean"})
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
@@ -105,6 +107,8 @@ def write_plots(directory: Path, curves: list[Row]) -> None:
     for r in curves:
         if r.trajectories == "mean" and (r.condition, r.mode, r.modality, r.metric) in best:
             continue  # one curve per setting: best-of-N where computed
+        if r.metric in UNPLOTTED:
+            continue
         series[(r.mode, r.modality, r.metric)][r.condition][r.frame] = r.value
     for (mode, modality, metric), by_label in series.items():
         names = list(by_label) + [n for n in PLOT_SERIES if n not in by_label]

@@ -236,7 +236,7 @@ def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
         write_samples(plan, tmp)
     with atomic_dir(out.uncertainty) as tmp:
         write_uncertainty(plan, tmp, report)
-    page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples)
+    page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples, out.uncertainty)
     with atomic_path(out.report) as tmp:
         tmp.write_text(page, encoding="utf-8")
     write_json(out.skipped, report.skipped_json())

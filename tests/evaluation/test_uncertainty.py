@@ -31,6 +31,8 @@ def test_images_write_spread_maps_figures_and_metrics(setup):
     assert not (folder / f"{BASELINE}.npz").exists()
     assert iio.imread(folder / "all.png").shape[0] > 2 * 2 * SIZE
     assert (folder / "standard-rgb-spread.png").stat().st_size > 0
+    page = (plan.out_dir / "report.html").read_text()
+    assert "Uncertainty (uncertainty/*.png)" in page and "standard-rgb-spread" in page
     table = (plan.out_dir / "tables" / "compare.md").read_text()
     row = next(r for r in table.splitlines() if r.startswith("| all → rgb | spread"))
     assert row.split("|")[4].strip() == DASH  # copy-last: no spread

@@ -1,6 +1,7 @@
 """Spread maps of the N >= 2 trajectories, and the spread-skill figure, under `<eval>/<ds>/uncertainty/`.
 
-For each of the model's settings (the references have one trajectory, no spread), on the sample
+For each setting with N >= 2 trajectories (the model's and the stage-1 `single-*` references;
+copy-last, flow and the autoencoder have one trajectory, no spread), on the sample
 videos (the first `evaluate.samples`):
 
 - `uncertainty/<setting>.npz`: one float32 array per modality, [videos, lead frames, H, W]: the

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +141,19 @@ def test_plan_metrics_skips_the_ensemble_metrics_for_one_trajectory():
     assert plan.available == ("ssim",)
     assert "N >= 2" in plan.skipped["spread"] and "trajectories is 1" in plan.skipped["crps"]
     assert plan_metrics(["spread", "crps"], weights, trajectories=2).available == ("spread", "crps")
+
+
+def test_three_channel_gray_predictions_score_like_one_channel():
+    """Paper mode with gray_to_rgb: identical network channels give the 1-channel ensemble values."""
+    from syncvp.metrics.protocol import PAPER, STANDARD, score_batch
+
+    g = torch.Generator().manual_seed(3)
+    gt = torch.randint(0, 256, (2, 1, 4, 8, 8), generator=g).to(torch.uint8)
+    one = [torch.randint(0, 256, (2, 1, 2, 8, 8), generator=g).to(torch.uint8) for _ in range(3)]
+    three = [t.expand(-1, 3, -1, -1, -1).clone() for t in one]
+    runs = {PAPER.quantisation: [{"depth": t} for t in three], STANDARD.quantisation: [{"depth": t} for t in one]}
+    result = score_batch({"depth": gt}, runs, context_frames=2, metrics={"depth": ["spread"]})
+    for part in ("spread_var", "spread_mse"):
+        np.testing.assert_allclose(
+            result.values[("paper", "depth", part)].frame, result.values[("standard", "depth", part)].frame
+        )

@@ -67,7 +67,7 @@ def evaluate(
     run: RunConfig,
 ) -> str:
     """Evaluate `<models>/<dataset>/joint.pt` (or the stage-1 models) on the configured split and
-    write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/, report.html."""
+    write `<eval>/<dataset>/`: metrics.json, tables/, plots/, samples/, uncertainty/, report.html."""
     plan = plan_evaluation(dataset, config, evaluate, sampling, weights, paths, run)
     files = [str(p) for p in plan.input_files()]
     jobs = plan.jobs()

@@ -53,6 +53,7 @@ def describe(params: str | Path | Params = "params.yaml") -> str:
             lines.append(_line("tables", out.table("summary.csv")))
             lines.append(_line("plots", out.plots))
             lines.append(_line("sample videos", out.samples))
+            lines.append(_line("spread maps", out.uncertainty))
             lines.append(_line("comparison table", out.table(COMPARE)))
     lines += [
         "",

@@ -38,7 +38,11 @@ def _fanout_yaml(path: str) -> str:
 def _predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="predict future frames of a folder of frames (one subfolder per modality)")
     p.add_argument("--input", required=True, help="folder with one subfolder of frame images per modality")
-    p.add_argument("--out", required=True, help="output folder: <modality>/traj<k>/<i>.png and prediction.gif")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: <modality>/traj<k>/<i>.png and prediction.gif (+ spread.npz, spread.png with N >= 2)",
+    )
     p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
     p.add_argument(
         "--dataset",
@@ -198,6 +202,8 @@ def _predict(args) -> int:
     for m, v in out.items():
         print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/ (format.json)")
     print(f"animation: {args.out}/prediction.gif")
+    if args.trajectories >= 2:
+        print(f"spread over the {args.trajectories} trajectories: {args.out}/spread.npz, {args.out}/spread.png")
     return 0
 
 

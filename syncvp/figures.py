@@ -205,6 +205,29 @@ def labelled_grid(
     return _Canvas.build(first.shape[:2], row_labels, col_labels, scale, marker_after, keys, title).paste(tiles)
 
 
+def spread_scale(maps: np.ndarray) -> float:
+    """A spread map's colour scale: [0, the largest finite value rounded up to 2 significant digits]."""
+    finite = maps[np.isfinite(maps)]
+    top = float(finite.max()) if finite.size else 0.0
+    if top <= 0:
+        return 1.0
+    step = 10.0 ** (np.floor(np.log10(top)) - 1)
+    return float(np.ceil(top / step) * step)
+
+
+def spread_grid(rows: Sequence[tuple[Sequence[str], np.ndarray, float, str]], title: str) -> np.ndarray:
+    """Spread maps as a labelled grid: per row (label lines, maps [T, H, W] >= 0 with NaN = no data,
+    scale top, units), turbo over [0, top] with a colour bar, one column per lead frame `t=+k`."""
+    tiles, names, keys = [], [], []
+    for label, maps, top, units in rows:
+        valid = np.isfinite(maps)
+        tiles.append(list(display(np.nan_to_num(maps), kind="field", lo=0.0, hi=top, valid=valid)))
+        names.append(list(label))
+        keys.append(ColourBar(0.0, top, units, not valid.all()))
+    heads = [f"t=+{t + 1}" for t in range(len(tiles[0]))]
+    return labelled_grid(tiles, names, heads, display_scale(tiles[0][0].shape[0]), None, keys, title)
+
+
 @dataclass
 class _Canvas:
     """The static part of a labelled grid (headers, keys, marker), pasted over with tiles per frame."""

@@ -71,6 +71,7 @@ def test_evaluation_files():
     assert f.root == PATHS.eval_dir("bair") == Path("e/bair")
     assert f.metrics == Path("e/bair/metrics.json")
     assert (f.plots, f.samples) == (Path("e/bair/plots"), Path("e/bair/samples"))
+    assert f.uncertainty == Path("e/bair/uncertainty")
     assert f.table("compare.md") == Path("e/bair/tables/compare.md")
     assert (f.work, f.run("abc")) == (Path("e/bair/work"), Path("e/bair/work/abc"))
     assert batch_file(f.run("abc"), "all", 3) == Path("e/bair/work/abc/all/batch-0003.npz")

@@ -111,7 +111,7 @@ def _files(params, name: str, item: str) -> tuple[set, set]:
     assert name == "evaluate", name
     f = paths.evaluation(dataset)
     deps = {paths.joint(dataset).model, paths.store(dataset, params.evaluate.split)} | models | aes_all
-    return deps, {f.tables, f.samples, f.report, f.work, f.metrics, f.skipped, f.plots}
+    return deps, {f.tables, f.samples, f.uncertainty, f.report, f.work, f.metrics, f.skipped, f.plots}
 
 
 def test_stage_files_are_the_layouts(repo_params):

@@ -13,7 +13,17 @@ from typing import Literal
 from syncvp.config.layout import SPLITS
 from syncvp.config.loader import require
 
-METRIC_NAMES = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "alignment")  # syncvp.metrics.plan.METRICS (no torch here)
+METRIC_NAMES = (
+    "fvd",
+    "ssim",
+    "psnr",
+    "lpips",
+    "l2",
+    "l1",
+    "spread",
+    "crps",
+    "alignment",
+)  # syncvp.metrics.plan.METRICS (no torch here)
 BASELINE_NAMES = ("single", "flow", "autoencoder")  # reference columns besides copy_last (always computed)
 PROTOCOL_NAMES = ("paper", "standard")
 ALL, EACH = "all", "each"
@@ -65,7 +75,9 @@ class EvaluateConfig:
         metrics: metric names; image metrics (fvd, ssim, psnr, lpips, l2) apply to image
             modalities, l1 (physical units, masked) to field modalities, alignment (cross-modal
             edge alignment, `syncvp.metrics.alignment`) to the first image modality paired with
-            each other one (skipped for datasets with fewer than two image modalities). fvd and
+            each other one (skipped for datasets with fewer than two image modalities); spread
+            (spread-skill ratio, every modality) and crps (fields) score the N trajectories as an
+            ensemble (`syncvp.metrics.ensemble`; skipped with trajectories 1). fvd and
             lpips need `weights.i3d` / `weights.lpips_alexnet`; with those null they are skipped
             and listed.
         baselines: reference columns scored next to the model on the same videos and seeds, besides

@@ -11,7 +11,7 @@ tests/test_layout.py checks that the two agree.
     <models>/<dataset>-<modality>-<role>/     AutoencoderFiles: autoencoder.pt, metrics.json, ...
     <models>/<dataset>-<modality>/            DiffusionFiles (stage 1): diffusion.pt, metrics.json, ...
     <models>/<dataset>/                       DiffusionFiles (joint): joint.pt, metrics.json, ...
-    <eval>/<dataset>/                         EvaluationFiles: metrics.json, tables/, plots/, samples/, work/
+    <eval>/<dataset>/                         EvaluationFiles: metrics.json, tables/, plots/, samples/, uncertainty/, work/
 
 Unit names: `<dataset>-<modality>-<context|future>` (autoencoders), `<dataset>-<modality>`
 (stage 1), `<dataset>` (joint); dataset and modality names never contain '-'.
@@ -183,7 +183,7 @@ def latent_cache_name(modality: str, key: str) -> str:
 @dataclass(frozen=True)
 class EvaluationFiles:
     """`<eval>/<dataset>/`: metrics.json, skipped.json, tables/ (summary/videos/curves.csv, compare.md),
-    plots/, samples/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
+    plots/, samples/, uncertainty/, report.html; work/<fingerprint>/<label>/{batch,samples}-<index>.npz (per-batch results)."""
 
     root: Path
 
@@ -210,6 +210,11 @@ class EvaluationFiles:
     @property
     def samples(self) -> Path:
         return self.root / "samples"
+
+    @property
+    def uncertainty(self) -> Path:
+        """`uncertainty/`: spread maps (`<setting>.npz`, `.png`) and spread-skill figures."""
+        return self.root / "uncertainty"
 
     @property
     def report(self) -> Path:

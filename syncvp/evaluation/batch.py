@@ -29,6 +29,7 @@ from torch import Tensor
 from syncvp.data.dataset import ClipDataset
 from syncvp.evaluation import references
 from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, GROUND_TRUTH, SINGLE, EvaluationPlan, Setting
+from syncvp.evaluation.uncertainty import SPREAD_KEY, spread_maps
 from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
 from syncvp.metrics.images import Quantisation
@@ -195,7 +196,7 @@ def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: Prog
     pairs_only = setting.source == GROUND_TRUTH
     result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop), pairs_only=pairs_only)
     if not pairs_only:
-        _save_samples(plan, setting.label, index, _sample_run(trajs)[0])
+        _save_samples(plan, setting.label, index, _sample_run(trajs), valid)
     result.save(plan.batch_file(setting.label, index))
     return plan.batch_file(setting.label, index)
 
@@ -213,8 +214,12 @@ def run_baseline(plan: EvaluationPlan, index: int) -> Path:
     return run_batch(plan, plan.setting(BASELINE), index)
 
 
-def _save_samples(plan: EvaluationPlan, label: str, index: int, pred: dict[str, Tensor]) -> None:
-    """The first trajectory of the batch's videos among the first `evaluate.samples` (model space)."""
+def _save_samples(
+    plan: EvaluationPlan, label: str, index: int, run: list[dict[str, Tensor]], valid: Tensor | None
+) -> None:
+    """The first trajectory of the batch's videos among the first `evaluate.samples` (model space), and
+    with N >= 2 trajectories their spread maps (`syncvp.evaluation.uncertainty.spread_maps`, keys
+    `spread.<m>`)."""
     start, stop = plan.batches[index]
     keep = max(0, min(stop, plan.evaluate.samples) - start)
     path = plan.sample_file(label, index)
@@ -222,8 +227,12 @@ def _save_samples(plan: EvaluationPlan, label: str, index: int, pred: dict[str, 
         return
     arrays = {
         m: (v[:keep].float() / 127.5 - 1 if v.dtype == torch.uint8 else v[:keep].float()).numpy()
-        for m, v in pred.items()
+        for m, v in run[0].items()
     }
+    fields = {m: FieldSpec(lo, hi, units) for m, (lo, hi, units) in plan.fields.items()}
+    mask = None if valid is None else valid[:keep, :, plan.config.context_frames :]
+    spread = spread_maps([{m: v[:keep] for m, v in t.items()} for t in run], fields, mask)
+    arrays.update({f"{SPREAD_KEY}{m}": v for m, v in spread.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, start=np.array(start), **arrays)

@@ -13,7 +13,9 @@ Built from metrics.json's dict alone (so it can be rebuilt from a metrics.json f
 2. `alignment` of each pair "<a>+<b>" per condition, with the ground truth's value as reference.
 
 A cell is "best / mean" (best of N trajectories / mean over N) when the two differ, one value
-otherwise (N = 1, the one-trajectory references, FVD); "–" where nothing was computed. Values
+otherwise (N = 1, the one-trajectory references, FVD, the ensemble metrics `crps`,
+`l1_ensemble_mean` and `spread`, the spread-skill ratio: best near 1); "–" where nothing was
+computed (the ensemble metrics of a one-trajectory reference such as copy-last). Values
 are rounded per metric (DECIMALS); standard-mode values are unscaled (LPIPS in [0, 1]).
 """
 
@@ -23,8 +25,10 @@ import math
 from typing import Sequence
 
 DECIMALS = {"fvd": 1, "ssim": 3, "psnr": 2, "lpips": 3, "l2": 4, "l1": 2, "alignment": 3}
+DECIMALS |= {"spread": 2, "spread_std": 2, "rmse_ensemble_mean": 2, "crps": 2, "l1_ensemble_mean": 2}
 ARROWS = {"fvd": "↓", "ssim": "↑", "psnr": "↑", "lpips": "↓", "l2": "↓", "l1": "↓", "alignment": "↑"}
-ORDER = ("fvd", "ssim", "psnr", "lpips", "l2", "l1")
+ARROWS |= {"spread": "→ 1", "crps": "↓", "l1_ensemble_mean": "↓"}
+ORDER = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "crps", "l1_ensemble_mean", "spread")
 DASH = "–"
 
 

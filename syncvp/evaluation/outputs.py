@@ -7,13 +7,15 @@
 - `skipped.json`: {metric: why it was not computed} (a plain output: DVC would show each reason as a metric);
 - `tables/summary.csv`, `tables/videos.csv` (one row per video), `tables/curves.csv`;
 - `tables/compare.md`: the model next to the references, standard mode (`syncvp.evaluation.compare`);
-- `plots/<mode>-<modality>-<metric>.tsv` (DVC plots): column `frame` (1 = first predicted frame)
+- `plots/<mode>-<modality>-<metric>.tsv` (DVC plots; for `spread` the ratio only): column `frame` (1 = first predicted frame)
   and one column per setting, baseline included (best-of-N curves, or mean-over-N with reduce mean).
   The `PLOT_SERIES` columns are always there (dvc.yaml's top-level `plots:` draws them whatever
   `evaluate.conditions` / `evaluate.baselines` say): a setting that was not evaluated is "nan",
   which DVC's Vega-Lite templates leave out of the line;
 - `report.html`: one self-contained page: the table, the curves, the sample GIFs and the params
   (`syncvp.evaluation.report_page`);
+- `uncertainty/`: spread maps and the spread-skill figure of N >= 2 trajectories
+  (`syncvp.evaluation.uncertainty`);
 - `samples/<setting>.png` and `.gif`: labelled grids (`write_samples`): per sample video and
   modality, a ground-truth row above a prediction row (first trajectory), the end of the context
   marked, an unobserved modality's context left blank. Fields are drawn in physical units over the
@@ -35,6 +37,7 @@ from syncvp.evaluation.batch import load_clips, protocols
 from syncvp.evaluation.compare import compare_markdown
 from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, SINGLE, EvaluationPlan
 from syncvp.evaluation.report_page import report_html
+from syncvp.evaluation.uncertainty import write_spread_maps, write_spread_skill
 from syncvp.figures import ColourBar, Legend, display, display_scale, labelled_grid, labelled_movie, save_movie
 from syncvp.io.atomic import atomic_dir, atomic_path, write_json
 from syncvp.metrics.protocol import BatchResult
@@ -45,6 +48,8 @@ from syncvp.viz import save_png
 # stage-1 models in the same condition, and the three references.
 PLOT_SERIES = (ALL, f"{SINGLE}-{ALL}", BASELINE, FLOW, AUTOENCODER)
 MISSING = "nan"  # a PLOT_SERIES column of a setting that was not evaluated
+# the spread-skill ratio's two parts get no TSV: they are in tables/curves.csv and uncertainty/*-spread.png
+UNPLOTTED = frozenset({"spread_std", "rmse_ensemble_mean"})
 
 
 def labels(plan: EvaluationPlan) -> tuple[str, ...]:
@@ -102,6 +107,8 @@ def write_plots(directory: Path, curves: list[Row]) -> None:
     for r in curves:
         if r.trajectories == "mean" and (r.condition, r.mode, r.modality, r.metric) in best:
             continue  # one curve per setting: best-of-N where computed
+        if r.metric in UNPLOTTED:
+            continue
         series[(r.mode, r.modality, r.metric)][r.condition][r.frame] = r.value
     for (mode, modality, metric), by_label in series.items():
         names = list(by_label) + [n for n in PLOT_SERIES if n not in by_label]
@@ -207,6 +214,15 @@ def write_samples(plan: EvaluationPlan, directory: Path) -> None:
         save_movie(directory / f"{label}.gif", frames)
 
 
+def write_uncertainty(plan: EvaluationPlan, directory: Path, report: EvalReport) -> None:
+    """uncertainty/: spread maps (`<setting>.npz`, `.png`) of the model's settings with N >= 2 and the
+    spread-skill figures (`syncvp.evaluation.uncertainty`); empty with one trajectory."""
+    units = {m: u for m, (_, _, u) in plan.fields.items()}
+    files = {label: [plan.sample_file(label, i) for i in range(len(plan.batches))] for label in labels(plan)}
+    write_spread_maps(directory, files, units, plan.evaluate.trajectories)
+    write_spread_skill(directory, report.curves)
+
+
 def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
     """Tables, plots, samples, report.html, skipped.json, then metrics.json (last, so it only exists when the rest does)."""
     out = EvaluationFiles(plan.out_dir)
@@ -218,7 +234,9 @@ def write_outputs(plan: EvaluationPlan, report: EvalReport) -> Path:
         write_plots(tmp, report.curves)
     with atomic_dir(out.samples) as tmp:
         write_samples(plan, tmp)
-    page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples)
+    with atomic_dir(out.uncertainty) as tmp:
+        write_uncertainty(plan, tmp, report)
+    page = report_html(plan, out.table(COMPARE).read_text(), out.plots, out.samples, out.uncertainty)
     with atomic_path(out.report) as tmp:
         tmp.write_text(page, encoding="utf-8")
     write_json(out.skipped, report.skipped_json())

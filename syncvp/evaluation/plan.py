@@ -275,7 +275,7 @@ def plan_evaluation(
     bs = evaluate.batch_size
     batches = tuple((s, min(s + bs, n)) for s in range(0, n, bs))
     kinds = {m: info.modalities[m].kind for m in config.modalities}
-    pairs, metric_plan = alignment_pairs(dataset, kinds, plan_metrics(evaluate.metrics, weights))
+    pairs, metric_plan = alignment_pairs(dataset, kinds, plan_metrics(evaluate.metrics, weights, evaluate.trajectories))
     fields = {
         m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
         for m, a in ((m, info.modalities[m].attrs) for m in config.modalities)

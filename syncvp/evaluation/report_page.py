@@ -6,7 +6,8 @@ curves of every `plots/<mode>-<modality>-<metric>.tsv` (one PNG per mode drawn w
 the model's settings solid, the references dashed), the sample GIFs (`samples/<setting>.gif`) and
 the params that produced it (the dataset's section, `evaluate` and `sampling`, as YAML). Every
 image is embedded as a base64 data URI: the page needs no network and no file beside it, so it
-can be mailed or attached as it is. The project samples no uncertainty maps, so there are none.
+can be mailed or attached as it is. With N >= 2 trajectories the pictures of `uncertainty/` (spread
+maps, spread against skill per lead frame) follow the samples.
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ def params_yaml(plan: EvaluationPlan) -> str:
     return yaml.safe_dump(sections, sort_keys=False, allow_unicode=True)
 
 
-def report_html(plan: EvaluationPlan, compare_md: str, plots: Path, samples: Path) -> str:
-    """The page, from the written tables/compare.md, plots/ and samples/ (see the module doc)."""
+def report_html(
+    plan: EvaluationPlan, compare_md: str, plots: Path, samples: Path, uncertainty: Path | None = None
+) -> str:
+    """The page, from the written tables/compare.md, plots/, samples/ and uncertainty/ (see the module doc)."""
     model = {s.label for s in plan.settings}
     title = f"{plan.dataset}: evaluation of the {plan.evaluate.model} model"
     parts = [
@@ -162,6 +165,17 @@ def report_html(plan: EvaluationPlan, compare_md: str, plots: Path, samples: Pat
                 f"<figure><figcaption>{html.escape(label)}</figcaption>"
                 f'<img src="{data_uri(gif.read_bytes(), "image/gif")}" alt="{html.escape(label)} samples"></figure>'
             )
+    pictures = sorted(uncertainty.glob("*.png")) if uncertainty is not None and uncertainty.is_dir() else []
+    if pictures:
+        parts.append(
+            f"<h2>Uncertainty (uncertainty/*.png)</h2><p>Spread over the {plan.evaluate.trajectories} trajectories "
+            "per pixel and lead frame (sample videos), and spread against skill per lead frame.</p>"
+        )
+    for png in pictures:
+        parts.append(
+            f"<figure><figcaption>{html.escape(png.stem)}</figcaption>"
+            f'<img src="{data_uri(png.read_bytes(), "image/png")}" alt="{html.escape(png.stem)}"></figure>'
+        )
     parts += ["<h2>Params</h2>", f"<pre>{html.escape(params_yaml(plan))}</pre>"]
     body = "\n".join(parts)
     return (

@@ -27,10 +27,12 @@ from syncvp.io.weights import WeightsSpec, resolve_weights
 from syncvp.metrics.i3d import I3D_WEIGHTS, load_i3d
 from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_lpips
 
-IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2")
-FIELD_METRICS = ("l1",)
+# spread (spread-skill ratio) and crps score the N >= 2 trajectories as an ensemble (syncvp.metrics.ensemble)
+ENSEMBLE_METRICS = ("spread", "crps")
+IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2", "spread")
+FIELD_METRICS = ("l1", "spread", "crps")
 PAIR_METRICS = ("alignment",)  # cross-modal, on pairs of image modalities (syncvp.metrics.alignment)
-METRICS = IMAGE_METRICS + FIELD_METRICS + PAIR_METRICS
+METRICS = tuple(dict.fromkeys(IMAGE_METRICS + FIELD_METRICS + PAIR_METRICS))
 NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
     "fvd": ("i3d", I3D_WEIGHTS),
     "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),
@@ -75,14 +77,22 @@ class MetricModels:
     lpips: nn.Module | None = None
 
 
-def plan_metrics(metrics: Iterable[str], weights: MetricWeights) -> MetricPlan:
-    """Resolve the weights of `metrics`: null key -> skipped; configured but missing -> error."""
+def plan_metrics(metrics: Iterable[str], weights: MetricWeights, trajectories: int | None = None) -> MetricPlan:
+    """Resolve the weights of `metrics`: null key -> skipped; configured but missing -> error.
+
+    With `trajectories` < 2 the ensemble metrics (spread, crps) are skipped: one trajectory has no spread.
+    """
     requested = tuple(dict.fromkeys(metrics))
     unknown = [m for m in requested if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {list(METRICS)}")
     paths, skipped = {}, {}
     for metric in requested:
+        if metric in ENSEMBLE_METRICS and trajectories is not None and trajectories < 2:
+            skipped[metric] = (
+                f"evaluate.trajectories is {trajectories}: {metric} scores the spread of N >= 2 trajectories"
+            )
+            continue
         if metric not in NEEDS_WEIGHTS:
             continue
         attr, spec = NEEDS_WEIGHTS[metric]

@@ -43,12 +43,13 @@ from torch import Tensor
 from syncvp.io.atomic import atomic_path
 from syncvp.metrics import depth
 from syncvp.metrics.alignment import alignment, pair_key
+from syncvp.metrics.ensemble import crps, spread_skill
 from syncvp.metrics.fvd import video_features
 from syncvp.metrics.images import Quantisation, Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
-from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricModels
+from syncvp.metrics.plan import ENSEMBLE_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricModels
 from syncvp.metrics.ssim_psnr import psnr, ssim
-from syncvp.metrics.weather import FieldSpec, masked_l1
+from syncvp.metrics.weather import FieldSpec, masked_l1, to_physical
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,8 @@ def _score_image(
             cache[key] = (preds, _model_scores(preds, gt, context, names, models, i3d_batch))
         preds, shared = cache[key]
         for name in names:
+            if name in ENSEMBLE_METRICS:
+                continue  # _score_ensemble
             if name == "fvd":
                 result.fake[(protocol.name, modality)] = shared["fvd"]
             elif name == "lpips":
@@ -317,6 +320,49 @@ def _runs(
     return runs
 
 
+def _ensemble_values(per_frame: Tensor) -> MetricValues:
+    """[B, T] per video and lead frame -> MetricValues of one "trajectory" (the ensemble)."""
+    frame = per_frame.double().numpy()
+    return MetricValues(frame.mean(axis=1)[None], frame[None])
+
+
+def _score_ensemble(
+    result: BatchResult,
+    modality: str,
+    truth: Tensor,
+    trajs: Mapping[Quantisation, list[Tensor]],
+    names: Sequence[str],
+    context: int,
+    protocols: Sequence[Protocol],
+    spec: FieldSpec | None,
+    valid: Tensor | None,
+) -> None:
+    """`spread` and `crps` of the N >= 2 trajectories as an ensemble, in physical units: uint8 levels
+    (each mode's quantisation) for images, `spec.units` for fields over the valid points. Stored as one
+    "trajectory": spread_var / spread_mse (`syncvp.metrics.ensemble.spread_skill`, combined into the
+    ratio by `syncvp.metrics.report`), crps / crps_l1 (fair CRPS, L1 of the ensemble mean). Nothing is
+    stored for a single trajectory (the references: no spread)."""
+    wanted = [n for n in names if n in ENSEMBLE_METRICS]
+    if not wanted or any(len(own) < 2 for own in trajs.values()):
+        return
+    mask = None if valid is None or spec is None else valid[:, :, context:]
+    for protocol in protocols:
+        own = trajs[protocol.quantisation]
+        if spec is None:
+            gt = _widen(ground_truth(truth), own)[:, :, context:].double()
+            members = torch.stack([quantise(p, protocol.rounding).double() for p in own])
+        else:
+            gt = to_physical(truth[:, :, context:], spec)
+            members = torch.stack([to_physical(p, spec) for p in own])
+        key = (protocol.name, modality)
+        if "spread" in wanted:
+            var, mse = spread_skill(members, gt, mask)
+            result.values[(*key, "spread_var")], result.values[(*key, "spread_mse")] = map(_ensemble_values, (var, mse))
+        if "crps" in wanted:
+            score, l1 = crps(members, gt, mask)
+            result.values[(*key, "crps")], result.values[(*key, "crps_l1")] = map(_ensemble_values, (score, l1))
+
+
 def _score_pairs(
     result: BatchResult,
     runs: Mapping[Quantisation, Sequence[Mapping[str, Tensor]]],
@@ -353,7 +399,8 @@ def score_batch(
             by every mode; or Quantisation -> such trajectories, each mode scoring those of its
             `Protocol.quantisation` (a rollout per fed-back quantisation, `Predictor.rollouts`).
             3-channel predictions of a 1-channel modality are scored against its GT replicated.
-        metrics: modality -> metric names (available ones only, see `MetricPlan.select`).
+        metrics: modality -> metric names (available ones only, see `MetricPlan.select`); the ensemble
+            metrics `spread` and `crps` are scored only when there are N >= 2 trajectories.
         fields: modalities that are physical fields (scored with L1), with their FieldSpec.
         valid: [B, 1, context_frames + T, H, W] mask of valid field points (None: all valid).
         video_ids: the videos' ids (default "0".."B-1").
@@ -372,6 +419,8 @@ def score_batch(
         trajs = {q: lists.setdefault(id(run), [p[modality] for p in run]) for q, run in runs.items()}
         for own in trajs.values():
             _check(modality, names, _widen(truth, own), own, context_frames, modality in fields, models)
+        spec = fields.get(modality)
+        _score_ensemble(result, modality, truth, trajs, names, context_frames, protocols, spec, valid)
         if modality not in fields:
             _score_image(result, modality, truth, trajs, names, context_frames, protocols, models, i3d_batch)
             continue

@@ -13,6 +13,13 @@ FVD pools all batches: the GT features against all predicted features (every tra
 reported with trajectories "all". Curves give the value per predicted frame (frame 1 = the
 first predicted frame); for SSIM and LPIPS the curve's mean equals the summary value.
 
+The ensemble metrics (syncvp.metrics.ensemble) are stored per video and frame for the N
+trajectories together and reported with trajectories "all": `spread` (the spread-skill ratio
+sqrt(V) / sqrt(E), V the (N+1)/N-corrected mean variance and E the mean squared error of the
+ensemble mean, each reduced over videos first, then over frames for the summary), next to
+`spread_std` = sqrt(V) and `rmse_ensemble_mean` = sqrt(E) in the modality's units; `crps` (fair
+CRPS) next to `l1_ensemble_mean`.
+
 `alignment` (syncvp.metrics.alignment) is NaN where a frame or video has nothing to score: such
 values are ignored by its means, and best-of-N picks the highest value that is not NaN.
 """
@@ -44,6 +51,11 @@ HIGHER_IS_BETTER = {
 }
 SKIPS_NAN = frozenset({"alignment"})  # metrics whose NaN values mean "nothing to score here"
 UNITS = {"psnr": "dB"}
+# reported in the modality's own units: fields' physical units, images' 0-255 levels
+PHYSICAL = frozenset({"l1", "crps", "l1_ensemble_mean", "spread_std", "rmse_ensemble_mean"})
+IMAGE_UNITS = "0-255"
+ENSEMBLE_STORED = {"crps": "crps", "crps_l1": "l1_ensemble_mean"}  # stored key -> reported metric
+SPREAD_PARTS = ("spread_var", "spread_mse")  # syncvp.metrics.ensemble.spread_skill's V and E
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,10 @@ def summarise(
     report = EvalReport(skipped=dict(skipped or {}))
     base = dict(dataset=dataset, condition=condition, mode=protocol.name)
     for modality, metric in _keys(results, protocol.name):
+        if metric in SPREAD_PARTS or metric in ENSEMBLE_STORED:
+            if metric != "spread_mse":
+                _ensemble_rows(report, results, protocol, dict(base, modality=modality), metric, units or {})
+            continue
         scale = protocol.scale(metric)
         unit = (units or {}).get(modality, "") if metric == "l1" else UNITS.get(metric, "")
         common = dict(base, modality=modality, metric=metric, scale=scale, units=unit)
@@ -202,3 +218,44 @@ def summarise(
                 Row(**common, trajectories=how, value=scale * float(x), frame=t + 1) for t, x in enumerate(curve)
             ]
     return report
+
+
+def _ensemble_rows(
+    report: EvalReport,
+    results: Sequence[BatchResult],
+    protocol: Protocol,
+    base: dict,
+    stored: str,
+    units: Mapping[str, str],
+) -> None:
+    """Summary, per-video and per-frame rows of an ensemble metric (trajectories "all", unscaled)."""
+    unit = units.get(base["modality"], IMAGE_UNITS)
+
+    def reduced(key: str) -> tuple[list[np.ndarray], np.ndarray]:
+        values = [r.values[(protocol.name, base["modality"], key)] for r in results]
+        videos = [v.video[0] for v in values]
+        return videos, over_videos([v.frame[0] for v in values], protocol.reduce)
+
+    if stored in ENSEMBLE_STORED:
+        videos, curve = reduced(stored)
+        series = {ENSEMBLE_STORED[stored]: (videos, curve, float(np.mean(curve)))}
+    else:
+        (var_v, var_t), (mse_v, mse_t) = reduced("spread_var"), reduced("spread_mse")
+        v_all, e_all = np.mean(var_t), np.mean(mse_t)
+        series = {
+            "spread": ([_ratio(v, e) for v, e in zip(var_v, mse_v)], _ratio(var_t, mse_t), _ratio(v_all, e_all)),
+            "spread_std": ([np.sqrt(v) for v in var_v], np.sqrt(var_t), np.sqrt(v_all)),
+            "rmse_ensemble_mean": ([np.sqrt(e) for e in mse_v], np.sqrt(mse_t), np.sqrt(e_all)),
+        }
+    for metric, (videos, curve, value) in series.items():
+        common = dict(base, metric=metric, trajectories="all", units=unit if metric in PHYSICAL else "")
+        report.rows.append(Row(**common, value=float(value)))
+        for r, v in zip(results, videos):
+            report.videos += [Row(**common, value=float(x), video=vid) for vid, x in zip(r.video_ids, v)]
+        report.curves += [Row(**common, value=float(x), frame=t + 1) for t, x in enumerate(curve)]
+
+
+def _ratio(var, mse):
+    """sqrt(V) / sqrt(E): inf for a spread around an exact mean, nan when both are 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(np.asarray(var, dtype=np.float64)) / np.sqrt(np.asarray(mse, dtype=np.float64))

@@ -3,6 +3,7 @@
     frames = read_frames("clip/", predictor)            # clip/<modality>/*.png, sorted by name
     future = predict(predictor, frames, 16, trajectories=2, seed=0)
     write_prediction("out/", frames, future)            # out/<m>/traj<k>/<i>.png, format.json, prediction.gif
+                                                        # (+ spread.npz, spread.png with N >= 2)
 
 Frames are uint8 [T, H, W, C] per modality (C from the model's autoencoders: 3 = RGB, 1 = gray).
 Images are read with OpenCV (BGR converted to RGB; a gray modality may be stored as three equal
@@ -32,6 +33,7 @@ from syncvp.data.transforms import center_crop, image_to_model, model_to_image, 
 from syncvp.io.atomic import atomic_dir
 from syncvp.prediction import formats
 from syncvp.prediction.rollout import Predictor
+from syncvp.prediction.spread import write_spread
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
 from syncvp.viz import save_gif, to_rgb
@@ -160,7 +162,8 @@ def write_prediction(
 ) -> list[Path]:
     """`out_dir/<m>/traj<k>/<i>.png` per predicted frame, `out_dir/<m>/format.json` and
     `prediction.gif`: one column per modality, one row per trajectory, the observed frames first
-    (black where unobserved).
+    (black where unobserved); with N >= 2 trajectories also `spread.npz` and `spread.png`, the
+    per-pixel spread over trajectories (`syncvp.prediction.spread`).
 
     Args:
         future: {m: [N, T, H, W, C]}, float32 in model space (`predict_model_space`) or uint8
@@ -171,8 +174,9 @@ def write_prediction(
     out_dir = Path(out_dir)
     future = {m: image_to_model(v) if v.dtype == np.uint8 else v for m, v in future.items()}
     written = []
+    fmts = {m: (frame_formats or {}).get(m) or formats.frame_format(m, v.shape[-1]) for m, v in future.items()}
     for m, video in future.items():
-        fmt = (frame_formats or {}).get(m) or formats.frame_format(m, video.shape[-1])
+        fmt = fmts[m]
         values = formats.png_values(video, fmt)
         for k, traj in enumerate(values):
             written += [formats.write_png(out_dir / m / f"traj{k}" / f"{i:04d}.png", f) for i, f in enumerate(traj)]
@@ -188,6 +192,8 @@ def write_prediction(
         cols = [np.concatenate([np.zeros((t - len(c), *c.shape[1:]), np.uint8), c]) for c in cols]
         rows.append(np.concatenate(cols, axis=2))
     written.append(save_gif(out_dir / "prediction.gif", np.concatenate(rows, axis=1), fps=fps, scale=2))
+    if len(rows) >= 2:
+        written += write_spread(out_dir, future, fmts)
     return written
 
 

@@ -354,3 +354,38 @@ def test_dataset_summary_gives_depth_in_metres(files, tmp_path, monkeypatch, cap
     z = formats.to_physical(v, fmt)
     np.testing.assert_allclose(1 / z, 1 / 10.0 + v / 65535 * (1 / 2.0 - 1 / 10.0))
     assert z.min() >= 2.0 and z.max() <= 10.0
+
+
+def test_two_trajectories_write_the_spread_maps(files, tmp_path):
+    model, aes = files[3], dict(_pair(a) for a in files[5:])
+    out = syncvp.predict_folder(
+        _frames(tmp_path / "in"), tmp_path / "out", model=model, autoencoders=aes, sampling=_sampling(1), future=4,
+        trajectories=2,
+    )  # fmt: skip
+    with np.load(tmp_path / "out" / "spread.npz") as data:
+        assert int(data["trajectories"]) == 2 and list(data["lead"]) == [1, 2, 3, 4]
+        assert str(data["units.rgb"]) == "0-255" and data["rgb"].shape == (4, 8, 8)
+        # rgb is written at 8 bits: the spread of the returned frames, |a - b| / sqrt(2) per channel
+        diff = out["rgb"][0].astype(float) - out["rgb"][1].astype(float)
+        np.testing.assert_allclose(data["rgb"], np.sqrt((diff**2 / 2).mean(axis=-1)), atol=1e-4)
+        assert data["depth"].shape == (4, 8, 8) and np.all(data["depth"] >= 0)
+    assert iio.imread(tmp_path / "out" / "spread.png").shape[0] > 2 * 8
+    syncvp.predict_folder(
+        _frames(tmp_path / "in"), tmp_path / "one", model=model, autoencoders=aes, sampling=_sampling(1), future=4
+    )
+    assert not (tmp_path / "one" / "spread.npz").exists()  # one trajectory: no spread
+
+
+def test_spread_of_a_field_is_in_its_physical_units():
+    from syncvp.prediction import formats
+    from syncvp.prediction.spread import spread_of
+
+    store = {"kind": "field", "units": "K", "norm_min": 250.0, "norm_max": 300.0}
+    fmt = formats.frame_format("t2m", 1, store)
+    video = np.zeros((2, 1, 1, 1, 1), np.float32)
+    video[1] = 0.2  # 275 K and 280 K
+    spread, units = spread_of(video, fmt)
+    assert units == "K" and spread.shape == (1, 1, 1)
+    assert spread[0, 0, 0] == pytest.approx(5.0 / np.sqrt(2), abs=1e-2)  # std of (275, 280), ddof 1
+    with pytest.raises(ValueError, match="N >= 2"):
+        spread_of(video[:1], fmt)

@@ -39,7 +39,10 @@ def agri_entry(folder: Path, **source) -> dict:
         "source": {
             "kind": "image_sequence",
             "root": str(folder),
-            "modalities": {"rgb": {"channels": 3, "resize": "area", "value_range": None, "classes": None}, "depth": gray},
+            "modalities": {
+                "rgb": {"channels": 3, "resize": "area", "value_range": None, "classes": None},
+                "depth": gray,
+            },
             "rgb_modality": "rgb",
             "frame_pattern": "(?P<frame>.+)",
             "frame_step": 1,

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 DEFAULT_COLUMNS = "rgb:fvd,rgb:ssim,rgb:lpips,depth:ssim,depth:l2"  # paper Table 2 (Table 3: the rgb ones)
 ARROWS = {"fvd": "↓", "lpips": "↓", "l2": "↓", "l1": "↓", "ssim": "↑", "psnr": "↑", "alignment": "↑"}
-ARROWS |= {"crps": "↓", "l1_ensemble_mean": "↓", "spread": "→1"}  # spread: the spread-skill ratio, 1 = calibrated
+ARROWS |= {"crps": "↓", "l1_ensemble_mean": "↓", "spread": "→1", "accuracy": "↑", "miou": "↑"}  # spread: 1 = calibrated
 
 
 def experiments(exp_show: Any) -> Iterator[tuple[str, dict, dict]]:

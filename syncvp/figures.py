@@ -37,21 +37,32 @@ def display(
     return to_rgb(frames, kind, lo, hi, valid)
 
 
-# A fixed palette for class maps: class id i is always PALETTE[i % len(PALETTE)] (RGB)
-PALETTE = np.array(
-    [
-        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-        (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (255, 255, 255),
-    ],
-    np.uint8,
-)  # fmt: skip
+# A fixed palette for class maps (RGB): class id i is always PALETTE[i] (Tableau 10, black,
+# white, then a golden-ratio hue walk), so a class keeps its colour in every picture and every
+# one of up to 256 classes has its own.
+_FIRST = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+    (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (255, 255, 255),
+]  # fmt: skip
+
+
+def _hue_walk(k: int) -> tuple[int, int, int]:
+    h6 = ((k * 0.618033988749895) % 1.0) * 6
+    x = 1 - abs(h6 % 2 - 1)
+    rgb = [(1, x, 0), (x, 1, 0), (0, 1, x), (0, x, 1), (x, 0, 1), (1, 0, x)][int(h6) % 6]
+    shade = 0.55 + 0.4 * ((k * 7) % 3) / 2  # three brightness steps, so neighbours in hue differ in shade
+    return tuple(int(round(255 * shade * c)) for c in rgb)
+
+
+PALETTE = np.array(_FIRST + [_hue_walk(k) for k in range(len(_FIRST), 256)], np.uint8)
 
 
 def class_colours(frames: np.ndarray, num_classes: int) -> np.ndarray:
-    """Gray-coded class ids (`syncvp.data.transforms.class_gray`) [T, H, W(, 1)] -> uint8 [T, H, W, 3]."""
+    """Gray-coded class ids (`syncvp.data.transforms.class_gray`) [T, H, W(, 1)] -> uint8 [T, H, W, 3]:
+    each pixel in the colour of its nearest class (`syncvp.metrics.classes`)."""
     x = frames[..., 0] if frames.ndim == 4 else frames
     ids = np.rint(x.astype(np.float64) * (num_classes - 1) / 255.0).astype(np.int64)
-    return PALETTE[np.clip(ids, 0, num_classes - 1) % len(PALETTE)]
+    return PALETTE[np.clip(ids, 0, num_classes - 1)]
 
 
 def class_names(attrs: dict) -> tuple[str, ...]:

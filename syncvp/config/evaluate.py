@@ -19,6 +19,8 @@ METRIC_NAMES = (
     "psnr",
     "lpips",
     "l2",
+    "accuracy",
+    "miou",
     "l1",
     "spread",
     "crps",
@@ -77,7 +79,9 @@ class EvaluateConfig:
             edge alignment, `syncvp.metrics.alignment`) to the first image modality paired with
             each other one (skipped for datasets with fewer than two image modalities); spread
             (spread-skill ratio, every modality) and crps (fields) score the N trajectories as an
-            ensemble (`syncvp.metrics.ensemble`; skipped with trajectories 1). fvd and
+            ensemble (`syncvp.metrics.ensemble`; skipped with trajectories 1); accuracy (pixel
+            accuracy) and miou (mean IoU) score class maps, decoded to their nearest class
+            (`syncvp.metrics.classes`; other modalities ignore them). fvd and
             lpips need `weights.i3d` / `weights.lpips_alexnet`; with those null they are skipped
             and listed.
         baselines: reference columns scored next to the model on the same videos and seeds, besides

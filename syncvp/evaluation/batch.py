@@ -32,6 +32,7 @@ from syncvp.evaluation.plan import AUTOENCODER, BASELINE, FLOW, GROUND_TRUTH, SI
 from syncvp.evaluation.uncertainty import SPREAD_KEY, spread_maps
 from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
+from syncvp.metrics.classes import ClassCoding
 from syncvp.metrics.images import Quantisation
 from syncvp.metrics.plan import MetricModels, load_models
 from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, score_batch
@@ -151,6 +152,7 @@ def _score(
         valid=valid,
         video_ids=ids,
         pairs=plan.pairs,
+        classes={m: ClassCoding.gray(names) for m, names in plan.classes.items()},
     )
 
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-DECIMALS = {"fvd": 1, "ssim": 3, "psnr": 2, "lpips": 3, "l2": 4, "l1": 2, "alignment": 3}
+DECIMALS = {"fvd": 1, "ssim": 3, "psnr": 2, "lpips": 3, "l2": 4, "l1": 2, "alignment": 3, "accuracy": 3, "miou": 3}
 DECIMALS |= {"spread": 2, "spread_std": 2, "rmse_ensemble_mean": 2, "crps": 2, "l1_ensemble_mean": 2}
 ARROWS = {"fvd": "↓", "ssim": "↑", "psnr": "↑", "lpips": "↓", "l2": "↓", "l1": "↓", "alignment": "↑"}
-ARROWS |= {"spread": "→ 1", "crps": "↓", "l1_ensemble_mean": "↓"}
-ORDER = ("fvd", "ssim", "psnr", "lpips", "l2", "l1", "crps", "l1_ensemble_mean", "spread")
+ARROWS |= {"spread": "→ 1", "crps": "↓", "l1_ensemble_mean": "↓", "accuracy": "↑", "miou": "↑"}
+ORDER = ("fvd", "ssim", "psnr", "lpips", "l2", "accuracy", "miou", "l1", "crps", "l1_ensemble_mean", "spread")
 DASH = "–"
 
 

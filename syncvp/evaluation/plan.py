@@ -44,7 +44,7 @@ from syncvp.data.store import read_info
 from syncvp.figures import class_names
 from syncvp.io.digest import code_digest, file_md5
 from syncvp.io.model_file import rerun_hint
-from syncvp.metrics.plan import FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
+from syncvp.metrics.plan import CLASS_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
 from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction.load import context_role
 
@@ -124,8 +124,10 @@ class EvaluationPlan:
         return self.config.context_frames + self.config.rollout_frames
 
     def metrics_for(self, modality: str) -> tuple[str, ...]:
-        """The available metrics that apply to the modality's kind."""
+        """The available metrics that apply to the modality's kind (class maps: the image metrics and
+        the class metrics)."""
         allowed = FIELD_METRICS if self.kinds[modality] == "field" else IMAGE_METRICS
+        allowed += CLASS_METRICS if modality in self.classes else ()
         return tuple(m for m in self.metric_plan.available if m in allowed)
 
     def input_files(self) -> list[Path]:

@@ -32,7 +32,8 @@ ENSEMBLE_METRICS = ("spread", "crps")
 IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2", "spread")
 FIELD_METRICS = ("l1", "spread", "crps")
 PAIR_METRICS = ("alignment",)  # cross-modal, on pairs of image modalities (syncvp.metrics.alignment)
-METRICS = tuple(dict.fromkeys(IMAGE_METRICS + FIELD_METRICS + PAIR_METRICS))
+CLASS_METRICS = ("accuracy", "miou")  # class-map modalities only, next to the image metrics (syncvp.metrics.classes)
+METRICS = tuple(dict.fromkeys(IMAGE_METRICS + CLASS_METRICS + FIELD_METRICS + PAIR_METRICS))
 NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
     "fvd": ("i3d", I3D_WEIGHTS),
     "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),

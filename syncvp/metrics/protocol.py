@@ -43,11 +43,12 @@ from torch import Tensor
 from syncvp.io.atomic import atomic_path
 from syncvp.metrics import depth
 from syncvp.metrics.alignment import alignment, pair_key
+from syncvp.metrics.classes import ClassCoding, mean_iou, pixel_accuracy
 from syncvp.metrics.ensemble import crps, spread_skill
 from syncvp.metrics.fvd import video_features
 from syncvp.metrics.images import Quantisation, Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
-from syncvp.metrics.plan import ENSEMBLE_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricModels
+from syncvp.metrics.plan import CLASS_METRICS, ENSEMBLE_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricModels
 from syncvp.metrics.ssim_psnr import psnr, ssim
 from syncvp.metrics.weather import FieldSpec, masked_l1, to_physical
 
@@ -246,6 +247,7 @@ def _score_image(
     protocols: Sequence[Protocol],
     models: MetricModels,
     i3d_batch: int,
+    coding: ClassCoding | None = None,
 ) -> None:
     truth = ground_truth(truth)
     if "fvd" in names:
@@ -260,6 +262,8 @@ def _score_image(
         key = (id(own), "exact" if exact else protocol.rounding)
         if key not in cache:
             preds = [quantise(p, protocol.rounding) for p in own]
+            if coding is not None:  # a class map: each pixel decoded to its nearest class first
+                preds = [snap_to_classes(p, coding) for p in preds]
             cache[key] = (preds, _model_scores(preds, gt, context, names, models, i3d_batch))
         preds, shared = cache[key]
         for name in names:
@@ -267,12 +271,37 @@ def _score_image(
                 continue  # _score_ensemble
             if name == "fvd":
                 result.fake[(protocol.name, modality)] = shared["fvd"]
+            elif name in CLASS_METRICS:
+                result.values[(protocol.name, modality, name)] = _stack(
+                    [class_metric(name, p, future, coding) for p in preds]
+                )
             elif name == "lpips":
                 result.values[(protocol.name, modality, name)] = shared["lpips"]
             else:
                 result.values[(protocol.name, modality, name)] = _stack(
                     [frame_metric(name, p, future, protocol.scope) for p in preds]
                 )
+
+
+def snap_to_classes(pred: Tensor, coding: ClassCoding) -> Tensor:
+    """uint8 predictions of a class map -> the gray level of each pixel's nearest class (channels
+    averaged first, then replicated: a 3-channel network's gray output decodes to one class)."""
+    ids = coding.to_ids(pred.double().mean(dim=1, keepdim=True).numpy())
+    levels = torch.tensor(coding.levels, dtype=torch.float64).round().to(torch.uint8)
+    return levels[torch.from_numpy(ids)].expand_as(pred).contiguous()
+
+
+def class_metric(name: str, pred: Tensor, target: Tensor, coding: ClassCoding) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel accuracy or mean IoU of uint8 class maps [B, C, T, H, W] -> (per video [B], per frame
+    [B, T]); a video's value pools all its pixels (not the mean of its frames' values)."""
+    p = coding.to_ids(pred[:, 0].double().numpy())
+    g = coding.to_ids(target[:, 0].double().numpy())
+    score = pixel_accuracy if name == "accuracy" else lambda a, b: mean_iou(a, b, coding.num_classes)
+    if name not in CLASS_METRICS:
+        raise ValueError(f"{name!r} is not a class metric {CLASS_METRICS}")
+    videos = np.array([score(p[i], g[i]) for i in range(p.shape[0])])
+    frames = np.array([[score(p[i, t], g[i, t]) for t in range(p.shape[1])] for i in range(p.shape[0])])
+    return videos, frames
 
 
 def _check(
@@ -283,13 +312,15 @@ def _check(
     context: int,
     is_field: bool,
     models: MetricModels,
+    is_classes: bool = False,
 ) -> None:
-    allowed = FIELD_METRICS if is_field else IMAGE_METRICS
+    allowed = FIELD_METRICS if is_field else IMAGE_METRICS + (CLASS_METRICS if is_classes else ())
     bad = [n for n in names if n not in allowed]
     if bad:
+        kind = "field" if is_field else "class-map" if is_classes else "image"
+        article = "an" if kind == "image" else "a"
         raise ValueError(
-            f"{modality}: metrics {bad} do not apply to a {'field' if is_field else 'image'} "
-            f"modality (allowed: {list(allowed)})"
+            f"{modality}: metrics {bad} do not apply to {article} {kind} modality (allowed: {list(allowed)})"
         )
     for name, model in (("fvd", models.i3d), ("lpips", models.lpips)):
         if name in names and model is None:
@@ -390,6 +421,7 @@ def score_batch(
     video_ids: Sequence[str] | None = None,
     i3d_batch: int = 8,
     pairs: Sequence[tuple[str, str]] = (),
+    classes: Mapping[str, ClassCoding] | None = None,
 ) -> BatchResult:
     """Score one test batch in every mode of `protocols`.
 
@@ -406,8 +438,11 @@ def score_batch(
         video_ids: the videos' ids (default "0".."B-1").
         pairs: (a, b) image modalities scored with `alignment` (key "<a>+<b>"; may be given
             with empty `metrics`, e.g. to score GT frames passed as the prediction).
+        classes: class-map modalities with their coding (`syncvp.metrics.classes`): their
+            predictions are decoded to the nearest class level before every image metric, and
+            they may take the class metrics `accuracy` and `miou`.
     """
-    fields, models = fields or {}, models or MetricModels()
+    fields, models, classes = fields or {}, models or MetricModels(), classes or {}
     runs = _runs(predictions, protocols)
     batch = next(iter(gt.values())).shape[0]
     result = BatchResult(video_ids=tuple(video_ids) if video_ids is not None else tuple(map(str, range(batch))))
@@ -418,11 +453,21 @@ def score_batch(
         lists: dict[int, list[Tensor]] = {}  # one list per distinct run: modes sharing it share scores
         trajs = {q: lists.setdefault(id(run), [p[modality] for p in run]) for q, run in runs.items()}
         for own in trajs.values():
-            _check(modality, names, _widen(truth, own), own, context_frames, modality in fields, models)
+            _check(
+                modality,
+                names,
+                _widen(truth, own),
+                own,
+                context_frames,
+                modality in fields,
+                models,
+                modality in classes,
+            )
         spec = fields.get(modality)
         _score_ensemble(result, modality, truth, trajs, names, context_frames, protocols, spec, valid)
         if modality not in fields:
-            _score_image(result, modality, truth, trajs, names, context_frames, protocols, models, i3d_batch)
+            coding = classes.get(modality)
+            _score_image(result, modality, truth, trajs, names, context_frames, protocols, models, i3d_batch, coding)
             continue
         if "l1" in names:
             mask = None if valid is None else valid[:, :, context_frames:]

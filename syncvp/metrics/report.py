@@ -48,6 +48,8 @@ HIGHER_IS_BETTER = {
     "l1": False,
     "fvd": False,
     "alignment": True,
+    "accuracy": True,
+    "miou": True,
 }
 SKIPS_NAN = frozenset({"alignment"})  # metrics whose NaN values mean "nothing to score here"
 UNITS = {"psnr": "dB"}

@@ -6,21 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from syncvp.metrics.classes import class_coding, colorize, mean_iou, palette, pixel_accuracy
+from syncvp.figures import PALETTE, class_colours
+from syncvp.metrics.classes import class_coding, mean_iou, pixel_accuracy
 
 
-def test_codings_of_the_two_store_encodings():
-    ids = class_coding({"encoding": "class_id", "classes": "sky,ground,sphere,box"})
-    assert ids.names == ("sky", "ground", "sphere", "box") and ids.levels == (0.0, 1.0, 2.0, 3.0)
+def test_coding_of_a_stored_class_map():
     gray = class_coding({"encoding": "class_gray", "num_classes": 16, "classes": ",".join(f"c{k}" for k in range(16))})
     assert gray.levels == tuple(17.0 * k for k in range(16))  # SYNTHIA: id / 15 * 255
+    synthetic = class_coding({"encoding": "class_gray", "num_classes": 4, "classes": "sky,ground,sphere,box"})
+    assert synthetic.names == ("sky", "ground", "sphere", "box") and synthetic.levels == (0.0, 85.0, 170.0, 255.0)
     three = class_coding({"encoding": "class_gray", "num_classes": 3})
     assert three.levels == (0.0, 128.0, 255.0) and three.names == (
         "class 0",
         "class 1",
         "class 2",
     )  # 127.5 rounds to even
-    assert class_coding({"encoding": "linear"}) is None and class_coding({}) is None
+    assert class_coding({"encoding": "gray"}) is None and class_coding({}) is None
     with pytest.raises(ValueError, match="num_classes >= 2 matching"):
         class_coding({"encoding": "class_gray", "num_classes": 3, "classes": "a,b"})
 
@@ -30,8 +31,8 @@ def test_nearest_class_with_ties_to_the_lower_one():
     values = np.array([0.0, 8.4, 8.5, 8.6, 17.0, 250.0, 255.0, 300.0, -5.0])
     # midpoints 8.5, 25.5, ...: 8.5 is a tie -> class 0; 250 -> nearest 255 (class 15)
     assert gray.to_ids(values).tolist() == [0, 0, 0, 1, 1, 15, 15, 15, 0]
-    ids = class_coding({"encoding": "class_id", "classes": "a,b,c"})
-    assert ids.to_ids(np.array([[0.2, 0.5], [1.49, 2.7]])).tolist() == [[0, 0], [1, 2]]
+    three = class_coding({"encoding": "class_gray", "num_classes": 3})  # levels 0, 128, 255
+    assert three.to_ids(np.array([[63.9, 64.0], [64.1, 191.6]])).tolist() == [[0, 0], [1, 2]]
 
 
 def test_pixel_accuracy_and_mean_iou_by_hand():
@@ -49,12 +50,8 @@ def test_pixel_accuracy_and_mean_iou_by_hand():
         mean_iou(pred, true, 4, np.zeros_like(valid))
 
 
-def test_palette_is_fixed_distinct_and_colorize_checks_ids():
-    p = palette(20)
-    assert p.dtype == np.uint8 and p.shape == (20, 3) and len({tuple(c) for c in p}) == 20
-    assert np.array_equal(palette(20)[:5], palette(5))  # a class keeps its colour whatever the count
-    assert tuple(p[0]) == (31, 119, 180)
-    img = colorize(np.array([[0, 3]]), 4)
-    assert img.shape == (1, 2, 3) and tuple(img[0, 1]) == tuple(palette(4)[3])
-    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 4\)"):
-        colorize(np.array([4]), 4)
+def test_palette_gives_each_of_256_classes_its_own_colour_and_pictures_use_the_nearest_class():
+    assert PALETTE.dtype == np.uint8 and PALETTE.shape == (256, 3) and len({tuple(c) for c in PALETTE}) == 256
+    assert tuple(PALETTE[0]) == (31, 119, 180) and tuple(PALETTE[11]) == (255, 255, 255)
+    frames = np.array([[[0, 17, 100, 255]]], np.uint8)  # 16 classes: 100 is nearest 102 (class 6)
+    assert [tuple(c) for c in class_colours(frames, 16)[0, 0]] == [tuple(PALETTE[k]) for k in (0, 1, 6, 15)]

@@ -322,7 +322,7 @@ def test_input_errors_name_the_problem():
         score_batch({"rgb": gt}, [{"rgb": gt[:, :, 3:]}], context_frames=2, metrics={"rgb": ["ssim"]})
     with pytest.raises(ValueError, match="fvd requested but its network is not loaded"):
         score_batch({"rgb": gt}, [{"rgb": gt[:, :, 2:]}], context_frames=2, metrics={"rgb": ["fvd"]})
-    with pytest.raises(ValueError, match="do not apply to a image"):
+    with pytest.raises(ValueError, match="do not apply to an image"):
         score_batch({"rgb": gt}, [{"rgb": gt[:, :, 2:]}], context_frames=2, metrics={"rgb": ["l1"]})
 
 

@@ -76,6 +76,8 @@ class DiffusionJob:
     out_dir: Path
     latent_sources: tuple[Path, ...] = ()
     init_file: Path | None = None
+    channels_last: bool = False  # run.channels_last (speed only: not in the fingerprint)
+    compile: bool = False  # run.compile (speed only: not in the fingerprint)
 
     @property
     def files(self) -> DiffusionFiles:
@@ -252,6 +254,8 @@ def _job(
         seed=run.seed,
         device=run.device,
         threads=run.threads,
+        channels_last=run.channels_last,
+        compile=run.compile,
         train_store=store,
         out_dir=out_dir,
     )

@@ -53,6 +53,7 @@ from syncvp.training.context_probe import ContextProbe, context_summary, probe_t
 from syncvp.training.diffusion_job import DiffusionJob
 from syncvp.training.diffusion_latents import Encoders, batch_stream, sample_latents
 from syncvp.training.diffusion_objectives import UPDATE, joint_update, single_update
+from syncvp.training.fastpath import prepare_model
 from syncvp.training.loop import Update, fit
 from syncvp.training.records import clear_finished, mark_finished, save_loss_plot, write_curve
 from syncvp.training.seeded_init import build_seeded
@@ -176,6 +177,7 @@ def make_state(
     model = build_model(job, device)
     t = job.train
     ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
+    prepare_model(model, channels_last=job.channels_last, compile=job.compile, warn=warn)  # after the EMA's copy
     opt = optim.adamw(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
     sched = optim.cosine_schedule(opt, total_steps=t.steps, min_ratio=t.lr_min_ratio, warmup_steps=t.warmup_steps)
     generator = torch_generator(

@@ -1,0 +1,89 @@
+"""`run.compile` never ends a run: a compiled module whose compilation fails runs eager from then on
+with one warning; an error eager raises too still propagates; a tiny UNet really compiled on CPU
+matches eager; and a diffusion training with a failing compiler trains exactly as eager does."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from syncvp.training import diffusion_train, fastpath
+from syncvp.training.fastpath import guard_compile
+from tests.models.tiny import inputs, perturb, tiny_unet
+from tests.training.diffusion_setup import setup
+from tests.training.test_diffusion_training import plan_single
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class Backend:
+    """A torch.compile backend that fails (and counts how often it was asked)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, gm, example_inputs):
+        self.calls += 1
+        raise RuntimeError("no kernels for you\nsecond line")
+
+
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 2))
+
+
+def test_a_failing_compiler_falls_back_to_eager_once_with_one_warning():
+    eager, model = tiny(), tiny()
+    backend, warnings = Backend(), []
+    guard_compile(model, backend=backend, warn=warnings.append)
+    x = torch.randn(3, 4)
+    out = model(x)
+    assert torch.equal(out, eager(x)) and backend.calls == 1
+    assert len(warnings) == 1 and "torch.compile failed for Sequential" in warnings[0]
+    assert "no kernels for you" in warnings[0] and "second line" not in warnings[0]
+    out.sum().backward()  # gradients flow through the eager fallback
+    assert model[0].weight.grad is not None
+    model(torch.randn(5, 4))  # later calls: eager, no new attempt, no new warning
+    assert backend.calls == 1 and len(warnings) == 1
+    assert list(model.state_dict()) == list(eager.state_dict())  # in place: checkpoints keep their keys
+
+
+def test_an_error_eager_raises_too_propagates():
+    model, warnings = tiny(), []
+    guard_compile(model, backend=Backend(), warn=warnings.append)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+        model(torch.randn(3, 5))
+    assert warnings == []
+
+
+def test_a_tiny_unet_compiled_on_cpu_matches_eager():
+    """backend aot_eager: dynamo's graph capture and AOT autograd's forward and backward graphs,
+    without inductor's C++ build (minutes on 2 cores); the guard wraps either the same way."""
+    eager = perturb(tiny_unet(), 1)
+    model = perturb(tiny_unet(), 1)
+    warnings = []
+    guard_compile(model, backend="aot_eager", warn=warnings.append)
+    x, t, c = inputs()
+    ref, out = eager(x, t, c), model(x, t, c)
+    assert warnings == [] and model._compiled_call_impl is not None  # it compiled; no fallback
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    ref.square().mean().backward()
+    out.square().mean().backward()
+    for a, b in zip(eager.parameters(), model.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_a_training_with_a_failing_compiler_trains_as_eager(tiny_params, monkeypatch):
+    p = setup(tiny_params)
+    eager = plan_single(dataclasses.replace(p, train_single=dataclasses.replace(p.train_single, steps=2)))
+    compiled = dataclasses.replace(eager, compile=True)
+    assert compiled.fingerprint == eager.fingerprint  # speed only: a compiled run resumes an eager one
+    backend, warnings = Backend(), []
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    first = diffusion_train.train(compiled, warn=warnings.append)
+    assert backend.calls >= 1 and sum("torch.compile failed for TriplaneUNet" in w for w in warnings) == 1
+    second = diffusion_train.train(eager)  # the first run finished: this one trains from scratch
+    assert first["loss_final"] == pytest.approx(second["loss_final"], rel=1e-6)

@@ -24,7 +24,10 @@ class RunConfig:
         channels_last: run the 2-D convolutions of the trained networks in channels-last memory
             format (a speed option; same results within float tolerance).
         compile: `torch.compile` the trained networks (a speed option for GPUs; compiling costs
-            minutes on CPU for small gains).
+            minutes on CPU for small gains; a module that fails to compile runs eager).
+        activation_checkpointing: recompute each UNet block's activations in the backward pass
+            instead of keeping them (the diffusion UNets and joint model, training only): less
+            memory for more compute, the same gradients.
     """
 
     seed: int
@@ -33,6 +36,7 @@ class RunConfig:
     processes: int
     channels_last: bool
     compile: bool
+    activation_checkpointing: bool
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")

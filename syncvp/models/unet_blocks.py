@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from syncvp.models.triplane import TriplaneShape
 
@@ -295,12 +296,29 @@ class UNetBlock(nn.Module):
         channels: output channels.
     """
 
+    checkpointing = False  # activation checkpointing (`set_activation_checkpointing`), training only
+
     def __init__(self, layers: list[nn.Module], *, kind: BlockKind, level: int, channels: int):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.kind, self.level, self.channels = kind, level, channels
 
     def forward(self, h: Planes, emb: Tensor) -> Planes:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(self._run, h, emb, use_reentrant=False)
+        return self._run(h, emb)
+
+    def _run(self, h: Planes, emb: Tensor) -> Planes:
         for layer in self.layers:
             h = layer(h, emb)
         return h
+
+
+def set_activation_checkpointing(model: nn.Module, on: bool) -> nn.Module:
+    """Turn activation checkpointing of every `UNetBlock` of `model` on or off (in place): a block
+    in training mode under autograd then keeps only its inputs and recomputes the rest in the
+    backward pass; eval and no-grad calls run as before."""
+    for module in model.modules():
+        if isinstance(module, UNetBlock):
+            module.checkpointing = on
+    return model

@@ -78,6 +78,7 @@ class DiffusionJob:
     init_file: Path | None = None
     channels_last: bool = False  # run.channels_last (speed only: not in the fingerprint)
     compile: bool = False  # run.compile (speed only: not in the fingerprint)
+    activation_checkpointing: bool = False  # run.activation_checkpointing (memory only: not in the fingerprint)
 
     @property
     def files(self) -> DiffusionFiles:
@@ -256,6 +257,7 @@ def _job(
         threads=run.threads,
         channels_last=run.channels_last,
         compile=run.compile,
+        activation_checkpointing=run.activation_checkpointing,
         train_store=store,
         out_dir=out_dir,
     )

@@ -44,6 +44,7 @@ from syncvp.models.diffusion_file import load_diffusion_model, save_diffusion_mo
 from syncvp.models.ema import EMA
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
+from syncvp.models.unet_blocks import set_activation_checkpointing
 from syncvp.progress import CURVE, ProgressEvent, ProgressFn, no_progress
 from syncvp.runtime import configure_threads, resolve_device
 from syncvp.seeding import torch_generator
@@ -177,6 +178,7 @@ def make_state(
     model = build_model(job, device)
     t = job.train
     ema = EMA(model, decay=t.ema.decay, every=t.ema.every, warmup=t.ema.warmup)
+    set_activation_checkpointing(model, job.activation_checkpointing)
     prepare_model(model, channels_last=job.channels_last, compile=job.compile, warn=warn)  # after the EMA's copy
     opt = optim.adamw(model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
     sched = optim.cosine_schedule(opt, total_steps=t.steps, min_ratio=t.lr_min_ratio, warmup_steps=t.warmup_steps)

@@ -87,3 +87,48 @@ def test_a_training_with_a_failing_compiler_trains_as_eager(tiny_params, monkeyp
     assert backend.calls >= 1 and sum("torch.compile failed for TriplaneUNet" in w for w in warnings) == 1
     second = diffusion_train.train(eager)  # the first run finished: this one trains from scratch
     assert first["loss_final"] == pytest.approx(second["loss_final"], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Activation checkpointing: the same gradients, training only
+
+
+def _grads(model, *args) -> list[torch.Tensor]:
+    out = model(*args)
+    loss = sum(v.square().mean() for v in out.values()) if isinstance(out, dict) else out.square().mean()
+    loss.backward()
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+def test_activation_checkpointing_gives_the_same_gradients_and_runs_only_in_training(monkeypatch):
+    from syncvp.models import unet_blocks
+    from syncvp.models.unet_blocks import set_activation_checkpointing
+    from tests.models.test_joint_unet import branches, joint, joint_inputs
+
+    def tiny_joint():
+        return joint(branches(2), "all")
+
+    calls = []
+    real = unet_blocks.checkpoint
+    monkeypatch.setattr(unet_blocks, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for build, args in ((lambda: perturb(tiny_unet(), 2), inputs()), (tiny_joint, joint_inputs(("rgb", "depth")))):
+        plain, saving = build(), set_activation_checkpointing(build(), True)
+        calls.clear()
+        ref, got = _grads(plain, *args), _grads(saving, *args)
+        assert calls and len(ref) == len(got)  # every block ran under checkpoint
+        for a, b in zip(ref, got):
+            torch.testing.assert_close(b, a, atol=0, rtol=0)
+        calls.clear()
+        with torch.no_grad():
+            saving(*args)
+        saving.eval()
+        saving(*args)
+        assert calls == []  # no-grad and eval calls run plain
+
+
+def test_run_flags_reach_the_diffusion_jobs_and_leave_the_fingerprint(tiny_params):
+    p = setup(tiny_params)
+    run = dataclasses.replace(p.run, activation_checkpointing=True, compile=True, channels_last=True)
+    plain, flagged = plan_single(p), plan_single(dataclasses.replace(p, run=run))
+    assert (flagged.activation_checkpointing, flagged.compile, flagged.channels_last) == (True, True, True)
+    assert flagged.fingerprint == plain.fingerprint  # speed and memory only: a run resumes across them

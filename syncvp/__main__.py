@@ -1,6 +1,7 @@
 """Command line: `python -m syncvp <command>`.
 
 check-params [FILE]   validate params.yaml (default ./params.yaml) and say what fans out
+complete ...          sample the missing modalities of a whole video of given ones (`python -m syncvp complete -h`)
 fanout [FILE]         print the `pipeline:` section implied by `datasets` and `pipeline.train`
 folds DATASET         print the `dvc exp run --queue` commands of a leave-one-out loop (`--params FILE`)
 import-official ...   convert the authors' released checkpoints into model files (`-h` for options)
@@ -66,6 +67,86 @@ def _predict_parser(sub) -> None:
     p.add_argument(
         "--resize", choices=RESIZE_MODES, help="centre-crop and resize frames of another size (default: refuse them)"
     )
+
+
+def _complete_parser(sub) -> None:
+    p = sub.add_parser("complete", help="sample the other modalities for every frame of a video of the given ones")
+    p.add_argument("--present", required=True, help="comma-separated given modalities (every frame), e.g. rgb")
+    p.add_argument("--input", required=True, help="folder with one subfolder of frame images per given modality")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: <modality>/traj<k>/<i>.png, prediction.gif, completion.gif (+ spread with N >= 2)",
+    )
+    p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
+    p.add_argument("--dataset", required=True, help="take the trained joint model of this dataset from `paths.models`")
+    p.add_argument("--trajectories", type=int, default=1, help="completions per video (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto | cpu | cuda (default auto)")
+    p.add_argument(
+        "--resize", choices=RESIZE_MODES, help="centre-crop and resize frames of another size (default: refuse them)"
+    )
+
+
+def _complete(args) -> int:
+    from syncvp.prediction.api import complete_folder
+    from syncvp.prediction.load import context_role
+
+    if args.trajectories < 1:
+        raise ParamsError(f"--trajectories must be >= 1, got {args.trajectories}")
+    device = _device(args.device)
+    params = load_params(args.params)
+    if args.dataset not in params.datasets:
+        raise ParamsError(
+            f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
+            f"pass one of them or another --params"
+        )
+    paths, mods = params.paths, params.datasets[args.dataset].modalities
+    given = [m for m in args.present.split(",") if m]
+    wrong = [m for m in given if m not in mods]
+    if wrong or not given or len(set(given)) >= len(mods):
+        raise ParamsError(
+            f"--present {args.present}: give some but not all of {args.dataset}'s modalities ({', '.join(mods)}), "
+            f"comma-separated, e.g. --present {mods[0]}"
+        )
+    model = paths.joint(args.dataset).model
+    role = context_role(model) if model.is_file() else "context"
+    aes = {
+        m: RolePair(
+            context=paths.autoencoder(args.dataset, m, role).model,
+            future=paths.autoencoder(args.dataset, m, "future").model,
+        )
+        for m in mods
+    }
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    log(f"device: {device} (--device {args.device})")
+    fmts = _frame_formats(params, args.dataset, aes, log)
+    bar = PredictProgress(f"complete ({args.trajectories} trajectory(ies))")
+    try:
+        out = complete_folder(
+            args.input,
+            args.out,
+            model=model,
+            autoencoders=aes,
+            sampling=params.sampling,
+            given=given,
+            trajectories=args.trajectories,
+            seed=args.seed,
+            device=device,
+            resize=args.resize,
+            frame_formats=fmts,
+            progress=bar,
+            log=log,
+        )
+    finally:
+        bar.close()
+    for m, v in out.items():
+        print(f"{m}: {v.shape[0]} trajectory(ies) x {v.shape[1]} frames -> {args.out}/{m}/ (format.json)")
+    print(f"animation: {args.out}/completion.gif (given | completed)")
+    return 0
 
 
 class PredictProgress:
@@ -238,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("params", nargs="?", default="params.yaml")
     _predict_parser(sub)
+    _complete_parser(sub)
     p = sub.add_parser("import-official", help="convert the released SyncVP checkpoints into model files")
     p.add_argument("--dataset", required=True, help="dataset of params.yaml the checkpoints were trained on")
     p.add_argument("--checkpoints", required=True, help="folder with the released files (names as released)")
@@ -260,12 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         except (ParamsError, OfficialCheckpointError, StoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    if args.command == "predict":
+    if args.command in ("predict", "complete"):
         from syncvp.models.diffusion_file import ModelFileError
         from syncvp.prediction.api import PredictionInputError
 
         try:
-            return _predict(args)
+            return _predict(args) if args.command == "predict" else _complete(args)
         except (ParamsError, ModelFileError, PredictionInputError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -109,7 +109,7 @@ def test_repo_params_load_and_round_trip(repo_params):
         (
             lambda d: d["evaluate"].update(conditions=["all", "flow"]),
             "evaluate.conditions[1]",
-            "'flow' is neither all, each nor a modality of the dataset ['rgb', 'depth']",
+            "'flow' is neither all, each, a modality of the dataset ['rgb', 'depth'], nor complete-<one of them>",
         ),
         (
             lambda d: d["evaluate"]["noise"].update(modality="flow", sigmas=[2.5]),

@@ -230,6 +230,13 @@ class JointConfig:
             (0 = none: the paper's). Lets a branch without content of its own (a missing
             modality) take what the other branch has at its own position; needs `split_planes`
             and the fixed layout (`syncvp.models.cross_attention`).
+        cross_inputs: each branch's stem also takes the other branches' inputs (their x_t and
+            conditioning, plane by plane at the same positions) through a zero-initialised 3x3
+            convolution added to its stem's output (`syncvp.models.joint_unet`; not in the paper,
+            false there). A branch then sees where the other modality's content is, position for
+            position, from its first layer: what predicting a missing modality, completing one, and
+            keeping the predictions' edges together need. Zero-initialised, the joint model starts
+            as its stage-1 branches.
     """
 
     cross_attention: Literal["deep", "all", "none"]
@@ -241,6 +248,7 @@ class JointConfig:
     same_noise: bool
     stca_layout: Literal["fixed", "official"]
     locality: float
+    cross_inputs: bool
 
     def __post_init__(self) -> None:
         require(self.deep_levels >= 1, "deep_levels", f"must be >= 1, got {self.deep_levels}")
@@ -274,6 +282,15 @@ class SamplingConfig:
             on the extrapolation is not paid (`syncvp.prediction.rollout`); any other model, and a
             modality whose context is missing, has no extrapolated frames and is decoded as with
             "latent".
+        completion: how modality completion (`python -m syncvp complete`, the evaluate
+            conditions `complete-<m>`) gives the joint model the known future of a modality:
+            "context" (its true frames are that modality's conditioning clip, and its latent is
+            held at them by replacement) or "replace" (replacement only, RePaint-style: its
+            latent is set to a draw of q(x_t | true latent) before every step;
+            `syncvp.diffusion.samplers`).
+        completion_steps: DDIM steps of completion (null = `steps`). With one step the known
+            latent is seen only at t = T - 1, where it is noise: "replace" then adds nothing.
+        completion_resample: RePaint resampling, each step run this many times (1 = none).
     """
 
     method: Literal["ddim", "ddpm"]
@@ -283,9 +300,18 @@ class SamplingConfig:
     rederive_eps: bool
     guidance_weight: float
     anchor: Literal["latent", "pixels"]
+    completion: Literal["context", "replace"]
+    completion_steps: int | None
+    completion_resample: int
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")
+        require(
+            self.completion_steps is None or self.completion_steps >= 1,
+            "completion_steps",
+            f"must be >= 1 or null, got {self.completion_steps}",
+        )
+        require(self.completion_resample >= 1, "completion_resample", f"must be >= 1, got {self.completion_resample}")
         require(self.eta >= 0.0, "eta", f"must be >= 0, got {self.eta}")
         require(self.guidance_weight >= 0.0, "guidance_weight", f"must be >= 0, got {self.guidance_weight}")
 
@@ -318,6 +344,11 @@ def check_sampling(sampling: "SamplingConfig", diffusion: DiffusionConfig) -> No
         sampling.steps <= diffusion.timesteps,
         "sampling.steps",
         f"{sampling.steps} exceeds diffusion.timesteps {diffusion.timesteps}",
+    )
+    require(
+        (sampling.completion_steps or 1) <= diffusion.timesteps,
+        "sampling.completion_steps",
+        f"{sampling.completion_steps} exceeds diffusion.timesteps {diffusion.timesteps}",
     )
     require(
         sampling.method != "ddpm" or sampling.steps == diffusion.timesteps,

@@ -25,10 +25,17 @@ METRIC_NAMES = (
     "spread",
     "crps",
     "alignment",
+    "flicker",
 )  # syncvp.metrics.plan.METRICS (no torch here)
 BASELINE_NAMES = ("single", "flow", "autoencoder")  # reference columns besides copy_last (always computed)
 PROTOCOL_NAMES = ("paper", "standard")
 ALL, EACH = "all", "each"
+COMPLETE = "complete-"  # conditions complete-<m> (m given in full, the others completed) and complete-each
+
+
+def given_of(condition: str) -> str | None:
+    """The given modality of a completion condition `complete-<m>`, else None."""
+    return condition[len(COMPLETE) :] if condition.startswith(COMPLETE) else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,8 +77,10 @@ class EvaluateConfig:
         trajectories: predicted trajectories per video N (paper 1 for tables, 100 for best-of-N).
         reduce: over N trajectories: "best" (the paper's best-of-N), "mean", or "both".
         conditions: observed-modality settings: "all" (every modality observed), a modality name
-            (only that one observed; the others are predicted from zero conditioning), or "each"
-            (every single modality in turn).
+            (only that one observed; the others are predicted from zero conditioning), "each"
+            (every single modality in turn), "complete-<m>" (modality completion: every frame of
+            m, context and future, given; the others sampled for the same frames and scored on the
+            future frames, `Predictor.complete`) or "complete-each" (complete-<m> for every m).
         noise: Gaussian noise on one modality's context (extra settings, see NoiseConfig).
         protocols: reporting modes: "paper" (SyncVP's couplings and scales) and/or "standard".
         metrics: metric names; image metrics (fvd, ssim, psnr, lpips, l2) apply to image
@@ -165,10 +174,18 @@ class EvaluateConfig:
         out: list[str] = []
         for i, c in enumerate(self.conditions):
             names = list(modalities) if c == EACH else [c]
+            names = [COMPLETE + m for m in modalities] if c == COMPLETE + EACH else names
+            given = given_of(c)
             require(
-                c in (ALL, EACH) or c in modalities,
+                c in (ALL, EACH) or c in modalities or given == EACH or given in modalities,
                 f"evaluate.conditions[{i}]",
-                f"{c!r} is neither all, each nor a modality of the dataset {list(modalities)}",
+                f"{c!r} is neither all, each, a modality of the dataset {list(modalities)}, nor "
+                f"complete-<one of them> / complete-each",
+            )
+            require(
+                given is None or len(modalities) >= 2,
+                f"evaluate.conditions[{i}]",
+                f"{c!r}: completion needs a dataset of >= 2 modalities, got {list(modalities)}",
             )
             out += [n for n in names if n not in out]
         return tuple(out)

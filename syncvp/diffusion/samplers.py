@@ -12,6 +12,18 @@ DDIM step from t to t' < t (t' = -1 means alpha_bar = 1), with x0^ and eps^ from
 DDPM ancestral step: x_{t-1} = coef1_t x0^ + coef2_t x_t + sqrt(beta~_t) z (no noise at t = 0).
 With eta = 1 and all T steps, DDIM and DDPM coincide when eps^ is consistent with x0^
 (always without clamping; with clamping when `rederive_eps` recomputes eps^ from the clamped x0^).
+
+Known latents (modality completion, RePaint-style replacement; Lugmayr et al. 2022): a dict of
+latents may hold some whose x0 is known (`known`). Before every denoiser call at t such a latent
+is replaced by a draw of q(x_t | x0) = sqrt(a_t) x0 + sqrt(1 - a_t) n, so the network sees the
+known content at the noise level it was trained with, and only the others are sampled. The
+noise n: with `same_noise` (the joint model was trained with one eps for every modality) the
+noise part of the first unknown latent, n = (x_t^u - sqrt(a_t) x0^u) / sqrt(1 - a_t) with x0^u
+the estimate its x_t was made from (at x_T: x_T^u itself), so the pair sits where training put
+it; otherwise fresh N(0, I). With `resample` r > 1 every step t -> t' is repeated r times, the
+state carried back to t by q(x_t | x_t') = N(sqrt(a_t / a_t') x_t', (1 - a_t / a_t') I) between
+repeats (RePaint's resampling with jump length 1), which lets the unknown latents settle
+towards the known ones. The known latents come back as their x0.
 """
 
 from __future__ import annotations
@@ -140,6 +152,8 @@ class Sampler:
         return_x0: bool = False,
         progress: ProgressFn | None = None,
         x0_bounds=None,
+        known: Mapping[str, Tensor] | None = None,
+        resample: int = 1,
     ) -> SamplerOutput:
         """Run the reverse process from x_T ~ N(0, I) to x_0.
 
@@ -155,6 +169,11 @@ class Sampler:
                 broadcastable to the latent (a dict of such pairs for a dict of latents), e.g. the
                 per-value range of a shifted and scaled diffusion space
                 (`syncvp.diffusion.target.DiffusionTarget.bounds`).
+            known: {name: x0} of latents whose x0 is known (a dict of latents only; at least one
+                name must stay unknown): replaced by draws of q(x_t | x0) before every call
+                (module docstring); returned as x0.
+            resample: run every step this many times (RePaint resampling, jump length 1; >= 1).
+                Each repeat calls the denoiser once more and draws its noise from `generator`.
         """
         schedule = self.schedule.to(device)  # tables for per-sample lookups; scalars come from the CPU copy
         single = not isinstance(shapes, Mapping)
@@ -166,26 +185,84 @@ class Sampler:
             raise ValueError(f"x_T has shapes { {k: tuple(v.shape) for k, v in x.items()} }, expected {want}")
         call = (lambda z, t: {"": denoiser(z[""], t)}) if single else denoiser
         bounds = None if x0_bounds is None else ({"": x0_bounds} if single else dict(x0_bounds))
+        known = self._check_known(known, x, single, resample)
+        unknown = next((k for k in x if k not in known), None)
+        base = {k: torch.zeros_like(v) for k, v in x.items()}  # x0^ each x_t was made from (x_T: none)
         batch = next(iter(x.values())).shape[0]
         pairs = list(zip(self.timesteps[:-1], self.timesteps[1:]))
         trajectory = [] if return_x0 else None
         for i, (t, t_next) in enumerate(pairs):
             t_batch = torch.full((batch,), t, device=device, dtype=torch.long)
-            out = call(x, t_batch)
-            x0, eps = self._predict(schedule, out, x, t_batch, bounds)
-            noise = self._step_noise(x, t, t_next, generator)
-            for k in x:
-                z = None if noise is None else noise[k]
-                x[k] = (
-                    _ddpm_step(self.schedule, x[k], t, x0[k], z)
-                    if self.method == "ddpm"
-                    else _ddim_step(self.schedule, t, t_next, x0[k], eps[k], self.eta, z)
-                )
+            for r in range(resample):
+                if r > 0:  # back from t' to t: q(x_t | x_t')
+                    x = self._renoise(x, t, t_next, generator)
+                    base = {
+                        k: v * math.sqrt(self.schedule.alpha_bar(t) / self.schedule.alpha_bar(t_next))
+                        for k, v in base.items()
+                    }
+                if known:
+                    x.update(self._replace(known, x, base, unknown, t, generator))
+                out = call(x, t_batch)
+                x0, eps = self._predict(schedule, out, x, t_batch, bounds)
+                noise = self._step_noise(x, t, t_next, generator)
+                for k in x:
+                    z = None if noise is None else noise[k]
+                    x[k] = (
+                        _ddpm_step(self.schedule, x[k], t, x0[k], z)
+                        if self.method == "ddpm"
+                        else _ddim_step(self.schedule, t, t_next, x0[k], eps[k], self.eta, z)
+                    )
+                base = {k: v * math.sqrt(self.schedule.alpha_bar(t_next)) for k, v in x0.items()}
             if trajectory is not None:
                 trajectory.append(x0[""] if single else x0)
             if progress is not None:
                 progress(ProgressEvent("sample", i + 1, len(pairs)))
+        x.update({k: v.to(x[k].dtype) for k, v in known.items()})
         return SamplerOutput(sample=x[""] if single else x, x0_trajectory=trajectory)
+
+    def _check_known(self, known, x: Mapping[str, Tensor], single: bool, resample: int) -> dict[str, Tensor]:
+        if resample < 1:
+            raise ValueError(f"resample must be >= 1, got {resample}")
+        if not known:
+            return {}
+        if single:
+            raise ValueError("known latents need a dict of latents (one latent alone has nothing left to sample)")
+        extra = set(known) - set(x)
+        if extra:
+            raise ValueError(f"known latents {sorted(extra)} are not among the sampled ones {sorted(x)}")
+        if set(known) == set(x):
+            raise ValueError(f"every latent is known ({sorted(x)}): nothing to sample")
+        for k, v in known.items():
+            if tuple(v.shape) != tuple(x[k].shape):
+                raise ValueError(f"known latent {k!r} has shape {tuple(v.shape)}, expected {tuple(x[k].shape)}")
+        return {k: v.to(x[k]) for k, v in known.items()}
+
+    def _replace(
+        self,
+        known: Mapping[str, Tensor],
+        x: Mapping[str, Tensor],
+        base: Mapping[str, Tensor],
+        unknown: str | None,
+        t: int,
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        """q(x_t | x0) of every known latent, with the unknown latent's noise part under same_noise."""
+        a = self.schedule.alpha_bar(t)
+        if self.same_noise and unknown is not None:
+            part = x[unknown] - base[unknown]  # sqrt(1 - a_t) n
+            return {k: math.sqrt(a) * v + part for k, v in known.items()}
+        ref = next(iter(known.values()))
+        shapes = {k: v.shape for k, v in known.items()}
+        noise = draw_noise(shapes, generator, same_noise=False, device=ref.device, dtype=ref.dtype)
+        return {k: math.sqrt(a) * v + math.sqrt(1 - a) * noise[k] for k, v in known.items()}
+
+    def _renoise(self, x: Mapping[str, Tensor], t: int, t_next: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """A draw of q(x_t | x_t') for every latent (shared noise under same_noise)."""
+        ratio = self.schedule.alpha_bar(t) / self.schedule.alpha_bar(t_next)
+        ref = next(iter(x.values()))
+        shapes = {k: v.shape for k, v in x.items()}
+        noise = draw_noise(shapes, generator, same_noise=self.same_noise, device=ref.device, dtype=ref.dtype)
+        return {k: math.sqrt(ratio) * v + math.sqrt(1 - ratio) * noise[k] for k, v in x.items()}
 
     def _predict(
         self,

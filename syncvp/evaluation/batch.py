@@ -34,7 +34,7 @@ from syncvp.io.atomic import atomic_path
 from syncvp.io.netcdf import NETCDF_LOCK
 from syncvp.metrics.classes import ClassCoding
 from syncvp.metrics.images import Quantisation
-from syncvp.metrics.plan import MetricModels, load_models
+from syncvp.metrics.plan import PAIR_METRICS, MetricModels, load_models
 from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, score_batch
 from syncvp.metrics.weather import FieldSpec
 from syncvp.prediction import Predictor, load_predictor
@@ -125,6 +125,41 @@ def _predict(
     return {q: {m: v.float().cpu() for m, v in run.items()} for q, run in out.items()}
 
 
+def _complete(
+    plan: EvaluationPlan, setting: Setting, clips: dict[str, Tensor], index: int, progress: ProgressFn
+) -> dict[Quantisation, dict[str, Tensor]]:
+    """Modality completion of batch `index`: {q: {m: [B, N, C, rollout, H, W]}}, the given modalities'
+    GT future repeated N times next to the completed others (scored on the future frames). The
+    completed frames are fed back rounded, so every fed-back quantisation shares one run (widened
+    to the network's channels where a mode asks for them)."""
+    predictors, _ = networks(plan)
+    predictor = predictors["joint"]
+    n, tc, sampling = plan.evaluate.trajectories, plan.config.context_frames, plan.sampling
+    sampler = dataclasses.replace(predictor.sampler, steps=sampling.completion_steps or sampling.steps)
+    gen = torch_generator(plan.evaluate.seed, "rollout", index, device=plan.device)
+    done = predictor.complete(
+        {m: clips[m] for m in setting.given},
+        generator=gen,
+        trajectories=n,
+        sampler=sampler,
+        resample=sampling.completion_resample,
+        known_as_context=sampling.completion == "context",
+        progress=progress,
+    )
+    run = {m: v[:, :, :, tc:].float().cpu() for m, v in done.items()}
+    for m in setting.given:
+        run[m] = clips[m][:, None, :, tc:].expand(-1, n, -1, -1, -1, -1).float()
+    out = {}
+    for q in quantisations(plan):
+        wide = {}
+        for m, v in run.items():
+            ae = predictor.future_autoencoders[m]
+            c = ae.spec.net_channels if q.network_channels else ae.spec.channels
+            wide[m] = v.expand(-1, -1, c, -1, -1, -1) if v.shape[2] == 1 and c > 1 else v
+        out[q] = wide
+    return out
+
+
 def _split(plan: EvaluationPlan, pred: dict[str, Tensor]) -> list[dict[str, Tensor]]:
     """{m: [B, N, ...]} -> N trajectories {m: [B, ...]}."""
     return [{m: pred[m][:, k] for m in plan.modalities} for k in range(plan.evaluate.trajectories)]
@@ -137,10 +172,11 @@ def _score(
     trajectories: list[dict] | dict[Quantisation, list[dict]],
     ids: tuple[str, ...],
     pairs_only: bool = False,
+    given: tuple[str, ...] = (),
 ) -> BatchResult:
     _, models = networks(plan)
     fields = {m: FieldSpec(lo, hi, units) for m, (lo, hi, units) in plan.fields.items()}
-    metrics = {} if pairs_only else {m: plan.metrics_for(m) for m in plan.modalities}
+    metrics = {} if pairs_only else {m: plan.metrics_for(m) for m in plan.modalities if m not in given}
     return score_batch(
         clips,
         trajectories,
@@ -153,6 +189,7 @@ def _score(
         video_ids=ids,
         pairs=plan.pairs,
         classes={m: ClassCoding.gray(names) for m, names in plan.classes.items()},
+        pair_metrics=[m for m in PAIR_METRICS if m in plan.metric_plan.available],
     )
 
 
@@ -179,6 +216,8 @@ def trajectories(
     context = {m: clips[m][:, :, :tc] for m in setting.present}
     if setting.source == SINGLE:
         runs = references.single_predictions(plan, predictors, setting, context, index, quantisations(plan), progress)
+    elif setting.given:
+        runs = _complete(plan, setting, clips, index, progress)
     else:
         if setting.noise is not None:
             m, sigma = setting.noise
@@ -196,7 +235,8 @@ def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: Prog
     clips, valid = load_clips(plan, start, stop)
     trajs = trajectories(plan, setting, clips, index, progress)
     pairs_only = setting.source == GROUND_TRUTH
-    result = _score(plan, clips, valid, trajs, video_ids(plan.store, start, stop), pairs_only=pairs_only)
+    ids = video_ids(plan.store, start, stop)
+    result = _score(plan, clips, valid, trajs, ids, pairs_only=pairs_only, given=setting.given)
     if not pairs_only:
         _save_samples(plan, setting.label, index, _sample_run(trajs), valid)
     result.save(plan.batch_file(setting.label, index))

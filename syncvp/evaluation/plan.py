@@ -15,10 +15,11 @@ and seeds (`references`, in this order):
 | `copy_last` | `copy_last` | the last context frame repeated (always) |
 | `flow` | `flow` | the last context frame carried along its optical flow (`baselines`; >= 2 context frames) |
 | `autoencoder` | `autoencoder` | GT future chunks through the future autoencoders: the ceiling (`baselines`) |
-| `ground_truth` | `ground_truth` | the GT future frames, scored only for `alignment` (its reference value) |
+| `ground_truth` | `ground_truth` | the GT future frames, scored only for the pair metrics `alignment` and `flicker` (their reference values) |
 
-`alignment` applies to the pairs (first image modality, each other image modality); a dataset
-with fewer than two image modalities lists it under `skipped` with the reason.
+The pair metrics `alignment` and `flicker` apply to the pairs (first image modality, each other
+image modality); a dataset with fewer than two image modalities lists them under `skipped` with
+the reason.
 
 Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
 files, the store, every option that changes a result and the library code (`code_digest`), so
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from syncvp.config.data import DatasetConfig
 from syncvp.config.diffusion import SamplingConfig
-from syncvp.config.evaluate import ALL, EvaluateConfig
+from syncvp.config.evaluate import ALL, EvaluateConfig, given_of
 from syncvp.config.layout import PathsConfig, batch_file
 from syncvp.config.loader import FieldError, to_plain
 from syncvp.config.roles import RolePair
@@ -44,7 +45,7 @@ from syncvp.data.store import read_info
 from syncvp.figures import class_names
 from syncvp.io.digest import code_digest, file_md5
 from syncvp.io.model_file import rerun_hint
-from syncvp.metrics.plan import CLASS_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricPlan, plan_metrics
+from syncvp.metrics.plan import CLASS_METRICS, FIELD_METRICS, IMAGE_METRICS, PAIR_METRICS, MetricPlan, plan_metrics
 from syncvp.models.diffusion_file import ModelFileError
 from syncvp.prediction.load import context_role
 
@@ -68,6 +69,9 @@ class Setting:
         noise: (modality, sigma in 0-255 units) or None.
         source: what predicts: "model" (the evaluated model), or a reference: "single" (the
             stage-1 models, label "single-<condition>"), "copy_last", "autoencoder", "ground_truth".
+        given: modality completion (condition "complete-<m>"): the modalities given in full,
+            context and future (their GT is their "prediction"; they are not scored, only paired
+            in `alignment`); the others are completed (`Predictor.complete`).
     """
 
     label: str
@@ -75,6 +79,7 @@ class Setting:
     present: tuple[str, ...]
     noise: tuple[str, float] | None = None
     source: str = "model"
+    given: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class EvaluationPlan:
     device: str = "cpu"
     references: tuple[Setting, ...] = ()  # single-<condition>, copy_last, autoencoder, ground_truth
     single_files: dict[str, Path] = field(default_factory=dict)  # modality -> stage-1 file (single baseline)
-    pairs: tuple[tuple[str, str], ...] = ()  # (a, b) image modalities scored with `alignment`
+    pairs: tuple[tuple[str, str], ...] = ()  # (a, b) image modalities scored with the pair metrics
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class-map modality -> class names (pictures)
 
     @property
@@ -161,6 +166,10 @@ def settings_for(evaluate: EvaluateConfig, modalities: tuple[str, ...]) -> tuple
     noisy = evaluate.noise.modality
     out = []
     for cond in conditions:
+        given = given_of(cond)
+        if given is not None:  # completion: no noise variants (the given frames are the GT)
+            out.append(Setting(cond, cond, (given,), given=(given,)))
+            continue
         present = tuple(modalities) if cond == ALL else (cond,)
         out.append(Setting(_label(cond, None), cond, present))
         if noisy in present:
@@ -176,7 +185,7 @@ def references_for(evaluate: EvaluateConfig, settings: tuple[Setting, ...], pair
     out = [
         Setting(f"{SINGLE}-{s.condition}", s.condition, s.present, source=SINGLE)
         for s in settings
-        if s.noise is None and SINGLE in evaluate.baselines
+        if s.noise is None and not s.given and SINGLE in evaluate.baselines
     ]
     out.append(Setting(BASELINE, ALL, (), source=BASELINE))
     if FLOW in evaluate.baselines:
@@ -189,14 +198,15 @@ def references_for(evaluate: EvaluateConfig, settings: tuple[Setting, ...], pair
 
 
 def alignment_pairs(dataset: str, kinds: dict[str, str], metric_plan: MetricPlan) -> tuple[tuple, MetricPlan]:
-    """(pairs (first image modality, each other one), the metric plan with alignment skipped when
-    the dataset has fewer than two image modalities)."""
+    """(pairs (first image modality, each other one), the metric plan with the pair metrics
+    (alignment, flicker) skipped when the dataset has fewer than two image modalities)."""
     images = [m for m, k in kinds.items() if k == "image"]
-    if "alignment" not in metric_plan.available:
+    asked = [m for m in PAIR_METRICS if m in metric_plan.available]
+    if not asked:
         return (), metric_plan
     if len(images) < 2:
-        why = f"alignment needs two image modalities; dataset {dataset!r} has {images or 'none'}"
-        return (), dataclasses.replace(metric_plan, skipped={**metric_plan.skipped, "alignment": why})
+        why = {m: f"{m} needs two image modalities; dataset {dataset!r} has {images or 'none'}" for m in asked}
+        return (), dataclasses.replace(metric_plan, skipped={**metric_plan.skipped, **why})
     return tuple((images[0], b) for b in images[1:]), metric_plan
 
 

@@ -31,7 +31,8 @@ from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_
 ENSEMBLE_METRICS = ("spread", "crps")
 IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2", "spread")
 FIELD_METRICS = ("l1", "spread", "crps")
-PAIR_METRICS = ("alignment",)  # cross-modal, on pairs of image modalities (syncvp.metrics.alignment)
+# cross-modal, on pairs of image modalities (syncvp.metrics.alignment, syncvp.metrics.flicker)
+PAIR_METRICS = ("alignment", "flicker")
 CLASS_METRICS = ("accuracy", "miou")  # class-map modalities only, next to the image metrics (syncvp.metrics.classes)
 METRICS = tuple(dict.fromkeys(IMAGE_METRICS + CLASS_METRICS + FIELD_METRICS + PAIR_METRICS))
 NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {

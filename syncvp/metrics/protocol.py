@@ -45,6 +45,7 @@ from syncvp.metrics import depth
 from syncvp.metrics.alignment import alignment, pair_key
 from syncvp.metrics.classes import ClassCoding, mean_iou, pixel_accuracy
 from syncvp.metrics.ensemble import crps, spread_skill
+from syncvp.metrics.flicker import flicker
 from syncvp.metrics.fvd import video_features
 from syncvp.metrics.images import Quantisation, Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
@@ -399,13 +400,30 @@ def _score_pairs(
     runs: Mapping[Quantisation, Sequence[Mapping[str, Tensor]]],
     pairs: Sequence[tuple[str, str]],
     protocols: Sequence[Protocol],
+    names: Sequence[str] = ("alignment",),
+    gt: Mapping[str, Tensor] | None = None,
+    context_frames: int = 0,
 ) -> None:
-    """`alignment` of each (a, b) pair of image modalities, on each mode's uint8 predictions."""
+    """The pair metrics of each (a, b) pair of image modalities, on each mode's uint8 predictions:
+    `alignment` of the two predictions, `flicker` of b's prediction on the pixels a's GT future
+    shows static (needs `gt`)."""
     for a, b in pairs:
         for protocol in protocols:
             trajs = runs[protocol.quantisation]
-            values = [alignment(quantise(p[a], protocol.rounding), quantise(p[b], protocol.rounding)) for p in trajs]
-            result.values[(protocol.name, pair_key(a, b), "alignment")] = _stack(values)
+            key = pair_key(a, b)
+            if "alignment" in names:
+                values = [
+                    alignment(quantise(p[a], protocol.rounding), quantise(p[b], protocol.rounding)) for p in trajs
+                ]
+                result.values[(protocol.name, key, "alignment")] = _stack(values)
+            if "flicker" in names:
+                if gt is None:
+                    raise ValueError(
+                        "flicker needs the GT videos (its static pixels come from the GT of the first modality)"
+                    )
+                still = quantise(gt[a][:, :, context_frames:], "round")
+                values = [flicker(still, quantise(p[b], protocol.rounding)) for p in trajs]
+                result.values[(protocol.name, key, "flicker")] = _stack(values)
 
 
 def score_batch(
@@ -422,6 +440,7 @@ def score_batch(
     i3d_batch: int = 8,
     pairs: Sequence[tuple[str, str]] = (),
     classes: Mapping[str, ClassCoding] | None = None,
+    pair_metrics: Sequence[str] = ("alignment",),
 ) -> BatchResult:
     """Score one test batch in every mode of `protocols`.
 
@@ -436,11 +455,13 @@ def score_batch(
         fields: modalities that are physical fields (scored with L1), with their FieldSpec.
         valid: [B, 1, context_frames + T, H, W] mask of valid field points (None: all valid).
         video_ids: the videos' ids (default "0".."B-1").
-        pairs: (a, b) image modalities scored with `alignment` (key "<a>+<b>"; may be given
-            with empty `metrics`, e.g. to score GT frames passed as the prediction).
+        pairs: (a, b) image modalities scored with the `pair_metrics` (key "<a>+<b>"; may be
+            given with empty `metrics`, e.g. to score GT frames passed as the prediction).
         classes: class-map modalities with their coding (`syncvp.metrics.classes`): their
             predictions are decoded to the nearest class level before every image metric, and
             they may take the class metrics `accuracy` and `miou`.
+        pair_metrics: what the pairs are scored with: `alignment` (`syncvp.metrics.alignment`)
+            and/or `flicker` (`syncvp.metrics.flicker`).
     """
     fields, models, classes = fields or {}, models or MetricModels(), classes or {}
     runs = _runs(predictions, protocols)
@@ -478,5 +499,5 @@ def score_batch(
             }
             for protocol in protocols:  # fields are not quantised or min-max normalised
                 result.values[(protocol.name, modality, "l1")] = values[protocol.quantisation]
-    _score_pairs(result, runs, pairs, protocols)
+    _score_pairs(result, runs, pairs, protocols, pair_metrics, gt, context_frames)
     return result

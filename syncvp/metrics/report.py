@@ -20,7 +20,7 @@ ensemble mean, each reduced over videos first, then over frames for the summary)
 `spread_std` = sqrt(V) and `rmse_ensemble_mean` = sqrt(E) in the modality's units; `crps` (fair
 CRPS) next to `l1_ensemble_mean`.
 
-`alignment` (syncvp.metrics.alignment) is NaN where a frame or video has nothing to score: such
+`alignment` (syncvp.metrics.alignment) and `flicker` (syncvp.metrics.flicker) are NaN where a frame or video has nothing to score: such
 values are ignored by its means, and best-of-N picks the highest value that is not NaN.
 """
 
@@ -48,10 +48,11 @@ HIGHER_IS_BETTER = {
     "l1": False,
     "fvd": False,
     "alignment": True,
+    "flicker": False,
     "accuracy": True,
     "miou": True,
 }
-SKIPS_NAN = frozenset({"alignment"})  # metrics whose NaN values mean "nothing to score here"
+SKIPS_NAN = frozenset({"alignment", "flicker"})  # metrics whose NaN values mean "nothing to score here"
 UNITS = {"psnr": "dB"}
 # reported in the modality's own units: fields' physical units, images' 0-255 levels
 PHYSICAL = frozenset({"l1", "crps", "l1_ensemble_mean", "spread_std", "rmse_ensemble_mean"})

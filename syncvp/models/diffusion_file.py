@@ -86,8 +86,10 @@ class DiffusionModelFile:
             diffusion = {"context_encoder": "context", "context_motion": False, "context_extrapolation": "hold", "extrapolate_modalities": None, "extrapolation_blur": 0.0, "residual": False, "normalize": False, "min_snr_gamma": None,
                          "high_noise_share": 0.0, "high_noise_from": 0, **payload["diffusion"]}
             self.diffusion: DiffusionConfig = build(DiffusionConfig, diffusion, "diffusion", source)
+            # joint files written before `cross_inputs` existed had none
             self.joint: JointConfig | None = (None if payload["joint"] is None
-                                              else build(JointConfig, payload["joint"], "joint", source))
+                                              else build(JointConfig, {"cross_inputs": False, **payload["joint"]},
+                                                         "joint", source))
         except ParamsError as exc:
             raise ModelFileError(str(exc)) from None
         self.kind: str = payload["kind"]

@@ -43,4 +43,4 @@ def build_joint_unet(unet: UNetConfig, joint: JointConfig,
     return JointUNet(branches, modalities=names, cross_attention=joint.cross_attention, deep_levels=joint.deep_levels,
                      split_planes=joint.split_planes, normalize=joint.normalize, num_heads=joint.num_heads,
                      norm_groups=unet.norm_groups, stca_layout=joint.stca_layout,
-                     locality=joint.locality)
+                     locality=joint.locality, cross_inputs=joint.cross_inputs)

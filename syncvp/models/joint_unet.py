@@ -10,6 +10,11 @@ built from the branch's own block list: STCA where enabled, the identity elsewhe
 - "all": after every block except the stem convolution (the official code has no slot there).
 - "none": the branches never exchange information: the model is K independent UNets.
 
+With `cross_inputs`, each branch's stem output also receives a zero-initialised 3x3 plane
+convolution of the other branches' inputs (x_t and the aligned conditioning, concatenated along
+channels), so a branch sees the other modalities position for position from its first layer (not
+in the paper; `joint.cross_inputs`).
+
 Shared branch weights use one UNet for every modality. Stage-1 checkpoints load strictly into
 the branches (`load_branches`).
 """
@@ -22,7 +27,9 @@ from torch import Tensor, nn
 
 from syncvp.models.cross_attention import CrossModalAttention, Layout, NoCrossAttention
 from syncvp.models.unet import TriplaneUNet
-from syncvp.models.unet_blocks import UNetBlock, concat_skip
+import torch
+
+from syncvp.models.unet_blocks import PlaneConv, Planes, UNetBlock, concat_skip, zero_module
 
 Placement = Literal["deep", "all", "none"]
 
@@ -53,11 +60,13 @@ class JointUNet(nn.Module):
         cross_attention, deep_levels: STCA placement (see `cross_attention_slots`).
         split_planes, normalize, num_heads, stca_layout, locality: see `CrossModalAttention`.
         norm_groups: GroupNorm groups of the STCA blocks.
+        cross_inputs: add the other branches' inputs to each stem output (module docstring).
     """
 
     def __init__(self, branches: Mapping[str, TriplaneUNet] | TriplaneUNet, *, modalities: Sequence[str] | None = None,
                  cross_attention: Placement, deep_levels: int = 1, split_planes: bool = True, normalize: bool = True,
-                 num_heads: int, norm_groups: int, stca_layout: Layout = "fixed", locality: float = 0.0):
+                 num_heads: int, norm_groups: int, stca_layout: Layout = "fixed", locality: float = 0.0,
+                 cross_inputs: bool = False):
         super().__init__()
         self.shared = isinstance(branches, TriplaneUNet)
         if self.shared:
@@ -82,6 +91,14 @@ class JointUNet(nn.Module):
             for block, enabled in zip(reference.blocks, slots)
         ])
         assert len(self.cross) == len(reference.blocks), "one cross-attention slot per branch block"
+        self.cross_inputs = None
+        if cross_inputs:
+            stem = reference.input_blocks[0].layers[0].conv
+            width = {m: self.branch(m).input_blocks[0].layers[0].conv.in_channels for m in self.modalities}
+            self.cross_inputs = nn.ModuleDict({
+                m: zero_module(PlaneConv(sum(width[o] for o in self.modalities if o != m), stem.out_channels))
+                for m in self.modalities
+            })
 
     def _check_branches(self) -> TriplaneUNet:
         """Every branch must walk the same blocks on the same plane geometry."""
@@ -121,7 +138,11 @@ class JointUNet(nn.Module):
         n_in = len(net[names[0]].input_blocks)
         skips = {m: [] for m in names}
         for i in range(n_in):
-            h = self.cross[i]({m: net[m].input_blocks[i](h[m], emb[m]) for m in names})
+            out = {m: net[m].input_blocks[i](h[m], emb[m]) for m in names}
+            if i == 0 and self.cross_inputs is not None:
+                out = {m: _add(out[m], self.cross_inputs[m](_concat([h[o] for o in names if o != m])))
+                       for m in names}
+            h = self.cross[i](out)
             for m in names:
                 skips[m].append(h[m])
         h = self.cross[n_in]({m: net[m].middle_block(h[m], emb[m]) for m in names})
@@ -147,6 +168,17 @@ class JointUNet(nn.Module):
             _check_state(self.branches[name], state, name)
         for name, state in items:
             self.branches[name].load_state_dict(state, strict=True)
+
+
+def _concat(planes: Sequence[Planes]) -> Planes:
+    """Planes of one layout concatenated along channels."""
+    first = planes[0]
+    tensors = tuple(torch.cat([p.tensors[k] for p in planes], dim=1) for k in range(len(first.tensors)))
+    return Planes(first.layout, tensors, first.batch)
+
+
+def _add(a: Planes, b: Planes) -> Planes:
+    return Planes(a.layout, tuple(x + y for x, y in zip(a.tensors, b.tensors)), a.batch)
 
 
 def _check_state(module: nn.Module, state: Mapping[str, Tensor], name: str) -> None:

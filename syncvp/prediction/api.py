@@ -68,9 +68,15 @@ def _read_image(path: Path, channels: int) -> np.ndarray:
 
 
 def read_frames(
-    folder: str | Path, predictor: Predictor, present: Iterable[str] | None = None, resize: str | None = None
+    folder: str | Path,
+    predictor: Predictor,
+    present: Iterable[str] | None = None,
+    resize: str | None = None,
+    every: bool = False,
 ) -> dict[str, np.ndarray]:
-    """{m: uint8 [T, H, W, C]} from `folder/<m>/` for every observed modality (T >= context_frames)."""
+    """{m: uint8 [T, H, W, C]} from `folder/<m>/` for every observed modality: its last
+    `context_frames` frames, or with `every` all of them (modality completion; every modality
+    the same number)."""
     folder = Path(folder)
     out = {}
     for m in predictor.modalities if present is None else tuple(present):
@@ -84,6 +90,19 @@ def read_frames(
                 f"--present to predict it unobserved"
             )
         files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if every:
+            if not files:
+                raise PredictionInputError(f"{sub} holds no frames (png, jpg, bmp or tif images)")
+            counts = {len(v) for v in out.values()}
+            if counts and counts != {len(files)}:
+                first = next(iter(out))
+                raise PredictionInputError(
+                    f"{sub} holds {len(files)} frame(s), {folder / first} {counts.pop()}: the given modalities "
+                    f"must cover the same frames"
+                )
+            size = tuple(spec.resolution)
+            out[m] = np.stack([_fit(_read_image(p, spec.channels)[None], size, resize, p)[0] for p in files])
+            continue
         if len(files) < predictor.context_frames:
             raise PredictionInputError(
                 f"{sub} holds {len(files)} frame(s); the model needs at least {predictor.context_frames} "
@@ -272,3 +291,83 @@ def predict_folder(
     with atomic_dir(out_dir) as tmp:
         write_prediction(tmp, frames, out, frame_formats=fmts)
     return {m: model_to_image(v, "round") for m, v in out.items()}
+
+
+def complete_folder(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model: str | Path,
+    autoencoders: Mapping[str, RolePair[str | Path]],
+    sampling,
+    given: Iterable[str],
+    trajectories: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+    resize: str | None = None,
+    frame_formats: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: ProgressFn = no_progress,
+    log: Callable[[str], Any] = lambda line: None,
+) -> dict[str, np.ndarray]:
+    """Modality completion, files in, files out: every frame of the `given` modalities in
+    `input_dir/<m>/`, the joint model samples the other modalities for the same frames
+    (`Predictor.complete`, with the `sampling` section's completion, completion_steps and
+    completion_resample). Writes `out_dir/<m>/traj<k>/<i>.png` (frame i of the input) and
+    format.json per completed modality, `prediction.gif` (the completed modalities),
+    `completion.gif` (the given modalities next to them) and, with N >= 2, `spread.npz` /
+    `spread.png`; to a temporary folder, then renamed (as `predict_folder`).
+
+    Returns:
+        the completions {m: uint8 [N, T, H, W, C]}.
+    """
+    from syncvp.prediction.load import load_predictor
+
+    given = list(dict.fromkeys(given))
+    if resize is not None and resize not in RESIZE_MODES:
+        raise PredictionInputError(f"--resize {resize!r}: expected one of {', '.join(RESIZE_MODES)}")
+    check_out_dir(out_dir)
+    log(f"loading {model} on {device}")
+    predictor = load_predictor(model, autoencoders, sampling, device=device)
+    if not predictor.joint:
+        raise PredictionInputError(f"{model} is a stage-1 model: completing a modality needs the joint model")
+    missing = [m for m in predictor.modalities if m not in given]
+    unknown = [m for m in given if m not in predictor.modalities]
+    if unknown or not given or not missing:
+        raise PredictionInputError(
+            f"--present {','.join(given)}: name some but not all of the model's modalities "
+            f"({', '.join(predictor.modalities)}), e.g. --present {predictor.modalities[0]}"
+        )
+    fmts = {
+        m: (frame_formats or {}).get(m) or formats.frame_format(m, predictor.future_autoencoders[m].spec.channels)
+        for m in predictor.modalities
+    }
+    predictor = dataclasses.replace(predictor, quantize=frozenset(m for m in fmts if fmts[m]["dtype"] == "uint8"))
+    frames = read_frames(input_dir, predictor, given, resize, every=True)
+    total = len(next(iter(frames.values())))
+    steps = sampling.completion_steps or sampling.steps
+    log(
+        f"read {total} frames of {', '.join(given)} from {input_dir}; completing {', '.join(missing)} x "
+        f"{trajectories} trajectory(ies) in chunks of {predictor.future_frames}, {sampling.method} {steps} "
+        f"step(s) each ({sampling.completion}, resample {sampling.completion_resample})"
+    )
+    video = {m: torch.from_numpy(image_to_model(v)).permute(3, 0, 1, 2)[None] for m, v in frames.items()}
+    sampler = dataclasses.replace(predictor.sampler, steps=steps)
+    gen = torch_generator(seed, "complete", device=str(predictor.device))
+    out = predictor.complete(
+        video,
+        generator=gen,
+        trajectories=trajectories,
+        sampler=sampler,
+        resample=sampling.completion_resample,
+        known_as_context=sampling.completion == "context",
+        progress=progress,
+    )
+    done = {m: v[0].permute(0, 2, 3, 4, 1).float().clamp(-1, 1).cpu().numpy() for m, v in out.items()}
+    with atomic_dir(out_dir) as tmp:
+        write_prediction(tmp, {}, done, frame_formats=fmts)
+        rows = []
+        for k in range(trajectories):
+            cols = [to_rgb(frames[m]) for m in given] + [to_rgb(model_to_image(done[m][k], "round")) for m in missing]
+            rows.append(np.concatenate(cols, axis=2))
+        save_gif(Path(tmp) / "completion.gif", np.concatenate(rows, axis=1), fps=4.0, scale=2)
+    return {m: model_to_image(v, "round") for m, v in done.items()}

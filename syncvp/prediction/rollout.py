@@ -195,11 +195,20 @@ class Predictor:
         generator: torch.Generator,
         batch: int | None = None,
         progress: ProgressFn | None = None,
+        known: Mapping[str, Tensor] | None = None,
+        sampler: Sampler | None = None,
+        resample: int = 1,
+        known_as_context: bool = False,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """The sampled future latents {m: [B, C', L]} of one chunk and the conditioning {m: [B, C'', L']}
         they were sampled from, given the last `context_frames` frames (`batch`: B, used only when no
         modality is present; `progress`: the sampler's ProgressEvent("sample", step, steps) after
-        every step). `decode_chunk` turns them into frames."""
+        every step). `decode_chunk` turns them into frames.
+
+        `known` {m: [B, C, future_frames, H, W]}: the chunk's true frames of modalities whose future
+        is given (modality completion, `complete`): their latents are held by replacement
+        (`Sampler.sample(known=...)`, with `resample`) and only the others are sampled; `sampler`
+        replaces the predictor's own for this chunk (completion needs more than one step)."""
         device = self.device
         cond = {}
         for m in self.modalities:
@@ -231,13 +240,24 @@ class Predictor:
         }
         like = {m: torch.zeros(shape, device=device) for m, shape in shapes.items()}
         bounds = {m: self.target.bounds(m, like[m], cond[m]) for m in self.modalities}
-        out = self.sampler.sample(
+        x0_known = {}
+        for m, frames in (known or {}).items():
+            if not self.joint or m not in present:
+                raise ValueError(f"a known future needs the joint model and {m!r} present (its context observed)")
+            z = self._autoencoders(m, frames)[1].encode(frames.to(device))
+            if known_as_context:  # the true future is the conditioning clip: the residual is zero
+                cond[m] = torch.cat([z, cond[m][:, z.shape[1] :]], dim=1)
+                bounds[m] = self.target.bounds(m, like[m], cond[m])
+            x0_known[m] = self.target.encode(m, z, cond[m])
+        out = (sampler or self.sampler).sample(
             self._denoiser(cond, present),
             shapes,
             generator=generator,
             device=device,
             x0_bounds=bounds,
             progress=progress,
+            known=x0_known or None,
+            resample=resample,
         )
         return out.sample, cond
 
@@ -394,6 +414,105 @@ class Predictor:
                 out[m] = video.reshape(batch, trajectories, *video.shape[1:])
             runs[q] = out
         return {q: runs[self._distinct(q, chunks)] for q in quantisations}
+
+    @torch.no_grad()
+    def complete(
+        self,
+        given: Mapping[str, Tensor],
+        *,
+        generator: torch.Generator,
+        trajectories: int = 1,
+        sampler: Sampler | None = None,
+        resample: int = 1,
+        known_as_context: bool = False,
+        progress: ProgressFn = no_progress,
+    ) -> dict[str, Tensor]:
+        """Modality completion: every frame of the `given` modalities known, the joint model samples
+        the other modalities for the same frames (e.g. depth for a whole RGB video).
+
+        The video is cut into chunks of `future_frames` frames; each chunk is sampled with the given
+        modalities' true future held by replacement (`sample_chunk(known=...)`), conditioned on the
+        given modalities' frames before it and on the completed frames before it of the others. The
+        first chunk's context is the video's first frame repeated (the scene standing still before
+        the video starts), and the others have none there (zeros, as trained with modality dropout);
+        a last chunk that would run past the end is aligned to the end (only its new frames are
+        kept); a video shorter than one chunk is padded with its last frame.
+
+        Args:
+            given: {m: [B, C, T, H, W]} in model space, every given modality the same T >= 1.
+            generator: the only randomness.
+            trajectories: N completions per video (one batch).
+            sampler: the sampler of every chunk (default: the predictor's); one DDIM step sees the
+                given frames only at t = T - 1, where they are noise, so completion wants more.
+            resample: RePaint resampling per step (`Sampler.sample`).
+            progress: ProgressEvent("complete", frames done, T).
+
+        Returns:
+            {m: [B, N, C, T, H, W]} of every modality not given (`quantize` modalities snapped to
+            uint8 levels, as fed back), on the model's device.
+        """
+        if not self.joint:
+            raise ValueError("modality completion needs the joint model (a stage-1 model predicts one modality)")
+        names = frozenset(given)
+        missing = [m for m in self.modalities if m not in names]
+        if not names or not missing or not names <= set(self.modalities):
+            raise ValueError(
+                f"given must name some but not all of the model's modalities {list(self.modalities)}, got {sorted(names)}"
+            )
+        lengths = {v.shape[2] for v in given.values()}
+        batches = {v.shape[0] for v in given.values()}
+        if len(lengths) != 1 or len(batches) != 1 or min(lengths) < 1:
+            raise ValueError(
+                f"given videos must share batch size and length >= 1, got { {m: tuple(v.shape) for m, v in given.items()} }"
+            )
+        (total,) = lengths
+        (batch,) = batches
+        if trajectories < 1:
+            raise ValueError(f"trajectories must be >= 1, got {trajectories}")
+        self._check_context(
+            {m: v[:, :, :1].expand(-1, -1, self.context_frames, -1, -1) for m, v in given.items()}, names
+        )
+        device, c, f = self.device, self.context_frames, self.future_frames
+        length = max(total, f)
+        video = {}
+        for m, v in given.items():
+            v = v.to(device).repeat_interleave(trajectories, dim=0)
+            pad = [v, v[:, :, -1:].expand(-1, -1, length - total, -1, -1)] if length > total else [v]
+            first = v[:, :, :1].expand(-1, -1, c, -1, -1)  # the still prefix
+            video[m] = torch.cat([first, *pad], dim=2)  # frame i of the video at index c + i
+        done: dict[str, list[Tensor]] = {m: [] for m in missing}
+        end = 0
+        while end < length:
+            start = min(end, length - f)
+            window = slice(c + start, c + start + f)
+            context = {m: video[m][:, :, c + start - c : c + start] for m in names}
+            have = start >= c and end >= start  # the missing modalities' frames before the chunk exist
+            if have:
+                for m in missing:
+                    context[m] = torch.cat(done[m], dim=2)[:, :, start - c : start]
+            present = names | (frozenset(missing) if have else frozenset())
+            known = {m: video[m][:, :, window] for m in names}
+            sample, cond = self.sample_chunk(
+                context,
+                present,
+                generator,
+                batch=batch * trajectories,
+                known=known,
+                sampler=sampler,
+                resample=resample,
+                known_as_context=known_as_context,
+            )
+            chunk = self.decode_chunk(sample, cond, context, present)
+            for m in missing:
+                frames = snap(chunk[m], "round") if m in self.quantize else chunk[m]
+                done[m].append(frames[:, :, end - start :])
+            end = start + f
+            progress(ProgressEvent("complete", min(end, total), total, message=f"{min(end, total)}/{total} frames"))
+        out = {}
+        for m in missing:
+            v = torch.cat(done[m], dim=2)[:, :, :total]
+            out[m] = v.reshape(batch, trajectories, *v.shape[1:])
+        return out
 
     @torch.no_grad()
     def rollout(

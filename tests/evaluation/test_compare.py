@@ -9,7 +9,8 @@ from syncvp.evaluation.compare import cell, compare_markdown
 
 
 def fake_metrics() -> dict:
-    """Two modalities, conditions all + rgb, N = 2 for the models, one trajectory for the references."""
+    """Two modalities, conditions all + rgb + complete-rgb, N = 2 for the models, one trajectory for
+    the references."""
     leaf = dict
 
     def setting(rgb, depth, pair=None):
@@ -31,13 +32,19 @@ def fake_metrics() -> dict:
                     lpips_mean=0.2345,
                 ),
                 leaf(ssim=0.5, ssim_mean=0.45, l2=0.123456, l2_mean=0.13),
-                leaf(alignment=0.7, alignment_mean=0.65),
+                leaf(alignment=0.7, alignment_mean=0.65, flicker=0.512, flicker_mean=0.6),
             ),
             "rgb": setting(
                 leaf(ssim=0.6, ssim_mean=0.58),
                 leaf(ssim=0.4, ssim_mean=0.35, l2=0.2, l2_mean=0.21),
                 leaf(alignment=0.6, alignment_mean=0.55),
             ),
+            "complete-rgb": {  # the given rgb is not scored; its pair keeps alignment and flicker
+                "standard": {
+                    "depth": leaf(ssim=0.45, ssim_mean=0.4, l2=0.18, l2_mean=0.19),
+                    "rgb+depth": leaf(alignment=0.65, alignment_mean=0.6, flicker=1.234, flicker_mean=1.5),
+                }
+            },
             "single-all": setting(
                 leaf(ssim=0.55, ssim_mean=0.5),
                 leaf(ssim=0.48, ssim_mean=0.44, l2=0.15, l2_mean=0.16),
@@ -58,7 +65,7 @@ def fake_metrics() -> dict:
                 leaf(ssim=0.95, ssim_mean=0.95, l2=0.01, l2_mean=0.01),
                 leaf(alignment=0.8, alignment_mean=0.8),
             ),
-            "ground_truth": {"standard": {"rgb+depth": {"alignment": 0.85, "alignment_mean": 0.85}}},
+            "ground_truth": {"standard": {"rgb+depth": {"alignment": 0.85, "alignment_mean": 0.85, "flicker": 0.25}}},
         }
     }
 
@@ -77,12 +84,22 @@ EXPECTED = """\
 | rgb only → depth | ssim ↑ | 0.400 / 0.350 | 0.300 / 0.250 | – | 0.950 |
 | rgb only → depth | l2 ↓ | 0.2000 / 0.2100 | 0.3000 / 0.3100 | – | 0.0100 |
 
-Cross-modal alignment (the second modality's edges within 1 px of the first's, beyond chance: 1 all, 0 chance):
+Cross-modal pair metrics: alignment (the second modality's edges within 1 px of the first's, beyond chance: 1 all, 0 chance) and flicker (the second modality's frame-to-frame change, 0-255 levels, where the first's ground truth stands still):
 
 | observed → scored | metric | joint | single | copy-last | autoencoder | ground truth |
 | --- | --- | --- | --- | --- | --- | --- |
 | all → rgb+depth | alignment ↑ | 0.700 / 0.650 | 0.500 / 0.450 | 0.300 | 0.800 | 0.850 |
 | rgb only → rgb+depth | alignment ↑ | 0.600 / 0.550 | 0.400 / 0.350 | – | 0.800 | 0.850 |
+| rgb given → rgb+depth | alignment ↑ | 0.650 / 0.600 | – | – | 0.800 | 0.850 |
+| all → rgb+depth | flicker ↓ | 0.51 / 0.60 | – | – | – | 0.25 |
+| rgb given → rgb+depth | flicker ↓ | 1.23 / 1.50 | – | – | – | 0.25 |
+
+Modality completion (every frame of one modality given, the other sampled for the same frames; forecast columns: the joint model from the context frames alone):
+
+| given → completed | metric | completion | forecast, given only observed | forecast, all observed | single | copy-last | autoencoder |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+| rgb given → depth | ssim ↑ | 0.450 / 0.400 | 0.400 / 0.350 | 0.500 / 0.450 | 0.480 / 0.440 | 0.760 | 0.950 |
+| rgb given → depth | l2 ↓ | 0.1800 / 0.1900 | 0.2000 / 0.2100 | 0.1235 / 0.1300 | 0.1500 / 0.1600 | 0.0700 | 0.0100 |
 """
 
 

@@ -226,7 +226,7 @@ def test_paper_configuration_parameter_count():
     authors' parameters; only its wiring and initialisation differ (docs/method.md §7.2-7.4)."""
     params = load_params()
     unet = dataclasses.replace(params.unet, model_channels=256, num_heads=8, norm_groups=32, attention_resolutions=(4, 2, 1))
-    cfg = dataclasses.replace(params.joint, num_heads=8, cross_attention="deep")
+    cfg = dataclasses.replace(params.joint, num_heads=8, cross_attention="deep", cross_inputs=False)
     shapes = {m: (TriplaneShape(4, 32, 32, 8), TriplaneShape(4, 32, 32, 2)) for m in ("rgb", "depth")}
     with torch.device("meta"):
         model = build_joint_unet(unet, cfg, shapes)

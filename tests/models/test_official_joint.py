@@ -125,6 +125,7 @@ def tiny_joint(seed: int = 0):
         same_noise=True,
         stca_layout="official",
         locality=0.0,
+        cross_inputs=False,
     )
     torch.manual_seed(seed)
     return build_joint_unet(unet, joint, {m: (FUTURE, CONTEXT) for m in MODS})
@@ -283,7 +284,7 @@ def test_import_command_writes_files_evaluation_loads(tiny_params, tmp_path):
                       num_heads=2, norm_groups=4, dropout=0.0, condition_layout="official")
     joint = JointConfig(cross_attention="deep", deep_levels=1, split_planes=True, normalize=True, num_heads=2,
                         shared_weights=False, same_noise=True, stca_layout="official",
-                        locality=0.0)
+                        locality=0.0, cross_inputs=False)
     params = with_pipeline(tiny_params, autoencoder=ae, unet=unet, joint=joint,
                            diffusion=_preset("official_cityscapes").diffusion)
     ds = params.datasets["synthetic"]

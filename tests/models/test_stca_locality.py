@@ -109,6 +109,7 @@ def test_joint_config_rejects_a_bad_prior(change, message):
         same_noise=True,
         stca_layout="fixed",
         locality=0.0,
+        cross_inputs=False,
     )
     with pytest.raises((ParamsError, ValueError), match=message):
         JointConfig(**{**base, **change})

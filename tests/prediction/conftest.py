@@ -32,9 +32,19 @@ JOINT = JointConfig(
     same_noise=True,
     stca_layout="fixed",
     locality=0.0,
+    cross_inputs=False,
 )
 SAMPLING = SamplingConfig(
-    method="ddim", steps=3, eta=1.0, clip_x0=True, rederive_eps=False, guidance_weight=0.0, anchor="latent"
+    method="ddim",
+    steps=3,
+    eta=1.0,
+    clip_x0=True,
+    rederive_eps=False,
+    guidance_weight=0.0,
+    anchor="latent",
+    completion="context",
+    completion_steps=None,
+    completion_resample=1,
 )
 
 

@@ -241,6 +241,15 @@ def _(ctx):
     )
 
 
+@case("params", "evaluate.conditions completing an unknown modality")
+def _(ctx):
+    def edit(d):
+        d["evaluate"]["conditions"] = ["all", "complete-semantic"]
+        d["sampling"]["completion_steps"] = 2
+
+    return params_row(ctx, "evaluate", "synthetic", edit, "evaluate.conditions[1]", "'complete-semantic'")
+
+
 @case("params", "train_joint.explicit naming an unknown modality")
 def _(ctx):
     def edit(d):

@@ -285,7 +285,9 @@ class SamplingConfig:
         completion: how modality completion (`python -m syncvp complete`, the evaluate
             conditions `complete-<m>`) gives the joint model the known future of a modality:
             "context" (its true frames are that modality's conditioning clip, and its latent is
-            held at them by replacement) or "replace" (replacement only, RePaint-style: its
+            held at them by replacement; a model whose conditioning is not a future clip,
+            `diffusion.context_encoder: context`, gets the replacement alone) or "replace"
+            (replacement only, RePaint-style: its
             latent is set to a draw of q(x_t | true latent) before every step;
             `syncvp.diffusion.samplers`).
         completion_steps: DDIM steps of completion (null = `steps`). With one step the known

@@ -208,7 +208,10 @@ class Predictor:
         `known` {m: [B, C, future_frames, H, W]}: the chunk's true frames of modalities whose future
         is given (modality completion, `complete`): their latents are held by replacement
         (`Sampler.sample(known=...)`, with `resample`) and only the others are sampled; `sampler`
-        replaces the predictor's own for this chunk (completion needs more than one step)."""
+        replaces the predictor's own for this chunk (completion needs more than one step). With
+        `known_as_context` and a conditioning clip in the future latent space (`context_encoder`
+        "future") the known frames are also that modality's conditioning clip (the residual about
+        it is zero); other models take the replacement alone."""
         device = self.device
         cond = {}
         for m in self.modalities:
@@ -245,7 +248,7 @@ class Predictor:
             if not self.joint or m not in present:
                 raise ValueError(f"a known future needs the joint model and {m!r} present (its context observed)")
             z = self._autoencoders(m, frames)[1].encode(frames.to(device))
-            if known_as_context:  # the true future is the conditioning clip: the residual is zero
+            if known_as_context and self.context_encoder == "future":  # the true future is the conditioning clip
                 cond[m] = torch.cat([z, cond[m][:, z.shape[1] :]], dim=1)
                 bounds[m] = self.target.bounds(m, like[m], cond[m])
             x0_known[m] = self.target.encode(m, z, cond[m])

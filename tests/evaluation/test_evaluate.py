@@ -205,3 +205,33 @@ def test_flow_reference_is_the_flow_extrapolation_of_the_context(setup, repo_par
     one = dataclasses.replace(setup[0], context_frames=1)
     with pytest.raises(EvaluationError, match="flow extrapolates the motion between the last two context frames"):
         plan_evaluation("synthetic", one, evaluate_config(baselines=("flow",)), sampling, NO_WEIGHTS, paths)
+
+
+def test_completion_settings_and_flicker(setup):
+    """complete-each: every frame of one modality given, the other completed and scored; the given one
+    is not scored but stays in the pair metrics; flicker next to its ground-truth reference."""
+    from syncvp.evaluation.batch import load_clips, trajectories
+
+    plan = _plan(setup, conditions=("all", "complete-each"), videos=2, metrics=("ssim", "l2", "alignment", "flicker"))
+    assert [(s.label, s.present, s.given) for s in plan.settings] == [
+        ("all", ("rgb", "depth"), ()),
+        ("complete-rgb", ("rgb",), ("rgb",)),
+        ("complete-depth", ("depth",), ("depth",)),
+    ]
+    assert "ground_truth" in [s.label for s in plan.references]
+    clips, _ = load_clips(plan, 0, 2)
+    runs = trajectories(plan, plan.setting("complete-rgb"), clips, 0)
+    for run in runs.values():
+        for traj in run:  # the given modality's "prediction" is its GT future
+            assert torch.equal(traj["rgb"], clips["rgb"][:, :, 2:].float())
+            assert traj["depth"].shape == clips["depth"][:, :, 2:].shape
+    metrics = json.loads(evaluate(plan).read_text())["synthetic"]
+    done = metrics["complete-rgb"]["standard"]
+    assert set(done) == {"depth", "rgb+depth"} and 0 < done["depth"]["ssim"] <= 1
+    # (the test videos are noise: no pixel stands still, so flicker is "nan", never a made-up number)
+    assert "flicker" in done["rgb+depth"] and -1 <= done["rgb+depth"]["alignment"] <= 1
+    assert "flicker" in metrics["ground_truth"]["standard"]["rgb+depth"]
+    table = (plan.out_dir / "tables" / "compare.md").read_text()
+    assert "| rgb given → depth | ssim ↑ |" in table and "| depth given → rgb | l2 ↓ |" in table
+    with pytest.raises(EvaluationError, match="complete-semantic"):
+        _plan(setup, conditions=("complete-semantic",))

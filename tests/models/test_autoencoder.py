@@ -10,8 +10,13 @@ import pytest
 import torch
 
 from syncvp.config import AutoencoderConfig
-from syncvp.models.autoencoder import (AutoencoderSpec, AxisProjection, TriplaneAutoencoder, load_autoencoder,
-                                       save_autoencoder)
+from syncvp.models.autoencoder import (
+    AutoencoderSpec,
+    AxisProjection,
+    TriplaneAutoencoder,
+    load_autoencoder,
+    save_autoencoder,
+)
 from syncvp.models.transformer import SpaceTimeBlock, apply_rotary, axial_rotary, frame_rotary
 
 

@@ -10,8 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from syncvp.models.depth_anything import (ENCODERS, CheckpointError, DepthAnythingV2, infer_encoder,
-                                          interpolate_pos_embed, load_depth_anything, weights_spec)
+from syncvp.models.depth_anything import (
+    ENCODERS,
+    CheckpointError,
+    DepthAnythingV2,
+    infer_encoder,
+    interpolate_pos_embed,
+    load_depth_anything,
+    weights_spec,
+)
 from tests.models.depth_anything_weights import DOCUMENTED, official_shapes, random_state_dict, save_random_checkpoint
 
 # --------------------------------------------------------------------------------------------

@@ -70,6 +70,32 @@ def test_cross_attention_exchanges_information_once_trained():
         model(x, t, {"dpeth": c["depth"]})
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_cross_inputs_start_as_the_branches_and_then_link_them(k):
+    """joint.cross_inputs: zero-initialised, the model equals its branches; its convolution gets a
+    gradient; once it is not zero, a modality's output depends on the other modalities' x_t and
+    context even without cross-attention, position for position."""
+    nets = branches(k)
+    model = joint(nets, "none", cross_inputs=True)
+    x, t, c = joint_inputs(nets)
+    with torch.no_grad():
+        out = model(x, t, c)
+        for m, net in nets.items():
+            assert torch.equal(out[m], net(x[m], t, c[m])), m
+    width = nets["rgb"].input_blocks[0].layers[0].conv.in_channels
+    conv = model.cross_inputs["rgb"].conv
+    assert conv.in_channels == (k - 1) * width and conv.out_channels == nets["rgb"].blocks[0].channels
+    sum(v.square().sum() for v in model(x, t, c).values()).backward()
+    assert conv.weight.grad.abs().sum() > 0
+    perturb(model.cross_inputs, 4)
+    with torch.no_grad():
+        base = model(x, t, c)
+        moved = model({**x, "depth": x["depth"] + 1}, t, c)
+        assert not torch.allclose(moved["rgb"], base["rgb"])  # depth's x_t reaches rgb
+        recond = model(x, t, {**c, "depth": c["depth"] + 1})
+        assert not torch.allclose(recond["rgb"], base["rgb"])  # and depth's context
+
+
 def test_slots_deep_all_none():
     blocks = tiny_unet().blocks  # in0 in1 in2 in3 mid out0 out1 out2 out3
     assert cross_attention_slots(blocks, "deep") == [False, False, False, True, True, True, True, False, False]

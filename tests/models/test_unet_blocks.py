@@ -9,7 +9,13 @@ import torch
 
 from syncvp.models.triplane import TriplaneShape
 from syncvp.models.unet_blocks import (
-    PlaneAttention, PlaneLayout, Planes, ResBlock, attention, concat_skip, timestep_embedding,
+    PlaneAttention,
+    PlaneLayout,
+    Planes,
+    ResBlock,
+    attention,
+    concat_skip,
+    timestep_embedding,
 )
 from tests.models.tiny import perturb
 

@@ -3,6 +3,8 @@ load through files, kind checks, and `load_predictor` wiring with autoencoder ch
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -53,6 +55,26 @@ def test_joint_model_round_trip(tmp_path):
     for m in a:
         assert torch.equal(a[m], b[m])
     assert not any(p.requires_grad for p in rebuilt.parameters())
+
+
+def test_cross_inputs_round_trip_and_older_files_have_none(tmp_path):
+    ctx, fut = autoencoders()
+    cfg = dataclasses.replace(JOINT, cross_inputs=True)
+    s = shapes(ctx, fut)
+    torch.manual_seed(0)
+    model = perturb(build_joint_unet(UNET, cfg, s), seed=2).eval().requires_grad_(False)
+    path = save_diffusion_model(tmp_path / "joint.pt", model, shapes=s, unet=UNET, diffusion=DIFFUSION, joint=cfg)
+    rebuilt = load_diffusion_model(path, kind="joint").build()
+    x, t, c = latent_inputs(s)
+    assert all(torch.equal(model(x, t, c)[m], rebuilt(x, t, c)[m]) for m in s)
+    old = save_diffusion_model(
+        tmp_path / "old.pt", joint_model(ctx, fut), shapes=s, unet=UNET, diffusion=DIFFUSION, joint=JOINT
+    )
+    payload = torch.load(old, weights_only=True)
+    del payload["joint"]["cross_inputs"]  # a file written before the key existed
+    torch.save(payload, old)
+    f = load_diffusion_model(old, kind="joint")
+    assert f.joint.cross_inputs is False and f.build().cross_inputs is None
 
 
 def test_stage1_files_load_strictly_into_the_joint_branches(tmp_path):

@@ -8,7 +8,8 @@ for reports).
 Reads the labelled sample grids the `evaluate` stage writes (`samples/<setting>.png`: per video
 and modality a ground-truth row above a prediction row, first trajectory; `syncvp.figures.GridLayout`
 says where each row sits) for the settings `all` (joint model), `single-all` (stage-1 models),
-`copy_last` and `flow` (the references) when present, cuts the rows out with their headers,
+`copy_last` and `flow` (the references) and the completions `complete-<m>` (the other modalities
+sampled for every frame of m; shown only on their rows) when present, cuts the rows out with their headers,
 colour bars and the red context marker, and stacks them under the frame header with the source
 named on the left.
 """
@@ -25,6 +26,7 @@ from syncvp import figures, viz
 from syncvp.config import load_params
 
 SOURCES = (("joint model", "all"), ("single models", "single-all"), ("copy-last", "copy_last"), ("flow", "flow"))
+COMPLETIONS = "complete-"  # settings complete-<m>: named "<m> given", shown on the other modalities' rows
 NAME_W, GAP = 110, 2  # the source-name column and the white gap between rows (px)
 
 
@@ -52,9 +54,10 @@ def figure(
     out: Path,
 ) -> Path:
     """Stack the rows of `videos` sample videos of every available source into one PNG at `out`."""
+    sources = list(SOURCES) + [(f"{m} given", f"{COMPLETIONS}{m}") for m in modalities]
     grids = {
         name: _read(eval_dir / "samples" / f"{label}.png")
-        for name, label in SOURCES
+        for name, label in sources
         if (eval_dir / "samples" / f"{label}.png").is_file()
     }
     if "joint model" not in grids:
@@ -78,7 +81,8 @@ def figure(
         for k in range(len(modalities)):
             base = v * per_video + 2 * k
             strips.append(_strip(row("joint model", base), ""))
-            strips += [_strip(row(name, base + 1), name) for name in grids]
+            shown = [name for name in grids if name != f"{modalities[k]} given"]  # a given modality is its GT
+            strips += [_strip(row(name, base + 1), name) for name in shown]
     width = strips[0].shape[1]
     gap = np.full((GAP, width, 3), 255, np.uint8)
     title = np.full((22, width, 3), 255, np.uint8)

@@ -101,8 +101,9 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _train_task(row: Row, device):
-    """(model, loss(batch, step)) for a training row, batch 1."""
+def _train_task(row: Row, device, batch: int = 1, model=None):
+    """(model, loss(batch, step)) for a training row (`batch` random clips); pass `model` to reuse
+    one already built (and moved) for another batch size."""
     import torch
 
     from syncvp.diffusion.factory import build_schedule
@@ -114,24 +115,26 @@ def _train_task(row: Row, device):
     spec, unet_cfg, diffusion, joint_cfg, future, context = _shapes(row.size)
     g = torch.Generator().manual_seed(0)
     rand = lambda *shape: (torch.rand(*shape, generator=g) * 2 - 1).to(device)  # noqa: E731
+    n = batch
     if row.work == "autoencoder train":
-        model, x = TriplaneAutoencoder(spec), rand(1, spec.channels, spec.frames, *spec.resolution)
+        model = TriplaneAutoencoder(spec) if model is None else model
+        x = rand(n, spec.channels, spec.frames, *spec.resolution)
         return model, lambda b, s: (model(x)[0].float() - x).abs().mean()
     schedule = build_schedule(diffusion)
     if row.work == "UNet train":
-        model = build_unet(unet_cfg, future, context)
-        x0, c = rand(1, future.channels, future.length), rand(1, context.channels, context.length)
+        model = build_unet(unet_cfg, future, context) if model is None else model
+        x0, c = rand(n, future.channels, future.length), rand(n, context.channels, context.length)
         return model, lambda b, s: training_loss(
             lambda z, t: model(z, t, c),
             schedule,
             x0,
-            t=sample_timesteps(1, diffusion.timesteps, g).to(device),
+            t=sample_timesteps(n, diffusion.timesteps, g).to(device),
             noise=torch.randn(x0.shape, generator=g).to(device),
         ).mean()
     mods = ("rgb", "depth")
-    model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in mods})
-    x0 = {m: rand(1, future.channels, future.length) for m in mods}
-    c = {m: rand(1, context.channels, context.length) for m in mods}
+    model = build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in mods}) if model is None else model
+    x0 = {m: rand(n, future.channels, future.length) for m in mods}
+    c = {m: rand(n, context.channels, context.length) for m in mods}
 
     def loss(b, s):
         t, noise = draw_joint_noise({m: v.cpu() for m, v in x0.items()}, diffusion.timesteps, g, same_noise=True)
@@ -356,13 +359,13 @@ def main(argv: list[str] | None = None) -> None:
                 )
         if kind == "train":
             _print(work, size, res.get(True), res.get(False), "steps")
+            if "flops" in res.get(True, {}) and size == "paper":
+                flops = res[True]["flops"] / res[True]["seconds"]
             continue
         est = " (est.)" if args.sampling_steps != 100 else ""
         _print("sampling 8-frame chunk" + est, size, res.get(True), res.get(False), "chunks")
         scaled = {k: dict(v, seconds=v["seconds"] * CHUNKS_PER_ROLLOUT) for k, v in res.items()}
         _print("rollout 28 frames" + est, size, scaled.get(True), scaled.get(False), "rollouts")
-        if "flops" in res.get(True, {}) and size == "paper":
-            flops = res[True]["flops"] / res[True]["seconds"]
     if "depth" not in args.skip:
         _print(
             f"pseudo-depth ViT-B {args.depth_size}",

@@ -10,6 +10,9 @@
   call and every later one eager, with one warning naming the module and the reason, so compiling
   never ends a run. An error that eager raises too is the caller's and propagates.
 - pinned host memory for DataLoader batches on CUDA (asynchronous host-to-device copies).
+- CUDA graphs for sampling (`GraphedDenoiser`): one denoiser call of fixed shapes captured once and
+  replayed at every sampling step (no per-kernel launch cost); inputs are copied into static
+  buffers. On CPU, or where capture fails, it calls the denoiser plainly (one warning).
 - bf16 autocast on CUDA lives in `syncvp.training.loop.autocast` (`amp` params); losses stay fp32.
 """
 
@@ -53,6 +56,61 @@ def guard_compile(model: nn.Module, *, backend="inductor", warn: Callable[[str],
 
     model._compiled_call_impl = call
     return model
+
+
+class GraphedDenoiser:
+    """`fn(z, t)` (z a dict of tensors, t [B]; no grad) replayed from one CUDA graph captured for
+    the shapes of `example_z` / `example_t`.
+
+    Each call copies its inputs into the captured static buffers, replays the graph and returns
+    copies of the outputs, so the results are those of `fn` run on the same kernels. `fn` must
+    close over everything else it reads (the condition, the model) and open any autocast itself
+    (with `cache_enabled=False`, as capture needs). Calls with other shapes, calls on CPU and every
+    call after a failed capture (one warning) run `fn` plainly. Used by the sampling benchmark
+    (`benchmarks.gpu_suite`), whose GPU check compares it with the plain path.
+    """
+
+    def __init__(
+        self,
+        fn: Callable,
+        example_z: dict[str, torch.Tensor],
+        example_t: torch.Tensor,
+        *,
+        warmup: int = 2,
+        warn: Callable[[str], None] = _logger.warning,
+    ):
+        self.fn = fn
+        self.static_z = {k: v.detach().clone() for k, v in example_z.items()}
+        self.static_t = example_t.detach().clone()
+        self.graph = None
+        self.static_out = None
+        if example_t.device.type != "cuda":
+            return
+        try:
+            with torch.no_grad():
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):  # warm-up off the capture (cuDNN / cuBLAS set-up)
+                    for _ in range(warmup):
+                        fn(self.static_z, self.static_t)
+                torch.cuda.current_stream().wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self.static_out = fn(self.static_z, self.static_t)
+            self.graph = graph
+        except Exception as exc:  # noqa: BLE001 - any capture failure: plain calls from now on
+            warn(f"CUDA graph capture failed ({_reason(exc)}); calling the denoiser plainly")
+            self.static_out = None
+
+    def __call__(self, z: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
+        same = z.keys() == self.static_z.keys() and all(z[k].shape == v.shape for k, v in self.static_z.items())
+        if self.graph is None or not same or t.shape != self.static_t.shape:
+            return self.fn(z, t)
+        for k, v in self.static_z.items():
+            v.copy_(z[k])
+        self.static_t.copy_(t)
+        self.graph.replay()
+        return {k: v.clone() for k, v in self.static_out.items()}
 
 
 def pin_memory(device: torch.device) -> bool:

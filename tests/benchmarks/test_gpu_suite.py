@@ -1,0 +1,63 @@
+"""The GPU suite's structure, run in --smoke mode (tiny config, CPU): one JSON line per step and
+per measured row, a step that hangs is killed at its timeout and recorded so while the next step
+still runs, steps past the budget are recorded as skipped, and the summary table is printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def suite(out: Path, *args: str) -> tuple[str, list[dict]]:
+    cmd = [sys.executable, "-m", "benchmarks.gpu_suite", "--out", str(out), "--smoke", *args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    lines = (out / "gpu_suite.jsonl").read_text().splitlines()
+    return proc.stdout, [json.loads(line) for line in lines]  # every line is valid JSON
+
+
+def steps(rows: list[dict]) -> dict[str, dict]:
+    return {r["step"]: r for r in rows if r["kind"] == "step"}
+
+
+def test_a_hanging_step_times_out_and_the_next_step_still_runs(tmp_path):
+    stdout, rows = suite(tmp_path, "--steps", "hang,env", "--timeout", "hang=3", "--budget-s", "120")
+    done = steps(rows)
+    assert list(done) == ["hang", "env"]
+    assert done["hang"]["status"] == "timeout" and 2.5 < done["hang"]["seconds"] < 30
+    assert done["env"]["status"] == "ok"
+    # the hanging step's own row, written before it hung, is kept
+    assert [r["note"] for r in rows if r["step"] == "hang" and r["kind"] == "row"] == ["hang starts"]
+    (env,) = [r for r in rows if r["step"] == "env" and r["kind"] == "row"]
+    assert env["torch"] and env["device"] == "cpu" and env["matmul_tflops"] > 0
+    assert "step" in stdout and "timeout" in stdout and "torch=" in stdout  # the summary table
+
+
+def test_steps_past_the_budget_are_recorded_as_skipped(tmp_path):
+    stdout, rows = suite(tmp_path, "--steps", "hang,env", "--timeout", "hang=30", "--budget-s", "3")
+    done = steps(rows)
+    assert done["hang"]["status"] == "timeout" and done["hang"]["timeout_s"] == pytest.approx(3, abs=0.5)
+    assert done["env"]["status"] == "skipped" and "budget" in done["env"]["reason"]
+    assert "skipped" in stdout
+
+
+@pytest.mark.slow
+def test_the_smoke_suite_measures_every_row(tmp_path):
+    stdout, rows = suite(tmp_path, "--steps", "env,train_joint,sampling,checkpointing,launches", "--budget-s", "240")
+    assert {name: r["status"] for name, r in steps(rows).items()} == dict.fromkeys(
+        ["env", "train_joint", "sampling", "checkpointing", "launches"], "ok"
+    )
+    train = [r for r in rows if r["step"] == "train_joint" and "samples_per_s" in r]
+    assert [r["batch"] for r in train] == [1, 2, 4, 8] and all(r["flops_per_step"] > 0 for r in train)
+    checks = [r for r in rows if r.get("check")]
+    assert len(checks) == 3 and all(r["passed"] for r in checks)
+    assert {r["activation_checkpointing"] for r in rows if r["step"] == "checkpointing" and r["kind"] == "row"} == {
+        False,
+        True,
+    }
+    assert all(r["aten_ops_top"] > 0 for r in rows if r["step"] == "launches" and r["kind"] == "row")

@@ -15,6 +15,7 @@ from syncvp.config.loader import require
 
 METRIC_NAMES = (
     "fvd",
+    "fvd16",
     "ssim",
     "psnr",
     "lpips",

@@ -30,11 +30,19 @@ import math
 from typing import Sequence
 
 DECIMALS = {"fvd": 1, "ssim": 3, "psnr": 2, "lpips": 3, "l2": 4, "l1": 2, "alignment": 3, "accuracy": 3, "miou": 3}
-DECIMALS |= {"flicker": 2}
+DECIMALS |= {"flicker": 2, "fvd16": 1}
 DECIMALS |= {"spread": 2, "spread_std": 2, "rmse_ensemble_mean": 2, "crps": 2, "l1_ensemble_mean": 2}
 ARROWS = {"fvd": "↓", "ssim": "↑", "psnr": "↑", "lpips": "↓", "l2": "↓", "l1": "↓", "alignment": "↑"}
-ARROWS |= {"flicker": "↓", "spread": "→ 1", "crps": "↓", "l1_ensemble_mean": "↓", "accuracy": "↑", "miou": "↑"}
-ORDER = ("fvd", "ssim", "psnr", "lpips", "l2", "accuracy", "miou", "l1", "crps", "l1_ensemble_mean", "spread")
+ARROWS |= {
+    "fvd16": "↓",
+    "flicker": "↓",
+    "spread": "→ 1",
+    "crps": "↓",
+    "l1_ensemble_mean": "↓",
+    "accuracy": "↑",
+    "miou": "↑",
+}
+ORDER = ("fvd", "fvd16", "ssim", "psnr", "lpips", "l2", "accuracy", "miou", "l1", "crps", "l1_ensemble_mean", "spread")
 DASH = "–"
 
 

@@ -61,6 +61,11 @@ def summarise_plan(plan: EvaluationPlan) -> EvalReport:
     """Reduce every setting's batch files (all must exist) in every configured mode."""
     units = {m: u for m, (_, _, u) in plan.fields.items()}
     report = EvalReport(skipped=dict(plan.metric_plan.skipped))
+    real16 = None
+    if "fvd16" in plan.metric_plan.available:
+        from syncvp.evaluation.fvd16 import real_features
+
+        real16, _ = real_features(plan)
     for label in labels(plan):
         results = [BatchResult.load(plan.batch_file(label, i)) for i in range(len(plan.batches))]
         for protocol in protocols(plan):
@@ -72,6 +77,7 @@ def summarise_plan(plan: EvaluationPlan) -> EvalReport:
                     condition=label,
                     units=units,
                     skipped=plan.metric_plan.skipped,
+                    real16=real16,
                 )
             )
     return report

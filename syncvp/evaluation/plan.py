@@ -288,6 +288,12 @@ def plan_evaluation(
     batches = tuple((s, min(s + bs, n)) for s in range(0, n, bs))
     kinds = {m: info.modalities[m].kind for m in config.modalities}
     pairs, metric_plan = alignment_pairs(dataset, kinds, plan_metrics(evaluate.metrics, weights, evaluate.trajectories))
+    if "fvd16" in metric_plan.available and config.context_frames + config.rollout_frames < 16:
+        raise EvaluationError(
+            f"evaluate.metrics: fvd16 scores 16-frame clips (context + predicted frames); dataset {dataset!r} "
+            f"has context_frames {config.context_frames} + rollout_frames {config.rollout_frames}: remove fvd16 "
+            f"or predict more frames"
+        )
     fields = {
         m: (float(a["norm_min"]), float(a["norm_max"]), str(a["units"]))
         for m, a in ((m, info.modalities[m].attrs) for m in config.modalities)

@@ -7,6 +7,13 @@ embedded separately and the chunk embeddings are stacked as separate samples, ch
 For paper numbers the predicted set is GT context + predictions and the real set the GT video
 (see `syncvp.metrics.protocol`).
 
+The standard protocol (`fvd16`, the metric most video-generation papers report as FVD_16, e.g.
+StyleGAN-V): one clip per video, its first `STANDARD_CLIP` = 16 frames (for a prediction: the
+GT context followed by the predicted frames), one clip per trajectory on the predicted side;
+the number of clips of each side is reported with the value, since FVD is biased upwards for
+small sample counts. The real clips' features depend only on the dataset split, the clip
+protocol and the I3D weights, so they are cached (`cached_features`).
+
 Fréchet distance (TF-GAN formula, as PVDM/SyncVP):
 
     d = ||mu_1 - mu_2||^2 + tr(S_1) + tr(S_2) - 2 tr( sqrt( sqrt(S_1) S_2 sqrt(S_1) ) )
@@ -19,16 +26,43 @@ reproduces that); the default here is float64, which agrees with scipy's `sqrtm`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from syncvp.io.atomic import atomic_path
 from syncvp.metrics.i3d import preprocess
 
 CHUNK = 16
 SQRT_EPS = 1e-10
+
+
+STANDARD_CLIP = 16
+
+
+def first_clip(videos: Tensor, frames: int = STANDARD_CLIP) -> Tensor:
+    """The first `frames` frames of videos [B, C, T, H, W] (T >= frames, else ValueError)."""
+    if videos.shape[2] < frames:
+        raise ValueError(f"a {frames}-frame FVD clip needs videos of >= {frames} frames, got {videos.shape[2]}")
+    return videos[:, :, :frames]
+
+
+def cached_features(path: Path, key: str, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
+    """(features, whether they came from the cache): the array stored at `path` when its recorded
+    `key` matches, else `compute()`, written atomically to `path` with the key."""
+    path = Path(path)
+    if path.is_file():
+        with np.load(path) as data:
+            if str(data["key"]) == key:
+                return data["features"], True
+    features = np.asarray(compute(), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, key=np.array(key), features=features)
+    return features, False
 
 
 def split_chunks(videos: Tensor, chunk: int = CHUNK) -> tuple[Tensor, ...]:

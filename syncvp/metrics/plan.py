@@ -4,7 +4,7 @@ Two metrics need pretrained weights from params.yaml `weights` (nothing is ever 
 
 | metric | key | file |
 | --- | --- | --- |
-| `fvd` | `weights.i3d` | `i3d_pretrained_400.pt` |
+| `fvd`, `fvd16` | `weights.i3d` | `i3d_pretrained_400.pt` |
 | `lpips` | `weights.lpips_alexnet` | `alexnet-owt-7be5be79.pth` |
 
 A key set to null means "not available": the metric is skipped and listed with the reason in
@@ -29,7 +29,7 @@ from syncvp.metrics.lpips_alex import ALEXNET_WEIGHTS, build_lpips_alex, import_
 
 # spread (spread-skill ratio) and crps score the N >= 2 trajectories as an ensemble (syncvp.metrics.ensemble)
 ENSEMBLE_METRICS = ("spread", "crps")
-IMAGE_METRICS = ("fvd", "ssim", "psnr", "lpips", "l2", "spread")
+IMAGE_METRICS = ("fvd", "fvd16", "ssim", "psnr", "lpips", "l2", "spread")
 FIELD_METRICS = ("l1", "spread", "crps")
 # cross-modal, on pairs of image modalities (syncvp.metrics.alignment, syncvp.metrics.flicker)
 PAIR_METRICS = ("alignment", "flicker")
@@ -37,6 +37,7 @@ CLASS_METRICS = ("accuracy", "miou")  # class-map modalities only, next to the i
 METRICS = tuple(dict.fromkeys(IMAGE_METRICS + CLASS_METRICS + FIELD_METRICS + PAIR_METRICS))
 NEEDS_WEIGHTS: dict[str, tuple[str, WeightsSpec]] = {
     "fvd": ("i3d", I3D_WEIGHTS),
+    "fvd16": ("i3d", I3D_WEIGHTS),
     "lpips": ("lpips_alexnet", ALEXNET_WEIGHTS),
 }
 
@@ -111,8 +112,9 @@ def plan_metrics(metrics: Iterable[str], weights: MetricWeights, trajectories: i
 def load_models(plan: MetricPlan, device: torch.device | str = "cpu") -> MetricModels:
     """Build the networks of the planned metrics from their local files (strict loads)."""
     models = MetricModels()
-    if "fvd" in plan.weights:
-        models.i3d = load_i3d(plan.weights["fvd"], device)
+    i3d = plan.weights.get("fvd") or plan.weights.get("fvd16")
+    if i3d is not None:
+        models.i3d = load_i3d(i3d, device)
     if "lpips" in plan.weights:
         models.lpips = build_lpips_alex(plan.weights["lpips"], device)
     return models

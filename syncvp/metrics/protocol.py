@@ -46,7 +46,7 @@ from syncvp.metrics.alignment import alignment, pair_key
 from syncvp.metrics.classes import ClassCoding, mean_iou, pixel_accuracy
 from syncvp.metrics.ensemble import crps, spread_skill
 from syncvp.metrics.flicker import flicker
-from syncvp.metrics.fvd import video_features
+from syncvp.metrics.fvd import STANDARD_CLIP, first_clip, video_features
 from syncvp.metrics.images import Quantisation, Rounding, Scope, frames_of, ground_truth, normalise, quantise
 from syncvp.metrics.lpips_alex import lpips_frames
 from syncvp.metrics.plan import CLASS_METRICS, ENSEMBLE_METRICS, FIELD_METRICS, IMAGE_METRICS, MetricModels
@@ -157,12 +157,16 @@ class BatchResult:
         values: (mode, modality, metric) -> per-trajectory/video/frame values (unscaled).
         real: modality -> I3D features of the GT videos [n_chunks * B, 400].
         fake: (mode, modality) -> I3D features of GT context + predictions, all trajectories.
+        fake16: (mode, modality) -> I3D features of the first 16 frames of GT context +
+            predictions, one clip per video and trajectory (`fvd16`; its real side is cached per
+            dataset split, `syncvp.evaluation.fvd16`).
     """
 
     video_ids: tuple[str, ...]
     values: dict[tuple[str, str, str], MetricValues] = field(default_factory=dict)
     real: dict[str, np.ndarray] = field(default_factory=dict)
     fake: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    fake16: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def save(self, path: Path | str) -> None:
         """Write one .npz atomically."""
@@ -172,6 +176,7 @@ class BatchResult:
             arrays[f"values.{mode}.{mod}.{metric}.frame"] = v.frame
         arrays.update({f"real.{mod}": f for mod, f in self.real.items()})
         arrays.update({f"fake.{mode}.{mod}": f for (mode, mod), f in self.fake.items()})
+        arrays.update({f"fake16.{mode}.{mod}": f for (mode, mod), f in self.fake16.items()})
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
@@ -188,6 +193,8 @@ class BatchResult:
                     out.real[parts[0]] = data[key]
                 elif kind == "fake":
                     out.fake[(parts[0], parts[1])] = data[key]
+                elif kind == "fake16":
+                    out.fake16[(parts[0], parts[1])] = data[key]
         return out
 
 
@@ -227,6 +234,12 @@ def _model_scores(
         full = [torch.cat([truth[:, :, :context], p], dim=2) for p in preds]
         out["fvd"] = np.concatenate(
             [video_features(models.i3d, v, batch_size=i3d_batch, device=device).numpy() for v in full]
+        )
+    if "fvd16" in names:
+        device = next(models.i3d.parameters()).device
+        clips = [first_clip(torch.cat([truth[:, :, :context], p], dim=2)) for p in preds]
+        out["fvd16"] = np.concatenate(
+            [video_features(models.i3d, v, STANDARD_CLIP, batch_size=i3d_batch, device=device).numpy() for v in clips]
         )
     return out
 
@@ -272,6 +285,8 @@ def _score_image(
                 continue  # _score_ensemble
             if name == "fvd":
                 result.fake[(protocol.name, modality)] = shared["fvd"]
+            elif name == "fvd16":
+                result.fake16[(protocol.name, modality)] = shared["fvd16"]
             elif name in CLASS_METRICS:
                 result.values[(protocol.name, modality, name)] = _stack(
                     [class_metric(name, p, future, coding) for p in preds]
@@ -323,7 +338,7 @@ def _check(
         raise ValueError(
             f"{modality}: metrics {bad} do not apply to {article} {kind} modality (allowed: {list(allowed)})"
         )
-    for name, model in (("fvd", models.i3d), ("lpips", models.lpips)):
+    for name, model in (("fvd", models.i3d), ("fvd16", models.i3d), ("lpips", models.lpips)):
         if name in names and model is None:
             raise ValueError(f"{modality}: {name} requested but its network is not loaded (plan_metrics + load_models)")
     for i, p in enumerate(trajs):

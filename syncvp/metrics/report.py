@@ -37,7 +37,7 @@ import numpy as np
 
 from syncvp.io.atomic import atomic_path, write_json
 from syncvp.metrics.alignment import nanmean
-from syncvp.metrics.fvd import FeatureAccumulator
+from syncvp.metrics.fvd import FeatureAccumulator, frechet_distance
 from syncvp.metrics.protocol import BatchResult, MetricValues, Protocol
 
 HIGHER_IS_BETTER = {
@@ -47,6 +47,7 @@ HIGHER_IS_BETTER = {
     "l2": False,
     "l1": False,
     "fvd": False,
+    "fvd16": False,
     "alignment": True,
     "flicker": False,
     "accuracy": True,
@@ -167,10 +168,13 @@ def over_videos(per_batch: Sequence[np.ndarray], reduce: str, skip_nan: bool = F
 def _keys(results: Sequence[BatchResult], mode: str) -> list[tuple[str, str]]:
     keys = {(mod, metric) for (m, mod, metric) in results[0].values if m == mode}
     keys |= {(mod, "fvd") for (m, mod) in results[0].fake if m == mode}
+    keys |= {(mod, "fvd16") for (m, mod) in results[0].fake16 if m == mode}
     for i, r in enumerate(results[1:], start=1):
-        other = {(mod, metric) for (m, mod, metric) in r.values if m == mode} | {
-            (mod, "fvd") for (m, mod) in r.fake if m == mode
-        }
+        other = (
+            {(mod, metric) for (m, mod, metric) in r.values if m == mode}
+            | {(mod, "fvd") for (m, mod) in r.fake if m == mode}
+            | {(mod, "fvd16") for (m, mod) in r.fake16 if m == mode}
+        )
         if other != keys:
             raise ValueError(f"batch {i} holds {sorted(other)} for mode {mode}, batch 0 holds {sorted(keys)}")
     return sorted(keys)
@@ -184,9 +188,12 @@ def summarise(
     condition: str,
     units: Mapping[str, str] | None = None,
     skipped: Mapping[str, str] | None = None,
+    real16: Mapping[str, np.ndarray] | None = None,
 ) -> EvalReport:
     """Reduce the batches of one (dataset, condition) in one mode; `units` gives each field
-    modality's unit (its L1 is in physical units)."""
+    modality's unit (its L1 is in physical units); `real16` the real clips' I3D features of
+    `fvd16` per modality (`syncvp.evaluation.fvd16`), reported with `fvd16_clips` (predicted
+    clips) and `fvd16_real_clips`."""
     if not results:
         raise ValueError("summarise needs at least one batch")
     report = EvalReport(skipped=dict(skipped or {}))
@@ -199,6 +206,17 @@ def summarise(
         scale = protocol.scale(metric)
         unit = (units or {}).get(modality, "") if metric == "l1" else UNITS.get(metric, "")
         common = dict(base, modality=modality, metric=metric, scale=scale, units=unit)
+        if metric == "fvd16":
+            if real16 is None or modality not in real16:
+                raise ValueError(f"fvd16 of {modality!r} needs the real clips' features (real16)")
+            fake = np.concatenate([r.fake16[(protocol.name, modality)] for r in results])
+            value = frechet_distance(fake, real16[modality], dtype=protocol.frechet_dtype)
+            report.rows.append(Row(**common, trajectories="all", value=value))
+            for name, n in (("fvd16_clips", len(fake)), ("fvd16_real_clips", len(real16[modality]))):
+                report.rows.append(
+                    Row(**dict(common, metric=name, scale=1.0, units=""), trajectories="all", value=float(n))
+                )
+            continue
         if metric == "fvd":
             acc = FeatureAccumulator()
             for i, r in enumerate(results):

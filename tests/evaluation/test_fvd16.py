@@ -4,6 +4,7 @@ a fresh computation), the summary value and clip counts by hand, and the frame-c
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -17,6 +18,29 @@ from syncvp.metrics.plan import MetricModels, MetricPlan
 from syncvp.metrics.protocol import STANDARD, BatchResult
 from syncvp.metrics.report import summarise
 from tests.evaluation.conftest import NO_WEIGHTS, evaluate_config
+
+
+def _corners(mean, sd):
+    """Four 2-D points with sample mean `mean` and unbiased covariance diag(sd ** 2)."""
+    signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=np.float64)
+    return np.asarray(mean) + signs * np.asarray(sd) * math.sqrt(3) / 2
+
+
+def test_frechet_distance_of_gaussians_by_hand():
+    # 1-D: means 0 and 3, equal variances -> 3^2 = 9; equal means, sds 1 and 3 -> (1 - 3)^2 = 4
+    a, b = np.array([[-1.0], [1.0]]), np.array([[2.0], [4.0]])
+    assert frechet_distance(a, b) == pytest.approx(9.0, abs=1e-12)
+    assert frechet_distance(a, b, dtype=torch.float32) == pytest.approx(9.0, abs=1e-5)
+    wide = np.array([[-1.5], [1.5]]) * math.sqrt(2)
+    assert frechet_distance(np.array([[-0.5], [0.5]]) * math.sqrt(2), wide) == pytest.approx(4.0, abs=1e-12)
+    # 2-D, diagonal covariances: |mu_a - mu_b|^2 + sum (sd_a - sd_b)^2 = (1 + 4) + (1 + 1) = 7,
+    # unchanged when both sets are rotated (non-diagonal covariances)
+    a, b = _corners([0, 0], [1, 2]), _corners([1, 2], [2, 1])
+    assert frechet_distance(a, b) == pytest.approx(7.0, abs=1e-10)
+    c, s = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    rot = np.array([[c, -s], [s, c]])
+    assert frechet_distance(a @ rot.T, b @ rot.T) == pytest.approx(7.0, abs=1e-10)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-10)
 
 
 def test_first_clip_takes_the_first_frames():

@@ -69,6 +69,22 @@ def _predict_parser(sub) -> None:
     )
 
 
+def _dataset_models(params, dataset: str):
+    """(the joint model file, {m: RolePair of its autoencoder files}) of `dataset` under `paths.models`."""
+    from syncvp.prediction.load import context_role
+
+    paths = params.paths
+    model = paths.joint(dataset).model
+    role = context_role(model) if model.is_file() else "context"
+    aes = {
+        m: RolePair(
+            context=paths.autoencoder(dataset, m, role).model, future=paths.autoencoder(dataset, m, "future").model
+        )
+        for m in params.datasets[dataset].modalities
+    }
+    return model, aes
+
+
 def _complete_parser(sub) -> None:
     p = sub.add_parser("complete", help="sample the other modalities for every frame of a video of the given ones")
     p.add_argument("--present", required=True, help="comma-separated given modalities (every frame), e.g. rgb")
@@ -90,7 +106,6 @@ def _complete_parser(sub) -> None:
 
 def _complete(args) -> int:
     from syncvp.prediction.api import complete_folder
-    from syncvp.prediction.load import context_role
 
     if args.trajectories < 1:
         raise ParamsError(f"--trajectories must be >= 1, got {args.trajectories}")
@@ -101,7 +116,7 @@ def _complete(args) -> int:
             f"--dataset {args.dataset!r} is not in {args.params} (known: {list(params.datasets)}); "
             f"pass one of them or another --params"
         )
-    paths, mods = params.paths, params.datasets[args.dataset].modalities
+    mods = params.datasets[args.dataset].modalities
     given = [m for m in args.present.split(",") if m]
     wrong = [m for m in given if m not in mods]
     if wrong or not given or len(set(given)) >= len(mods):
@@ -109,15 +124,7 @@ def _complete(args) -> int:
             f"--present {args.present}: give some but not all of {args.dataset}'s modalities ({', '.join(mods)}), "
             f"comma-separated, e.g. --present {mods[0]}"
         )
-    model = paths.joint(args.dataset).model
-    role = context_role(model) if model.is_file() else "context"
-    aes = {
-        m: RolePair(
-            context=paths.autoencoder(args.dataset, m, role).model,
-            future=paths.autoencoder(args.dataset, m, "future").model,
-        )
-        for m in mods
-    }
+    model, aes = _dataset_models(params, args.dataset)
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -209,7 +216,6 @@ def _frame_formats(params, dataset: str | None, modalities, log) -> dict:
 
 def _predict(args) -> int:
     from syncvp.prediction.api import predict_folder
-    from syncvp.prediction.load import context_role
 
     for flag, value in (("--frames", args.frames), ("--trajectories", args.trajectories)):
         if value is not None and value < 1:
@@ -232,16 +238,7 @@ def _predict(args) -> int:
                 raise ParamsError(f"--autoencoders {item!r}: expected MOD=CONTEXT,FUTURE")
             aes[mod] = RolePair(context=ctx, future=fut)
     elif args.dataset:
-        paths, mods = params.paths, params.datasets[args.dataset].modalities
-        model = paths.joint(args.dataset).model
-        role = context_role(model) if model.is_file() else "context"
-        aes = {
-            m: RolePair(
-                context=paths.autoencoder(args.dataset, m, role).model,
-                future=paths.autoencoder(args.dataset, m, "future").model,
-            )
-            for m in mods
-        }
+        model, aes = _dataset_models(params, args.dataset)
     else:
         raise ParamsError("pass --dataset NAME (trained models of a dataset) or --model FILE and --autoencoders")
     frames = args.frames or (params.datasets[args.dataset].rollout_frames if args.dataset else None)

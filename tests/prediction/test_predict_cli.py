@@ -389,3 +389,21 @@ def test_spread_of_a_field_is_in_its_physical_units():
     assert spread[0, 0, 0] == pytest.approx(5.0 / np.sqrt(2), abs=1e-2)  # std of (275, 280), ddof 1
     with pytest.raises(ValueError, match="N >= 2"):
         spread_of(video[:1], fmt)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--present", "rgb,depth"], "--present rgb,depth: give some but not all of synthetic's modalities"),
+        (["--present", "semantic"], "--present semantic: give some but not all"),
+        (["--present", "rgb", "--trajectories", "0"], "--trajectories must be >= 1"),
+        (["--present", "rgb", "--dataset", "cityscapes"], "--dataset 'cityscapes' is not in"),
+    ],
+)
+def test_complete_cli_errors_are_one_line(tmp_path, capsys, extra, message):
+    args = ["complete", "--params", str(REPO / "params.yaml"), "--dataset", "synthetic"]
+    args += ["--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -38,6 +38,7 @@ from syncvp.metrics.plan import PAIR_METRICS, MetricModels, load_models
 from syncvp.metrics.protocol import PROTOCOLS, BatchResult, Protocol, score_batch
 from syncvp.metrics.weather import FieldSpec
 from syncvp.prediction import Predictor, load_predictor
+from syncvp.prediction.load import completion_options
 from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
 
@@ -135,16 +136,13 @@ def _complete(
     predictors, _ = networks(plan)
     predictor = predictors["joint"]
     n, tc, sampling = plan.evaluate.trajectories, plan.config.context_frames, plan.sampling
-    sampler = dataclasses.replace(predictor.sampler, steps=sampling.completion_steps or sampling.steps)
     gen = torch_generator(plan.evaluate.seed, "rollout", index, device=plan.device)
     done = predictor.complete(
         {m: clips[m] for m in setting.given},
         generator=gen,
         trajectories=n,
-        sampler=sampler,
-        resample=sampling.completion_resample,
-        known_as_context=sampling.completion == "context",
         progress=progress,
+        **completion_options(predictor, sampling),
     )
     run = {m: v[:, :, :, tc:].float().cpu() for m, v in done.items()}
     for m in setting.given:

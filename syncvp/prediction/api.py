@@ -320,7 +320,7 @@ def complete_folder(
     Returns:
         the completions {m: uint8 [N, T, H, W, C]}.
     """
-    from syncvp.prediction.load import load_predictor
+    from syncvp.prediction.load import completion_options, load_predictor
 
     given = list(dict.fromkeys(given))
     if resize is not None and resize not in RESIZE_MODES:
@@ -351,16 +351,9 @@ def complete_folder(
         f"step(s) each ({sampling.completion}, resample {sampling.completion_resample})"
     )
     video = {m: torch.from_numpy(image_to_model(v)).permute(3, 0, 1, 2)[None] for m, v in frames.items()}
-    sampler = dataclasses.replace(predictor.sampler, steps=steps)
     gen = torch_generator(seed, "complete", device=str(predictor.device))
     out = predictor.complete(
-        video,
-        generator=gen,
-        trajectories=trajectories,
-        sampler=sampler,
-        resample=sampling.completion_resample,
-        known_as_context=sampling.completion == "context",
-        progress=progress,
+        video, generator=gen, trajectories=trajectories, progress=progress, **completion_options(predictor, sampling)
     )
     done = {m: v[0].permute(0, 2, 3, 4, 1).float().clamp(-1, 1).cpu().numpy() for m, v in out.items()}
     with atomic_dir(out_dir) as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -29,6 +30,16 @@ def context_role(model: str | Path) -> str:
     "future" when the model was trained with `diffusion.context_encoder: future` (then the
     context autoencoder is neither needed nor trained)."""
     return "future" if load_diffusion_model(model).diffusion.context_encoder == "future" else "context"
+
+
+def completion_options(predictor, sampling: SamplingConfig) -> dict:
+    """`Predictor.complete`'s sampler, resample and known_as_context from the `sampling` section's
+    completion keys (the predictor's sampler with `completion_steps`, null = `steps`)."""
+    return {
+        "sampler": dataclasses.replace(predictor.sampler, steps=sampling.completion_steps or sampling.steps),
+        "resample": sampling.completion_resample,
+        "known_as_context": sampling.completion == "context",
+    }
 
 
 def load_predictor(

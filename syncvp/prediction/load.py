@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
 
@@ -15,6 +15,7 @@ from syncvp.diffusion.target import DiffusionTarget
 from syncvp.models.autoencoder import TriplaneAutoencoder, load_autoencoder
 from syncvp.models.diffusion_file import ModelFileError, load_diffusion_model
 from syncvp.prediction.rollout import Predictor
+from syncvp.training.fastpath import prepare_model
 
 
 def _check_autoencoder(ae: TriplaneAutoencoder, path: Path, modality: str, role: str, latent) -> None:
@@ -50,6 +51,9 @@ def load_predictor(
     device: str | torch.device = "cpu",
     quantize: Iterable[str] = (),
     same_noise: bool | None = None,
+    compile: bool = False,
+    channels_last: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Predictor:
     """A predictor from a diffusion-model file and its autoencoders.
 
@@ -61,6 +65,14 @@ def load_predictor(
         sampling: the `sampling` params section (method, steps, eta, clamping, guidance weight).
         quantize: modalities snapped to uint8 levels after each chunk (image modalities).
         same_noise: share sampling noise between modalities; None = the model's `joint.same_noise`.
+        compile: `torch.compile` the diffusion model, the network the sampler calls at every
+            step (params `run.compile`; `syncvp.training.fastpath.prepare_model`). It compiles
+            at its first call; where that fails it runs eager from then on, with one warning
+            through `warn`. The autoencoders (called once per chunk) stay eager.
+        channels_last: the diffusion model's 2-D convolutions in channels-last memory format
+            (params `run.channels_last`); the autoencoders keep the default layout.
+        warn: receives the compile guard's one warning (None: the `syncvp.training.fastpath`
+            logger).
     """
     f = load_diffusion_model(model)
     if f.diffusion.context_encoder == "future" and "context_frames" not in f.meta:
@@ -94,10 +106,13 @@ def load_predictor(
             f"mixes predictions of different conditionings, so sampling.guidance_weight must be 0, "
             f"got {sampling.guidance_weight}"
         )
+    network = f.build(device)
+    fast = {"warn": warn} if warn is not None else {}
+    prepare_model(network, channels_last=channels_last, compile=compile, **fast)
     return Predictor(
         context_autoencoders=context,
         future_autoencoders=future,
-        model=f.build(device),
+        model=network,
         sampler=sampler,
         guidance_weight=sampling.guidance_weight,
         quantize=frozenset(quantize),

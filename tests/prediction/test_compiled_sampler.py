@@ -1,0 +1,65 @@
+"""`load_predictor(compile=True)` (params `run.compile` at evaluate / predict / complete): the
+sampler's denoiser compiled gives the eager samples, and a compiler that fails leaves one warning
+and the eager samples, never an error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from syncvp.config import RolePair
+from syncvp.models.autoencoder import save_autoencoder
+from syncvp.models.diffusion_file import save_diffusion_model
+from syncvp.prediction import load_predictor
+from syncvp.training import fastpath
+from tests.prediction.conftest import DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, context_clips, joint_model, shapes
+from tests.training.test_compile_guard import Backend
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A tiny joint model file and its autoencoder files."""
+    ctx, fut = autoencoders()
+    model = tmp_path / "joint.pt"
+    save_diffusion_model(
+        model, joint_model(ctx, fut), shapes=shapes(ctx, fut), unet=UNET, diffusion=DIFFUSION, joint=JOINT
+    )
+    aes = {
+        m: RolePair(
+            context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
+            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]),
+        )
+        for m in ("rgb", "depth")
+    }
+    return model, aes
+
+
+def _samples(predictor) -> dict[str, torch.Tensor]:
+    return predictor.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_compiled_denoiser_samples_as_eager(files, monkeypatch):
+    """backend aot_eager (dynamo's graph capture without inductor's C++ build, minutes on 2 cores)."""
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", "aot_eager")
+    eager = load_predictor(*files, SAMPLING)
+    warnings = []
+    compiled = load_predictor(*files, SAMPLING, compile=True, warn=warnings.append)
+    assert eager.model._compiled_call_impl is None and compiled.model._compiled_call_impl is not None
+    ref, out = _samples(eager), _samples(compiled)
+    assert warnings == [] and compiled.model._compiled_call_impl is not None  # it compiled; no fallback
+    for m in ref:
+        torch.testing.assert_close(out[m], ref[m], atol=1e-5, rtol=0)
+    for ae in (*compiled.context_autoencoders.values(), *compiled.future_autoencoders.values()):
+        assert ae._compiled_call_impl is None  # the autoencoders stay eager
+
+
+def test_a_failing_compiler_samples_as_eager_with_one_warning(files, monkeypatch):
+    backend, warnings = Backend(), []
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    eager = load_predictor(*files, SAMPLING)
+    compiled = load_predictor(*files, SAMPLING, compile=True, channels_last=True, warn=warnings.append)
+    ref, out = _samples(eager), _samples(compiled)
+    assert backend.calls == 1 and len(warnings) == 1  # one attempt, then eager for every later step
+    assert "torch.compile failed for JointUNet" in warnings[0] and "no kernels for you" in warnings[0]
+    for m in ref:
+        torch.testing.assert_close(out[m], ref[m], atol=1e-5, rtol=0)

@@ -36,7 +36,15 @@ def plan_evaluation(
 ) -> evaluation.EvaluationPlan:
     configure_threads(run.threads)
     plan = evaluation.plan_evaluation(
-        dataset, config, evaluate, sampling, weights, paths, device=str(resolve_device(run.device))
+        dataset,
+        config,
+        evaluate,
+        sampling,
+        weights,
+        paths,
+        device=str(resolve_device(run.device)),
+        compile=run.compile,  # the sampler's denoiser
+        channels_last=run.channels_last,
     )
     for metric, why in plan.metric_plan.skipped.items():
         get_run_logger().warning(f"{metric} skipped: {why}")
@@ -45,7 +53,7 @@ def plan_evaluation(
 
 @task(task_run_name="{label}-batch-{index}", cache_policy=item_policy("files"), result_serializer=RESULT_SERIALIZER)
 def evaluate_batch(plan: evaluation.EvaluationPlan, label: str, index: int, files: list[str]) -> str:
-    return str(evaluation.run_batch(plan, plan.setting(label), index))
+    return str(evaluation.run_batch(plan, plan.setting(label), index, warn=get_run_logger().warning))
 
 
 @task(task_run_name="summarise-{plan.dataset}", cache_policy=NO_CACHE)

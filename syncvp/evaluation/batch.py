@@ -19,7 +19,10 @@ so sigma = 0 leaves the context bit-identical (the frames are not re-quantised t
 from __future__ import annotations
 
 import dataclasses
+import logging
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,6 +46,13 @@ from syncvp.progress import ProgressFn, no_progress
 from syncvp.seeding import torch_generator
 
 _LOADED: dict[tuple[str, str], tuple[dict[str, Predictor], MetricModels]] = {}
+# where the compile guard's warning goes: the batch running now (`run_batch(warn=...)`): the
+# predictors are loaded once per plan and may compile again at a later batch (a shorter last batch)
+_WARN: ContextVar[Callable[[str], None]] = ContextVar("warn", default=logging.getLogger(__name__).warning)
+
+
+def _warn(message: str) -> None:
+    _WARN.get()(message)
 
 
 def protocols(plan: EvaluationPlan) -> tuple[Protocol, ...]:
@@ -53,7 +63,9 @@ def protocols(plan: EvaluationPlan) -> tuple[Protocol, ...]:
 
 def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
     """Predictors ("joint", and/or one per modality for stage-1 models: the model or the single
-    baseline) and metric networks, loaded once per process and plan."""
+    baseline) and metric networks, loaded once per process and plan. With `plan.compile` the
+    predictors' diffusion models are compiled (`load_predictor`; the warning of a failed
+    compilation goes to the running batch's `warn`)."""
     key = (plan.fingerprint, plan.device)
     if key not in _LOADED:
         images = [m for m in plan.modalities if plan.kinds[m] == "image"]
@@ -66,6 +78,9 @@ def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
                 plan.sampling,
                 device=plan.device,
                 quantize=[m for m in mods if m in images],
+                compile=plan.compile,
+                channels_last=plan.channels_last,
+                warn=_warn,
             )
         _LOADED.clear()  # one plan at a time: free the previous networks
         _LOADED[key] = (predictors, load_models(plan.metric_plan, plan.device))
@@ -226,9 +241,26 @@ def trajectories(
     return {q: _split(plan, run) for q, run in runs.items()}
 
 
-def run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: ProgressFn = no_progress) -> Path:
+def run_batch(
+    plan: EvaluationPlan,
+    setting: Setting,
+    index: int,
+    progress: ProgressFn = no_progress,
+    warn: Callable[[str], None] | None = None,
+) -> Path:
     """Evaluate batch `index` of `setting` (the model's or a reference); writes its BatchResult (and
-    sample predictions, except for ground_truth) atomically."""
+    sample predictions, except for ground_truth) atomically. `warn` receives the warning of a
+    compiled denoiser that falls back to eager (`plan.compile`; None: this module's logger)."""
+    if warn is None:
+        return _run_batch(plan, setting, index, progress)
+    token = _WARN.set(warn)
+    try:
+        return _run_batch(plan, setting, index, progress)
+    finally:
+        _WARN.reset(token)
+
+
+def _run_batch(plan: EvaluationPlan, setting: Setting, index: int, progress: ProgressFn) -> Path:
     start, stop = plan.batches[index]
     clips, valid = load_clips(plan, start, stop)
     trajs = trajectories(plan, setting, clips, index, progress)

@@ -23,7 +23,10 @@ the reason.
 
 Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
 files, the store, every option that changes a result and the library code (`code_digest`), so
-stale batches are never reused: a rerun after a code change computes every batch again.
+stale batches are never reused: a rerun after a code change computes every batch again. The speed
+options `compile` and `channels_last` (params `run`, applied to the sampler's denoiser) are in it
+too: they give the eager samples only within float tolerance, so the batches of a compiled and an
+eager evaluation are kept apart rather than mixed in one report.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class EvaluationPlan:
     single_files: dict[str, Path] = field(default_factory=dict)  # modality -> stage-1 file (single baseline)
     pairs: tuple[tuple[str, str], ...] = ()  # (a, b) image modalities scored with the pair metrics
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class-map modality -> class names (pictures)
+    compile: bool = False  # run.compile: torch.compile the predictors' diffusion models (speed only)
+    channels_last: bool = False  # run.channels_last: their 2-D convolutions channels-last (speed only)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -257,9 +262,13 @@ def plan_evaluation(
     weights: WeightsConfig,
     paths: PathsConfig,
     device: str = "cpu",
+    *,
+    compile: bool = False,
+    channels_last: bool = False,
 ) -> EvaluationPlan:
     """Check inputs and resolve weights; nothing is sampled. Raises EvaluationError,
-    ModelFileError or MissingWeightsError naming what is wrong."""
+    ModelFileError or MissingWeightsError naming what is wrong. `compile` and `channels_last`
+    (params `run`) are the speed options of the sampler's denoiser (`load_predictor`)."""
     store = paths.store(dataset, evaluate.split)
     if not store.is_file():
         raise EvaluationError(f"{store} does not exist: run `dvc repro prepare@{dataset}` first")
@@ -306,6 +315,8 @@ def plan_evaluation(
         "sampling": to_plain(sampling),
         "metrics": sorted(metric_plan.available),
         "device": device,
+        "compile": compile,
+        "channels_last": channels_last,
         "code": code_digest(),
     }
     files = [store, *models.values(), *singles.values(), *ae_files]
@@ -332,4 +343,6 @@ def plan_evaluation(
         single_files=singles,
         pairs=pairs,
         classes=classes,
+        compile=compile,
+        channels_last=channels_last,
     )

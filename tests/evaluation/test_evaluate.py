@@ -1,5 +1,5 @@
 """The evaluate library on tiny random models: outputs, baseline, skipped metrics, resume,
-determinism, noise, missing-modality conditions, stage-1 models, errors before sampling."""
+determinism, noise, missing-modality conditions, stage-1 models, errors before sampling, run.compile."""
 
 from __future__ import annotations
 
@@ -235,3 +235,27 @@ def test_completion_settings_and_flicker(setup):
     assert "| rgb given → depth | ssim ↑ |" in table and "| depth given → rgb | l2 ↓ |" in table
     with pytest.raises(EvaluationError, match="complete-semantic"):
         _plan(setup, conditions=("complete-semantic",))
+
+
+def test_run_compile_reaches_the_sampler_and_a_failing_compiler_only_warns(setup, monkeypatch):
+    """plan_evaluation(compile=...) (the stage passes params run.compile) compiles the predictors'
+    diffusion models; a compiler that fails leaves the eager results and one warning in the
+    running batch's log."""
+    from syncvp.evaluation import networks
+    from syncvp.training import fastpath
+    from tests.training.test_compile_guard import Backend
+
+    ds, sampling, paths = setup
+    config = evaluate_config(conditions=("all",), videos=2)
+    eager = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths)
+    plan = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths, compile=True, channels_last=True)
+    assert (plan.compile, plan.channels_last) == (True, True) and plan.fingerprint != eager.fingerprint
+    assert networks(eager)[0]["joint"].model._compiled_call_impl is None
+    ref = BatchResult.load(run_batch(eager, eager.settings[0], 0))
+    backend, warnings = Backend(), []
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    assert networks(plan)[0]["joint"].model._compiled_call_impl is not None
+    out = BatchResult.load(run_batch(plan, plan.settings[0], 0, warn=warnings.append))
+    assert backend.calls == 1 and len(warnings) == 1 and "torch.compile failed for JointUNet" in warnings[0]
+    for key, value in ref.values.items():
+        np.testing.assert_allclose(out.values[key].video, value.video, atol=1e-5)

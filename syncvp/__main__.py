@@ -44,7 +44,12 @@ def _predict_parser(sub) -> None:
         required=True,
         help="output folder: <modality>/traj<k>/<i>.png and prediction.gif (+ spread.npz, spread.png with N >= 2)",
     )
-    p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
+    p.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file: the `sampling` section, `run.compile` / `run.channels_last` for the denoiser "
+        "(and model paths)",
+    )
     p.add_argument(
         "--dataset",
         help="take the trained models of this dataset from `paths.models` (with --model: only the default "
@@ -94,7 +99,12 @@ def _complete_parser(sub) -> None:
         required=True,
         help="output folder: <modality>/traj<k>/<i>.png, prediction.gif, completion.gif (+ spread with N >= 2)",
     )
-    p.add_argument("--params", default="params.yaml", help="params file: the `sampling` section (and model paths)")
+    p.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file: the `sampling` section, `run.compile` / `run.channels_last` for the denoiser "
+        "(and model paths)",
+    )
     p.add_argument("--dataset", required=True, help="take the trained joint model of this dataset from `paths.models`")
     p.add_argument("--trajectories", type=int, default=1, help="completions per video (default 1)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -131,6 +141,7 @@ def _complete(args) -> int:
 
     log(f"device: {device} (--device {args.device})")
     fmts = _frame_formats(params, args.dataset, aes, log)
+    speed = _speed(params, log)
     bar = PredictProgress(f"complete ({args.trajectories} trajectory(ies))")
     try:
         out = complete_folder(
@@ -147,6 +158,7 @@ def _complete(args) -> int:
             frame_formats=fmts,
             progress=bar,
             log=log,
+            **speed,
         )
     finally:
         bar.close()
@@ -182,6 +194,20 @@ class PredictProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _speed(params, log) -> dict:
+    """predict_folder / complete_folder's speed options from the params' `run` section (as the
+    evaluate stage takes them), and where the compile guard's one warning goes (stderr)."""
+    run = params.run
+    on = [name for name in ("compile", "channels_last") if getattr(run, name)]
+    if on:
+        log(f"denoiser speed options (params run): {', '.join(on)}")
+
+    def warn(line: str) -> None:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    return {"compile": run.compile, "channels_last": run.channels_last, "warn": warn}
 
 
 def _device(name: str) -> str:
@@ -257,6 +283,7 @@ def _predict(args) -> int:
 
     log(f"device: {device} (--device {args.device})")
     fmts = _frame_formats(params, args.dataset, aes, log)
+    speed = _speed(params, log)
     bar = PredictProgress(f"predict ({args.trajectories} trajectory(ies))")
     try:
         out = predict_folder(
@@ -274,6 +301,7 @@ def _predict(args) -> int:
             frame_formats=fmts,
             progress=bar,
             log=log,
+            **speed,
         )
     finally:
         bar.close()

@@ -243,6 +243,9 @@ def predict_folder(
     frame_formats: Mapping[str, Mapping[str, Any]] | None = None,
     progress: ProgressFn = no_progress,
     log: Callable[[str], Any] = lambda line: None,
+    compile: bool = False,
+    channels_last: bool = False,
+    warn: Callable[[str], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`
     (written to a temporary folder, then renamed: an earlier prediction there is replaced whole,
@@ -255,6 +258,9 @@ def predict_folder(
         frame_formats: how each modality's PNGs are written (`write_prediction`).
         progress: a `ProgressEvent` after every sampling step (`Predictor.rollout`'s `step_progress`).
         log: receives a line for each thing loaded or read.
+        compile, channels_last: the speed options of the sampler's denoiser (params `run`;
+            `load_predictor`); `warn` receives the one warning of a compilation that fails (the
+            denoiser then runs eager).
 
     Returns:
         the predictions {m: uint8 [N, future, H, W, C]}.
@@ -272,7 +278,9 @@ def predict_folder(
             if same
             else f"loading the {m} autoencoders {pair.context} (context), {pair.future} (future)"
         )
-    predictor = load_predictor(model, autoencoders, sampling, device=device)
+    predictor = load_predictor(
+        model, autoencoders, sampling, device=device, compile=compile, channels_last=channels_last, warn=warn
+    )
     fmts = {
         m: (frame_formats or {}).get(m) or formats.frame_format(m, predictor.future_autoencoders[m].spec.channels)
         for m in predictor.modalities
@@ -308,6 +316,9 @@ def complete_folder(
     frame_formats: Mapping[str, Mapping[str, Any]] | None = None,
     progress: ProgressFn = no_progress,
     log: Callable[[str], Any] = lambda line: None,
+    compile: bool = False,
+    channels_last: bool = False,
+    warn: Callable[[str], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Modality completion, files in, files out: every frame of the `given` modalities in
     `input_dir/<m>/`, the joint model samples the other modalities for the same frames
@@ -315,7 +326,8 @@ def complete_folder(
     completion_resample). Writes `out_dir/<m>/traj<k>/<i>.png` (frame i of the input) and
     format.json per completed modality, `prediction.gif` (the completed modalities),
     `completion.gif` (the given modalities next to them) and, with N >= 2, `spread.npz` /
-    `spread.png`; to a temporary folder, then renamed (as `predict_folder`).
+    `spread.png`; to a temporary folder, then renamed (as `predict_folder`). `compile`,
+    `channels_last` and `warn` as in `predict_folder`.
 
     Returns:
         the completions {m: uint8 [N, T, H, W, C]}.
@@ -327,7 +339,9 @@ def complete_folder(
         raise PredictionInputError(f"--resize {resize!r}: expected one of {', '.join(RESIZE_MODES)}")
     check_out_dir(out_dir)
     log(f"loading {model} on {device}")
-    predictor = load_predictor(model, autoencoders, sampling, device=device)
+    predictor = load_predictor(
+        model, autoencoders, sampling, device=device, compile=compile, channels_last=channels_last, warn=warn
+    )
     if not predictor.joint:
         raise PredictionInputError(f"{model} is a stage-1 model: completing a modality needs the joint model")
     missing = [m for m in predictor.modalities if m not in given]

@@ -16,8 +16,10 @@ from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.diffusion_file import save_diffusion_model
 from syncvp.prediction import Predictor
 from syncvp.prediction.api import PredictionInputError, complete_folder
+from syncvp.training import fastpath
 from tests.prediction.conftest import CHANNELS, DIFFUSION, JOINT, SAMPLING, UNET, shapes
 from tests.prediction.test_rollout import predictor
+from tests.training.test_compile_guard import Backend
 
 
 def video(frames: int, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -107,7 +109,7 @@ def test_completion_errors():
         predictor(single="rgb").complete({"rgb": both["rgb"]}, generator=gen)
 
 
-def test_complete_folder_writes_every_frame(tmp_path):
+def test_complete_folder_writes_every_frame(tmp_path, monkeypatch):
     p = predictor()
     ctx, fut = p.context_autoencoders, p.future_autoencoders
     aes = {}
@@ -132,3 +134,9 @@ def test_complete_folder_writes_every_frame(tmp_path):
         complete_folder(tmp_path / "in", tmp_path / "out2", given=["rgb", "depth"], **kw)
     with pytest.raises(PredictionInputError, match="missing"):
         complete_folder(tmp_path / "in", tmp_path / "out3", given=["depth"], **kw)
+    # run.compile (the CLI passes it from params): a compiler that fails warns once, the completion is eager's
+    backend, warnings = Backend(), []
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    again = complete_folder(tmp_path / "in", tmp_path / "out4", given=["rgb"], compile=True, warn=warnings.append, **kw)
+    assert backend.calls == 1 and len(warnings) == 1 and "torch.compile failed for JointUNet" in warnings[0]
+    np.testing.assert_array_equal(again["depth"], out["depth"])

@@ -407,3 +407,33 @@ def test_complete_cli_errors_are_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_cli_compiles_the_denoiser_with_run_compile(files, tmp_path, capsys, monkeypatch):
+    """params `run.compile: true` reaches the sampler's denoiser; a compiler that fails leaves one
+    warning on stderr and the eager prediction."""
+    from syncvp.training import fastpath
+    from tests.training.test_compile_guard import Backend
+
+    backend = Backend()
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    inputs = _frames(tmp_path / "in")
+    text = (REPO / "params.yaml").read_text()
+    assert "\n  compile: false " in text
+    params = tmp_path / "compile.yaml"
+    params.write_text(text.replace("\n  compile: false ", "\n  compile: true ", 1))
+    base = ["predict", *files, "--input", str(inputs), "--frames", "2", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "eager")]) == 0
+    assert "denoiser speed options" not in capsys.readouterr().out and backend.calls == 0
+    assert main([*base, "--params", str(params), "--out", str(tmp_path / "compiled")]) == 0  # the last --params wins
+    out, err = capsys.readouterr()
+    assert "denoiser speed options (params run): compile" in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert backend.calls == 1 and len(warnings) == 1 and "torch.compile failed for JointUNet" in warnings[0]
+    pngs = sorted((tmp_path / "eager").rglob("*.png"))
+    assert len(pngs) == 4  # 2 modalities x 2 frames
+    for png in pngs:
+        compiled = tmp_path / "compiled" / png.relative_to(tmp_path / "eager")
+        np.testing.assert_array_equal(
+            cv2.imread(str(compiled), cv2.IMREAD_UNCHANGED), cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        )

@@ -22,9 +22,12 @@ class RunConfig:
             of each training section is split across all processes). Multi-node: torchrun's
             PET_NNODES / PET_NODE_RANK / PET_RDZV_ENDPOINT ... environment variables pass through.
         channels_last: run the 2-D convolutions of the trained networks in channels-last memory
-            format (a speed option; same results within float tolerance).
-        compile: `torch.compile` the trained networks (a speed option for GPUs; compiling costs
-            minutes on CPU for small gains; a module that fails to compile runs eager).
+            format (a speed option; same results within float tolerance): in training, and for
+            the sampler's denoiser at evaluate / `predict` / `complete`.
+        compile: `torch.compile` the trained networks in training, and the sampler's denoiser
+            (the diffusion model called at every sampling step; the autoencoders stay eager) at
+            evaluate / `predict` / `complete` (a speed option for GPUs; compiling costs minutes on
+            CPU for small gains; a module that fails to compile runs eager, with one warning).
         activation_checkpointing: recompute each UNet block's activations in the backward pass
             instead of keeping them (the diffusion UNets and joint model, training only): less
             memory for more compute, the same gradients.

@@ -1,5 +1,5 @@
 """The `evaluate` flow under the Prefect test harness: outputs (references included), the table and
-Markdown artifacts, per-batch cache."""
+Markdown artifacts, per-batch cache, the run section's speed options in the plan."""
 
 from __future__ import annotations
 
@@ -58,3 +58,22 @@ def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, pre
     assert json.loads(open(evaluate(*args)).read()) == metrics  # second run: cached batches, same numbers
     assert [f.stat().st_mtime_ns for f in files] == stamps
     assert [p for p in paths.eval_dir("synthetic").rglob(".*")] == [], "no temporary files left behind"
+
+
+def test_the_flow_plans_with_the_run_sections_speed_options(setup, tiny_params):
+    """run.compile / run.channels_last reach the plan (and so the sampler's denoiser, `networks`)."""
+    from pipelines.evaluate import plan_evaluation
+
+    ds, sampling, paths = setup
+    config = evaluate_config(conditions=("all",), videos=2, metrics=("ssim",))
+    plans = [
+        plan_evaluation.fn(
+            "synthetic", ds, config, sampling, NO_WEIGHTS, paths, dataclasses.replace(tiny_params.run, **flags)
+        )
+        for flags in (
+            {"device": "cpu", "threads": 1},
+            {"device": "cpu", "threads": 1, "compile": True, "channels_last": True},
+        )
+    ]
+    assert [(p.compile, p.channels_last) for p in plans] == [(False, False), (True, True)]
+    assert plans[0].fingerprint != plans[1].fingerprint

@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 FUTURE = TriplaneShape.for_video(channels=4, height=128, width=128, frames=8, patch=4)  # 4 x 1536
 CONTEXT = TriplaneShape.for_video(channels=4, height=128, width=128, frames=2, patch=4)  # 4 x 1152
 MODALITIES = ("rgb", "depth")
-# The authors' code on a 2-core CPU, and this project's targets
+# The authors' code on a 2-core CPU as first measured (stale; benchmarks/authors.py times both side by
+# side in one run), and this project's targets
 AUTHORS = {"joint train step": 10.06, "joint forward": 2.45}
 TARGETS = {"joint train step": 6.7, "joint forward": 1.2}
 

@@ -123,4 +123,5 @@ def load_predictor(
         anchor=sampling.anchor,
         target=target,
         context_frames=int(f.meta["context_frames"]) if by_future else None,
+        precision=sampling.precision,
     )

@@ -38,6 +38,8 @@ from syncvp.models.context import ContextEncoder, Extrapolation, conditioning_cl
 from syncvp.models.joint_unet import JointUNet
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
 
+PRECISIONS = ("fp32", "bf16")  # sampling.precision
+
 
 def quantize_uint8(video: Tensor, rounding: Rounding = "round") -> Tensor:
     """Snap model-space values in [-1, 1] to the 256 levels of a uint8 image, as a prediction
@@ -87,6 +89,10 @@ class Predictor:
         context_frames: observed frames per chunk; None = the context autoencoders' length (it
             must be given with context_encoder "future", whose "context autoencoders" are the
             future ones).
+        precision: the denoiser's arithmetic (`sampling.precision`): "fp32", or "bf16" (every
+            network call of the sampler under bf16 autocast on the model's device, its outputs
+            cast back to fp32; the sampler's own update, the autoencoders and the metrics stay
+            fp32).
     """
 
     context_autoencoders: Mapping[str, TriplaneAutoencoder]
@@ -103,8 +109,11 @@ class Predictor:
     anchor: str = "latent"
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
     context_frames: int | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         self.joint = isinstance(self.model, JointUNet)
         self.modalities = tuple(self.model.modalities) if self.joint else tuple(self.future_autoencoders)
         if not self.joint and len(self.modalities) != 1:
@@ -173,11 +182,25 @@ class Predictor:
     def _denoiser(self, cond: dict[str, Tensor], present: frozenset[str]):
         w = self.guidance_weight
         if self.joint:
-            return modality_guided_denoiser(self.model, cond, present, w, batched=self.batched_guidance)
-        (m,) = self.modalities
-        c = cond[m] if m in present else torch.zeros_like(cond[m])
-        single = classifier_free_denoiser(self.model, c, w, batched=self.batched_guidance)
-        return lambda x, t: {m: single(x[m], t)}
+            plain = modality_guided_denoiser(self.model, cond, present, w, batched=self.batched_guidance)
+        else:
+            (m,) = self.modalities
+            c = cond[m] if m in present else torch.zeros_like(cond[m])
+            single = classifier_free_denoiser(self.model, c, w, batched=self.batched_guidance)
+
+            def plain(x, t):
+                return {m: single(x[m], t)}
+
+        if self.precision == "fp32":
+            return plain
+        device_type = self.device.type
+
+        def bf16(x, t):
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                out = plain(x, t)
+            return {k: v.float() for k, v in out.items()}
+
+        return bf16
 
     def _autoencoders(self, m: str, frames: Tensor) -> tuple[TriplaneAutoencoder, TriplaneAutoencoder]:
         """The (context, future) autoencoders of `m` that encode `frames` (network views for frames

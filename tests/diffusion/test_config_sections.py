@@ -54,6 +54,7 @@ def load_with(tmp_path, section, **changes):
         ("sampling", dict(completion="inpaint"), "sampling.completion", "must be one of"),
         ("sampling", dict(completion_steps=0), "sampling.completion_steps", "must be >= 1 or null"),
         ("sampling", dict(completion_resample=0), "sampling.completion_resample", "must be >= 1"),
+        ("sampling", dict(precision="fp16"), "sampling.precision", "must be one of"),
         ("sampling", dict(completion_steps=5000), "sampling.completion_steps", "exceeds diffusion.timesteps"),
         ("diffusion", dict(extrapolation_blur=-0.1), "diffusion.extrapolation_blur", "must be >= 0"),
         (

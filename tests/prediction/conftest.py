@@ -45,6 +45,7 @@ SAMPLING = SamplingConfig(
     completion="context",
     completion_steps=None,
     completion_resample=1,
+    precision="fp32",
 )
 
 

@@ -63,3 +63,16 @@ def test_the_smoke_suite_measures_every_row(tmp_path):
         True,
     }
     assert all(r["aten_ops_top"] > 0 for r in rows if r["step"] == "launches" and r["kind"] == "row")
+
+
+def test_the_gpu_tests_step_runs_every_file_that_holds_gpu_tests():
+    """A `gpu` test in a file missing from GPU_TEST_FILES would never run on a lent GPU."""
+    import re
+
+    from benchmarks.gpu_suite import GPU_TEST_FILES, REPO
+
+    marked = re.compile(r"^\s*@pytest\.mark\.gpu\b", re.M)
+    holding = sorted(
+        str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py") if marked.search(p.read_text())
+    )
+    assert holding and sorted(GPU_TEST_FILES) == holding

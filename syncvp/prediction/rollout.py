@@ -99,8 +99,8 @@ class Predictor:
         cuda_graphs: on a CUDA model, replay the sampler's denoiser from one CUDA graph captured
             per sampled chunk (`syncvp.training.fastpath.GraphedDenoiser`, params
             `run.cuda_graphs`; the conditioning is closed over, so each chunk captures its own).
-            Elsewhere a no-op. A capture that fails calls the denoiser plainly for that chunk,
-            with one warning through `warn`. Speed only.
+            Elsewhere a no-op. A capture that fails leaves one warning through `warn`, and the
+            denoiser is called plainly from then on (no further capture is tried). Speed only.
         warn: receives the warning of a failed capture (default: this module's logger).
     """
 
@@ -121,6 +121,7 @@ class Predictor:
     precision: str = "fp32"
     cuda_graphs: bool = False
     warn: Callable[[str], None] = field(default_factory=lambda: _logger.warning, repr=False, compare=False)
+    _capture_failed: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -287,13 +288,14 @@ class Predictor:
                 bounds[m] = self.target.bounds(m, like[m], cond[m])
             x0_known[m] = self.target.encode(m, z, cond[m])
         denoiser = self._denoiser(cond, present)
-        if self.cuda_graphs:  # captured on CUDA only: elsewhere GraphedDenoiser calls the denoiser plainly
+        if self.cuda_graphs and not self._capture_failed:  # captured on CUDA only: elsewhere a plain call
             # the examples are what the sampler passes: fp32 latents of `shapes` (every modality,
             # known ones included) and t = torch.full((B,), step, dtype=torch.long), so every step replays
             batch_size = next(iter(shapes.values()))[0]
             denoiser = GraphedDenoiser(
                 denoiser, like, torch.zeros(batch_size, dtype=torch.long, device=device), warn=self.warn
             )
+            self._capture_failed = denoiser.failed  # warned once: plain calls from now on
         out = (sampler or self.sampler).sample(
             denoiser,
             shapes,

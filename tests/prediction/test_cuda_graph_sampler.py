@@ -46,6 +46,7 @@ class Recording:
     """A `GraphedDenoiser` stand-in that checks every call against its examples, then calls `fn`."""
 
     made: list[Recording] = []
+    failed = False
 
     def __init__(self, fn, example_z, example_t, *, warmup: int = 2, warn=None):
         self.fn, self.warn = fn, warn
@@ -104,6 +105,22 @@ def test_a_rollout_captures_once_per_chunk(monkeypatch):
     p = predictor(cuda_graphs=True)
     _rollout(p)  # 4 frames in chunks of 3: two chunks
     assert [r.calls for r in Recording.made] == [SAMPLING.steps] * 2
+
+
+def test_a_failed_capture_warns_once_and_later_chunks_run_plainly(monkeypatch):
+    class Failing(Recording):
+        def __init__(self, fn, example_z, example_t, *, warmup: int = 2, warn=None):
+            super().__init__(fn, example_z, example_t, warmup=warmup, warn=warn)
+            warn("CUDA graph capture failed (RuntimeError: no graphs today); calling the denoiser plainly")
+            self.failed = True
+
+    Recording.made, warnings = [], []
+    monkeypatch.setattr(rollout, "GraphedDenoiser", Failing)
+    ref = _rollout(predictor())
+    out = _rollout(predictor(cuda_graphs=True, warn=warnings.append))  # two chunks
+    assert len(Recording.made) == 1 and len(warnings) == 1 and "no graphs today" in warnings[0]
+    for m in ref:
+        torch.testing.assert_close(out[m], ref[m], rtol=0, atol=0)
 
 
 def test_cuda_graphs_is_off_by_default():

@@ -45,6 +45,7 @@ def plan_evaluation(
         device=str(resolve_device(run.device)),
         compile=run.compile,  # the sampler's denoiser
         channels_last=run.channels_last,
+        cuda_graphs=run.cuda_graphs,
     )
     for metric, why in plan.metric_plan.skipped.items():
         get_run_logger().warning(f"{metric} skipped: {why}")

@@ -47,8 +47,8 @@ def _predict_parser(sub) -> None:
     p.add_argument(
         "--params",
         default="params.yaml",
-        help="params file: the `sampling` section, `run.compile` / `run.channels_last` for the denoiser "
-        "(and model paths)",
+        help="params file: the `sampling` section, `run.compile` / `run.channels_last` / `run.cuda_graphs` "
+        "for the denoiser (and model paths)",
     )
     p.add_argument(
         "--dataset",
@@ -102,8 +102,8 @@ def _complete_parser(sub) -> None:
     p.add_argument(
         "--params",
         default="params.yaml",
-        help="params file: the `sampling` section, `run.compile` / `run.channels_last` for the denoiser "
-        "(and model paths)",
+        help="params file: the `sampling` section, `run.compile` / `run.channels_last` / `run.cuda_graphs` "
+        "for the denoiser (and model paths)",
     )
     p.add_argument("--dataset", required=True, help="take the trained joint model of this dataset from `paths.models`")
     p.add_argument("--trajectories", type=int, default=1, help="completions per video (default 1)")
@@ -198,16 +198,17 @@ class PredictProgress:
 
 def _speed(params, log) -> dict:
     """predict_folder / complete_folder's speed options from the params' `run` section (as the
-    evaluate stage takes them), and where the compile guard's one warning goes (stderr)."""
+    evaluate stage takes them), and where the one warning of a failed compilation or CUDA graph
+    capture goes (stderr)."""
     run = params.run
-    on = [name for name in ("compile", "channels_last") if getattr(run, name)]
+    on = [name for name in ("compile", "channels_last", "cuda_graphs") if getattr(run, name)]
     if on:
         log(f"denoiser speed options (params run): {', '.join(on)}")
 
     def warn(line: str) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
-    return {"compile": run.compile, "channels_last": run.channels_last, "warn": warn}
+    return {"compile": run.compile, "channels_last": run.channels_last, "cuda_graphs": run.cuda_graphs, "warn": warn}
 
 
 def _device(name: str) -> str:

@@ -28,6 +28,9 @@ class RunConfig:
             (the diffusion model called at every sampling step; the autoencoders stay eager) at
             evaluate / `predict` / `complete` (a speed option for GPUs; compiling costs minutes on
             CPU for small gains; a module that fails to compile runs eager, with one warning).
+        cuda_graphs: replay the sampler's denoiser from one CUDA graph per sampled chunk at
+            evaluate / `predict` / `complete` (CUDA only, a no-op elsewhere; a capture that fails
+            calls the denoiser plainly, with one warning; speed only).
         activation_checkpointing: recompute each UNet block's activations in the backward pass
             instead of keeping them (the diffusion UNets and joint model, training only): less
             memory for more compute, the same gradients.
@@ -39,6 +42,7 @@ class RunConfig:
     processes: int
     channels_last: bool
     compile: bool
+    cuda_graphs: bool
     activation_checkpointing: bool
 
     def __post_init__(self) -> None:

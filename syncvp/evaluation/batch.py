@@ -64,8 +64,9 @@ def protocols(plan: EvaluationPlan) -> tuple[Protocol, ...]:
 def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
     """Predictors ("joint", and/or one per modality for stage-1 models: the model or the single
     baseline) and metric networks, loaded once per process and plan. With `plan.compile` the
-    predictors' diffusion models are compiled (`load_predictor`; the warning of a failed
-    compilation goes to the running batch's `warn`)."""
+    predictors' diffusion models are compiled, with `plan.cuda_graphs` their denoiser is replayed
+    from a CUDA graph per chunk (`load_predictor`; the warning of a failed compilation or capture
+    goes to the running batch's `warn`)."""
     key = (plan.fingerprint, plan.device)
     if key not in _LOADED:
         images = [m for m in plan.modalities if plan.kinds[m] == "image"]
@@ -80,6 +81,7 @@ def networks(plan: EvaluationPlan) -> tuple[dict[str, Predictor], MetricModels]:
                 quantize=[m for m in mods if m in images],
                 compile=plan.compile,
                 channels_last=plan.channels_last,
+                cuda_graphs=plan.cuda_graphs,
                 warn=_warn,
             )
         _LOADED.clear()  # one plan at a time: free the previous networks
@@ -250,7 +252,8 @@ def run_batch(
 ) -> Path:
     """Evaluate batch `index` of `setting` (the model's or a reference); writes its BatchResult (and
     sample predictions, except for ground_truth) atomically. `warn` receives the warning of a
-    compiled denoiser that falls back to eager (`plan.compile`; None: this module's logger)."""
+    compiled denoiser that falls back to eager (`plan.compile`) or of a failed CUDA graph capture
+    (`plan.cuda_graphs`; None: this module's logger)."""
     if warn is None:
         return _run_batch(plan, setting, index, progress)
     token = _WARN.set(warn)

@@ -24,9 +24,10 @@ the reason.
 Per-batch results live under `<eval>/<ds>/work/<fingerprint>/`; the fingerprint hashes the model
 files, the store, every option that changes a result and the library code (`code_digest`), so
 stale batches are never reused: a rerun after a code change computes every batch again. The speed
-options `compile` and `channels_last` (params `run`, applied to the sampler's denoiser) are in it
-too: they give the eager samples only within float tolerance, so the batches of a compiled and an
-eager evaluation are kept apart rather than mixed in one report.
+options `compile`, `channels_last` and `cuda_graphs` (params `run`, applied to the sampler's
+denoiser) are in it too: they give the plain samples only within float tolerance, so the batches
+of a compiled (or graph-replayed) and an eager evaluation are kept apart rather than mixed in one
+report.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class EvaluationPlan:
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # class-map modality -> class names (pictures)
     compile: bool = False  # run.compile: torch.compile the predictors' diffusion models (speed only)
     channels_last: bool = False  # run.channels_last: their 2-D convolutions channels-last (speed only)
+    cuda_graphs: bool = False  # run.cuda_graphs: their denoiser replayed from a CUDA graph per chunk (speed only)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -265,10 +267,11 @@ def plan_evaluation(
     *,
     compile: bool = False,
     channels_last: bool = False,
+    cuda_graphs: bool = False,
 ) -> EvaluationPlan:
     """Check inputs and resolve weights; nothing is sampled. Raises EvaluationError,
-    ModelFileError or MissingWeightsError naming what is wrong. `compile` and `channels_last`
-    (params `run`) are the speed options of the sampler's denoiser (`load_predictor`)."""
+    ModelFileError or MissingWeightsError naming what is wrong. `compile`, `channels_last` and
+    `cuda_graphs` (params `run`) are the speed options of the sampler's denoiser (`load_predictor`)."""
     store = paths.store(dataset, evaluate.split)
     if not store.is_file():
         raise EvaluationError(f"{store} does not exist: run `dvc repro prepare@{dataset}` first")
@@ -317,6 +320,7 @@ def plan_evaluation(
         "device": device,
         "compile": compile,
         "channels_last": channels_last,
+        "cuda_graphs": cuda_graphs,
         "code": code_digest(),
     }
     files = [store, *models.values(), *singles.values(), *ae_files]
@@ -345,4 +349,5 @@ def plan_evaluation(
         classes=classes,
         compile=compile,
         channels_last=channels_last,
+        cuda_graphs=cuda_graphs,
     )

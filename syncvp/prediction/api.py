@@ -245,6 +245,7 @@ def predict_folder(
     log: Callable[[str], Any] = lambda line: None,
     compile: bool = False,
     channels_last: bool = False,
+    cuda_graphs: bool = False,
     warn: Callable[[str], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Files in, files out: load the model, read `input_dir/<m>/`, predict, write to `out_dir`
@@ -258,9 +259,9 @@ def predict_folder(
         frame_formats: how each modality's PNGs are written (`write_prediction`).
         progress: a `ProgressEvent` after every sampling step (`Predictor.rollout`'s `step_progress`).
         log: receives a line for each thing loaded or read.
-        compile, channels_last: the speed options of the sampler's denoiser (params `run`;
-            `load_predictor`); `warn` receives the one warning of a compilation that fails (the
-            denoiser then runs eager).
+        compile, channels_last, cuda_graphs: the speed options of the sampler's denoiser (params
+            `run`; `load_predictor`); `warn` receives the one warning of a compilation or CUDA
+            graph capture that fails (the denoiser then runs eager / plainly).
 
     Returns:
         the predictions {m: uint8 [N, future, H, W, C]}.
@@ -279,7 +280,14 @@ def predict_folder(
             else f"loading the {m} autoencoders {pair.context} (context), {pair.future} (future)"
         )
     predictor = load_predictor(
-        model, autoencoders, sampling, device=device, compile=compile, channels_last=channels_last, warn=warn
+        model,
+        autoencoders,
+        sampling,
+        device=device,
+        compile=compile,
+        channels_last=channels_last,
+        cuda_graphs=cuda_graphs,
+        warn=warn,
     )
     fmts = {
         m: (frame_formats or {}).get(m) or formats.frame_format(m, predictor.future_autoencoders[m].spec.channels)
@@ -318,6 +326,7 @@ def complete_folder(
     log: Callable[[str], Any] = lambda line: None,
     compile: bool = False,
     channels_last: bool = False,
+    cuda_graphs: bool = False,
     warn: Callable[[str], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Modality completion, files in, files out: every frame of the `given` modalities in
@@ -327,7 +336,7 @@ def complete_folder(
     format.json per completed modality, `prediction.gif` (the completed modalities),
     `completion.gif` (the given modalities next to them) and, with N >= 2, `spread.npz` /
     `spread.png`; to a temporary folder, then renamed (as `predict_folder`). `compile`,
-    `channels_last` and `warn` as in `predict_folder`.
+    `channels_last`, `cuda_graphs` and `warn` as in `predict_folder`.
 
     Returns:
         the completions {m: uint8 [N, T, H, W, C]}.
@@ -340,7 +349,14 @@ def complete_folder(
     check_out_dir(out_dir)
     log(f"loading {model} on {device}")
     predictor = load_predictor(
-        model, autoencoders, sampling, device=device, compile=compile, channels_last=channels_last, warn=warn
+        model,
+        autoencoders,
+        sampling,
+        device=device,
+        compile=compile,
+        channels_last=channels_last,
+        cuda_graphs=cuda_graphs,
+        warn=warn,
     )
     if not predictor.joint:
         raise PredictionInputError(f"{model} is a stage-1 model: completing a modality needs the joint model")

@@ -53,6 +53,7 @@ def load_predictor(
     same_noise: bool | None = None,
     compile: bool = False,
     channels_last: bool = False,
+    cuda_graphs: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> Predictor:
     """A predictor from a diffusion-model file and its autoencoders.
@@ -71,8 +72,10 @@ def load_predictor(
             through `warn`. The autoencoders (called once per chunk) stay eager.
         channels_last: the diffusion model's 2-D convolutions in channels-last memory format
             (params `run.channels_last`); the autoencoders keep the default layout.
-        warn: receives the compile guard's one warning (None: the `syncvp.training.fastpath`
-            logger).
+        cuda_graphs: replay the sampler's denoiser from one CUDA graph per sampled chunk on a
+            CUDA device (params `run.cuda_graphs`; `Predictor.cuda_graphs`); a no-op elsewhere.
+        warn: receives the compile guard's one warning and that of a failed CUDA graph capture
+            (None: the `syncvp.training.fastpath` / `syncvp.prediction.rollout` loggers).
     """
     f = load_diffusion_model(model)
     if f.diffusion.context_encoder == "future" and "context_frames" not in f.meta:
@@ -124,4 +127,6 @@ def load_predictor(
         target=target,
         context_frames=int(f.meta["context_frames"]) if by_future else None,
         precision=sampling.precision,
+        cuda_graphs=cuda_graphs,
+        **fast,
     )

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -37,8 +38,10 @@ from syncvp.models.autoencoder import TriplaneAutoencoder
 from syncvp.models.context import ContextEncoder, Extrapolation, conditioning_clip, context_latent_shape, encode_context
 from syncvp.models.joint_unet import JointUNet
 from syncvp.progress import ProgressEvent, ProgressFn, no_progress
+from syncvp.training.fastpath import GraphedDenoiser
 
 PRECISIONS = ("fp32", "bf16")  # sampling.precision
+_logger = logging.getLogger(__name__)
 
 
 def quantize_uint8(video: Tensor, rounding: Rounding = "round") -> Tensor:
@@ -93,6 +96,12 @@ class Predictor:
             network call of the sampler under bf16 autocast on the model's device, its outputs
             cast back to fp32; the sampler's own update, the autoencoders and the metrics stay
             fp32).
+        cuda_graphs: on a CUDA model, replay the sampler's denoiser from one CUDA graph captured
+            per sampled chunk (`syncvp.training.fastpath.GraphedDenoiser`, params
+            `run.cuda_graphs`; the conditioning is closed over, so each chunk captures its own).
+            Elsewhere a no-op. A capture that fails leaves one warning through `warn`, and the
+            denoiser is called plainly from then on (no further capture is tried). Speed only.
+        warn: receives the warning of a failed capture (default: this module's logger).
     """
 
     context_autoencoders: Mapping[str, TriplaneAutoencoder]
@@ -110,6 +119,9 @@ class Predictor:
     target: DiffusionTarget = field(default_factory=DiffusionTarget)
     context_frames: int | None = None
     precision: str = "fp32"
+    cuda_graphs: bool = False
+    warn: Callable[[str], None] = field(default_factory=lambda: _logger.warning, repr=False, compare=False)
+    _capture_failed: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -195,8 +207,8 @@ class Predictor:
             return plain
         device_type = self.device.type
 
-        def bf16(x, t):
-            with torch.autocast(device_type, dtype=torch.bfloat16):
+        def bf16(x, t):  # no autocast weight cache: a CUDA graph capture (`cuda_graphs`) needs none
+            with torch.autocast(device_type, dtype=torch.bfloat16, cache_enabled=False):
                 out = plain(x, t)
             return {k: v.float() for k, v in out.items()}
 
@@ -275,8 +287,17 @@ class Predictor:
                 cond[m] = torch.cat([z, cond[m][:, z.shape[1] :]], dim=1)
                 bounds[m] = self.target.bounds(m, like[m], cond[m])
             x0_known[m] = self.target.encode(m, z, cond[m])
+        denoiser = self._denoiser(cond, present)
+        if self.cuda_graphs and not self._capture_failed:  # captured on CUDA only: elsewhere a plain call
+            # the examples are what the sampler passes: fp32 latents of `shapes` (every modality,
+            # known ones included) and t = torch.full((B,), step, dtype=torch.long), so every step replays
+            batch_size = next(iter(shapes.values()))[0]
+            denoiser = GraphedDenoiser(
+                denoiser, like, torch.zeros(batch_size, dtype=torch.long, device=device), warn=self.warn
+            )
+            self._capture_failed = denoiser.failed  # warned once: plain calls from now on
         out = (sampler or self.sampler).sample(
-            self._denoiser(cond, present),
+            denoiser,
             shapes,
             generator=generator,
             device=device,

@@ -66,8 +66,10 @@ class GraphedDenoiser:
     copies of the outputs, so the results are those of `fn` run on the same kernels. `fn` must
     close over everything else it reads (the condition, the model) and open any autocast itself
     (with `cache_enabled=False`, as capture needs). Calls with other shapes, calls on CPU and every
-    call after a failed capture (one warning) run `fn` plainly. Used by the sampling benchmark
-    (`benchmarks.gpu_suite`), whose GPU check compares it with the plain path.
+    call after a failed capture (one warning; `failed` is then true) run `fn` plainly. Used by the
+    sampler's denoiser with `run.cuda_graphs` (`syncvp.prediction.rollout.Predictor.cuda_graphs`)
+    and the sampling benchmark (`benchmarks.gpu_suite`), whose GPU check compares it with the plain
+    path.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class GraphedDenoiser:
         self.static_t = example_t.detach().clone()
         self.graph = None
         self.static_out = None
+        self.failed = False  # a capture was tried and failed (warned)
         if example_t.device.type != "cuda":
             return
         try:
@@ -101,6 +104,7 @@ class GraphedDenoiser:
         except Exception as exc:  # noqa: BLE001 - any capture failure: plain calls from now on
             warn(f"CUDA graph capture failed ({_reason(exc)}); calling the denoiser plainly")
             self.static_out = None
+            self.failed = True
 
     def __call__(self, z: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
         same = z.keys() == self.static_z.keys() and all(z[k].shape == v.shape for k, v in self.static_z.items())

@@ -1,5 +1,6 @@
 """The evaluate library on tiny random models: outputs, baseline, skipped metrics, resume,
-determinism, noise, missing-modality conditions, stage-1 models, errors before sampling, run.compile."""
+determinism, noise, missing-modality conditions, stage-1 models, errors before sampling, run.compile,
+run.cuda_graphs."""
 
 from __future__ import annotations
 
@@ -259,3 +260,20 @@ def test_run_compile_reaches_the_sampler_and_a_failing_compiler_only_warns(setup
     assert backend.calls == 1 and len(warnings) == 1 and "torch.compile failed for JointUNet" in warnings[0]
     for key, value in ref.values.items():
         np.testing.assert_allclose(out.values[key].video, value.video, atol=1e-5)
+
+
+def test_run_cuda_graphs_reaches_the_sampler(setup):
+    """plan_evaluation(cuda_graphs=...) (the stage passes params run.cuda_graphs) is in the
+    fingerprint and reaches the predictors, whose capture warning goes to the running batch's log."""
+    from syncvp.evaluation import batch, networks
+
+    ds, sampling, paths = setup
+    config = evaluate_config(conditions=("all",), videos=2)
+    plain = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths)
+    graphed = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths, cuda_graphs=True)
+    compiled = plan_evaluation("synthetic", ds, config, sampling, NO_WEIGHTS, paths, compile=True)
+    assert (plain.cuda_graphs, graphed.cuda_graphs, compiled.cuda_graphs) == (False, True, False)
+    assert len({plain.fingerprint, graphed.fingerprint, compiled.fingerprint}) == 3
+    assert networks(plain)[0]["joint"].cuda_graphs is False
+    joint = networks(graphed)[0]["joint"]
+    assert joint.cuda_graphs is True and joint.warn is batch._warn

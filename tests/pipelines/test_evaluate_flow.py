@@ -61,7 +61,8 @@ def test_evaluate_flow_writes_outputs_and_reuses_batches(setup, tiny_params, pre
 
 
 def test_the_flow_plans_with_the_run_sections_speed_options(setup, tiny_params):
-    """run.compile / run.channels_last reach the plan (and so the sampler's denoiser, `networks`)."""
+    """run.compile / run.channels_last / run.cuda_graphs reach the plan (and so the sampler's
+    denoiser, `networks`)."""
     from pipelines.evaluate import plan_evaluation
 
     ds, sampling, paths = setup
@@ -72,8 +73,8 @@ def test_the_flow_plans_with_the_run_sections_speed_options(setup, tiny_params):
         )
         for flags in (
             {"device": "cpu", "threads": 1},
-            {"device": "cpu", "threads": 1, "compile": True, "channels_last": True},
+            {"device": "cpu", "threads": 1, "compile": True, "channels_last": True, "cuda_graphs": True},
         )
     ]
-    assert [(p.compile, p.channels_last) for p in plans] == [(False, False), (True, True)]
+    assert [(p.compile, p.channels_last, p.cuda_graphs) for p in plans] == [(False, False, False), (True, True, True)]
     assert plans[0].fingerprint != plans[1].fingerprint

@@ -14,10 +14,11 @@ import torch
 from syncvp.config.roles import RolePair
 from syncvp.models.autoencoder import save_autoencoder
 from syncvp.models.diffusion_file import save_diffusion_model
-from syncvp.prediction import Predictor
+from syncvp.prediction import Predictor, rollout
 from syncvp.prediction.api import PredictionInputError, complete_folder
 from syncvp.training import fastpath
 from tests.prediction.conftest import CHANNELS, DIFFUSION, JOINT, SAMPLING, UNET, shapes
+from tests.prediction.test_cuda_graph_sampler import Recording
 from tests.prediction.test_rollout import predictor
 from tests.training.test_compile_guard import Backend
 
@@ -140,3 +141,9 @@ def test_complete_folder_writes_every_frame(tmp_path, monkeypatch):
     again = complete_folder(tmp_path / "in", tmp_path / "out4", given=["rgb"], compile=True, warn=warnings.append, **kw)
     assert backend.calls == 1 and len(warnings) == 1 and "torch.compile failed for JointUNet" in warnings[0]
     np.testing.assert_array_equal(again["depth"], out["depth"])
+    # run.cuda_graphs (the CLI passes it from params): one GraphedDenoiser per chunk; on CPU the plain completion
+    Recording.made = []
+    monkeypatch.setattr(rollout, "GraphedDenoiser", Recording)
+    graphed = complete_folder(tmp_path / "in", tmp_path / "out5", given=["rgb"], cuda_graphs=True, **kw)
+    assert Recording.made and all(r.calls > 0 for r in Recording.made)
+    np.testing.assert_array_equal(graphed["depth"], out["depth"])

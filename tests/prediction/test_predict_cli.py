@@ -437,3 +437,31 @@ def test_predict_cli_compiles_the_denoiser_with_run_compile(files, tmp_path, cap
         np.testing.assert_array_equal(
             cv2.imread(str(compiled), cv2.IMREAD_UNCHANGED), cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
         )
+
+
+def test_predict_cli_passes_run_cuda_graphs_to_the_denoiser(files, tmp_path, capsys, monkeypatch):
+    """params `run.cuda_graphs: true` reaches the sampler (one GraphedDenoiser per chunk); on CPU it
+    is a pass-through: the prediction is the plain one."""
+    from syncvp.prediction import rollout
+    from tests.prediction.test_cuda_graph_sampler import Recording
+
+    Recording.made = []
+    monkeypatch.setattr(rollout, "GraphedDenoiser", Recording)
+    inputs = _frames(tmp_path / "in")
+    text = (REPO / "params.yaml").read_text()
+    assert "\n  cuda_graphs: false " in text
+    params = tmp_path / "graphs.yaml"
+    params.write_text(text.replace("\n  cuda_graphs: false ", "\n  cuda_graphs: true ", 1))
+    base = ["predict", *files, "--input", str(inputs), "--frames", "2", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert "denoiser speed options" not in capsys.readouterr().out and Recording.made == []
+    assert main([*base, "--params", str(params), "--out", str(tmp_path / "graphs")]) == 0  # the last --params wins
+    assert "denoiser speed options (params run): cuda_graphs" in capsys.readouterr().out
+    assert len(Recording.made) == 1 and Recording.made[0].calls > 0
+    pngs = sorted((tmp_path / "plain").rglob("*.png"))
+    assert len(pngs) == 4  # 2 modalities x 2 frames
+    for png in pngs:
+        graphed = tmp_path / "graphs" / png.relative_to(tmp_path / "plain")
+        np.testing.assert_array_equal(
+            cv2.imread(str(graphed), cv2.IMREAD_UNCHANGED), cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        )

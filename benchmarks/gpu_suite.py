@@ -502,6 +502,7 @@ STEPS = {
 # the test files holding `gpu` tests (each imports without prefect, dvc, lpips, netCDF4)
 GPU_TEST_FILES = [
     "tests/training/test_graphed_denoiser.py",
+    "tests/prediction/test_cuda_graph_sampler.py",
     "tests/models/test_fast_paths.py",
     "tests/diffusion/test_samplers.py",
     "tests/training/test_diffusion_training.py",

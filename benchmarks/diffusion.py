@@ -10,7 +10,7 @@ Measures (median of --repeats after one warm-up):
 
 - stage-1 UNet: one forward (no grad) and one training step (forward + backward + fused AdamW);
 - joint model: one denoising forward (no grad) and one training step (shared-noise joint loss,
-  backward, fused AdamW), timed against the targets below;
+  backward, fused AdamW); `benchmarks.authors` times these side by side with the authors' code;
 - sampling one 8-frame chunk with 100 DDIM steps (eta 1, the paper's): estimated as 100 x the
   per-step time of a short DDIM run through the real sampler, or measured with --full-sampling.
 
@@ -47,10 +47,6 @@ REPO = Path(__file__).resolve().parents[1]
 FUTURE = TriplaneShape.for_video(channels=4, height=128, width=128, frames=8, patch=4)  # 4 x 1536
 CONTEXT = TriplaneShape.for_video(channels=4, height=128, width=128, frames=2, patch=4)  # 4 x 1152
 MODALITIES = ("rgb", "depth")
-# The authors' code on a 2-core CPU as first measured (stale; benchmarks/authors.py times both side by
-# side in one run), and this project's targets
-AUTHORS = {"joint train step": 10.06, "joint forward": 2.45}
-TARGETS = {"joint train step": 6.7, "joint forward": 1.2}
 
 
 def paper_sections(params_path: Path):
@@ -270,21 +266,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"parameters: stage-1 UNet {n_unet / 1e6:.2f} M, joint model (deep STCA) {n_joint / 1e6:.2f} M")
     steps = 100 if args.full_sampling else 5
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
-    print(
-        f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'per s':>7s} {'authors':>8s} {'target':>7s} {'vs authors':>10s}"
-    )
+    print(f"\n{'work':50s} {'precision':9s} {'seconds':>9s} {'per s':>7s}")
     for precision in precisions:
         rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train, batch, future, context)
         rows |= joint_rows(
             unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps, batch, future, context
         )
         for work, seconds in rows.items():
-            authors, target = (AUTHORS.get(work), TARGETS.get(work)) if args.config == "paper" else (None, None)
             note = " (est.)" if work.startswith("sampling") and steps != 100 else ""
-            print(
-                f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f} {authors or '':>8} {target or '':>7} "
-                f"{(f'{authors / seconds:.2f}x' if authors else ''):>10s}"
-            )
+            print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f}")
 
 
 if __name__ == "__main__":

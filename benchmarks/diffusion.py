@@ -5,8 +5,10 @@ context latent 4 x 1152 (2 frames), UNet 256 channels, mult [1, 2], one residual
 attention everywhere, 8 heads; joint model = two UNets + deep STCA (8 heads). Batch 1.
 
 Measures (median of --repeats after one warm-up):
-`--config default` times params.yaml's tiny networks instead, at `train_single.batch_size`
-(the "per s" column is then training steps/s of the default pipeline, before data loading and EMA).
+`--config default` times params.yaml's tiny networks instead, the stage-1 UNet at
+`train_single.batch_size` and the joint model at `train_joint.batch_size` (the "per s" column is
+then training steps/s of the default pipeline, before data loading and EMA), and compares their
+training speed per parameter: steps/s x parameters, and parameter-samples/s (x batch).
 
 - stage-1 UNet: one forward (no grad) and one training step (forward + backward + fused AdamW);
 - joint model: one denoising forward (no grad) and one training step (shared-noise joint loss,
@@ -81,7 +83,8 @@ def paper_sections(params_path: Path):
 
 def default_sections(params_path: Path):
     """params.yaml's unet / diffusion / joint, the latent shapes of its first trained dataset
-    under its `autoencoder` and its `train_single.batch_size` (the default CPU pipeline)."""
+    under its `autoencoder`, its `train_single.batch_size` and `train_joint.batch_size` (the
+    default CPU pipeline)."""
     params = load_params(params_path)
     ds = params.datasets[params.pipeline.train[0]]
     ae = params.autoencoder
@@ -91,7 +94,15 @@ def default_sections(params_path: Path):
         )
         for f in (ds.future_frames, ds.context_frames)
     )
-    return params.unet, params.diffusion, params.joint, future, context, params.train_single.batch_size
+    return (
+        params.unet,
+        params.diffusion,
+        params.joint,
+        future,
+        context,
+        params.train_single.batch_size,
+        params.train_joint.batch_size,
+    )
 
 
 CLOCK = time.perf_counter
@@ -218,6 +229,21 @@ def joint_rows(
     return rows
 
 
+def per_parameter(rows: dict[str, float], n_unet: int, n_joint: int, batch: int, joint_batch: int) -> list[str]:
+    """The joint model's training speed per parameter against the stage-1 UNet's."""
+    out = []
+    for label, unit, scale in (
+        ("steps/s x parameters", "M", (1, 1)),
+        ("parameter-samples/s (x batch)", "M", (batch, joint_batch)),
+    ):
+        single = scale[0] * n_unet / rows["UNet train step"] / 1e6
+        joint = scale[1] * n_joint / rows["joint train step"] / 1e6
+        out.append(
+            f"per parameter, {label}: joint {joint:.2f} {unit}, stage-1 {single:.2f} {unit}, ratio {joint / single:.2f}"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
@@ -252,15 +278,15 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     if args.config == "paper":
         unet_cfg, diffusion, joint_cfg = paper_sections(args.params)
-        future, context, batch = FUTURE, CONTEXT, 1
+        future, context, batch, joint_batch = FUTURE, CONTEXT, 1, 1
     else:
-        unet_cfg, diffusion, joint_cfg, future, context, batch = default_sections(args.params)
+        unet_cfg, diffusion, joint_cfg, future, context, batch, joint_batch = default_sections(args.params)
     with torch.device("meta"):
         n_unet = count_parameters(build_unet(unet_cfg, future, context))
         n_joint = count_parameters(build_joint_unet(unet_cfg, joint_cfg, {m: (future, context) for m in MODALITIES}))
     print(
         f"{args.config} config: torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-        f"latent {future.channels} x {future.length}, context {context.channels} x {context.length}, batch {batch}, "
+        f"latent {future.channels} x {future.length}, context {context.channels} x {context.length}, batch {batch} (joint {joint_batch}), "
         f"median of {args.repeats} after a warm-up"
     )
     print(f"parameters: stage-1 UNet {n_unet / 1e6:.2f} M, joint model (deep STCA) {n_joint / 1e6:.2f} M")
@@ -270,11 +296,23 @@ def main(argv: list[str] | None = None) -> None:
     for precision in precisions:
         rows = single_rows(unet_cfg, diffusion, precision, args.repeats, not args.no_train, batch, future, context)
         rows |= joint_rows(
-            unet_cfg, diffusion, joint_cfg, precision, args.repeats, not args.no_train, steps, batch, future, context
+            unet_cfg,
+            diffusion,
+            joint_cfg,
+            precision,
+            args.repeats,
+            not args.no_train,
+            steps,
+            joint_batch,
+            future,
+            context,
         )
         for work, seconds in rows.items():
             note = " (est.)" if work.startswith("sampling") and steps != 100 else ""
             print(f"{work + note:50s} {precision:9s} {seconds:9.3f} {1 / seconds:7.2f}")
+        if "joint train step" in rows:
+            for line in per_parameter(rows, n_unet, n_joint, batch, joint_batch):
+                print(line)
 
 
 if __name__ == "__main__":

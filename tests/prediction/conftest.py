@@ -105,3 +105,24 @@ def context_clips(batch: int = 2, frames: int = 2, seed: int = 0) -> dict[str, t
 def _one_thread(one_torch_thread):
     """Every test here runs with one torch thread (the root conftest's fixture)."""
     yield
+
+
+def tiny_predictor(joint: bool = True, device: str = "cpu", **options):
+    """A Predictor of the tiny test networks (joint, or the stage-1 depth model) on `device`,
+    sampling with SAMPLING; `options` are further Predictor fields (precision, cuda_graphs, ...)."""
+    from syncvp.diffusion.factory import build_sampler
+    from syncvp.prediction import Predictor
+
+    ctx, fut = autoencoders()
+    if joint:
+        model = joint_model(ctx, fut)
+    else:
+        model = single_model(ctx, fut, "depth")
+        ctx, fut = {"depth": ctx["depth"]}, {"depth": fut["depth"]}
+    return Predictor(
+        context_autoencoders={m: ae.to(device) for m, ae in ctx.items()},
+        future_autoencoders={m: ae.to(device) for m, ae in fut.items()},
+        model=model.to(device),
+        sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
+        **options,
+    )

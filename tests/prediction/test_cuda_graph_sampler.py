@@ -11,28 +11,13 @@ import dataclasses
 import pytest
 import torch
 
-from syncvp.diffusion.factory import build_sampler
 from syncvp.prediction import Predictor, rollout
 from syncvp.training.fastpath import GraphedDenoiser
-from tests.prediction.conftest import DIFFUSION, SAMPLING, autoencoders, context_clips, joint_model, single_model
+from tests.prediction.conftest import SAMPLING, context_clips, tiny_predictor
 
 
 def predictor(joint: bool = True, device: str = "cpu", **options) -> Predictor:
-    ctx, fut = autoencoders()
-    if joint:
-        model = joint_model(ctx, fut)
-    else:
-        model = single_model(ctx, fut, "depth")
-        ctx, fut = {"depth": ctx["depth"]}, {"depth": fut["depth"]}
-    ctx = {m: ae.to(device) for m, ae in ctx.items()}
-    fut = {m: ae.to(device) for m, ae in fut.items()}
-    return Predictor(
-        context_autoencoders=ctx,
-        future_autoencoders=fut,
-        model=model.to(device),
-        sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
-        **options,
-    )
+    return tiny_predictor(joint, device, **options)
 
 
 def _rollout(p: Predictor, joint: bool = True) -> dict[str, torch.Tensor]:

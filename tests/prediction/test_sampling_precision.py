@@ -10,25 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from syncvp.diffusion.factory import build_sampler
 from syncvp.prediction import Predictor
-from tests.prediction.conftest import DIFFUSION, SAMPLING, autoencoders, context_clips, joint_model, single_model
+from tests.prediction.conftest import SAMPLING, context_clips, tiny_predictor
 
 
 def predictor(precision: str, joint: bool = True) -> Predictor:
-    ctx, fut = autoencoders()
-    if joint:
-        model = joint_model(ctx, fut)
-    else:
-        model = single_model(ctx, fut, "depth")
-        ctx, fut = {"depth": ctx["depth"]}, {"depth": fut["depth"]}
-    return Predictor(
-        context_autoencoders=ctx,
-        future_autoencoders=fut,
-        model=model,
-        sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
-        precision=precision,
-    )
+    return tiny_predictor(joint, precision=precision)
 
 
 def conv_dtypes(model: nn.Module) -> list[torch.dtype]:

@@ -295,7 +295,7 @@ class SamplingConfig:
         completion_resample: RePaint resampling, each step run this many times (1 = none).
         precision: the denoiser's arithmetic while sampling: "fp32" (the paper's) or "bf16" (each
             network call under bf16 autocast, outputs back in fp32; the sampler's update, the
-            autoencoders and the metrics stay fp32). A speed option: about 1.4x faster per
+            autoencoders and the metrics stay fp32). A speed option: about 1.3x faster per
             paper-size forward on a CPU with AVX512-BF16, more on GPUs; samples differ from fp32
             by bf16 rounding (README, "Fast paths").
     """

@@ -206,9 +206,10 @@ class Predictor:
         if self.precision == "fp32":
             return plain
         device_type = self.device.type
+        cache = not self.cuda_graphs  # a CUDA graph capture needs autocast without its weight-cast cache
 
-        def bf16(x, t):  # no autocast weight cache: a CUDA graph capture (`cuda_graphs`) needs none
-            with torch.autocast(device_type, dtype=torch.bfloat16, cache_enabled=False):
+        def bf16(x, t):
+            with torch.autocast(device_type, dtype=torch.bfloat16, cache_enabled=cache):
                 out = plain(x, t)
             return {k: v.float() for k, v in out.items()}
 

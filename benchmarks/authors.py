@@ -14,7 +14,11 @@ both see the same load:
   optimizer the pipeline builds;
 - with `--single`, the stage-1 UNet's forward and train step too (their `UNetModel` + `DDPM`);
 - with `--bf16`, our joint forward under bf16 autocast (`sampling.precision: bf16`) against their
-  fp32 forward (their code has no reduced-precision sampling).
+  fp32 forward (their code has no reduced-precision sampling);
+- with `--compile`, our joint forward compiled as the sampler compiles it with `run.compile`
+  (inductor, frozen: `syncvp.training.fastpath.guard_compile`), on a copy of the model; with
+  `--bf16` too, also under bf16 autocast. Compiling takes one to two minutes per row on 2 cores,
+  spent in the warm-up call.
 
 The authors' code is not part of this project and is not downloaded: pass a checkout of
 https://github.com/PallottaEnrico/SyncVP with `--authors-repo` (their models need `einops`; put it
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import os
 import resource
@@ -53,12 +58,15 @@ from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
 from syncvp.diffusion.process import sample_timesteps, training_loss
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
+from syncvp.training.fastpath import prepare_model
 from syncvp.training.optim import adamw
 
 TARGETS = {
     "joint train step": 1.5,
     "joint forward": 2.0,
     "joint forward, ours bf16": 2.0,
+    "joint forward, ours compiled": 2.0,
+    "joint forward, ours compiled bf16": 2.0,
 }  # speed-up over the authors' code
 FRAMES = 8  # future frames of the paper's 8x128x128 autoencoder
 
@@ -157,7 +165,9 @@ def side_by_side(pairs: dict[str, tuple[Callable, Callable]], repeats: int, cloc
     return out
 
 
-def joint_pairs(repo: Path, params: Path, train: bool, bf16: bool = False) -> tuple[dict, int, int]:
+def joint_pairs(
+    repo: Path, params: Path, train: bool, bf16: bool = False, compile: bool = False, warn: Callable = print
+) -> tuple[dict, int, int]:
     DDPM, MMDDPM, MMDiffusionWrapper, MultiModalUnet, _, _ = import_authors(repo)
     unet_cfg, diffusion, joint_cfg = paper_sections(params)
     ours = build_joint_unet(unet_cfg, joint_cfg, {m: (FUTURE, CONTEXT) for m in MODALITIES})
@@ -190,6 +200,16 @@ def joint_pairs(repo: Path, params: Path, train: bool, bf16: bool = False) -> tu
     pairs = {"joint forward": (ours_forward, theirs_forward)}
     if bf16:
         pairs["joint forward, ours bf16"] = (ours_forward_bf16, theirs_forward)
+    if compile:
+        compiled = prepare_model(copy.deepcopy(ours), channels_last=False, compile=True, frozen=True, warn=warn)
+
+        def ours_compiled(precision: bool):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision):
+                compiled(x0, t, c)
+
+        pairs["joint forward, ours compiled"] = (lambda: ours_compiled(False), theirs_forward)
+        if bf16:
+            pairs["joint forward, ours compiled bf16"] = (lambda: ours_compiled(True), theirs_forward)
     if train:
         schedule = build_schedule(diffusion)
         our_opt = adamw(ours.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=0.01)
@@ -277,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also our joint forward under bf16 autocast (sampling.precision: bf16) against their fp32 forward",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also our joint forward compiled as the sampler compiles it (run.compile: inductor, frozen)",
+    )
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="cpu = process CPU time")
     parser.add_argument(
         "--malloc",
@@ -301,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
             pairs, n_ours, n_theirs = single_pairs(args.authors_repo.expanduser(), args.params, not args.no_train)
             counts.append(("stage-1 UNet", n_ours, n_theirs))
             rows |= side_by_side(pairs, args.repeats, clock)
-        pairs, n_ours, n_theirs = joint_pairs(args.authors_repo.expanduser(), args.params, not args.no_train, args.bf16)
+        pairs, n_ours, n_theirs = joint_pairs(
+            args.authors_repo.expanduser(), args.params, not args.no_train, args.bf16, args.compile
+        )
         counts.append(("joint model", n_ours, n_theirs))
         rows |= side_by_side(pairs, args.repeats, clock)
     except AuthorsError as exc:
@@ -314,14 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, n_ours, n_theirs in counts:
         print(f"parameters, {name}: ours {n_ours / 1e6:.2f} M, authors' {n_theirs / 1e6:.2f} M")
     print(f"malloc: {malloc_state()}")
+    width = max(len(w) for w in rows)
     print(
-        f"\n{'work':26s} {'ours s':>8s} {'authors s':>10s} {'speed-up':>9s} {'target':>7s} "
+        f"\n{'work':{width}s} {'ours s':>8s} {'authors s':>10s} {'speed-up':>9s} {'target':>7s} "
         f"{'page faults/call ours':>22s} {'authors':>8s}"
     )
     for work, (ours, theirs, f_ours, f_theirs) in rows.items():
         target = f"{TARGETS[work]:.1f}x" if work in TARGETS else ""
         print(
-            f"{work:26s} {ours:8.3f} {theirs:10.3f} {theirs / ours:8.2f}x {target:>7s} {f_ours:22.0f} {f_theirs:8.0f}"
+            f"{work:{width}s} {ours:8.3f} {theirs:10.3f} {theirs / ours:8.2f}x {target:>7s} "
+            f"{f_ours:22.0f} {f_theirs:8.0f}"
         )
     return 0
 

@@ -68,8 +68,9 @@ def load_predictor(
         same_noise: share sampling noise between modalities; None = the model's `joint.same_noise`.
         compile: `torch.compile` the diffusion model, the network the sampler calls at every
             step (params `run.compile`; `syncvp.training.fastpath.prepare_model`). It compiles
-            at its first call; where that fails it runs eager from then on, with one warning
-            through `warn`. The autoencoders (called once per chunk) stay eager.
+            at its first call, frozen (its weights become constants of the compiled graph: do
+            not change them afterwards); where that fails it runs eager from then on, with one
+            warning through `warn`. The autoencoders (called once per chunk) stay eager.
         channels_last: the diffusion model's 2-D convolutions in channels-last memory format
             (params `run.channels_last`); the autoencoders keep the default layout.
         cuda_graphs: replay the sampler's denoiser from one CUDA graph per sampled chunk on a
@@ -111,7 +112,7 @@ def load_predictor(
         )
     network = f.build(device)
     fast = {"warn": warn} if warn is not None else {}
-    prepare_model(network, channels_last=channels_last, compile=compile, **fast)
+    prepare_model(network, channels_last=channels_last, compile=compile, frozen=True, **fast)  # weights fixed
     return Predictor(
         context_autoencoders=context,
         future_autoencoders=future,

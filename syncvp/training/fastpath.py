@@ -8,7 +8,9 @@
   happens at a module's first call (and again for new shapes); where it fails (a dynamo or
   inductor error, e.g. torch 2.11's `InductorError` on the joint model), `guard_compile` runs that
   call and every later one eager, with one warning naming the module and the reason, so compiling
-  never ends a run. An error that eager raises too is the caller's and propagates.
+  never ends a run. An error that eager raises too is the caller's and propagates. A module whose
+  weights no longer change (the sampler's denoiser) compiles `frozen`: inductor's freezing folds
+  the weights, and under autocast their bf16 casts, into the compiled no-grad graph as constants.
 - pinned host memory for DataLoader batches on CUDA (asynchronous host-to-device copies).
 - CUDA graphs for sampling (`GraphedDenoiser`): one denoiser call of fixed shapes captured once and
   replayed at every sampling step (no per-kernel launch cost); inputs are copied into static
@@ -29,21 +31,45 @@ _logger = logging.getLogger(__name__)
 
 
 def prepare_model(
-    model: nn.Module, *, channels_last: bool, compile: bool, warn: Callable[[str], None] = _logger.warning
+    model: nn.Module,
+    *,
+    channels_last: bool,
+    compile: bool,
+    frozen: bool = False,
+    warn: Callable[[str], None] = _logger.warning,
 ) -> nn.Module:
-    """Apply the speed options to `model` in place (run.channels_last, run.compile); returns it."""
+    """Apply the speed options to `model` in place (run.channels_last, run.compile); returns it.
+    `frozen`: its weights stay as they are from now on (inference only; see `guard_compile`)."""
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile:
-        guard_compile(model, backend=COMPILE_BACKEND, warn=warn)
+        guard_compile(model, backend=COMPILE_BACKEND, frozen=frozen, warn=warn)
     return model
 
 
-def guard_compile(model: nn.Module, *, backend="inductor", warn: Callable[[str], None] = _logger.warning) -> nn.Module:
+def guard_compile(
+    model: nn.Module, *, backend="inductor", frozen: bool = False, warn: Callable[[str], None] = _logger.warning
+) -> nn.Module:
     """`model.compile(backend=backend)` in place, falling back to eager for good (one warning) the
-    first time a compiled call fails where the eager call succeeds."""
+    first time a compiled call fails where the eager call succeeds.
+
+    frozen: every call runs with inductor's `freezing` on, so its no-grad calls compile with the
+    weights as constants of the graph (folded, with their autocast casts, and laid out for the
+    kernels once). Only for a module whose weights no longer change, such as the sampler's
+    denoiser after loading: a later change of the weights is not seen by no-grad calls. Calls with
+    grad enabled compile as usual. (Inductor reads the setting from its global config while it
+    compiles; `torch.compile(options={"freezing": True})` did not freeze here, so the setting is
+    patched around each call, which leaves other modules' compilations alone.)"""
     model.compile(backend=backend)
     compiled = model._compiled_call_impl  # what nn.Module.__call__ runs while it is set (torch >= 2.2)
+    if frozen:
+        from torch._inductor import config as inductor_config
+
+        unfrozen = compiled
+
+        def compiled(*args, **kwargs):
+            with inductor_config.patch(freezing=True):
+                return unfrozen(*args, **kwargs)
 
     def call(*args, **kwargs):
         try:

@@ -13,7 +13,7 @@ from syncvp.models.diffusion_file import save_diffusion_model
 from syncvp.prediction import load_predictor
 from syncvp.training import fastpath
 from tests.prediction.conftest import DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, context_clips, joint_model, shapes
-from tests.training.test_compile_guard import Backend
+from tests.training.test_compile_guard import Backend, Recording
 
 
 @pytest.fixture
@@ -51,6 +51,15 @@ def test_a_compiled_denoiser_samples_as_eager(files, monkeypatch):
         torch.testing.assert_close(out[m], ref[m], atol=1e-5, rtol=0)
     for ae in (*compiled.context_autoencoders.values(), *compiled.future_autoencoders.values()):
         assert ae._compiled_call_impl is None  # the autoencoders stay eager
+
+
+def test_the_samplers_denoiser_compiles_frozen(files, monkeypatch):
+    """The weights are fixed once loaded, so the denoiser compiles with inductor's freezing."""
+    torch._dynamo.reset()
+    backend = Recording()
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    _samples(load_predictor(*files, SAMPLING, compile=True))
+    assert backend.freezing and all(backend.freezing)
 
 
 def test_a_failing_compiler_samples_as_eager_with_one_warning(files, monkeypatch):

@@ -1,6 +1,7 @@
 """`run.compile` never ends a run: a compiled module whose compilation fails runs eager from then on
 with one warning; an error eager raises too still propagates; a tiny UNet really compiled on CPU
-matches eager; and a diffusion training with a failing compiler trains exactly as eager does."""
+matches eager; a frozen module (the sampler's denoiser) compiles with inductor's freezing, and only
+it; and a diffusion training with a failing compiler trains exactly as eager does."""
 
 from __future__ import annotations
 
@@ -76,6 +77,55 @@ def test_a_tiny_unet_compiled_on_cpu_matches_eager():
         torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4)
 
 
+class Recording:
+    """A torch.compile backend that runs the captured graph as it is and records inductor's
+    `freezing` setting at each compilation."""
+
+    def __init__(self):
+        self.freezing = []
+
+    def __call__(self, gm, example_inputs):
+        from torch._inductor import config
+
+        self.freezing.append(config.freezing)
+        return gm.forward
+
+
+def test_only_a_frozen_module_compiles_with_inductors_freezing():
+    from torch._inductor import config
+
+    torch._dynamo.reset()
+    frozen, plain = Recording(), Recording()
+    a, b = guard_compile(tiny(), backend=frozen, frozen=True), guard_compile(tiny(), backend=plain)
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        a(x), b(x)
+    assert frozen.freezing == [True] and plain.freezing == [False]
+    assert config.freezing is False  # patched around the frozen module's calls only
+
+
+def test_inductor_folds_a_frozen_modules_weights_into_its_no_grad_graph():
+    """Real inductor on CPU (a two-layer MLP compiles in seconds): the frozen module gives eager's
+    output, and a later change of its weights is not seen by its no-grad calls (the weights are
+    constants of the compiled graph), while the same change reaches a module compiled unfrozen."""
+    torch._dynamo.reset()
+    x, outs = torch.randn(3, 4), {}
+    for frozen in (True, False):
+        eager, model, warnings = tiny(), tiny(), []
+        guard_compile(model, backend="inductor", frozen=frozen, warn=warnings.append)
+        with torch.no_grad():
+            before = model(x)
+            torch.testing.assert_close(before, eager(x), atol=1e-6, rtol=1e-5)
+            model[0].weight.mul_(2)
+            eager[0].weight.mul_(2)
+            outs[frozen] = before, model(x), eager(x)
+        assert warnings == [] and model._compiled_call_impl is not None  # compiled, no fallback
+    before, after, changed = outs[True]
+    assert torch.equal(after, before) and not torch.allclose(changed, before)
+    _, after, changed = outs[False]
+    torch.testing.assert_close(after, changed, atol=1e-6, rtol=1e-5)
+
+
 def test_a_training_with_a_failing_compiler_trains_as_eager(tiny_params, monkeypatch):
     p = setup(tiny_params)
     eager = plan_single(dataclasses.replace(p, train_single=dataclasses.replace(p.train_single, steps=2)))
@@ -87,6 +137,20 @@ def test_a_training_with_a_failing_compiler_trains_as_eager(tiny_params, monkeyp
     assert backend.calls >= 1 and sum("torch.compile failed for TriplaneUNet" in w for w in warnings) == 1
     second = diffusion_train.train(eager)  # the first run finished: this one trains from scratch
     assert first["loss_final"] == pytest.approx(second["loss_final"], rel=1e-6)
+
+
+def test_a_compiled_training_never_freezes_its_weights(tiny_params, monkeypatch):
+    """The trained network's weights change at every step: its compilations (no-grad ones
+    included) never run with inductor's freezing."""
+    torch._dynamo.reset()
+    p = setup(tiny_params)
+    job = dataclasses.replace(
+        plan_single(dataclasses.replace(p, train_single=dataclasses.replace(p.train_single, steps=2))), compile=True
+    )
+    backend = Recording()
+    monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
+    diffusion_train.train(job)
+    assert backend.freezing and not any(backend.freezing)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ of params.yaml on CPU, fp32, tiny step counts, to test the suite's structure):
   (torch.utils.flop_counter.FlopCounterMode), achieved TFLOP/s and share of peak, peak memory;
 - sampling: one 8-frame joint chunk with 100 DDIM steps at batch 1 and 16, eager and through a
   CUDA graph (`syncvp.training.fastpath.GraphedDenoiser`), with the check graph == eager;
-- sampling_compiled: the same compiled (`guard_compile`), with the check compiled == eager;
+- sampling_compiled: the same compiled (`guard_compile`, frozen as `run.compile` compiles the
+  sampler's denoiser), with the check compiled == eager;
 - checkpointing: joint training at batch 8 with and without activation checkpointing: peak
   memory (torch.cuda.max_memory_allocated) and step time;
 - compile_joint: a compiled joint training step at paper config (a 3-minute cap): pass / fail,
@@ -50,10 +51,14 @@ SAMPLING_STEPS = 100
 KNOWN_PEAK = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 TFLOP/s (datasheets)
 TARGET_SHARE = 0.40  # the issue's training target: >= 40 % of the chip's dense bf16 peak
 TARGET_SAMPLING_S = {1: 1.0, 16: 2.0}  # one 8-frame chunk, 100 DDIM steps, by batch
-TOLERANCE = {  # max abs difference of the final sample (latent units, range [-1, 1]) fast vs plain
+TOLERANCE = {  # relative L2 difference of one denoiser call's output, fast vs plain
     "graph": 1e-3,  # the same kernels replayed: expected 0, allow reduction-order noise
-    "compiled": 5e-2,  # inductor fuses and reorders bf16 arithmetic over 100 steps
+    "compiled": 5e-2,  # inductor fuses and reorders bf16 arithmetic (CPU, paper config: 0.019)
 }
+# The final samples' max difference is reported too, for information only: 100 DDIM steps of a
+# random-weight model amplify any rounding difference (measured on CPU at the paper config: bf16
+# against fp32 eager 1.45, compiled bf16 against eager bf16 0.95, in latent units of range [-1, 1]).
+ZERO_FILL_STD = 0.02  # zero-initialised parameters get this noise, so the network's output is not 0
 
 
 @dataclasses.dataclass
@@ -267,13 +272,20 @@ class Chunk:
         self.mods = ("rgb", "depth")
         torch.manual_seed(0)
         model = build_joint_unet(unet_cfg, joint_cfg, {m: (self.future, self.context) for m in self.mods})
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():  # a fresh model's zero-initialised output layers would predict 0 for every input
+            for p in model.parameters():
+                if not p.any():
+                    p.copy_(ZERO_FILL_STD * torch.randn(p.shape, generator=g))
         self.model = model.to(self.device).eval()
         self.warnings: list[str] = []
         if compile:
             from syncvp.training import fastpath
 
             fastpath.COMPILE_BACKEND = ctx.compile_backend
-        prepare_model(self.model, channels_last=True, compile=compile, warn=self.warnings.append)
+        # frozen, as run.compile compiles the sampler's denoiser (load_predictor); the compiled
+        # chunk's weights are loaded before its first call, which is when it compiles
+        prepare_model(self.model, channels_last=True, compile=compile, frozen=True, warn=self.warnings.append)
         self.steps = 2 if ctx.smoke else SAMPLING_STEPS
         self.sampler = Sampler(
             schedule=build_schedule(diffusion),
@@ -339,16 +351,32 @@ def _max_diff(a: dict, b: dict) -> float:
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
 
 
-def _check(ctx: Ctx, path: str, batch: int, fast: dict, plain: dict, **extra) -> None:
-    diff = _max_diff(fast, plain)
+def _relative(a: dict, b: dict) -> float:
+    return max(float((a[k].float() - b[k].float()).norm() / b[k].float().norm().clamp_min(1e-12)) for k in a)
+
+
+def _check(
+    ctx: Ctx, path: str, batch: int, fast, plain, chunk: "Chunk", fast_sample: dict, plain_sample: dict, **extra
+):
+    """Pass / fail on one call of the fast denoiser against the plain one (the same noisy input,
+    t = 500); the final samples' difference is reported alongside, for information."""
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    z = {m: torch.randn(batch, chunk.future.channels, chunk.future.length, generator=g) for m in chunk.mods}
+    z = {m: v.to(chunk.device) for m, v in z.items()}
+    t = torch.full((batch,), 500, dtype=torch.long, device=chunk.device)
+    with torch.no_grad():
+        rel = _relative(fast(z, t), plain(z, t))
     tol = TOLERANCE[path]
     ctx.emit(
         kind="check",
-        check=f"{path} sampling == eager sampling",
+        check=f"{path} denoiser == eager denoiser (one call, relative L2)",
         batch=batch,
-        max_abs_diff=diff,
+        relative_l2=rel,
         tolerance=tol,
-        passed=diff <= tol,
+        passed=rel <= tol,
+        sample_max_abs_diff=_max_diff(fast_sample, plain_sample),
         **extra,
     )
 
@@ -357,20 +385,23 @@ def sampling(ctx: Ctx) -> None:
     chunk = Chunk(ctx)
     repeats = 1 if ctx.smoke else 3
     for batch in (1, 2) if ctx.smoke else (1, 16):
-        eager, plain = chunk.time(chunk.denoiser(batch), batch, repeats)
+        denoiser = chunk.denoiser(batch)
+        eager, plain = chunk.time(denoiser, batch, repeats)
         ctx.emit(path="eager", batch=batch, ddim_steps=chunk.steps, **eager, peak_mib=_peak_mib(chunk.device))
         graphed = chunk.denoiser(batch, graph=True)
         captured = getattr(graphed, "graph", None) is not None
         res, fast = chunk.time(graphed, batch, repeats)
         ctx.emit(path="graph", batch=batch, ddim_steps=chunk.steps, captured=captured, **res, warnings=chunk.warnings)
-        _check(ctx, "graph", batch, fast, plain, captured=captured, precision="bf16 autocast")
+        _check(ctx, "graph", batch, graphed, denoiser, chunk, fast, plain, captured=captured, precision="bf16 autocast")
     # fp32 (TF32 off): the graph replays the very kernels of the plain call
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    plain = chunk.sample(chunk.denoiser(1, amp=False), 1)
+    denoiser = chunk.denoiser(1, amp=False)
+    plain = chunk.sample(denoiser, 1)
     graphed = chunk.denoiser(1, amp=False, graph=True)
-    _check(ctx, "graph", 1, chunk.sample(graphed, 1), plain, captured=graphed.graph is not None, precision="fp32")
+    fast = chunk.sample(graphed, 1)
+    _check(ctx, "graph", 1, graphed, denoiser, chunk, fast, plain, captured=graphed.graph is not None, precision="fp32")
 
 
 def sampling_compiled(ctx: Ctx) -> None:
@@ -379,11 +410,23 @@ def sampling_compiled(ctx: Ctx) -> None:
     compiled.model.load_state_dict(eager.model.state_dict())
     repeats = 1 if ctx.smoke else 3
     for batch in (1, 2) if ctx.smoke else (1, 16):
-        plain = eager.sample(eager.denoiser(batch), batch)
-        res, fast = compiled.time(compiled.denoiser(batch), batch, repeats)
+        denoiser, fast_denoiser = eager.denoiser(batch), compiled.denoiser(batch)
+        plain = eager.sample(denoiser, batch)
+        res, fast = compiled.time(fast_denoiser, batch, repeats)
         fell_back = bool(compiled.warnings)
         ctx.emit(path="compiled", batch=batch, ddim_steps=compiled.steps, **res, fell_back=fell_back)
-        _check(ctx, "compiled", batch, fast, plain, fell_back=fell_back, backend=ctx.compile_backend)
+        _check(
+            ctx,
+            "compiled",
+            batch,
+            fast_denoiser,
+            denoiser,
+            eager,
+            fast,
+            plain,
+            fell_back=fell_back,
+            backend=ctx.compile_backend,
+        )
     ctx.emit(warnings=compiled.warnings)
 
 

@@ -58,6 +58,8 @@ def test_the_smoke_suite_measures_every_row(tmp_path):
     assert [r["batch"] for r in train] == [1, 2, 4, 8] and all(r["flops_per_step"] > 0 for r in train)
     checks = [r for r in rows if r.get("check")]
     assert len(checks) == 3 and all(r["passed"] for r in checks)
+    # on CPU the graph path calls the denoiser plainly: the same output, the same samples
+    assert all(r["relative_l2"] == 0 and r["sample_max_abs_diff"] == 0 for r in checks)
     assert {r["activation_checkpointing"] for r in rows if r["step"] == "checkpointing" and r["kind"] == "row"} == {
         False,
         True,
@@ -76,3 +78,20 @@ def test_the_gpu_tests_step_runs_every_file_that_holds_gpu_tests():
         str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py") if marked.search(p.read_text())
     )
     assert holding and sorted(GPU_TEST_FILES) == holding
+
+
+def test_the_sampling_benchmarks_network_predicts_something(tmp_path):
+    """A freshly built model predicts 0 for every input (zero-initialised output layers), which
+    would make the suite's fast == plain checks compare zeros: its chunk fills those layers."""
+    import time
+
+    import torch
+
+    from benchmarks import gpu_suite
+
+    ctx = gpu_suite.Ctx(tmp_path, "sampling", True, time.monotonic() + 60, None, "eager")
+    chunk = gpu_suite.Chunk(ctx)
+    z = {m: torch.randn(1, chunk.future.channels, chunk.future.length) for m in chunk.mods}
+    with torch.no_grad():
+        out = chunk.denoiser(1)(z, torch.full((1,), 500))
+    assert all(float(v.abs().max()) > 1e-3 for v in out.values())

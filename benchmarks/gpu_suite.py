@@ -24,7 +24,10 @@ of params.yaml on CPU, fp32, tiny step counts, to test the suite's structure):
   fell back to eager or not;
 - gpu_tests: the project's `gpu`-marked tests (pytest -m gpu on the files that hold them);
 - launches: profiler events (CPU ops, CUDA kernels) of one joint forward, eager and graphed
-  (benchmarks.launches).
+  (benchmarks.launches);
+- optimizer: one AdamW step on the joint model's parameters per implementation (per-tensor
+  loop, foreach, fused, and the one `syncvp.training.optim.adamw` takes: fused on CUDA), with
+  the difference from the loop's result (benchmarks.optimizer).
 
     python -m benchmarks.gpu_suite --out gpu-run                  # on a GPU machine
     python -m benchmarks.gpu_suite --out /tmp/s --smoke            # structure check on CPU
@@ -203,10 +206,12 @@ class Trainer:
         flops = self.flops_per_sample * batch
         peak = peak_tflops(self.ctx)
         tflops = flops / res["step_s"] / 1e12
+        group = self.optimizer.param_groups[0]
         return self.ctx.emit(
             work=self.work,
             size=self.ctx.size,
             params=self.params,
+            optimizer="fused" if group["fused"] else "foreach" if group["foreach"] else "loop",
             batch=batch,
             steps=n,
             **res,
@@ -504,6 +509,15 @@ def launches(ctx: Ctx) -> None:
         ctx.emit(**count_forward(ctx.size, ctx.device, graph=graph))
 
 
+def optimizer(ctx: Ctx) -> None:
+    """AdamW step time by implementation on the joint model's parameters (benchmarks.optimizer):
+    the per-tensor loop, foreach, fused, and the one `adamw` picks (fused on CUDA)."""
+    from benchmarks.optimizer import measure
+
+    for row in measure(ctx.size, ctx.device, 3 if ctx.smoke else 20, 2 if ctx.smoke else 5):
+        ctx.emit(**row)
+
+
 def gpu_tests(ctx: Ctx) -> None:
     """The project's `gpu`-marked tests (modules that import what this machine lacks, e.g. prefect
     or lpips on the lent GPU machine, are reported as collection errors; the rest still run)."""
@@ -541,6 +555,7 @@ STEPS = {
     "train_unet": Step(lambda c: train_rows(c, "UNet train"), 60, 60),
     "train_autoencoder": Step(lambda c: train_rows(c, "autoencoder train"), 60, 60),
     "launches": Step(launches, 45, 60),
+    "optimizer": Step(optimizer, 40, 60),
 }
 # the test files holding `gpu` tests (each imports without prefect, dvc, lpips, netCDF4)
 GPU_TEST_FILES = [
@@ -553,6 +568,7 @@ GPU_TEST_FILES = [
     "tests/evaluation/test_evaluate.py",
     "tests/metrics/test_protocol.py",
     "tests/data/test_pseudo_depth.py",
+    "tests/training/test_optim.py",
 ]
 GPU_TEST_FILES_SMOKE = GPU_TEST_FILES[:1]  # --smoke: one small file
 EXTRA = {"hang": Step(hang, 5, 5)}  # run only when named

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from syncvp.io import checkpoint as ckpt_io
-from syncvp.training import distributed
+from syncvp.training import distributed, optim
 
 
 class Stateful(Protocol):
@@ -90,7 +90,10 @@ class TrainState:
                     f"checkpoint {kind} {sorted(theirs)} do not match the run's {sorted(mine)}"
                 )
             for name, obj in mine.items():
-                obj.load_state_dict(theirs[name])
+                if isinstance(obj, torch.optim.Optimizer):
+                    optim.load_optimizer_state(obj, theirs[name])
+                else:
+                    obj.load_state_dict(theirs[name])
         rank = distributed.rank()
         ckpt_io.restore_rng(ckpt["rng"] if rank == 0 else rank_rng[rank - 1], self.generators)
         streams = extra.pop("streams", {})

@@ -50,12 +50,15 @@ def test_steps_past_the_budget_are_recorded_as_skipped(tmp_path):
 
 @pytest.mark.slow
 def test_the_smoke_suite_measures_every_row(tmp_path):
-    stdout, rows = suite(tmp_path, "--steps", "env,train_joint,sampling,checkpointing,launches", "--budget-s", "240")
-    assert {name: r["status"] for name, r in steps(rows).items()} == dict.fromkeys(
-        ["env", "train_joint", "sampling", "checkpointing", "launches"], "ok"
-    )
+    names = ["env", "train_joint", "sampling", "checkpointing", "launches", "optimizer"]
+    stdout, rows = suite(tmp_path, "--steps", ",".join(names), "--budget-s", "240")
+    assert {name: r["status"] for name, r in steps(rows).items()} == dict.fromkeys(names, "ok")
     train = [r for r in rows if r["step"] == "train_joint" and "samples_per_s" in r]
     assert [r["batch"] for r in train] == [1, 2, 4, 8] and all(r["flops_per_step"] > 0 for r in train)
+    assert {r["optimizer"] for r in train} == {"loop"}  # on CPU; fused on CUDA
+    opt = {r["implementation"]: r for r in rows if r["step"] == "optimizer" and r["kind"] == "row"}
+    assert list(opt) == ["loop", "foreach", "fused", "ours (loop)"]
+    assert opt["ours (loop)"]["max_diff_vs_loop"] == 0 and opt["foreach"]["max_diff_vs_loop"] == 0
     checks = [r for r in rows if r.get("check")]
     assert len(checks) == 3 and all(r["passed"] for r in checks)
     # on CPU the graph path calls the denoiser plainly: the same output, the same samples

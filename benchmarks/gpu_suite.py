@@ -489,6 +489,12 @@ def checkpointing(ctx: Ctx) -> None:
 
 
 def compile_joint(ctx: Ctx) -> None:
+    import logging
+
+    # a fallback's full traceback (which inductor pass failed) goes to gpu_suite.log
+    fastpath_log = logging.getLogger("syncvp.training.fastpath")
+    fastpath_log.setLevel(logging.DEBUG)
+    fastpath_log.addHandler(logging.StreamHandler(sys.stdout))
     start = time.perf_counter()
     trainer = Trainer(ctx, "joint train", compile=True)
     res = trainer.steps(2 if ctx.smoke else 8, 2)

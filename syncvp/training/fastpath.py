@@ -78,6 +78,7 @@ def guard_compile(
             out = model._call_impl(*args, **kwargs)
             model._compiled_call_impl = None  # eager from now on
             warn(f"torch.compile failed for {type(model).__name__} ({_reason(exc)}); running it eager")
+            _logger.debug("torch.compile failure of %s, full traceback:", type(model).__name__, exc_info=exc)
             return out
 
     model._compiled_call_impl = call

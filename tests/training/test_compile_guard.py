@@ -52,6 +52,19 @@ def test_a_failing_compiler_falls_back_to_eager_once_with_one_warning():
     assert list(model.state_dict()) == list(eager.state_dict())  # in place: checkpoints keep their keys
 
 
+def test_the_fallback_logs_the_full_traceback_at_debug_level(caplog):
+    """The warning names the innermost reason; the traceback (which compiler pass failed) goes to
+    the module's logger at debug level, for the GPU suite's log."""
+    model = tiny()
+    guard_compile(model, backend=Backend(), warn=lambda m: None)
+    with caplog.at_level("DEBUG", logger="syncvp.training.fastpath"):
+        model(torch.randn(3, 4))
+    (record,) = [r for r in caplog.records if r.name == "syncvp.training.fastpath"]
+    assert record.levelname == "DEBUG" and "full traceback" in record.getMessage()
+    assert record.exc_info and "no kernels for you" in str(record.exc_info[1])
+    assert "Backend.__call__" in caplog.text or "in __call__" in caplog.text
+
+
 def test_an_error_eager_raises_too_propagates():
     model, warnings = tiny(), []
     guard_compile(model, backend=Backend(), warn=warnings.append)

@@ -49,12 +49,15 @@ def _resident_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure(size: str, work: str, batch: int, checkpointing: bool, steps: int, device: str) -> dict:
-    """One row, in this process."""
+def measure(
+    size: str, work: str, batch: int, checkpointing: bool, steps: int, device: str, *, channels_last: bool = False
+) -> dict:
+    """One row, in this process (`channels_last`: the model as `run.channels_last` lays it out)."""
     import torch
 
     from benchmarks.scale import Row, _train_task
     from syncvp.models.unet_blocks import set_activation_checkpointing
+    from syncvp.training.fastpath import prepare_model
     from syncvp.training.loop import Update, fit
     from syncvp.training.optim import adamw
     from syncvp.training.state import TrainState
@@ -64,7 +67,7 @@ def measure(size: str, work: str, batch: int, checkpointing: bool, steps: int, d
     row = Row(WORKS[work], size, True, device.type, 0, 1, 1, False)
     model, _ = _train_task(row, "cpu", batch=batch)
     set_activation_checkpointing(model, checkpointing)
-    model = model.to(device)
+    model = prepare_model(model.to(device), channels_last=channels_last, compile=False)
     model, loss = _train_task(row, device, batch=batch, model=model)
     state = TrainState(
         models={"m": model}, optimizers={"m": adamw(model.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=0.0)}

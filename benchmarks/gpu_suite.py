@@ -18,8 +18,9 @@ of params.yaml on CPU, fp32, tiny step counts, to test the suite's structure):
   CUDA graph (`syncvp.training.fastpath.GraphedDenoiser`), with the check graph == eager;
 - sampling_compiled: the same compiled (`guard_compile`, frozen as `run.compile` compiles the
   sampler's denoiser), with the check compiled == eager;
-- checkpointing: joint training at batch 8 with and without activation checkpointing: peak
-  memory (torch.cuda.max_memory_allocated) and step time;
+- checkpointing: joint training at batch 8 with and without activation checkpointing
+  (benchmarks.checkpointing): step time, the memory held for the backward pass and peak memory
+  (torch.cuda.max_memory_allocated);
 - compile_joint: a compiled joint training step at paper config (a 3-minute cap): pass / fail,
   fell back to eager or not;
 - gpu_tests: the project's `gpu`-marked tests (pytest -m gpu on the files that hold them);
@@ -150,9 +151,8 @@ def peak_tflops(ctx: Ctx) -> float | None:
 class Trainer:
     """One model of a training row (scale.py's tasks) trained through `fit` at varying batch."""
 
-    def __init__(self, ctx: Ctx, work: str, *, compile: bool = False, checkpointing: bool = False):
+    def __init__(self, ctx: Ctx, work: str, *, compile: bool = False):
         from benchmarks.scale import Row, _train_task
-        from syncvp.models.unet_blocks import set_activation_checkpointing
         from syncvp.training.fastpath import prepare_model
         from syncvp.training.optim import adamw
 
@@ -160,7 +160,6 @@ class Trainer:
         self.row = Row(work, ctx.size, True, self.device.type, 0, 1, 1, compile)
         self.warnings: list[str] = []
         model, _ = _train_task(self.row, "cpu", batch=1)
-        set_activation_checkpointing(model, checkpointing)
         model = model.to(self.device)
         if compile:
             from syncvp.training import fastpath
@@ -472,20 +471,23 @@ def env(ctx: Ctx) -> None:
 
 
 def checkpointing(ctx: Ctx) -> None:
+    """Joint training at batch 8 with and without activation checkpointing (benchmarks.checkpointing,
+    channels-last as in the training rows): step time, the memory held for the backward pass
+    (allocated bytes after the loss's forward pass above those before it) and peak memory."""
+    from benchmarks.checkpointing import measure
+
     batch, n = (2, 2) if ctx.smoke else (8, 5)
     for on in (False, True):
-        trainer = Trainer(ctx, "joint train", checkpointing=on)
-        _reset_peak(trainer.device)
-        res = trainer.steps(batch, n)
-        peak = _peak_mib(trainer.device)
+        row = measure(ctx.size, "joint", batch, on, n, str(ctx.device), channels_last=True)
+        peak = row["peak_mib"] if ctx.device.type == "cuda" else None  # CPU: whole-process figures
         ctx.emit(
             activation_checkpointing=on,
             batch=batch,
-            **res,
+            step_s=row["step_s"],
+            activations_mib=row["activations_mib"] if peak is not None else None,
             peak_mib=peak,
             under_24gib=None if peak is None else peak < 24 * 1024,
         )
-        del trainer
 
 
 def compile_joint(ctx: Ctx) -> None:

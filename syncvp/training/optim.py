@@ -44,12 +44,20 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     A saved param group carries the `foreach` / `fused` flags of the run that wrote it, and torch
     restores them with the hyperparameters: a checkpoint written on CPU would otherwise take
     fused kernels away from a resumed CUDA run, and one written before `implementation` existed
-    (flags None) would bring back the per-tensor loop.
+    (flags None) would bring back the per-tensor loop. Fused kernels also want each parameter's
+    step count beside the parameter (torch leaves a loop-written count where it was loaded), so
+    it is moved there.
     """
     chosen = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state)
     for group, flags in zip(optimizer.param_groups, chosen):
         group.update(flags)
+        if not group.get("fused"):
+            continue
+        for p in group["params"]:
+            step = optimizer.state.get(p, {}).get("step")
+            if torch.is_tensor(step):
+                optimizer.state[p]["step"] = step.to(device=p.device, dtype=torch.float32)
 
 
 def cosine_factor(step: int, total_steps: int, min_ratio: float, warmup_steps: int = 0) -> float:

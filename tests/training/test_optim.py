@@ -3,6 +3,8 @@ on CUDA), and that a resumed optimizer keeps its own kernels."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -82,6 +84,25 @@ def test_a_resumed_optimizer_keeps_its_own_kernels_and_the_saved_moments(tmp_pat
     assert all(torch.equal(a, b) for a, b in zip(fresh_net.parameters(), net.parameters()))
 
 
+def test_a_state_written_by_the_loop_resumes_into_fused_kernels():
+    """What a CPU checkpoint meets on a CUDA run (here with fused kernels on CPU, which torch has
+    too): the fused optimizer keeps its kernels, and carries on close to the loop."""
+    loop_net, fused_net = small_net(), small_net()
+    loop = torch.optim.AdamW(loop_net.parameters(), foreach=False, **HYPER)
+    train(loop_net, loop, 3)
+    fused_net.load_state_dict(loop_net.state_dict())
+    fused = torch.optim.AdamW(fused_net.parameters(), fused=True, **HYPER)
+    optim.load_optimizer_state(fused, copy.deepcopy(loop.state_dict()))  # as read from a file
+    assert fused.param_groups[0]["fused"] is True and not fused.param_groups[0]["foreach"]
+    p = next(fused_net.parameters())
+    assert fused.state[p]["step"].dtype == torch.float32 and fused.state[p]["step"].device == p.device
+    train(loop_net, loop, 5, seed=2)
+    train(fused_net, fused, 5, seed=2)
+    for a, b in zip(fused_net.parameters(), loop_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert float(fused.state[p]["step"]) == 8
+
+
 @pytest.mark.gpu
 def test_on_cuda_it_takes_fused_kernels_close_to_the_per_tensor_loop_and_keeps_them_on_resume():
     ours_net, loop_net = small_net(device="cuda"), small_net(device="cuda")
@@ -92,7 +113,15 @@ def test_on_cuda_it_takes_fused_kernels_close_to_the_per_tensor_loop_and_keeps_t
     train(loop_net, loop, 25)
     for a, b in zip(ours_net.parameters(), loop_net.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    # a state written by the loop (flags None) resumed into a fused optimizer stays fused
-    resumed = optim.adamw(small_net(device="cuda").parameters(), **HYPER)
-    optim.load_optimizer_state(resumed, loop.state_dict())
+    # a state written by the loop (its step counts on the CPU) resumed into a fused optimizer:
+    # it stays fused, its step counts move beside the parameters, and it carries on like the loop
+    resumed_net = small_net(device="cuda")
+    resumed_net.load_state_dict(loop_net.state_dict())
+    resumed = optim.adamw(resumed_net.parameters(), **HYPER)
+    optim.load_optimizer_state(resumed, copy.deepcopy(loop.state_dict()))  # as read from a file
     assert resumed.param_groups[0]["fused"] is True
+    assert all(s["step"].device.type == "cuda" for s in resumed.state.values())
+    train(resumed_net, resumed, 5, seed=3)
+    train(loop_net, loop, 5, seed=3)
+    for a, b in zip(resumed_net.parameters(), loop_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

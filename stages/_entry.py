@@ -18,6 +18,7 @@ they start in seconds instead of starting their own ephemeral Prefect server and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import subprocess
@@ -25,7 +26,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from syncvp.config import Params, ParamsError, load_params
 
@@ -116,12 +117,17 @@ def _check_server() -> None:
 
 
 def _start_ephemeral_server() -> None:
-    """Ephemeral mode on a new database: start this process's temporary Prefect server holding a
-    lock in $PREFECT_HOME, so that stage processes started at once on a fresh checkout (two `dvc
-    repro` runs, `dvc queue start -j 2`) create the database one after the other. Otherwise both
-    servers migrate the new database at once, one fails its start-up with a long traceback on the
-    console and Prefect starts it again. Once the database exists, nothing is locked: starting on
-    an up-to-date database changes nothing in it."""
+    """Ephemeral mode: start this process's temporary Prefect server (the flow's client uses this
+    one, a singleton), with two things Prefect's own lazy start does not do:
+
+    - on a new database, the start holds a lock in $PREFECT_HOME, so that stage processes started
+      at once on a fresh checkout (two `dvc repro` runs, `dvc queue start -j 2`) create the
+      database one after the other. Otherwise both servers migrate the new database at once, one
+      fails its start-up with a long traceback on the console and Prefect starts it again. Once the
+      database exists nothing is locked: starting on an up-to-date database changes nothing in it;
+    - the server's logging drops SQLAlchemy's report of a database call cancelled when the server
+      is stopped at the end of the stage (`stages._server_logging`), which would otherwise print an
+      ERROR traceback after a stage that succeeded."""
     import fcntl
 
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL
@@ -129,17 +135,32 @@ def _start_ephemeral_server() -> None:
     url = str(PREFECT_API_DATABASE_CONNECTION_URL.value() or "")
     if PREFECT_API_URL.value() or not url.startswith("sqlite") or ":///" not in url:
         return  # a server, or a database that is not a local SQLite file
-    db = Path(url.split(":///", 1)[1])
-    if db.exists():
-        return
     # imported only here: the server's modules take seconds to import, which every stage process
     # of a `make repro` (a running server) would pay for nothing
     from prefect.server.api.server import SubprocessASGIServer
 
+    db = Path(url.split(":///", 1)[1])
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".start-lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process ends)
-        SubprocessASGIServer().start()  # the flow's client uses this one (a singleton)
+    with _server_logging_environment(db.parent), open(db.with_name(db.name + ".start-lock"), "w") as lock:
+        if not db.exists():
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process ends)
+        SubprocessASGIServer().start()
+
+
+@contextlib.contextmanager
+def _server_logging_environment(folder: Path) -> Iterator[None]:
+    """PREFECT_LOGGING_SETTINGS_PATH set, while the server subprocess starts (it takes this
+    process's settings), to the logging configuration Prefect would use with the shutdown filter
+    added. This process's own logging is set up already and stays as it is."""
+    from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH
+    from prefect.settings import PREFECT_LOGGING_SETTINGS_PATH, temporary_settings
+
+    from stages._server_logging import server_logging_config
+
+    own = PREFECT_LOGGING_SETTINGS_PATH.value()
+    path = server_logging_config(own if own.exists() else DEFAULT_LOGGING_SETTINGS_PATH, folder)
+    with temporary_settings({PREFECT_LOGGING_SETTINGS_PATH: path}):
+        yield
 
 
 class _WithoutTraceback(logging.Formatter):

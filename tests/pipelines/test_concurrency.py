@@ -107,7 +107,8 @@ def test_two_stage_processes_share_an_ephemeral_database(tmp_path, prefect_harne
 def test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn(tmp_path, monkeypatch):
     """Two servers migrating a new SQLite database at once: one fails its start-up with a long
     traceback (seen with two `python -m stages.synthesize` at once on a fresh checkout). The stage
-    entry starts its ephemeral server holding a lock beside the database, only while there is none."""
+    entry starts its ephemeral server holding a lock beside the database while there is none, and
+    without it once there is one."""
     import fcntl
 
     from prefect.server.api.server import SubprocessASGIServer
@@ -134,13 +135,13 @@ def test_the_first_ephemeral_start_on_a_new_database_is_taken_in_turn(tmp_path, 
         _start_ephemeral_server()
         assert started == [True], "started once, holding the lock"
         _start_ephemeral_server()
-        assert started == [True], "the database exists: nothing to do"
+        assert started == [True, False], "the database exists: started without the lock"
     db.unlink()
     with temporary_settings(
         {PREFECT_API_URL: "http://127.0.0.1:4200/api", PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{db}"}
     ):
         _start_ephemeral_server()
-    assert started == [True] and not db.exists(), "a server is configured: no ephemeral start"
+    assert started == [True, False] and not db.exists(), "a server is configured: no ephemeral start"
 
 
 # --------------------------------------------------------------------------------------------

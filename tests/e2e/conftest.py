@@ -47,6 +47,19 @@ class Project:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     again: subprocess.CompletedProcess | None = None  # the plain `dvc repro` after it
     again_seconds: float = 0.0
+    again_touched: list[str] = field(default_factory=list)  # files the plain `dvc repro` wrote
+    files: dict[str, int] = field(default_factory=dict)  # file_times after it
+
+
+def file_times(root: Path) -> dict[str, int]:
+    """Path (relative to `root`) -> modification time in ns, for every file of the copy outside the
+    DVC and Prefect state folders (which a no-op `dvc repro` may still touch)."""
+    skip = {".dvc", ".prefect", ".git"}
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and not skip & set(p.relative_to(root).parts)
+    }
 
 
 @dataclass
@@ -153,9 +166,12 @@ def pipeline_run(tmp_path_factory, prefect_harness) -> Run:
         env = dvc_env(**cds.env(), CDSAPI_RC=str(raw / "no-cdsapirc"))
         repro_side_by_side(projects, env)
         for project in projects:
-            start = time.monotonic()
+            before, start = file_times(project.root), time.monotonic()
             project.again = dvc(["repro"], project.root, env)
             project.again_seconds = time.monotonic() - start
+            after = file_times(project.root)
+            project.again_touched = sorted(k for k in after if before.get(k) != after[k])
+            project.files = after
         run = Run(projects=projects, env=env, inputs=inputs, cds_requests=list(cds.requests))
     for p in projects:
         slowest = sorted(p.stage_seconds.items(), key=lambda kv: -kv[1])[:3]

@@ -70,6 +70,25 @@ def test_the_smoke_suite_measures_every_row(tmp_path):
     assert all(r["aten_ops_top"] > 0 for r in rows if r["step"] == "launches" and r["kind"] == "row")
 
 
+@pytest.mark.slow
+def test_the_smoke_suite_runs_the_compiled_steps(tmp_path):
+    """Compiled sampling alone and inside a CUDA graph (a plain call on CPU), each checked
+    against eager, and a compiled training step; backend `eager` (--smoke), so the outputs equal
+    eager's exactly."""
+    names = ["sampling_compiled", "compile_joint"]
+    _, rows = suite(tmp_path, "--steps", ",".join(names), "--budget-s", "240")
+    assert {name: r["status"] for name, r in steps(rows).items()} == dict.fromkeys(names, "ok")
+    sampled = [(r["path"], r["batch"]) for r in rows if r["step"] == "sampling_compiled" and "path" in r]
+    assert sampled == [("compiled", 1), ("compiled+graph", 1), ("compiled", 2), ("compiled+graph", 2)]
+    assert all(r["seconds"] > 0 for r in rows if "path" in r)
+    checks = [r for r in rows if r.get("check")]
+    assert [r["check"].split()[0] for r in checks] == ["compiled", "compiled+graph"] * 2
+    assert all(r["passed"] and r["relative_l2"] == 0 and r["sample_max_abs_diff"] == 0 for r in checks)
+    assert all(r["captured"] is False for r in checks if r["check"].startswith("compiled+graph"))  # CPU
+    (compiled,) = [r for r in rows if r["step"] == "compile_joint" and r["kind"] == "row"]
+    assert compiled["passed"] and not compiled["fell_back"] and compiled["step_s"] > 0
+
+
 def test_the_gpu_tests_step_runs_every_file_that_holds_gpu_tests():
     """A `gpu` test in a file missing from GPU_TEST_FILES would never run on a lent GPU."""
     import re
@@ -81,6 +100,43 @@ def test_the_gpu_tests_step_runs_every_file_that_holds_gpu_tests():
         str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py") if marked.search(p.read_text())
     )
     assert holding and sorted(GPU_TEST_FILES) == holding
+
+
+def test_the_gpu_tests_step_records_each_test_as_it_finishes(tmp_path):
+    _, rows = suite(tmp_path, "--steps", "gpu_tests", "--budget-s", "120")
+    assert steps(rows)["gpu_tests"]["status"] == "ok"
+    tests = [r for r in rows if r["step"] == "gpu_tests" and "test" in r]
+    assert tests and all(r["test"].startswith("tests/") and "::" in r["test"] for r in tests)
+    assert {r["outcome"] for r in tests} == {"skipped"}  # no GPU here
+    (last,) = [r for r in rows if r["step"] == "gpu_tests" and "pytest_rc" in r]
+    assert last["pytest_rc"] == 0 and f"{len(tests)} skipped" in last["summary"]
+
+
+BLOCKED = ("prefect", "dvc", "dvclive", "lpips", "netCDF4", "cftime", "cdsapi")  # not on the lent GPU machine
+COLLECT_BLOCKED = f"""
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {BLOCKED!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
+sys.meta_path.insert(0, Blocker())
+import pytest
+from benchmarks.gpu_suite import GPU_TEST_FILES
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-n", "0", "-m", "gpu", *GPU_TEST_FILES]))
+"""
+
+
+def test_the_gpu_test_files_collect_without_the_packages_the_gpu_machine_lacks():
+    """The lent GPU machine has torch, numpy, pyyaml and tqdm but not prefect, dvc, lpips,
+    netCDF4, ...: a `gpu` test file importing one of them would be a collection error there."""
+    from benchmarks.gpu_suite import GPU_TEST_FILES
+
+    proc = subprocess.run(
+        [sys.executable, "-c", COLLECT_BLOCKED], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    collected = [ln for ln in proc.stdout.splitlines() if "::" in ln]
+    assert {ln.split("::")[0] for ln in collected} == set(GPU_TEST_FILES)
 
 
 def test_the_sampling_benchmarks_network_predicts_something(tmp_path):

@@ -72,3 +72,35 @@ def test_a_failing_compiler_samples_as_eager_with_one_warning(files, monkeypatch
     assert "torch.compile failed for JointUNet" in warnings[0] and "no kernels for you" in warnings[0]
     for m in ref:
         torch.testing.assert_close(out[m], ref[m], atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+def test_on_cuda_a_compiled_denoiser_replayed_from_cuda_graphs_samples_as_eager(files, monkeypatch):
+    """`run.compile` with `run.cuda_graphs`: the sampler's denoiser compiled by inductor (frozen)
+    and captured in one CUDA graph per chunk gives the eager rollout (fp32, TF32 off, so only
+    inductor's fusion and reordering differ) within 1e-3; it compiled (no fallback warning) and
+    every chunk's graph was captured."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from syncvp.prediction import rollout
+    from syncvp.training.fastpath import GraphedDenoiser
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    made = []
+
+    class Spy(GraphedDenoiser):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(rollout, "GraphedDenoiser", Spy)
+    torch._dynamo.reset()
+    warnings = []
+    eager = load_predictor(*files, SAMPLING, device="cuda")
+    fast = load_predictor(*files, SAMPLING, device="cuda", compile=True, cuda_graphs=True, warn=warnings.append)
+    ref, out = _samples(eager), _samples(fast)
+    assert warnings == [] and fast.model._compiled_call_impl is not None  # compiled, no fallback
+    assert len(made) == 1 and made[0].graph is not None  # rollout of 3 frames: one chunk, captured
+    for m in ref:
+        torch.testing.assert_close(out[m], ref[m], atol=1e-3, rtol=0)

@@ -14,10 +14,12 @@ both see the same load:
   optimizer the pipeline builds;
 - with `--single`, the stage-1 UNet's forward and train step too (their `UNetModel` + `DDPM`);
 - with `--bf16`, our joint forward under bf16 autocast (`sampling.precision: bf16`) against their
-  fp32 forward (their code has no reduced-precision sampling);
+  fp32 forward (their code has no reduced-precision sampling), on a copy of the network as
+  `load_predictor` hands it to the sampler (frozen, linear and convolution weights stored in
+  bf16: `syncvp.prediction.load.precast_weights`);
 - with `--compile`, our joint forward compiled as the sampler compiles it with `run.compile`
   (inductor, frozen: `syncvp.training.fastpath.guard_compile`), on a copy of the model; with
-  `--bf16` too, also under bf16 autocast. Compiling takes one to two minutes per row on 2 cores,
+  `--bf16` too, also under bf16 autocast (on a precast copy). Compiling takes one to two minutes per row on 2 cores,
   spent in the warm-up call.
 
 The authors' code is not part of this project and is not downloaded: pass a checkout of
@@ -58,6 +60,7 @@ from syncvp.diffusion.joint import draw_joint_noise, joint_training_loss
 from syncvp.diffusion.process import sample_timesteps, training_loss
 from syncvp.models.factory import build_joint_unet, build_unet
 from syncvp.models.unet import count_parameters
+from syncvp.prediction.load import precast_weights
 from syncvp.training.fastpath import prepare_model
 from syncvp.training.optim import adamw
 
@@ -193,23 +196,35 @@ def joint_pairs(
         with torch.no_grad():
             theirs(rgb, depth, c_rgb, c_depth, t)
 
-    def ours_forward_bf16():
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            ours(x0, t, c)
+    def sampler_copy(precision: str):
+        """The network as `load_predictor` hands it to the sampler: frozen, and with bf16 sampling
+        its linear and convolution weights stored in bf16 (`precast_weights`)."""
+        net = copy.deepcopy(ours).requires_grad_(False)
+        if precision == "bf16":
+            precast_weights(net)
+        return net
+
+    def bf16_call(net):
+        def call():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                net(x0, t, c)
+
+        return call
 
     pairs = {"joint forward": (ours_forward, theirs_forward)}
     if bf16:
-        pairs["joint forward, ours bf16"] = (ours_forward_bf16, theirs_forward)
+        pairs["joint forward, ours bf16"] = (bf16_call(sampler_copy("bf16")), theirs_forward)
     if compile:
-        compiled = prepare_model(copy.deepcopy(ours), channels_last=False, compile=True, frozen=True, warn=warn)
+        compiled = prepare_model(sampler_copy("fp32"), channels_last=False, compile=True, frozen=True, warn=warn)
 
-        def ours_compiled(precision: bool):
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision):
+        def ours_compiled():
+            with torch.no_grad():
                 compiled(x0, t, c)
 
-        pairs["joint forward, ours compiled"] = (lambda: ours_compiled(False), theirs_forward)
+        pairs["joint forward, ours compiled"] = (ours_compiled, theirs_forward)
         if bf16:
-            pairs["joint forward, ours compiled bf16"] = (lambda: ours_compiled(True), theirs_forward)
+            net = prepare_model(sampler_copy("bf16"), channels_last=False, compile=True, frozen=True, warn=warn)
+            pairs["joint forward, ours compiled bf16"] = (bf16_call(net), theirs_forward)
     if train:
         schedule = build_schedule(diffusion)
         our_opt = adamw(ours.parameters(), lr=1e-5, betas=(0.9, 0.999), weight_decay=0.01)

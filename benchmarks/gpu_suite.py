@@ -39,6 +39,7 @@ of params.yaml on CPU, fp32, tiny step counts, to test the suite's structure):
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -61,6 +62,7 @@ TOLERANCE = {  # relative L2 difference of one denoiser call's output, fast vs p
     "graph": 1e-3,  # the same kernels replayed: expected 0, allow reduction-order noise
     "compiled": 5e-2,  # inductor fuses and reorders bf16 arithmetic (CPU, paper config: 0.019)
     "compiled+graph": 5e-2,  # the compiled kernels replayed: as compiled
+    "precast": 1e-6,  # bf16 weights stored once vs cast by autocast at each call: the same values
 }
 # The final samples' max difference is reported too, for information only: 100 DDIM steps of a
 # random-weight model amplify any rounding difference (measured on CPU at the paper config: bf16
@@ -272,6 +274,7 @@ class Chunk:
         from syncvp.diffusion.factory import build_schedule
         from syncvp.diffusion.samplers import Sampler
         from syncvp.models.factory import build_joint_unet
+        from syncvp.prediction.load import precast_weights
         from syncvp.training.fastpath import prepare_model
 
         self.ctx, self.device = ctx, ctx.device
@@ -284,15 +287,22 @@ class Chunk:
             for p in model.parameters():
                 if not p.any():
                     p.copy_(ZERO_FILL_STD * torch.randn(p.shape, generator=g))
-        self.model = model.to(self.device).eval()
+        # as load_predictor hands the network to the sampler: frozen; for bf16 sampling a copy
+        # whose linear and convolution weights are stored in bf16 (precast_weights)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.per_call = copy.deepcopy(self.model)  # bf16 by autocast's cast at every call
+        self.bf16 = copy.deepcopy(self.model)
+        precast_weights(self.bf16)
         self.warnings: list[str] = []
         if compile:
             from syncvp.training import fastpath
 
             fastpath.COMPILE_BACKEND = ctx.compile_backend
-        # frozen, as run.compile compiles the sampler's denoiser (load_predictor); the compiled
-        # chunk's weights are loaded before its first call, which is when it compiles
-        prepare_model(self.model, channels_last=True, compile=compile, frozen=True, warn=self.warnings.append)
+        # frozen, as run.compile compiles the sampler's denoiser (load_predictor); each network
+        # compiles at its first call
+        for net in (self.model, self.bf16):
+            prepare_model(net, channels_last=True, compile=compile, frozen=True, warn=self.warnings.append)
+        prepare_model(self.per_call, channels_last=True, compile=False)
         self.steps = 2 if ctx.smoke else SAMPLING_STEPS
         self.sampler = Sampler(
             schedule=build_schedule(diffusion),
@@ -305,17 +315,20 @@ class Chunk:
             same_noise=True,
         )
 
-    def denoiser(self, batch: int, *, amp: bool = True, graph: bool = False):
+    def denoiser(self, batch: int, *, amp: bool = True, graph: bool = False, precast: bool = True):
+        """The sampler's denoiser at `batch`: bf16 autocast on CUDA with `amp` (the precast
+        network, or with precast=False the fp32 one cast at every call), else fp32."""
         import torch
 
         g = torch.Generator().manual_seed(2)
         c = {m: torch.rand(batch, self.context.channels, self.context.length, generator=g) * 2 - 1 for m in self.mods}
         c = {m: v.to(self.device) for m, v in c.items()}
         on = amp and self.device.type == "cuda"
+        net = (self.bf16 if precast else self.per_call) if on else self.model
 
         def fn(z, t):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on, cache_enabled=False):
-                return self.model(z, t, c)
+                return net(z, t, c)
 
         if not graph:
             return fn
@@ -363,7 +376,16 @@ def _relative(a: dict, b: dict) -> float:
 
 
 def _check(
-    ctx: Ctx, path: str, batch: int, fast, plain, chunk: "Chunk", fast_sample: dict, plain_sample: dict, **extra
+    ctx: Ctx,
+    path: str,
+    batch: int,
+    fast,
+    plain,
+    chunk: "Chunk",
+    fast_sample: dict,
+    plain_sample: dict,
+    against: str = "eager",
+    **extra,
 ):
     """Pass / fail on one call of the fast denoiser against the plain one (the same noisy input,
     t = 500); the final samples' difference is reported alongside, for information."""
@@ -378,7 +400,7 @@ def _check(
     tol = TOLERANCE[path]
     ctx.emit(
         kind="check",
-        check=f"{path} denoiser == eager denoiser (one call, relative L2)",
+        check=f"{path} denoiser == {against} denoiser (one call, relative L2)",
         batch=batch,
         relative_l2=rel,
         tolerance=tol,
@@ -395,6 +417,11 @@ def sampling(ctx: Ctx) -> None:
         denoiser = chunk.denoiser(batch)
         eager, plain = chunk.time(denoiser, batch, repeats)
         ctx.emit(path="eager", batch=batch, ddim_steps=chunk.steps, **eager, peak_mib=_peak_mib(chunk.device))
+        if batch == 1:  # what precasting the weights saves: autocast casting them at every call
+            per_call = chunk.denoiser(batch, precast=False)
+            res, cast_sample = chunk.time(per_call, batch, repeats)
+            ctx.emit(path="eager, weights cast per call", batch=batch, ddim_steps=chunk.steps, **res)
+            _check(ctx, "precast", batch, denoiser, per_call, chunk, plain, cast_sample, against="per-call cast")
         graphed = chunk.denoiser(batch, graph=True)
         captured = getattr(graphed, "graph", None) is not None
         res, fast = chunk.time(graphed, batch, repeats)
@@ -413,8 +440,7 @@ def sampling(ctx: Ctx) -> None:
 
 def sampling_compiled(ctx: Ctx) -> None:
     eager = Chunk(ctx)
-    compiled = Chunk(ctx, compile=True)
-    compiled.model.load_state_dict(eager.model.state_dict())
+    compiled = Chunk(ctx, compile=True)  # the same seeds: the same weights
     repeats = 1 if ctx.smoke else 3
     for batch in (1, 2) if ctx.smoke else (1, 16):
         denoiser, fast_denoiser = eager.denoiser(batch), compiled.denoiser(batch)
@@ -580,7 +606,7 @@ class Step:
 STEPS = {
     "env": Step(env, 40, 30),
     "train_joint": Step(lambda c: train_rows(c, "joint train"), 100, 60),
-    "sampling": Step(sampling, 90, 60),
+    "sampling": Step(sampling, 110, 60),
     "sampling_compiled": Step(sampling_compiled, 150, 120),
     "checkpointing": Step(checkpointing, 50, 60),
     "gpu_tests": Step(gpu_tests, 120, 60),
@@ -602,6 +628,7 @@ GPU_TEST_FILES = [
     "tests/metrics/test_protocol.py",
     "tests/data/test_pseudo_depth.py",
     "tests/training/test_optim.py",
+    "tests/prediction/test_sampling_precision.py",
     "tests/prediction/test_compiled_sampler.py",  # last: it compiles with inductor
 ]
 GPU_TEST_FILES_SMOKE = GPU_TEST_FILES[:1]  # --smoke: one small file

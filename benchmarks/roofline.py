@@ -367,8 +367,9 @@ def _channels_last(model: torch.nn.Module) -> None:
                 )
 
 
-def _task(work: str, size: str, batch: int) -> tuple[torch.nn.Module, Callable[[], Tensor]]:
-    """(model, the step's forward: the training loss, or one denoiser call for `sampling`)."""
+def _task(work: str, size: str, batch: int, precast: bool = True) -> tuple[torch.nn.Module, Callable[[], Tensor]]:
+    """(model, the step's forward: the training loss, or one denoiser call for `sampling`: the
+    network frozen, and with `precast` its linear and convolution weights stored in bf16)."""
     from benchmarks.scale import Row, _train_task
 
     name = {"joint": "joint train", "unet": "UNet train", "autoencoder": "autoencoder train", "sampling": "joint train"}
@@ -382,18 +383,24 @@ def _task(work: str, size: str, batch: int) -> tuple[torch.nn.Module, Callable[[
     z = {m: torch.randn(batch, future.channels, future.length) for m in mods}
     c = {m: torch.randn(batch, context.channels, context.length) for m in mods}
     t = torch.full((batch,), 500, dtype=torch.long)
-    model.eval()
+    model.eval().requires_grad_(False)  # as load_predictor hands it to the sampler
+    if precast:  # bf16 sampling
+        from syncvp.prediction.load import precast_weights
+
+        precast_weights(model)
     return model, lambda: model(z, t, c)
 
 
-def record(work: str, size: str, batch: int) -> list[Op]:
+def record(work: str, size: str, batch: int, precast: bool = True) -> list[Op]:
     """The operators of one step on fake tensors: a training step (loss under bf16 autocast,
-    backward, clipping, fused AdamW) or, for `sampling`, one no-grad denoiser call."""
+    backward, clipping, fused AdamW) or, for `sampling`, one no-grad denoiser call of the network
+    as `load_predictor` hands it to the sampler for bf16 sampling (`precast=False`: without its
+    weights stored in bf16, so that autocast casts them at every call)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     with FakeTensorMode(allow_non_fake_inputs=True):
         torch.manual_seed(0)
-        model, forward = _task(work, size, batch)
+        model, forward = _task(work, size, batch, precast)
         _channels_last(model)
         recorder = Recorder()
         if work == "sampling":
@@ -414,11 +421,12 @@ def record(work: str, size: str, batch: int) -> list[Op]:
         return recorder.ops
 
 
-def rows(works: list[str], size: str, batches: list[int], chip: Chip) -> Iterator[dict]:
+def rows(works: list[str], size: str, batches: list[int], chip: Chip, precast: bool = True) -> Iterator[dict]:
     for work in works:
         for batch in batches:
-            res = summarize(record(work, size, batch), chip)
-            yield {"work": work, "size": size, "batch": batch, **res}
+            res = summarize(record(work, size, batch, precast), chip)
+            extra = {"precast": precast} if work == "sampling" else {}
+            yield {"work": work, "size": size, "batch": batch, **extra, **res}
 
 
 def _table(row: dict) -> str:
@@ -468,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compute-efficiency", type=float, default=Chip.compute_efficiency)
     parser.add_argument("--memory-efficiency", type=float, default=Chip.memory_efficiency)
     parser.add_argument("--floor-us", type=float, default=Chip.floor_us, help="shortest kernel, microseconds")
+    parser.add_argument(
+        "--no-precast",
+        action="store_true",
+        help="sampling: the network's weights left in float32, cast by autocast at every call",
+    )
     parser.add_argument("--json", help="also append one JSON line per row to this file")
     args = parser.parse_args(argv)
     for name in ("peak_tflops", "compute_efficiency", "memory_efficiency"):
@@ -488,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({chip.memory_efficiency:g} reached), {chip.floor_us:g} us per kernel at least",
         flush=True,
     )
-    for row in rows(args.work, args.size, args.batches, chip):
+    for row in rows(args.work, args.size, args.batches, chip, not args.no_precast):
         print(_table(row), flush=True)
         if args.json:
             with open(args.json, "a") as f:

@@ -194,3 +194,11 @@ def test_bad_arguments_are_refused_with_one_line(args, message, capsys):
     with pytest.raises(SystemExit):
         R.main(args)
     assert message in capsys.readouterr().err
+
+
+def test_sampling_with_precast_weights_drops_the_weight_casts_and_keeps_the_flops():
+    cast, per_call = R.record("sampling", "tiny", 2), R.record("sampling", "tiny", 2, precast=False)
+    casts = lambda ops: sum(o.category == "casts" for o in ops)  # noqa: E731
+    assert casts(cast) < casts(per_call) and len(per_call) - len(cast) == casts(per_call) - casts(cast)
+    assert sum(o.flops for o in cast) == sum(o.flops for o in per_call) > 0
+    assert {o.dtype for o in cast if o.category == "matmul/conv"} == {"bfloat16"}

@@ -12,6 +12,7 @@ from torch import nn
 
 from syncvp.prediction import Predictor
 from tests.prediction.conftest import SAMPLING, context_clips, tiny_predictor
+from tests.prediction.test_compiled_sampler import files  # noqa: F401 - the model-file fixture
 
 
 def predictor(precision: str, joint: bool = True) -> Predictor:
@@ -62,3 +63,85 @@ def test_an_unknown_precision_is_refused():
 def test_fp32_is_the_default():
     assert {f.name: f.default for f in dataclasses.fields(Predictor)}["precision"] == "fp32"
     assert SAMPLING.precision == "fp32"
+
+
+def _casts(fn) -> int:
+    """The number of dtype casts (`aten::_to_copy`) `fn()` dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += func._overloadpacket is torch.ops.aten._to_copy
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def _call(p: Predictor):
+    cond = {
+        m: torch.zeros(2, ae.latent_shape.channels, ae.latent_shape.length) for m, ae in p.context_autoencoders.items()
+    }
+    x = {m: torch.randn(2, ae.latent_shape.channels, ae.latent_shape.length) for m, ae in p.future_autoencoders.items()}
+    denoiser = p._denoiser(cond, frozenset(p.modalities))
+    return lambda: denoiser(x, torch.full((2,), 500))
+
+
+@pytest.mark.parametrize("joint", [True, False], ids=["joint", "stage-1"])
+def test_precast_weights_give_the_same_bf16_samples_bit_for_bit_without_the_weight_casts(joint):
+    """bf16 weights stored once compute with the very values autocast casts them to at every
+    call: the same samples exactly, and one cast less per weight use."""
+    from syncvp.prediction.load import LOW_PRECISION_LAYERS, precast_weights
+
+    plain, cast = predictor("bf16", joint), predictor("bf16", joint)
+    a, b = plain.model.state_dict(), cast.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same weights to start from
+    n = precast_weights(cast.model)
+    layers = [m for m in cast.model.modules() if isinstance(m, LOW_PRECISION_LAYERS)]
+    assert n == sum(1 for m in layers for _ in m.parameters(recurse=False)) > 0
+    assert {p.dtype for m in layers for p in m.parameters(recurse=False)} == {torch.bfloat16}
+    norms = [p for m in cast.model.modules() if isinstance(m, nn.GroupNorm) for p in m.parameters()]
+    assert norms and {p.dtype for p in norms} == {torch.float32}  # normalization layers left alone
+    assert precast_weights(cast.model) == 0  # nothing left to cast
+
+    assert _casts(_call(cast)) < _casts(_call(plain))
+    context = context_clips()
+    if not joint:
+        context = {"depth": context["depth"]}
+    ref = plain.rollout(context, 3, generator=torch.Generator().manual_seed(0))
+    out = cast.rollout(context, 3, generator=torch.Generator().manual_seed(0))
+    for m in ref:
+        assert torch.equal(out[m], ref[m]), m
+
+
+def test_load_predictor_precasts_for_bf16_sampling_only(files):
+    from syncvp.prediction import load_predictor
+
+    def dtypes(p: Predictor) -> set[torch.dtype]:
+        return {w.dtype for m in p.model.modules() if isinstance(m, nn.Conv2d) for w in m.parameters()}
+
+    assert dtypes(load_predictor(*files, SAMPLING)) == {torch.float32}
+    bf16 = load_predictor(*files, dataclasses.replace(SAMPLING, precision="bf16"))
+    assert dtypes(bf16) == {torch.bfloat16}
+    out = bf16.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in out.values())
+    with pytest.raises(RuntimeError):  # called without autocast, the bf16 weights meet fp32 inputs
+        dataclasses.replace(bf16, precision="fp32").rollout(context_clips(), 3, generator=torch.Generator())
+
+
+@pytest.mark.gpu
+def test_on_cuda_precast_weights_give_the_same_bf16_rollout():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from syncvp.prediction.load import precast_weights
+
+    plain, cast = tiny_predictor(True, "cuda", precision="bf16"), tiny_predictor(True, "cuda", precision="bf16")
+    plain.model.requires_grad_(False)  # as loaded: autocast casts the weights at every use
+    precast_weights(cast.model)
+    ref = plain.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
+    out = cast.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
+    for m in ref:
+        torch.testing.assert_close(out[m], ref[m], rtol=0, atol=1e-6)

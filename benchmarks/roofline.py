@@ -109,6 +109,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
 
 @attention.register_fake
 def _(q, k, v, mask):
+    if q.dim() == 4:  # [B, H, L, D]: flash / memory-efficient kernels write it as [B, L, H, D]
+        b, h, length, _ = q.shape
+        return q.new_empty(b, length, h, v.shape[-1]).transpose(1, 2)
     return q.new_empty(*q.shape[:-1], v.shape[-1])
 
 

@@ -39,7 +39,7 @@ def precast_weights(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> in
     denoiser with `sampling.precision: bf16`). Autocast casts a float32 weight at every use
     (it keeps the cast only for parameters that require grad, and a loaded model's do not), and
     the cast is the same rounding as `.to(dtype)`, so every layer computes with the same values
-    bit for bit, without the cast kernels (on a GPU, 380 of the paper-size joint model's 1,714
+    bit for bit, without the cast kernels (on a GPU, 544 of the paper-size joint model's 1,818
     kernels per call, `benchmarks/roofline.py`) and with half the weight memory. Calling the
     model without autocast afterwards fails on the dtype mismatch. Returns the tensors cast."""
     cast = 0

@@ -89,6 +89,7 @@ def test_attention_is_one_kernel_with_sdpas_flop_count():
     assert att[0].flops == fwd and att[1].flops == 2.5 * fwd  # five products in the backward pass
     assert att[0].bytes == 2 * (2 * b * h * L * d + 2 * b * h * S * d)  # q, k, v read and out written, bf16
     assert att[0].dtype == "bfloat16" and out.dtype == torch.bfloat16
+    assert out.transpose(1, 2).is_contiguous()  # written [B, L, H, D] as the GPU kernels do: heads merge as a view
     # the output's gradient, q, k, v and the output read; dq, dk, dv written
     assert att[1].bytes == 2 * (3 * b * h * L * d + 2 * b * h * S * d) + 2 * (b * h * L * d + 2 * b * h * S * d)
 

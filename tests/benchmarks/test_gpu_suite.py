@@ -74,9 +74,9 @@ def test_the_smoke_suite_measures_every_row(tmp_path):
 @pytest.mark.slow
 def test_the_smoke_suite_runs_the_compiled_steps(tmp_path):
     """Compiled sampling alone and inside a CUDA graph (a plain call on CPU), each checked
-    against eager, and a compiled training step; backend `eager` (--smoke), so the outputs equal
-    eager's exactly."""
-    names = ["sampling_compiled", "compile_joint"]
+    against eager, and a compiled training step, whole and block by block; backend `eager`
+    (--smoke), so the outputs equal eager's exactly."""
+    names = ["sampling_compiled", "compile_joint", "compile_regional"]
     _, rows = suite(tmp_path, "--steps", ",".join(names), "--budget-s", "240")
     assert {name: r["status"] for name, r in steps(rows).items()} == dict.fromkeys(names, "ok")
     sampled = [(r["path"], r["batch"]) for r in rows if r["step"] == "sampling_compiled" and "path" in r]
@@ -88,6 +88,9 @@ def test_the_smoke_suite_runs_the_compiled_steps(tmp_path):
     assert all(r["captured"] is False for r in checks if r["check"].startswith("compiled+graph"))  # CPU
     (compiled,) = [r for r in rows if r["step"] == "compile_joint" and r["kind"] == "row"]
     assert compiled["passed"] and not compiled["fell_back"] and compiled["step_s"] > 0
+    (regional,) = [r for r in rows if r["step"] == "compile_regional" and r["kind"] == "row"]
+    assert regional["blocks"] > 10 and regional["fell_back"] == 0 and regional["step_s"] > 0
+    assert 0 < regional["unique_graphs"] < regional["blocks"]  # blocks of one class and shape share a graph
 
 
 def test_the_gpu_tests_step_runs_every_file_that_holds_gpu_tests():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from syncvp.config import RolePair
 from syncvp.config.diffusion import PAPER_DIFFUSION, DiffusionConfig, JointConfig, SamplingConfig, UNetConfig
-from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder
+from syncvp.models.autoencoder import AutoencoderSpec, TriplaneAutoencoder, save_autoencoder
+from syncvp.models.diffusion_file import save_diffusion_model
 from syncvp.models.factory import build_joint_unet, build_unet
 from tests.models.tiny import perturb
 
@@ -126,3 +128,21 @@ def tiny_predictor(joint: bool = True, device: str = "cpu", **options):
         sampler=build_sampler(SAMPLING, DIFFUSION, same_noise=True),
         **options,
     )
+
+
+@pytest.fixture
+def joint_files(tmp_path):
+    """A tiny joint model file and its autoencoder files (`load_predictor`'s first two arguments)."""
+    ctx, fut = autoencoders()
+    model = tmp_path / "joint.pt"
+    save_diffusion_model(
+        model, joint_model(ctx, fut), shapes=shapes(ctx, fut), unet=UNET, diffusion=DIFFUSION, joint=JOINT
+    )
+    aes = {
+        m: RolePair(
+            context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
+            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]),
+        )
+        for m in ("rgb", "depth")
+    }
+    return model, aes

@@ -7,43 +7,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from syncvp.config import RolePair
-from syncvp.models.autoencoder import save_autoencoder
-from syncvp.models.diffusion_file import save_diffusion_model
 from syncvp.prediction import load_predictor
 from syncvp.training import fastpath
-from tests.prediction.conftest import DIFFUSION, JOINT, SAMPLING, UNET, autoencoders, context_clips, joint_model, shapes
+from tests.prediction.conftest import SAMPLING, context_clips
 from tests.training.test_compile_guard import Backend, Recording
-
-
-@pytest.fixture
-def files(tmp_path):
-    """A tiny joint model file and its autoencoder files."""
-    ctx, fut = autoencoders()
-    model = tmp_path / "joint.pt"
-    save_diffusion_model(
-        model, joint_model(ctx, fut), shapes=shapes(ctx, fut), unet=UNET, diffusion=DIFFUSION, joint=JOINT
-    )
-    aes = {
-        m: RolePair(
-            context=save_autoencoder(tmp_path / f"{m}-context.pt", ctx[m]),
-            future=save_autoencoder(tmp_path / f"{m}-future.pt", fut[m]),
-        )
-        for m in ("rgb", "depth")
-    }
-    return model, aes
 
 
 def _samples(predictor) -> dict[str, torch.Tensor]:
     return predictor.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
 
 
-def test_a_compiled_denoiser_samples_as_eager(files, monkeypatch):
+def test_a_compiled_denoiser_samples_as_eager(joint_files, monkeypatch):
     """backend aot_eager (dynamo's graph capture without inductor's C++ build, minutes on 2 cores)."""
     monkeypatch.setattr(fastpath, "COMPILE_BACKEND", "aot_eager")
-    eager = load_predictor(*files, SAMPLING)
+    eager = load_predictor(*joint_files, SAMPLING)
     warnings = []
-    compiled = load_predictor(*files, SAMPLING, compile=True, warn=warnings.append)
+    compiled = load_predictor(*joint_files, SAMPLING, compile=True, warn=warnings.append)
     assert eager.model._compiled_call_impl is None and compiled.model._compiled_call_impl is not None
     ref, out = _samples(eager), _samples(compiled)
     assert warnings == [] and compiled.model._compiled_call_impl is not None  # it compiled; no fallback
@@ -53,20 +32,20 @@ def test_a_compiled_denoiser_samples_as_eager(files, monkeypatch):
         assert ae._compiled_call_impl is None  # the autoencoders stay eager
 
 
-def test_the_samplers_denoiser_compiles_frozen(files, monkeypatch):
+def test_the_samplers_denoiser_compiles_frozen(joint_files, monkeypatch):
     """The weights are fixed once loaded, so the denoiser compiles with inductor's freezing."""
     torch._dynamo.reset()
     backend = Recording()
     monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
-    _samples(load_predictor(*files, SAMPLING, compile=True))
+    _samples(load_predictor(*joint_files, SAMPLING, compile=True))
     assert backend.freezing and all(backend.freezing)
 
 
-def test_a_failing_compiler_samples_as_eager_with_one_warning(files, monkeypatch):
+def test_a_failing_compiler_samples_as_eager_with_one_warning(joint_files, monkeypatch):
     backend, warnings = Backend(), []
     monkeypatch.setattr(fastpath, "COMPILE_BACKEND", backend)
-    eager = load_predictor(*files, SAMPLING)
-    compiled = load_predictor(*files, SAMPLING, compile=True, channels_last=True, warn=warnings.append)
+    eager = load_predictor(*joint_files, SAMPLING)
+    compiled = load_predictor(*joint_files, SAMPLING, compile=True, channels_last=True, warn=warnings.append)
     ref, out = _samples(eager), _samples(compiled)
     assert backend.calls == 1 and len(warnings) == 1  # one attempt, then eager for every later step
     assert "torch.compile failed for JointUNet" in warnings[0] and "no kernels for you" in warnings[0]
@@ -75,7 +54,7 @@ def test_a_failing_compiler_samples_as_eager_with_one_warning(files, monkeypatch
 
 
 @pytest.mark.gpu
-def test_on_cuda_a_compiled_denoiser_replayed_from_cuda_graphs_samples_as_eager(files, monkeypatch):
+def test_on_cuda_a_compiled_denoiser_replayed_from_cuda_graphs_samples_as_eager(joint_files, monkeypatch):
     """`run.compile` with `run.cuda_graphs`: the sampler's denoiser compiled by inductor (frozen)
     and captured in one CUDA graph per chunk gives the eager rollout (fp32, TF32 off, so only
     inductor's fusion and reordering differ) within 1e-3; it compiled (no fallback warning) and
@@ -97,8 +76,8 @@ def test_on_cuda_a_compiled_denoiser_replayed_from_cuda_graphs_samples_as_eager(
     monkeypatch.setattr(rollout, "GraphedDenoiser", Spy)
     torch._dynamo.reset()
     warnings = []
-    eager = load_predictor(*files, SAMPLING, device="cuda")
-    fast = load_predictor(*files, SAMPLING, device="cuda", compile=True, cuda_graphs=True, warn=warnings.append)
+    eager = load_predictor(*joint_files, SAMPLING, device="cuda")
+    fast = load_predictor(*joint_files, SAMPLING, device="cuda", compile=True, cuda_graphs=True, warn=warnings.append)
     ref, out = _samples(eager), _samples(fast)
     assert warnings == [] and fast.model._compiled_call_impl is not None  # compiled, no fallback
     assert len(made) == 1 and made[0].graph is not None  # rollout of 3 frames: one chunk, captured

@@ -12,7 +12,6 @@ from torch import nn
 
 from syncvp.prediction import Predictor
 from tests.prediction.conftest import SAMPLING, context_clips, tiny_predictor
-from tests.prediction.test_compiled_sampler import files  # noqa: F401 - the model-file fixture
 
 
 def predictor(precision: str, joint: bool = True) -> Predictor:
@@ -46,12 +45,7 @@ def test_bf16_samples_are_the_fp32_samples_up_to_rounding(joint):
 
 
 def test_the_denoiser_hands_fp32_back():
-    p = predictor("bf16")
-    cond = {
-        m: torch.zeros(2, ae.latent_shape.channels, ae.latent_shape.length) for m, ae in p.context_autoencoders.items()
-    }
-    x = {m: torch.randn(2, ae.latent_shape.channels, ae.latent_shape.length) for m, ae in p.future_autoencoders.items()}
-    out = p._denoiser(cond, frozenset(p.modalities))(x, torch.full((2,), 500))
+    out = _call(predictor("bf16"))()
     assert {v.dtype for v in out.values()} == {torch.float32}
 
 
@@ -117,14 +111,14 @@ def test_precast_weights_give_the_same_bf16_samples_bit_for_bit_without_the_weig
         assert torch.equal(out[m], ref[m]), m
 
 
-def test_load_predictor_precasts_for_bf16_sampling_only(files):
+def test_load_predictor_precasts_for_bf16_sampling_only(joint_files):
     from syncvp.prediction import load_predictor
 
     def dtypes(p: Predictor) -> set[torch.dtype]:
         return {w.dtype for m in p.model.modules() if isinstance(m, nn.Conv2d) for w in m.parameters()}
 
-    assert dtypes(load_predictor(*files, SAMPLING)) == {torch.float32}
-    bf16 = load_predictor(*files, dataclasses.replace(SAMPLING, precision="bf16"))
+    assert dtypes(load_predictor(*joint_files, SAMPLING)) == {torch.float32}
+    bf16 = load_predictor(*joint_files, dataclasses.replace(SAMPLING, precision="bf16"))
     assert dtypes(bf16) == {torch.bfloat16}
     out = bf16.rollout(context_clips(), 3, generator=torch.Generator().manual_seed(0))
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in out.values())
